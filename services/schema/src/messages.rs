@@ -1,0 +1,302 @@
+//! The messages the services publish: feature vectors, risk verdicts, alert events, dead
+//! letters and machine status. Telemetry lives in [`crate::telemetry`].
+
+use crate::machine_id::MachineId;
+use crate::telemetry::RejectReason;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+pub use crate::telemetry::{FailureMode, ProductType, TELEMETRY_SCHEMA};
+
+/// Schema id of feature vectors.
+pub const FEATURES_SCHEMA: &str = "dtwin.features.v1";
+/// Schema id of risk verdicts.
+pub const RISK_SCHEMA: &str = "dtwin.risk.v1";
+/// Schema id of alert events.
+pub const ALERT_SCHEMA: &str = "dtwin.alert.v1";
+/// Schema id of dead letters.
+pub const DEADLETTER_SCHEMA: &str = "dtwin.deadletter.v1";
+/// Schema id of machine and publisher status messages.
+pub const STATUS_SCHEMA: &str = "dtwin.status.v1";
+
+/// Rolling-window features of one machine after one reading (`dtwin.features.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Features {
+    /// Always [`FEATURES_SCHEMA`].
+    pub schema: String,
+    /// The machine.
+    pub machine_id: MachineId,
+    /// When the features were computed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// The `ts` of the telemetry that produced them (for end-to-end latency).
+    #[serde(with = "time::serde::rfc3339")]
+    pub source_ts: OffsetDateTime,
+    /// The `seq` of that telemetry.
+    pub seq: u64,
+    /// Hash of the ordered feature names (see [`crate::feature_set_hash`]).
+    pub feature_set: String,
+    /// Readings in the window; a window holding fewer than it needs is `cold`.
+    pub window_len: u32,
+    /// True while the window is too short for the model to be trusted.
+    pub cold: bool,
+    /// Feature name -> value; `null` means missing.
+    pub values: BTreeMap<String, Option<f64>>,
+    /// The latest raw sensor values, for people reading alerts and dashboards.
+    pub latest: BTreeMap<String, f64>,
+    /// Product variant, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_type: Option<ProductType>,
+}
+
+/// Whether a machine is healthy or at risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RiskStatus {
+    /// Risk below the decision threshold and no rule fired.
+    Healthy,
+    /// Risk at or above the threshold, or a critical rule fired.
+    AtRisk,
+}
+
+impl RiskStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "HEALTHY",
+            Self::AtRisk => "AT_RISK",
+        }
+    }
+    /// How a person reads it ("AT RISK").
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Healthy => "HEALTHY",
+            Self::AtRisk => "AT RISK",
+        }
+    }
+}
+
+/// How urgent a verdict, action or alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Level {
+    /// Nothing to do.
+    Normal,
+    /// Plan maintenance.
+    Warning,
+    /// Act now.
+    Critical,
+}
+
+impl Level {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Warning => "WARNING",
+            Self::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// A maintenance recommendation from the expert rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// Stable code, e.g. `HIGH_VIBRATION`.
+    pub code: String,
+    /// What to do, for a person.
+    pub text: String,
+    /// How urgent.
+    pub severity: Level,
+}
+
+/// One feature's contribution to a prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    /// Feature name.
+    pub feature: String,
+    /// Its value (`null` when missing).
+    pub value: Option<f64>,
+    /// Its contribution to the probability (positive raises risk).
+    pub contribution: f64,
+}
+
+/// Which model produced a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// Model id.
+    pub id: String,
+    /// Model version.
+    pub version: String,
+}
+
+/// A machine's risk verdict (`dtwin.risk.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Risk {
+    /// Always [`RISK_SCHEMA`].
+    pub schema: String,
+    /// The machine.
+    pub machine_id: MachineId,
+    /// When the verdict was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// The `ts` of the telemetry behind it (end-to-end latency = receive time - source_ts).
+    #[serde(with = "time::serde::rfc3339")]
+    pub source_ts: OffsetDateTime,
+    /// The `seq` of that telemetry.
+    pub seq: u64,
+    /// Probability of failure or a NOK part within the model's horizon, 0..1.
+    pub probability: f64,
+    /// HEALTHY or AT_RISK.
+    pub status: RiskStatus,
+    /// NORMAL, WARNING or CRITICAL.
+    pub level: Level,
+    /// 0 (failing) to 100 (healthy).
+    pub health_score: f64,
+    /// Recommended maintenance actions, most severe first.
+    pub actions: Vec<Action>,
+    /// Features that pushed this prediction most.
+    pub factors: Vec<Factor>,
+    /// The model behind the probability.
+    pub model: ModelRef,
+    /// True when the window behind it was cold (too short to trust).
+    pub cold: bool,
+    /// Latest raw sensor values.
+    pub latest: BTreeMap<String, f64>,
+}
+
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertEventKind {
+    /// The alert started firing.
+    Firing,
+    /// A firing alert changed level or was re-notified.
+    Updated,
+    /// The alert resolved.
+    Resolved,
+    /// Its e-mail was accepted by the mail server or written to the outbox.
+    Sent,
+    /// Its e-mail could not be delivered (will be retried).
+    Failed,
+}
+
+/// An alert lifecycle event (`dtwin.alert.v1`), on `{prefix}/alerts/{machine_id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// Always [`ALERT_SCHEMA`].
+    pub schema: String,
+    /// The machine.
+    pub machine_id: MachineId,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// Stable id of the alert (one per firing period).
+    pub alert_id: String,
+    /// What happened.
+    pub event: AlertEventKind,
+    /// The alert's level.
+    pub level: Level,
+    /// Latest risk probability.
+    pub probability: f64,
+    /// Recommended actions.
+    pub actions: Vec<Action>,
+    /// Free-form detail (e.g. the file an e-mail was written to, or an SMTP error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// An input a service rejected (`dtwin.deadletter.v1`), on `{prefix}/deadletter/{service}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Always [`DEADLETTER_SCHEMA`].
+    pub schema: String,
+    /// The service that rejected it.
+    pub service: String,
+    /// When it was rejected.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// Machine-readable reason.
+    pub reason: RejectReason,
+    /// Human-readable detail.
+    pub detail: String,
+    /// The topic it arrived on.
+    pub topic: String,
+    /// The machine, when it could be told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<MachineId>,
+    /// The payload (lossy UTF-8), cut at [`DEADLETTER_PAYLOAD_CHARS`] characters.
+    pub payload: String,
+    /// The payload's full size in bytes.
+    pub payload_bytes: usize,
+}
+
+/// How much of a rejected payload a dead letter keeps.
+pub const DEADLETTER_PAYLOAD_CHARS: usize = 2048;
+
+impl DeadLetter {
+    /// A dead letter for `payload` received on `topic`.
+    pub fn new(
+        service: &str,
+        topic: &str,
+        payload: &[u8],
+        reason: RejectReason,
+        detail: String,
+    ) -> Self {
+        let text = String::from_utf8_lossy(payload);
+        Self {
+            schema: DEADLETTER_SCHEMA.to_owned(),
+            service: service.to_owned(),
+            ts: crate::time_fmt::now(),
+            reason,
+            detail,
+            topic: topic.to_owned(),
+            machine_id: None,
+            payload: text.chars().take(DEADLETTER_PAYLOAD_CHARS).collect(),
+            payload_bytes: payload.len(),
+        }
+    }
+}
+
+/// Online or offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Publishing.
+    Online,
+    /// Stopped or disconnected.
+    Offline,
+}
+
+/// A machine's or a publisher's presence (`dtwin.status.v1`, retained).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineStatus {
+    /// Always [`STATUS_SCHEMA`].
+    pub schema: String,
+    /// The machine, or the publisher's client id for publisher status.
+    pub machine_id: MachineId,
+    /// When it changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// Online or offline.
+    pub state: Presence,
+    /// Product variant, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_type: Option<ProductType>,
+}
+
+/// Encodes any message as JSON.
+pub fn to_json<T: Serialize>(msg: &T) -> Vec<u8> {
+    // Our messages are plain structs with string keys and finite-checked numbers; a NaN would
+    // become `null`, never an error.
+    serde_json::to_vec(msg).expect("message serializes")
+}
+
+/// Decodes a message of type `T`.
+///
+/// # Errors
+/// The serde_json error when the payload is not a `T`.
+pub fn from_json<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(payload)
+}

@@ -1,0 +1,195 @@
+//! Typed topics. Every topic the services use is built here from the prefix, and every
+//! incoming topic is parsed back here; no service writes a topic string by hand.
+//!
+//! ```text
+//! {prefix}/machines/{machine_id}/telemetry   sensor readings
+//! {prefix}/machines/{machine_id}/features    feature vector
+//! {prefix}/machines/{machine_id}/risk        risk verdict
+//! {prefix}/machines/{machine_id}/status      online/offline (retained)
+//! {prefix}/alerts/{machine_id}               alert events
+//! {prefix}/deadletter/{service}              rejected input + reason
+//! {prefix}/models/current                    deployed model (retained)
+//! {prefix}/publishers/{client_id}/status     a publisher's online/offline (retained, LWT)
+//! ```
+
+use crate::machine_id::MachineId;
+
+/// The default topic prefix.
+pub const DEFAULT_PREFIX: &str = "dtwin/v1";
+
+/// What a machine-scoped topic carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicKind {
+    /// `{prefix}/machines/{id}/telemetry`
+    Telemetry,
+    /// `{prefix}/machines/{id}/features`
+    Features,
+    /// `{prefix}/machines/{id}/risk`
+    Risk,
+    /// `{prefix}/machines/{id}/status`
+    Status,
+    /// `{prefix}/alerts/{id}`
+    Alert,
+}
+
+impl TopicKind {
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Telemetry => "telemetry",
+            Self::Features => "features",
+            Self::Risk => "risk",
+            Self::Status => "status",
+            Self::Alert => "",
+        }
+    }
+}
+
+/// Builds and parses the topics under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self::new(DEFAULT_PREFIX)
+    }
+}
+
+impl Topics {
+    /// Topics under `prefix` (a trailing slash is ignored).
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The prefix, without a trailing slash.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The topic of `kind` for one machine.
+    pub fn machine(&self, kind: TopicKind, id: &MachineId) -> String {
+        match kind {
+            TopicKind::Alert => format!("{}/alerts/{}", self.prefix, id),
+            _ => format!("{}/machines/{}/{}", self.prefix, id, kind.suffix()),
+        }
+    }
+
+    /// `{prefix}/machines/{id}/telemetry`
+    pub fn telemetry(&self, id: &MachineId) -> String {
+        self.machine(TopicKind::Telemetry, id)
+    }
+    /// `{prefix}/machines/{id}/features`
+    pub fn features(&self, id: &MachineId) -> String {
+        self.machine(TopicKind::Features, id)
+    }
+    /// `{prefix}/machines/{id}/risk`
+    pub fn risk(&self, id: &MachineId) -> String {
+        self.machine(TopicKind::Risk, id)
+    }
+    /// `{prefix}/machines/{id}/status`
+    pub fn status(&self, id: &MachineId) -> String {
+        self.machine(TopicKind::Status, id)
+    }
+    /// `{prefix}/alerts/{id}`
+    pub fn alert(&self, id: &MachineId) -> String {
+        self.machine(TopicKind::Alert, id)
+    }
+    /// `{prefix}/deadletter/{service}`
+    pub fn deadletter(&self, service: &str) -> String {
+        format!("{}/deadletter/{}", self.prefix, service)
+    }
+    /// `{prefix}/models/current` (retained)
+    pub fn model_current(&self) -> String {
+        format!("{}/models/current", self.prefix)
+    }
+    /// `{prefix}/publishers/{client_id}/status` (retained; the publisher's last will)
+    pub fn publisher_status(&self, client_id: &str) -> String {
+        format!("{}/publishers/{}/status", self.prefix, client_id)
+    }
+
+    /// The filter matching `kind` for every machine, e.g. `{prefix}/machines/+/telemetry`.
+    pub fn all(&self, kind: TopicKind) -> String {
+        match kind {
+            TopicKind::Alert => format!("{}/alerts/+", self.prefix),
+            _ => format!("{}/machines/+/{}", self.prefix, kind.suffix()),
+        }
+    }
+
+    /// The filter matching everything under the prefix.
+    pub fn everything(&self) -> String {
+        format!("{}/#", self.prefix)
+    }
+
+    /// Parses a machine-scoped topic back into its kind and the raw machine segment.
+    ///
+    /// The segment is returned raw (not as a [`MachineId`]) so that a caller can report a bad
+    /// id precisely; `None` means the topic is not one of ours.
+    pub fn parse<'t>(&self, topic: &'t str) -> Option<(TopicKind, &'t str)> {
+        let rest = topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('/')?;
+        if let Some(id) = rest.strip_prefix("alerts/") {
+            return (!id.contains('/')).then_some((TopicKind::Alert, id));
+        }
+        let rest = rest.strip_prefix("machines/")?;
+        let (id, kind) = rest.split_once('/')?;
+        let kind = match kind {
+            "telemetry" => TopicKind::Telemetry,
+            "features" => TopicKind::Features,
+            "risk" => TopicKind::Risk,
+            "status" => TopicKind::Status,
+            _ => return None,
+        };
+        Some((kind, id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn builds_the_documented_topics() {
+        let t = Topics::default();
+        let id = MachineId::parse("m-1").unwrap();
+        assert_eq!(t.telemetry(&id), "dtwin/v1/machines/m-1/telemetry");
+        assert_eq!(t.features(&id), "dtwin/v1/machines/m-1/features");
+        assert_eq!(t.risk(&id), "dtwin/v1/machines/m-1/risk");
+        assert_eq!(t.status(&id), "dtwin/v1/machines/m-1/status");
+        assert_eq!(t.alert(&id), "dtwin/v1/alerts/m-1");
+        assert_eq!(t.deadletter("feature"), "dtwin/v1/deadletter/feature");
+        assert_eq!(t.model_current(), "dtwin/v1/models/current");
+        assert_eq!(t.all(TopicKind::Telemetry), "dtwin/v1/machines/+/telemetry");
+        assert_eq!(Topics::new("plant/a/").prefix(), "plant/a");
+    }
+
+    #[test]
+    fn parse_rejects_foreign_topics() {
+        let t = Topics::default();
+        assert_eq!(t.parse("other/v1/machines/m/telemetry"), None);
+        assert_eq!(t.parse("dtwin/v1/machines/m/unknown"), None);
+        assert_eq!(t.parse("dtwin/v1/machines/m"), None);
+        assert_eq!(t.parse("dtwin/v1/alerts/a/b"), None);
+        assert_eq!(t.parse("dtwin/v1x/machines/m/telemetry"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn topics_round_trip(id in "[A-Za-z0-9_.-]{1,64}", prefix in "[a-z]{1,8}(/[a-z0-9]{1,8}){0,2}") {
+            let t = Topics::new(&prefix);
+            let mid = MachineId::parse(&id).unwrap();
+            for kind in [TopicKind::Telemetry, TopicKind::Features, TopicKind::Risk, TopicKind::Status, TopicKind::Alert] {
+                let topic = t.machine(kind, &mid);
+                prop_assert_eq!(t.parse(&topic), Some((kind, id.as_str())));
+                // A concrete topic matches its own wildcard filter.
+                let filter = t.all(kind);
+                let (fa, fb) = filter.split_once('+').unwrap();
+                prop_assert!(topic.starts_with(fa) && topic.ends_with(fb));
+            }
+        }
+    }
+}

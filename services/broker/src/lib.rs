@@ -1,1 +1,184 @@
-//! broker
+//! The embedded MQTT broker: rumqttd, configured in code with bounded memory.
+//!
+//! rumqttd's `Broker::start` blocks forever and never reports failures to bind (it logs them
+//! on its own thread), so [`start`] checks the port first, runs the broker on a dedicated
+//! thread and waits until the port accepts connections. The broker cannot be stopped; it lives
+//! as long as the process, which is what `dtwin up` and the tests need.
+//!
+//! # Layout
+//! - [`BrokerConfig`]: listen address and memory bounds, with defaults for `up`.
+//! - [`start`]: bind check, thread, readiness.
+//! - [`run`]: the service entry point (start, then wait for shutdown).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Default listen address of the embedded broker.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
+
+/// Bytes per commit-log segment. rumqttd keeps `segment_count` segments per subscribed
+/// filter; its example config (100 MiB x 10) let RSS reach 2.3 GB under load.
+pub const DEFAULT_SEGMENT_BYTES: usize = 4 * 1024 * 1024;
+/// Segments kept per filter.
+pub const DEFAULT_SEGMENT_COUNT: usize = 4;
+/// Largest payload the broker accepts: a model artifact on `models/current` must fit.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+
+/// Settings of the embedded broker.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Most concurrent client connections.
+    pub max_connections: usize,
+    /// Largest accepted payload in bytes.
+    pub max_payload_bytes: usize,
+    /// Bytes per commit-log segment.
+    pub segment_bytes: usize,
+    /// Segments per filter.
+    pub segment_count: usize,
+    /// QoS 1 messages in flight per connection.
+    pub max_inflight: usize,
+}
+
+impl BrokerConfig {
+    /// Defaults, listening on `listen`.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            max_connections: 10_000,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            segment_count: DEFAULT_SEGMENT_COUNT,
+            max_inflight: 500,
+        }
+    }
+
+    fn rumqttd(&self) -> rumqttd::Config {
+        let connections = rumqttd::ConnectionSettings {
+            connection_timeout_ms: 10_000,
+            max_payload_size: self.max_payload_bytes,
+            max_inflight_count: self.max_inflight,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        };
+        let server = rumqttd::ServerSettings {
+            name: "dtwin-v4".to_owned(),
+            listen: self.listen,
+            tls: None,
+            next_connection_delay_ms: 0,
+            connections,
+        };
+        rumqttd::Config {
+            id: 0,
+            router: rumqttd::RouterConfig {
+                max_connections: self.max_connections,
+                max_outgoing_packet_count: 200,
+                max_segment_size: self.segment_bytes,
+                max_segment_count: self.segment_count,
+                ..Default::default()
+            },
+            v4: Some(HashMap::from([("1".to_owned(), server)])),
+            ..Default::default()
+        }
+    }
+}
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Something else listens on the port.
+    #[error("cannot listen on {addr}: {source} (is another broker running? choose another port with --port or DTWIN_PORT)")]
+    PortTaken {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// The broker thread did not start accepting connections in time.
+    #[error("embedded broker did not start listening on {0} within 5 s")]
+    NotReady(SocketAddr),
+    /// The broker thread could not be spawned.
+    #[error("cannot spawn broker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A started broker.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerHandle {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+}
+
+/// Starts the broker on its own thread and waits until it accepts connections.
+///
+/// # Errors
+/// [`BrokerError::PortTaken`] when the port is in use, [`BrokerError::NotReady`] when the
+/// broker does not come up within 5 s.
+pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
+    let addr = config.listen;
+    // Bind once ourselves: rumqttd would only log the failure on its own thread.
+    drop(TcpListener::bind(addr).map_err(|source| BrokerError::PortTaken { addr, source })?);
+    let rumqttd_config = config.rumqttd();
+    std::thread::Builder::new()
+        .name("rumqttd".to_owned())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(rumqttd_config);
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "embedded broker stopped");
+            }
+        })
+        .map_err(BrokerError::Thread)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            info!(%addr, "embedded MQTT broker listening");
+            return Ok(BrokerHandle { addr });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(BrokerError::NotReady(addr))
+}
+
+/// Service entry point: starts the broker and returns when `shutdown` fires.
+///
+/// # Errors
+/// As [`start`].
+pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let cfg = config.clone();
+    tokio::task::spawn_blocking(move || start(&cfg)).await??;
+    shutdown.cancelled().await;
+    Ok(())
+}
+
+/// Reserves a free port on 127.0.0.1 (for tests and `--port 0`).
+///
+/// The port is free when this returns; another process could take it before the broker
+/// binds, which on a test machine is rare enough.
+///
+/// # Errors
+/// The bind error when no port can be had.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_and_refuses_a_taken_port() {
+        let port = free_port().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let handle = start(&BrokerConfig::new(addr)).unwrap();
+        assert_eq!(handle.addr, addr);
+        assert!(TcpStream::connect(addr).is_ok());
+        let err = start(&BrokerConfig::new(addr)).unwrap_err();
+        assert!(matches!(err, BrokerError::PortTaken { .. }), "{err}");
+        assert!(err.to_string().contains("--port"));
+    }
+}

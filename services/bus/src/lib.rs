@@ -1,1 +1,329 @@
-//! bus
+//! MQTT plumbing shared by every dtwin service.
+//!
+//! rumqttc only makes progress while its event loop is polled, so each connection gets one
+//! poll task that does nothing but decode and hand incoming publishes to a bounded channel;
+//! the service's worker does the real work and publishes through [`BusClient`]. The poll task
+//! also owns the connection's life: it resubscribes on every ConnAck (after a broker restart the
+//! session is new and would otherwise receive nothing) and backs off between reconnects (poll()
+//! retries at once, tens of thousands of times a second, if left alone).
+//!
+//! # Layout
+//! - [`url`]: [`BrokerUrl`], the `mqtt://[user:pass@]host[:port]` address of a broker.
+//! - [`connect`]: opens a connection and returns the client, the inbox and the poll task.
+
+pub mod url;
+
+pub use rumqttc::QoS;
+pub use url::{BrokerUrl, BrokerUrlError};
+
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, Publish};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+/// Largest MQTT packet sent or received. rumqttc's default (10 KiB) is too small for model
+/// artifacts on `models/current`; payload limits per message type are enforced by the decoders.
+pub const DEFAULT_MAX_PACKET_BYTES: usize = 16 * 1024 * 1024;
+
+/// Incoming publishes buffered between the poll task and the worker. When the worker falls
+/// behind the poll task waits, which stops reading the socket: backpressure reaches the broker
+/// instead of growing memory here.
+pub const DEFAULT_INBOX_CAPACITY: usize = 4096;
+
+/// Outgoing requests buffered in rumqttc before `publish` waits.
+pub const DEFAULT_REQUEST_CAPACITY: usize = 4096;
+
+/// First reconnect delay; doubles up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest reconnect delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How one connection is opened.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// Where the broker is.
+    pub url: BrokerUrl,
+    /// MQTT client id; fixed ids (with `clean_session = false`) keep a session across restarts.
+    pub client_id: String,
+    /// Start a fresh session on every connect.
+    pub clean_session: bool,
+    /// Keep-alive interval.
+    pub keep_alive: Duration,
+    /// Largest packet in either direction.
+    pub max_packet_bytes: usize,
+    /// When true, QoS 1 publishes are acknowledged only by [`BusClient::ack`], after the work
+    /// they trigger is done (the alerter uses this so a crash never loses a verdict).
+    pub manual_acks: bool,
+    /// Retained message the broker publishes if this connection dies: (topic, payload).
+    pub last_will: Option<(String, Vec<u8>)>,
+    /// Capacity of the inbox channel.
+    pub inbox_capacity: usize,
+    /// Capacity of rumqttc's request channel.
+    pub request_capacity: usize,
+    /// QoS 1 messages in flight at once.
+    pub inflight: u16,
+}
+
+impl BusConfig {
+    /// Defaults for a connection to `url` as `client_id`.
+    pub fn new(url: BrokerUrl, client_id: impl Into<String>) -> Self {
+        Self {
+            url,
+            client_id: client_id.into(),
+            clean_session: true,
+            keep_alive: Duration::from_secs(10),
+            max_packet_bytes: DEFAULT_MAX_PACKET_BYTES,
+            manual_acks: false,
+            last_will: None,
+            inbox_capacity: DEFAULT_INBOX_CAPACITY,
+            request_capacity: DEFAULT_REQUEST_CAPACITY,
+            inflight: 100,
+        }
+    }
+
+    fn mqtt_options(&self) -> MqttOptions {
+        let mut o = MqttOptions::new(&self.client_id, &self.url.host, self.url.port);
+        o.set_keep_alive(self.keep_alive)
+            .set_clean_session(self.clean_session)
+            .set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes)
+            .set_manual_acks(self.manual_acks)
+            .set_inflight(self.inflight)
+            .set_request_channel_capacity(self.request_capacity);
+        if let Some((user, pass)) = &self.url.credentials {
+            o.set_credentials(user, pass);
+        }
+        if let Some((topic, payload)) = &self.last_will {
+            o.set_last_will(LastWill::new(topic, payload.clone(), rumqttc::QoS::AtLeastOnce, true));
+        }
+        o
+    }
+}
+
+/// A topic filter to subscribe to on every (re)connect.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// Topic filter (may hold `+` and `#`).
+    pub filter: String,
+    /// Maximum QoS to receive at.
+    pub qos: QoS,
+}
+
+impl Subscription {
+    /// A subscription to `filter` at `qos`.
+    pub fn new(filter: impl Into<String>, qos: QoS) -> Self {
+        Self { filter: filter.into(), qos }
+    }
+}
+
+/// One incoming publish.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The topic it was published to.
+    pub topic: String,
+    /// Its payload.
+    pub payload: Bytes,
+    /// Whether the broker delivered it as a retained message.
+    pub retain: bool,
+    packet: Publish,
+}
+
+/// Why a publish or acknowledgement failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The connection's request queue is closed (the poll task ended).
+    #[error("mqtt client closed: {0}")]
+    Closed(#[from] rumqttc::ClientError),
+}
+
+/// Connection state, as the poll task sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not connected (yet, or any more).
+    Down,
+    /// Connected; subscriptions not yet acknowledged.
+    Connected,
+    /// Connected and every subscription acknowledged.
+    Subscribed,
+}
+
+/// The sending half of a connection. Cheap to clone.
+#[derive(Clone)]
+pub struct BusClient {
+    client: AsyncClient,
+    state: watch::Receiver<LinkState>,
+}
+
+impl BusClient {
+    /// Publishes `payload` to `topic`, waiting while the request queue is full.
+    ///
+    /// # Errors
+    /// [`BusError::Closed`] when the connection has been shut down.
+    pub async fn publish(&self, topic: impl Into<String>, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) -> Result<(), BusError> {
+        let payload: Vec<u8> = payload.into();
+        self.client.publish(topic, qos, retain, payload).await?;
+        Ok(())
+    }
+
+    /// Publishes without waiting; fails when the request queue is full.
+    ///
+    /// # Errors
+    /// [`BusError::Closed`] when the queue is full or closed.
+    pub fn try_publish(&self, topic: impl Into<String>, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) -> Result<(), BusError> {
+        let payload: Vec<u8> = payload.into();
+        self.client.try_publish(topic, qos, retain, payload)?;
+        Ok(())
+    }
+
+    /// Acknowledges a QoS 1 message (only needed with `manual_acks`).
+    ///
+    /// # Errors
+    /// [`BusError::Closed`] when the connection has been shut down.
+    pub async fn ack(&self, msg: &Message) -> Result<(), BusError> {
+        self.client.ack(&msg.packet).await?;
+        Ok(())
+    }
+
+    /// The current link state.
+    pub fn state(&self) -> LinkState {
+        *self.state.borrow()
+    }
+
+    /// Waits until connected and subscribed (or just connected, for a connection without
+    /// subscriptions), or `timeout` passes. Returns whether it got there.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut rx = self.state.clone();
+        let ready = |s: &LinkState| *s == LinkState::Subscribed;
+        tokio::time::timeout(timeout, rx.wait_for(ready)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Sends DISCONNECT so the broker drops the session cleanly (no last will).
+    pub async fn disconnect(&self) {
+        if let Err(e) = self.client.disconnect().await {
+            debug!(error = %e, "disconnect on a closed client");
+        }
+    }
+}
+
+/// A running connection: its client, its inbox and its poll task.
+pub struct Connection {
+    /// Sends publishes and acks.
+    pub client: BusClient,
+    /// Incoming publishes, in arrival order.
+    pub inbox: mpsc::Receiver<Message>,
+    /// The poll task; it ends after [`BusClient::disconnect`] or when the inbox is dropped.
+    pub task: JoinHandle<()>,
+}
+
+impl Connection {
+    /// Disconnects cleanly and waits (at most 1 s) for the poll task to finish.
+    pub async fn close(self) {
+        self.client.disconnect().await;
+        drop(self.inbox);
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(1), &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// Opens a connection that subscribes to `subscriptions` on every connect.
+///
+/// Nothing is awaited here: the poll task connects in the background, retrying with backoff
+/// until the broker is reachable. Use [`BusClient::wait_ready`] to wait for it.
+pub fn connect(config: &BusConfig, subscriptions: Vec<Subscription>) -> Connection {
+    let (client, mut eventloop) = AsyncClient::new(config.mqtt_options(), config.request_capacity);
+    let mut net = NetworkOptions::new();
+    // Nagle's algorithm adds up to 40 ms per small publish on loopback; telemetry is latency-bound.
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(5);
+    eventloop.set_network_options(net);
+    let (tx, inbox) = mpsc::channel(config.inbox_capacity);
+    let initial = if subscriptions.is_empty() { LinkState::Connected } else { LinkState::Down };
+    let (state_tx, state) = watch::channel(initial);
+    let task = tokio::spawn(poll_loop(
+        eventloop,
+        client.clone(),
+        subscriptions,
+        tx,
+        state_tx,
+        config.client_id.clone(),
+    ));
+    Connection { client: BusClient { client, state }, inbox, task }
+}
+
+async fn poll_loop(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    subscriptions: Vec<Subscription>,
+    inbox: mpsc::Sender<Message>,
+    state: watch::Sender<LinkState>,
+    client_id: String,
+) {
+    let mut backoff = MIN_BACKOFF;
+    let connected = if subscriptions.is_empty() { LinkState::Subscribed } else { LinkState::Connected };
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                info!(client_id, session_present = ack.session_present, "connected to broker");
+                backoff = MIN_BACKOFF;
+                state.send_replace(connected);
+                if !subscriptions.is_empty() {
+                    // Subscribing from this task could deadlock on a full request queue, so a
+                    // short-lived task queues the request while this one keeps polling.
+                    let c = client.clone();
+                    let filters: Vec<_> = subscriptions
+                        .iter()
+                        .map(|s| rumqttc::SubscribeFilter::new(s.filter.clone(), s.qos))
+                        .collect();
+                    tokio::spawn(async move {
+                        if let Err(e) = c.subscribe_many(filters).await {
+                            warn!(error = %e, "could not queue subscribe");
+                        }
+                    });
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                state.send_replace(LinkState::Subscribed);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let msg = Message {
+                    topic: p.topic.clone(),
+                    payload: p.payload.clone(),
+                    retain: p.retain,
+                    packet: p,
+                };
+                if inbox.send(msg).await.is_err() {
+                    debug!(client_id, "inbox dropped; poll task ends");
+                    return;
+                }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                state.send_replace(LinkState::Down);
+                // Keep polling once more so the DISCONNECT is flushed, then stop.
+                let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+                debug!(client_id, "disconnected");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                state.send_replace(LinkState::Down);
+                if inbox.is_closed() {
+                    return;
+                }
+                warn!(client_id, error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Converts a QoS number (0, 1, 2) from configuration.
+///
+/// # Errors
+/// A message when the number is not 0, 1 or 2.
+pub fn qos_from_u8(q: u8) -> Result<QoS, String> {
+    rumqttc::qos(q).map_err(|_| format!("QoS must be 0, 1 or 2, not {q}"))
+}

@@ -1,0 +1,114 @@
+//! Broker addresses: `mqtt://[user[:password]@]host[:port]`.
+
+use std::fmt;
+
+/// Where a broker listens, and the credentials to use.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port (default 1883).
+    pub port: u16,
+    /// Username and password, when the URL carries them.
+    pub credentials: Option<(String, String)>,
+}
+
+/// Why a broker URL could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerUrlError {
+    /// Only `mqtt://` (and `tcp://`) are supported.
+    #[error("unsupported scheme in {0:?}: use mqtt://host:port")]
+    Scheme(String),
+    /// The host part is empty.
+    #[error("no host in broker URL {0:?}")]
+    NoHost(String),
+    /// The port is not a number in 1..=65535.
+    #[error("bad port in broker URL {0:?}")]
+    Port(String),
+}
+
+impl BrokerUrl {
+    /// A broker on `host:port` without credentials.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self { host: host.into(), port, credentials: None }
+    }
+
+    /// Parses `mqtt://[user[:password]@]host[:port]`.
+    ///
+    /// # Errors
+    /// [`BrokerUrlError`] naming what is wrong.
+    pub fn parse(s: &str) -> Result<Self, BrokerUrlError> {
+        let rest = s
+            .strip_prefix("mqtt://")
+            .or_else(|| s.strip_prefix("tcp://"))
+            .ok_or_else(|| BrokerUrlError::Scheme(s.to_owned()))?;
+        let rest = rest.trim_end_matches('/');
+        let (creds, hostport) = match rest.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, rest),
+        };
+        let credentials = creds.map(|c| match c.split_once(':') {
+            Some((u, p)) => (u.to_owned(), p.to_owned()),
+            None => (c.to_owned(), String::new()),
+        });
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                let port: u16 = p.parse().map_err(|_| BrokerUrlError::Port(s.to_owned()))?;
+                if port == 0 {
+                    return Err(BrokerUrlError::Port(s.to_owned()));
+                }
+                (h, port)
+            }
+            _ => (hostport, 1883),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(BrokerUrlError::NoHost(s.to_owned()));
+        }
+        Ok(Self { host: host.to_owned(), port, credentials })
+    }
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the password.
+        match &self.credentials {
+            Some((u, _)) => write!(f, "mqtt://{u}:***@{}:{}", self.host, self.port),
+            None => write!(f, "mqtt://{}:{}", self.host, self.port),
+        }
+    }
+}
+
+impl fmt::Debug for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for BrokerUrl {
+    type Err = BrokerUrlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(BrokerUrl::parse("mqtt://localhost").unwrap(), BrokerUrl::new("localhost", 1883));
+        assert_eq!(BrokerUrl::parse("mqtt://10.0.0.5:1884/").unwrap(), BrokerUrl::new("10.0.0.5", 1884));
+        let u = BrokerUrl::parse("mqtt://gw:s3cr@t@broker:8883").unwrap();
+        assert_eq!(u.credentials, Some(("gw".to_string(), "s3cr@t".to_string())));
+        assert_eq!(u.host, "broker");
+        assert_eq!(u.port, 8883);
+        assert!(!format!("{u}").contains("s3cr"));
+        assert_eq!(BrokerUrl::parse("http://x"), Err(BrokerUrlError::Scheme("http://x".into())));
+        assert_eq!(BrokerUrl::parse("mqtt://:1883"), Err(BrokerUrlError::NoHost("mqtt://:1883".into())));
+        assert_eq!(BrokerUrl::parse("mqtt://h:0"), Err(BrokerUrlError::Port("mqtt://h:0".into())));
+        assert_eq!(BrokerUrl::parse("mqtt://h:x"), Err(BrokerUrlError::Port("mqtt://h:x".into())));
+        assert_eq!(BrokerUrl::parse("mqtt://[::1]:1900").unwrap(), BrokerUrl::new("::1", 1900));
+    }
+}

@@ -17,7 +17,9 @@ pub use rumqttc::QoS;
 pub use url::{BrokerUrl, BrokerUrlError};
 
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, Publish};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, Publish,
+};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -95,7 +97,12 @@ impl BusConfig {
             o.set_credentials(user, pass);
         }
         if let Some((topic, payload)) = &self.last_will {
-            o.set_last_will(LastWill::new(topic, payload.clone(), rumqttc::QoS::AtLeastOnce, true));
+            o.set_last_will(LastWill::new(
+                topic,
+                payload.clone(),
+                rumqttc::QoS::AtLeastOnce,
+                true,
+            ));
         }
         o
     }
@@ -113,7 +120,10 @@ pub struct Subscription {
 impl Subscription {
     /// A subscription to `filter` at `qos`.
     pub fn new(filter: impl Into<String>, qos: QoS) -> Self {
-        Self { filter: filter.into(), qos }
+        Self {
+            filter: filter.into(),
+            qos,
+        }
     }
 }
 
@@ -160,7 +170,13 @@ impl BusClient {
     ///
     /// # Errors
     /// [`BusError::Closed`] when the connection has been shut down.
-    pub async fn publish(&self, topic: impl Into<String>, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) -> Result<(), BusError> {
+    pub async fn publish(
+        &self,
+        topic: impl Into<String>,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<(), BusError> {
         let payload: Vec<u8> = payload.into();
         self.client.publish(topic, qos, retain, payload).await?;
         Ok(())
@@ -170,7 +186,13 @@ impl BusClient {
     ///
     /// # Errors
     /// [`BusError::Closed`] when the queue is full or closed.
-    pub fn try_publish(&self, topic: impl Into<String>, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) -> Result<(), BusError> {
+    pub fn try_publish(
+        &self,
+        topic: impl Into<String>,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<(), BusError> {
         let payload: Vec<u8> = payload.into();
         self.client.try_publish(topic, qos, retain, payload)?;
         Ok(())
@@ -195,7 +217,9 @@ impl BusClient {
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let mut rx = self.state.clone();
         let ready = |s: &LinkState| *s == LinkState::Subscribed;
-        tokio::time::timeout(timeout, rx.wait_for(ready)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(ready))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Sends DISCONNECT so the broker drops the session cleanly (no last will).
@@ -222,7 +246,10 @@ impl Connection {
         self.client.disconnect().await;
         drop(self.inbox);
         let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(1), &mut task).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(1), &mut task)
+            .await
+            .is_err()
+        {
             task.abort();
         }
     }
@@ -240,7 +267,11 @@ pub fn connect(config: &BusConfig, subscriptions: Vec<Subscription>) -> Connecti
     net.set_connection_timeout(5);
     eventloop.set_network_options(net);
     let (tx, inbox) = mpsc::channel(config.inbox_capacity);
-    let initial = if subscriptions.is_empty() { LinkState::Connected } else { LinkState::Down };
+    let initial = if subscriptions.is_empty() {
+        LinkState::Connected
+    } else {
+        LinkState::Down
+    };
     let (state_tx, state) = watch::channel(initial);
     let task = tokio::spawn(poll_loop(
         eventloop,
@@ -250,7 +281,11 @@ pub fn connect(config: &BusConfig, subscriptions: Vec<Subscription>) -> Connecti
         state_tx,
         config.client_id.clone(),
     ));
-    Connection { client: BusClient { client, state }, inbox, task }
+    Connection {
+        client: BusClient { client, state },
+        inbox,
+        task,
+    }
 }
 
 async fn poll_loop(
@@ -262,11 +297,19 @@ async fn poll_loop(
     client_id: String,
 ) {
     let mut backoff = MIN_BACKOFF;
-    let connected = if subscriptions.is_empty() { LinkState::Subscribed } else { LinkState::Connected };
+    let connected = if subscriptions.is_empty() {
+        LinkState::Subscribed
+    } else {
+        LinkState::Connected
+    };
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                info!(client_id, session_present = ack.session_present, "connected to broker");
+                info!(
+                    client_id,
+                    session_present = ack.session_present,
+                    "connected to broker"
+                );
                 backoff = MIN_BACKOFF;
                 state.send_replace(connected);
                 if !subscriptions.is_empty() {

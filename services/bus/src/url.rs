@@ -30,7 +30,11 @@ pub enum BrokerUrlError {
 impl BrokerUrl {
     /// A broker on `host:port` without credentials.
     pub fn new(host: impl Into<String>, port: u16) -> Self {
-        Self { host: host.into(), port, credentials: None }
+        Self {
+            host: host.into(),
+            port,
+            credentials: None,
+        }
     }
 
     /// Parses `mqtt://[user[:password]@]host[:port]`.
@@ -65,7 +69,11 @@ impl BrokerUrl {
         if host.is_empty() {
             return Err(BrokerUrlError::NoHost(s.to_owned()));
         }
-        Ok(Self { host: host.to_owned(), port, credentials })
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            credentials,
+        })
     }
 }
 
@@ -98,17 +106,41 @@ mod tests {
 
     #[test]
     fn parses_urls() {
-        assert_eq!(BrokerUrl::parse("mqtt://localhost").unwrap(), BrokerUrl::new("localhost", 1883));
-        assert_eq!(BrokerUrl::parse("mqtt://10.0.0.5:1884/").unwrap(), BrokerUrl::new("10.0.0.5", 1884));
+        assert_eq!(
+            BrokerUrl::parse("mqtt://localhost").unwrap(),
+            BrokerUrl::new("localhost", 1883)
+        );
+        assert_eq!(
+            BrokerUrl::parse("mqtt://10.0.0.5:1884/").unwrap(),
+            BrokerUrl::new("10.0.0.5", 1884)
+        );
         let u = BrokerUrl::parse("mqtt://gw:s3cr@t@broker:8883").unwrap();
-        assert_eq!(u.credentials, Some(("gw".to_string(), "s3cr@t".to_string())));
+        assert_eq!(
+            u.credentials,
+            Some(("gw".to_string(), "s3cr@t".to_string()))
+        );
         assert_eq!(u.host, "broker");
         assert_eq!(u.port, 8883);
         assert!(!format!("{u}").contains("s3cr"));
-        assert_eq!(BrokerUrl::parse("http://x"), Err(BrokerUrlError::Scheme("http://x".into())));
-        assert_eq!(BrokerUrl::parse("mqtt://:1883"), Err(BrokerUrlError::NoHost("mqtt://:1883".into())));
-        assert_eq!(BrokerUrl::parse("mqtt://h:0"), Err(BrokerUrlError::Port("mqtt://h:0".into())));
-        assert_eq!(BrokerUrl::parse("mqtt://h:x"), Err(BrokerUrlError::Port("mqtt://h:x".into())));
-        assert_eq!(BrokerUrl::parse("mqtt://[::1]:1900").unwrap(), BrokerUrl::new("::1", 1900));
+        assert_eq!(
+            BrokerUrl::parse("http://x"),
+            Err(BrokerUrlError::Scheme("http://x".into()))
+        );
+        assert_eq!(
+            BrokerUrl::parse("mqtt://:1883"),
+            Err(BrokerUrlError::NoHost("mqtt://:1883".into()))
+        );
+        assert_eq!(
+            BrokerUrl::parse("mqtt://h:0"),
+            Err(BrokerUrlError::Port("mqtt://h:0".into()))
+        );
+        assert_eq!(
+            BrokerUrl::parse("mqtt://h:x"),
+            Err(BrokerUrlError::Port("mqtt://h:x".into()))
+        );
+        assert_eq!(
+            BrokerUrl::parse("mqtt://[::1]:1900").unwrap(),
+            BrokerUrl::new("::1", 1900)
+        );
     }
 }

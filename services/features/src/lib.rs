@@ -1,1 +1,18 @@
-//! features
+//! Rolling-window features of one machine's telemetry.
+//!
+//! The feature service runs [`MachineWindow::update`] per message and the ML pipeline runs the
+//! very same function over recorded telemetry, so a model is trained on exactly the features it
+//! is served (one implementation, not two).
+//!
+//! # Layout
+//! - [`ring`]: [`ring::RollingStats`], O(1) mean / std / slope over the last N values.
+//! - [`window`]: [`MachineWindow`], per-machine state: carry-forward of missing sensors, the
+//!   rolling statistics of every sensor, and the feature vector built from them.
+//! - [`names`]: the ordered feature names and their hash.
+
+pub mod names;
+pub mod ring;
+pub mod window;
+
+pub use names::{feature_names, feature_set, SENSORS};
+pub use window::{row_from_message, FeatureVector, MachineWindow, WindowConfig};

@@ -323,6 +323,10 @@ pub enum RejectReason {
     TopicMismatch,
     /// A reading arrived too late to be placed in order.
     TooLate,
+    /// A feature vector was computed with another feature set than the model's.
+    FeatureSetMismatch,
+    /// A model artifact is invalid or does not fit the feature set.
+    BadModel,
 }
 
 impl RejectReason {
@@ -339,6 +343,8 @@ impl RejectReason {
             Self::OutOfRange => "out_of_range",
             Self::TopicMismatch => "topic_mismatch",
             Self::TooLate => "too_late",
+            Self::FeatureSetMismatch => "feature_set_mismatch",
+            Self::BadModel => "bad_model",
         }
     }
 }

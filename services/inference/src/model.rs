@@ -1,0 +1,68 @@
+//! Model artifacts: the shipped default, a file, or bytes deployed over MQTT.
+
+use crate::rules::RuleSet;
+use crate::scorer::Scorer;
+use anyhow::Context;
+use dtwin_ml::ModelArtifact;
+use dtwin_schema::{RejectReason, Rejection};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The model shipped with dtwin, trained on twin data by `dtwin train` (see the README), so
+/// `dtwin up` predicts at once with no training step.
+pub const SHIPPED_MODEL: &[u8] = include_bytes!("../models/default.json");
+
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The shipped default.
+    Shipped,
+    /// A JSON artifact file.
+    File(PathBuf),
+}
+
+/// Loads and validates a model, checking it was trained on the `expected` feature set.
+///
+/// # Errors
+/// The file cannot be read, the artifact is invalid, or its feature set differs.
+pub fn load_model(source: &ModelSource, expected: &str) -> anyhow::Result<ModelArtifact> {
+    let bytes = match source {
+        ModelSource::Shipped => SHIPPED_MODEL.to_vec(),
+        ModelSource::File(p) => {
+            std::fs::read(p).with_context(|| format!("cannot read model {}", p.display()))?
+        }
+    };
+    let model =
+        check(&bytes, expected).map_err(|r| anyhow::anyhow!("model {source:?}: {}", r.detail))?;
+    Ok(model)
+}
+
+/// Parses an artifact and checks its feature set.
+///
+/// # Errors
+/// [`RejectReason::BadModel`] with the reason.
+pub fn check(bytes: &[u8], expected: &str) -> Result<ModelArtifact, Rejection> {
+    let model = ModelArtifact::from_json(bytes)
+        .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
+    if model.feature_set_hash != expected {
+        return Err(Rejection::new(
+            RejectReason::BadModel,
+            format!(
+                "model {} {} was trained on feature set {}, but the feature service computes {}; retrain it with the current window settings",
+                model.model_id, model.version, model.feature_set_hash, expected
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+/// Builds a scorer for a deployed artifact, or says why it is refused.
+///
+/// # Errors
+/// [`RejectReason::BadModel`] for an invalid or mismatched artifact or rules that do not fit it.
+pub fn swap(bytes: &[u8], expected: &str, rules_text: &str) -> Result<Scorer, Rejection> {
+    let model = check(bytes, expected)?;
+    let rules = RuleSet::parse(rules_text, &model.feature_names)
+        .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
+    Ok(Scorer::new(Arc::new(model), Arc::new(rules)))
+}

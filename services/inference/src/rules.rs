@@ -1,0 +1,276 @@
+//! The expert system: maintenance rules as data (TOML), checked against the feature names at
+//! load time so a typo fails at start, not silently at run time.
+
+use dtwin_schema::{Action, Level};
+use serde::Deserialize;
+
+/// The rules shipped with dtwin (`rules/default.toml`).
+pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Op {
+    /// Strictly greater than.
+    #[serde(rename = ">")]
+    Gt,
+    /// Strictly less than.
+    #[serde(rename = "<")]
+    Lt,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionSpec {
+    feature: String,
+    op: Op,
+    value: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    code: String,
+    severity: Level,
+    text: String,
+    when: Vec<ConditionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    rule: Vec<RuleSpec>,
+}
+
+/// One condition, resolved to a feature index.
+#[derive(Debug, Clone)]
+struct Condition {
+    index: usize,
+    op: Op,
+    value: f64,
+}
+
+/// One rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The action it recommends.
+    pub action: Action,
+    conditions: Vec<Condition>,
+}
+
+/// A validated set of rules bound to an ordered list of feature names.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+/// Why a rules file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// TOML syntax or shape error; the message names line and column.
+    #[error("rules file: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A rule names a feature that does not exist.
+    #[error("rules file: rule {code} uses unknown feature {feature:?}")]
+    UnknownFeature {
+        /// The rule.
+        code: String,
+        /// The feature it names.
+        feature: String,
+    },
+    /// A rule is malformed.
+    #[error("rules file: rule {code}: {why}")]
+    Invalid {
+        /// The rule.
+        code: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl RuleSet {
+    /// Parses rules and binds them to `feature_names`.
+    ///
+    /// # Errors
+    /// [`RulesError`] with line and reason for a syntax error, or the rule and feature at fault.
+    pub fn parse(text: &str, feature_names: &[String]) -> Result<Self, RulesError> {
+        let file: RulesFile = toml::from_str(text)?;
+        let mut rules = Vec::with_capacity(file.rule.len());
+        for spec in file.rule {
+            if spec.when.is_empty() {
+                return Err(RulesError::Invalid {
+                    code: spec.code,
+                    why: "no conditions in `when`".into(),
+                });
+            }
+            if spec.severity == Level::Normal {
+                return Err(RulesError::Invalid {
+                    code: spec.code,
+                    why: "severity must be WARNING or CRITICAL".into(),
+                });
+            }
+            let mut conditions = Vec::with_capacity(spec.when.len());
+            for c in spec.when {
+                if !c.value.is_finite() {
+                    return Err(RulesError::Invalid {
+                        code: spec.code,
+                        why: format!("{} compares with a non-finite value", c.feature),
+                    });
+                }
+                let index = feature_names
+                    .iter()
+                    .position(|n| *n == c.feature)
+                    .ok_or_else(|| RulesError::UnknownFeature {
+                        code: spec.code.clone(),
+                        feature: c.feature.clone(),
+                    })?;
+                conditions.push(Condition {
+                    index,
+                    op: c.op,
+                    value: c.value,
+                });
+            }
+            rules.push(Rule {
+                action: Action {
+                    code: spec.code,
+                    text: spec.text,
+                    severity: spec.severity,
+                },
+                conditions,
+            });
+        }
+        Ok(Self { rules })
+    }
+
+    /// The shipped default rules.
+    ///
+    /// # Errors
+    /// Only if the shipped file does not fit `feature_names` (a test guards this).
+    pub fn default_for(feature_names: &[String]) -> Result<Self, RulesError> {
+        Self::parse(DEFAULT_RULES, feature_names)
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True when there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The actions of every rule that fires on `row`, most severe first. Duplicate texts (two
+    /// tiers of the same rule) keep only the most severe.
+    pub fn evaluate(&self, row: &[f32]) -> Vec<Action> {
+        let mut fired: Vec<Action> = self
+            .rules
+            .iter()
+            .filter(|r| {
+                r.conditions.iter().all(|c| {
+                    let v = f64::from(row.get(c.index).copied().unwrap_or(f32::NAN));
+                    !v.is_nan()
+                        && match c.op {
+                            Op::Gt => v > c.value,
+                            Op::Lt => v < c.value,
+                        }
+                })
+            })
+            .map(|r| r.action.clone())
+            .collect();
+        fired.sort_by(|a, b| b.severity.cmp(&a.severity));
+        let mut seen = std::collections::HashSet::new();
+        fired.retain(|a| seen.insert(a.text.clone()));
+        fired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dtwin_features::{feature_names, WindowConfig};
+
+    fn names() -> Vec<String> {
+        feature_names(&WindowConfig::default())
+    }
+
+    fn row_with(pairs: &[(&str, f32)]) -> Vec<f32> {
+        let names = names();
+        let mut row = vec![f32::NAN; names.len()];
+        for (n, v) in pairs {
+            row[names.iter().position(|x| x == n).unwrap()] = *v;
+        }
+        row
+    }
+
+    #[test]
+    fn shipped_rules_load_and_cover_the_seeds_four() {
+        let rules = RuleSet::default_for(&names()).unwrap();
+        assert!(rules.len() >= 8);
+        let cases = [
+            (vec![("temp_diff_c", 14.0)], "check coolant flow"),
+            (
+                vec![("vibration_mm_s_mean_10", 8.0)],
+                "check imbalance and bearing",
+            ),
+            (vec![("pressure_bar_mean_10", 3.0)], "inspect valves"),
+            (vec![("tool_wear_min", 215.0)], "schedule a tool change"),
+        ];
+        for (pairs, text) in cases {
+            let actions = rules.evaluate(&row_with(&pairs));
+            assert!(
+                actions.iter().any(|a| a.text.contains(text)),
+                "{pairs:?} -> {actions:?}"
+            );
+        }
+        assert!(rules
+            .evaluate(&row_with(&[
+                ("temp_diff_c", 10.0),
+                ("vibration_mm_s_mean_10", 2.0)
+            ]))
+            .is_empty());
+        assert!(
+            rules.evaluate(&vec![f32::NAN; names().len()]).is_empty(),
+            "missing values never fire"
+        );
+    }
+
+    #[test]
+    fn combinations_need_every_condition_and_critical_comes_first() {
+        let rules = RuleSet::default_for(&names()).unwrap();
+        let one = rules.evaluate(&row_with(&[("temp_diff_c", 8.0), ("spindle_rpm", 1500.0)]));
+        assert!(one.iter().all(|a| a.code != "HEAT_DISSIPATION"));
+        let both = rules.evaluate(&row_with(&[("temp_diff_c", 8.0), ("spindle_rpm", 1300.0)]));
+        assert!(both.iter().any(|a| a.code == "HEAT_DISSIPATION"));
+        let hot = rules.evaluate(&row_with(&[
+            ("temp_diff_c", 18.0),
+            ("vibration_mm_s_mean_10", 8.0),
+        ]));
+        assert_eq!(hot[0].severity, Level::Critical);
+        assert_eq!(hot[0].code, "OVERHEATING");
+    }
+
+    #[test]
+    fn bad_files_fail_with_line_or_rule() {
+        let err = RuleSet::parse(
+            "[[rule]]\ncode = \"X\"\nseverity = \"WARNING\"\ntext = 3\n",
+            &names(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("line 4"), "{err}");
+        let err = RuleSet::parse(
+            "[[rule]]\ncode = \"X\"\nseverity = \"WARNING\"\ntext = \"t\"\nwhen = [{ feature = \"nope\", op = \">\", value = 1.0 }]\n",
+            &names(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown feature \"nope\""),
+            "{err}"
+        );
+        let err = RuleSet::parse(
+            "[[rule]]\ncode = \"X\"\nseverity = \"WARNING\"\ntext = \"t\"\nwhen = [{ feature = \"power_w\", op = \">=\", value = 1.0 }]\n",
+            &names(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("line 5"), "{err}");
+    }
+}

@@ -1,0 +1,209 @@
+//! The versioned model file: a forest plus everything needed to use it safely.
+
+use serde::{Deserialize, Serialize};
+
+use crate::forest::{Forest, ForestParams};
+
+/// Schema id of the artifact format this crate writes and reads.
+pub const ARTIFACT_SCHEMA: &str = "dtwin.model.v1";
+
+/// Why an artifact was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The bytes are not a JSON artifact (or its trees are malformed).
+    #[error("artifact is not valid JSON for {ARTIFACT_SCHEMA}: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The `schema` field names another format.
+    #[error("artifact schema is {found:?}, expected {ARTIFACT_SCHEMA:?}")]
+    Schema {
+        /// The schema id found.
+        found: String,
+    },
+    /// `feature_set_hash` does not match the hash of `feature_names`.
+    #[error("feature_set_hash {stored} does not match the feature names (hash {computed})")]
+    FeatureHash {
+        /// Hash stored in the artifact.
+        stored: String,
+        /// Hash computed from the feature names.
+        computed: String,
+    },
+    /// The forest expects a different number of features than there are names.
+    #[error("forest takes {forest} features but {names} names are listed")]
+    FeatureCount {
+        /// Features the forest was trained on.
+        forest: usize,
+        /// Names listed.
+        names: usize,
+    },
+    /// The threshold is not a probability.
+    #[error("threshold {0} is not in [0, 1]")]
+    Threshold(f64),
+    /// A named value does not belong to this model's features.
+    #[error("unknown feature {0:?}")]
+    UnknownFeature(String),
+}
+
+/// How a model was trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingMeta {
+    /// Training rows.
+    pub rows: usize,
+    /// Positive training rows.
+    pub positives: usize,
+    /// Parameters used.
+    pub params: ForestParams,
+    /// Where the data came from (file, simulator run, ...).
+    pub source: String,
+    /// Wall-clock training time in seconds.
+    pub seconds: f64,
+}
+
+/// A trained model as shipped to the inference service (JSON, see [`ModelArtifact::to_json`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    /// Always [`ARTIFACT_SCHEMA`].
+    pub schema: String,
+    /// Identifier of this model.
+    pub model_id: String,
+    /// Version of this model.
+    pub version: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// Feature names in the order the forest expects them.
+    pub feature_names: Vec<String>,
+    /// `dtwin_schema::feature_set_hash(&feature_names)`.
+    pub feature_set_hash: String,
+    /// Alarm when the probability is at least this.
+    pub threshold: f64,
+    /// What a positive means, e.g. "failure or NOK within 30 steps".
+    pub label: String,
+    /// Evaluation metrics, free-form.
+    pub metrics: serde_json::Value,
+    /// How the model was trained.
+    pub training: TrainingMeta,
+    /// The trees.
+    pub forest: Forest,
+}
+
+impl ModelArtifact {
+    /// Assemble an artifact; the feature-set hash is computed from `feature_names`. Version
+    /// defaults to "1", `created_at` and `model_id` to empty and metrics to null; use the
+    /// `with_*` methods to set them. Call [`ModelArtifact::validate`] before shipping.
+    pub fn new(
+        model_id: impl Into<String>,
+        feature_names: Vec<String>,
+        threshold: f64,
+        label: impl Into<String>,
+        training: TrainingMeta,
+        forest: Forest,
+    ) -> Self {
+        Self {
+            schema: ARTIFACT_SCHEMA.to_string(),
+            model_id: model_id.into(),
+            version: "1".to_string(),
+            created_at: String::new(),
+            feature_set_hash: dtwin_schema::feature_set_hash(&feature_names),
+            feature_names,
+            threshold,
+            label: label.into(),
+            metrics: serde_json::Value::Null,
+            training,
+            forest,
+        }
+    }
+
+    /// Set the version.
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Set the creation time (RFC 3339).
+    pub fn with_created_at(mut self, created_at: impl Into<String>) -> Self {
+        self.created_at = created_at.into();
+        self
+    }
+
+    /// Set the metrics.
+    pub fn with_metrics(mut self, metrics: serde_json::Value) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Check the schema id, the feature-set hash, the feature count and the threshold.
+    pub fn validate(&self) -> Result<(), ArtifactError> {
+        if self.schema != ARTIFACT_SCHEMA {
+            return Err(ArtifactError::Schema {
+                found: self.schema.clone(),
+            });
+        }
+        let computed = dtwin_schema::feature_set_hash(&self.feature_names);
+        if computed != self.feature_set_hash {
+            return Err(ArtifactError::FeatureHash {
+                stored: self.feature_set_hash.clone(),
+                computed,
+            });
+        }
+        if self.forest.n_features() != self.feature_names.len() {
+            return Err(ArtifactError::FeatureCount {
+                forest: self.forest.n_features(),
+                names: self.feature_names.len(),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(ArtifactError::Threshold(self.threshold));
+        }
+        Ok(())
+    }
+
+    /// Pretty JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain structs, strings, numbers and a serde_json::Value cannot fail
+        // (no maps with non-string keys); non-finite floats become null.
+        serde_json::to_vec_pretty(self).expect("artifact serializes to JSON")
+    }
+
+    /// Parse and [validate](ModelArtifact::validate) an artifact.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ArtifactError> {
+        let artifact: Self = serde_json::from_slice(bytes)?;
+        artifact.validate()?;
+        Ok(artifact)
+    }
+
+    /// Probability for a row given as `(name, value)` pairs; absent features count as missing.
+    pub fn predict_named<'a>(
+        &self,
+        values: impl IntoIterator<Item = (&'a str, f32)>,
+    ) -> Result<f32, ArtifactError> {
+        let mut row = vec![f32::NAN; self.feature_names.len()];
+        for (name, v) in values {
+            let i = self
+                .feature_names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| ArtifactError::UnknownFeature(name.to_string()))?;
+            row[i] = v;
+        }
+        Ok(self.forest.predict_proba_row(&row))
+    }
+
+    /// Whether probability `p` raises an alarm (`p >= threshold`).
+    pub fn is_alarm(&self, p: f32) -> bool {
+        f64::from(p) >= self.threshold
+    }
+
+    /// The `k` features with the largest absolute contribution to `row`'s probability, largest
+    /// first, as `(name, contribution)`.
+    pub fn top_contributions(&self, row: &[f32], k: usize) -> Vec<(&str, f32)> {
+        let (_, contrib) = self.forest.contributions(row);
+        let mut named: Vec<(&str, f32)> = self
+            .feature_names
+            .iter()
+            .map(String::as_str)
+            .zip(contrib)
+            .collect();
+        named.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        named.truncate(k);
+        named
+    }
+}

@@ -1,0 +1,316 @@
+//! The trained trees as flat, compact node arrays, and everything that walks them.
+//!
+//! All trees live in one `Vec<Node>`, each in pre-order starting at its entry in `roots`, so a
+//! node's left child is always the next node and only the right child index is stored (12 bytes
+//! a node). A leaf points at itself, so a row reaches its leaf after exactly the tree's depth in
+//! steps whatever its path: no data-dependent branches, and batches walk eight rows in lockstep.
+//! Serialized as struct-of-arrays and validated on the way in, so a loaded forest can never index
+//! out of bounds or loop.
+
+use serde::{Deserialize, Serialize};
+
+/// `Node::feature` value marking a leaf while a tree is being built (see [`FlatForest::push_tree`]).
+pub(crate) const LEAF: u32 = u32::MAX;
+/// Bit of `Node::feature` set when missing values go to the left child.
+pub(crate) const MISSING_LEFT: u32 = 1 << 31;
+/// Mask extracting the feature index from `Node::feature`.
+pub(crate) const FEATURE_MASK: u32 = !MISSING_LEFT;
+
+/// One node. Internal: go left (next node) when `row[feature] <= threshold`, NaN following
+/// `MISSING_LEFT`, else to `right`. In a [`FlatForest`] a leaf has a NaN threshold and `right`
+/// pointing at itself, so every comparison fails and stepping from a leaf stays put: a walk
+/// can take a fixed number of steps with no branch on "is this a leaf".
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Node {
+    /// Feature index plus the `MISSING_LEFT` bit (or `LEAF` in a tree being built).
+    pub(crate) feature: u32,
+    /// Split threshold on the raw value; NaN in a leaf.
+    pub(crate) threshold: f32,
+    /// Index of the right child; the node itself for a leaf.
+    pub(crate) right: u32,
+}
+
+/// The node after `i` for `row`; `i` again at a leaf. A short row reads as missing values.
+#[inline(always)]
+fn step(nodes: &[Node], i: usize, row: &[f32]) -> usize {
+    let n = nodes[i];
+    let v = row
+        .get((n.feature & FEATURE_MASK) as usize)
+        .copied()
+        .unwrap_or(f32::NAN);
+    let left = (v <= n.threshold) | (v.is_nan() & (n.feature & MISSING_LEFT != 0));
+    if left {
+        i + 1
+    } else {
+        n.right as usize
+    }
+}
+
+/// Every tree of a forest, flattened. Invariants are checked by [`FlatForest::validate`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(into = "FlatRepr", try_from = "FlatRepr")]
+pub(crate) struct FlatForest {
+    pub(crate) n_features: usize,
+    /// Index of each tree's root in `nodes`; ascending, first is 0.
+    pub(crate) roots: Vec<u32>,
+    /// Depth of each tree: the steps that take any row from the root to its leaf.
+    pub(crate) depths: Vec<u32>,
+    pub(crate) nodes: Vec<Node>,
+    /// Weighted positive share of every node (internal ones too, for contributions).
+    pub(crate) values: Vec<f32>,
+}
+
+impl FlatForest {
+    fn is_leaf(&self, i: usize) -> bool {
+        self.nodes[i].right as usize == i
+    }
+
+    /// Mean leaf probability over all trees. Allocates nothing.
+    #[inline]
+    pub(crate) fn predict_row(&self, row: &[f32]) -> f32 {
+        let mut sum = 0.0f32;
+        for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+            let mut i = root as usize;
+            for _ in 0..depth {
+                i = step(&self.nodes, i, row);
+            }
+            sum += self.values[i];
+        }
+        sum / self.roots.len().max(1) as f32
+    }
+
+    /// Probabilities for consecutive rows of `width` values each (`rows.len() == width *
+    /// out.len()`), bit-identical to [`FlatForest::predict_row`] (same summation order).
+    ///
+    /// Tree-major: each tree stays in cache while the whole block passes through it, and
+    /// `LANES` rows walk it in lockstep so their independent node loads overlap.
+    pub(crate) fn predict_block(&self, rows: &[f32], width: usize, out: &mut [f32]) {
+        const LANES: usize = 8;
+        out.fill(0.0);
+        for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+            let mut groups = rows.chunks_exact(width * LANES);
+            let mut sums = out.chunks_exact_mut(LANES);
+            for (group, sums) in (&mut groups).zip(&mut sums) {
+                let lanes: [&[f32]; LANES] =
+                    std::array::from_fn(|k| &group[k * width..(k + 1) * width]);
+                let mut idx = [root as usize; LANES];
+                for _ in 0..depth {
+                    for (i, row) in idx.iter_mut().zip(lanes) {
+                        *i = step(&self.nodes, *i, row);
+                    }
+                }
+                for (sum, &i) in sums.iter_mut().zip(&idx) {
+                    *sum += self.values[i];
+                }
+            }
+            for (row, sum) in groups.remainder().chunks(width).zip(sums.into_remainder()) {
+                let mut i = root as usize;
+                for _ in 0..depth {
+                    i = step(&self.nodes, i, row);
+                }
+                *sum += self.values[i];
+            }
+        }
+        let n = self.roots.len().max(1) as f32;
+        out.iter_mut().for_each(|p| *p /= n);
+    }
+
+    /// Saabas contributions: the mean root value and, per feature, the value changes along paths.
+    pub(crate) fn contributions(&self, row: &[f32]) -> (f32, Vec<f32>) {
+        let mut contrib = vec![0.0f64; self.n_features];
+        let mut bias = 0.0f64;
+        for &root in &self.roots {
+            let mut i = root as usize;
+            bias += f64::from(self.values[i]);
+            while !self.is_leaf(i) {
+                let next = step(&self.nodes, i, row);
+                let f = (self.nodes[i].feature & FEATURE_MASK) as usize;
+                contrib[f] += f64::from(self.values[next]) - f64::from(self.values[i]);
+                i = next;
+            }
+        }
+        let n = self.roots.len().max(1) as f64;
+        let contrib = contrib.into_iter().map(|c| (c / n) as f32).collect();
+        ((bias / n) as f32, contrib)
+    }
+
+    /// Append one tree in pre-order whose leaves are marked `LEAF` and whose right-child
+    /// indices are relative to its own first node.
+    pub(crate) fn push_tree(&mut self, nodes: &[Node], values: &[f32]) {
+        let offset = self.nodes.len() as u32;
+        self.roots.push(offset);
+        self.nodes.extend(nodes.iter().enumerate().map(|(i, n)| {
+            if n.feature == LEAF {
+                Node {
+                    feature: 0,
+                    threshold: f32::NAN,
+                    right: offset + i as u32,
+                }
+            } else {
+                Node {
+                    right: n.right + offset,
+                    ..*n
+                }
+            }
+        }));
+        self.values.extend_from_slice(values);
+        let depth = self.tree_depth(self.roots.len() - 1);
+        self.depths.push(depth);
+    }
+
+    /// Node index range of tree `t`.
+    fn tree_span(&self, t: usize) -> (usize, usize) {
+        let end = self
+            .roots
+            .get(t + 1)
+            .map_or(self.nodes.len(), |&r| r as usize);
+        (self.roots[t] as usize, end)
+    }
+
+    /// Longest root-to-leaf path of tree `t` (whose structure must be valid).
+    fn tree_depth(&self, t: usize) -> u32 {
+        let (start, end) = self.tree_span(t);
+        let mut depth = vec![0u32; end - start];
+        for i in start..end {
+            if !self.is_leaf(i) {
+                let d = depth[i - start] + 1;
+                depth[i + 1 - start] = d;
+                depth[self.nodes[i].right as usize - start] = d;
+            }
+        }
+        depth.into_iter().max().unwrap_or(0)
+    }
+
+    /// Check the invariants that make walking the trees panic-free and terminating.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let n = self.nodes.len();
+        if self.values.len() != n {
+            return Err(format!("{} values for {n} nodes", self.values.len()));
+        }
+        if self.n_features == 0 || self.roots.is_empty() || self.roots[0] != 0 {
+            return Err("forest has no features, no trees, or the first root is not 0".into());
+        }
+        if self.values.iter().any(|v| !(0.0..=1.0).contains(v)) {
+            return Err("node value outside [0, 1]".into());
+        }
+        for t in 0..self.roots.len() {
+            let (start, end) = self.tree_span(t);
+            if start >= end || end > n {
+                return Err(format!("tree {t} has an empty or out-of-range node span"));
+            }
+            for i in start..end {
+                let node = &self.nodes[i];
+                let r = node.right as usize;
+                if r == i {
+                    continue; // leaf
+                }
+                if (node.feature & FEATURE_MASK) as usize >= self.n_features {
+                    return Err(format!("node {i} splits on unknown feature"));
+                }
+                if i + 1 >= end || r <= i + 1 || r >= end {
+                    return Err(format!("node {i} has children outside its tree"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// On-disk form: parallel arrays; `feature` is -1 for leaves.
+#[derive(Serialize, Deserialize)]
+struct FlatRepr {
+    n_features: usize,
+    roots: Vec<u32>,
+    feature: Vec<i64>,
+    threshold: Vec<f32>,
+    missing_left: Vec<bool>,
+    right: Vec<u32>,
+    value: Vec<f32>,
+}
+
+impl From<FlatForest> for FlatRepr {
+    fn from(f: FlatForest) -> Self {
+        let n = f.nodes.len();
+        let (mut feature, mut threshold, mut missing_left, mut right) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (i, node) in f.nodes.iter().enumerate() {
+            let leaf = f.is_leaf(i);
+            feature.push(if leaf {
+                -1
+            } else {
+                i64::from(node.feature & FEATURE_MASK)
+            });
+            threshold.push(if leaf { 0.0 } else { node.threshold });
+            missing_left.push(!leaf && node.feature & MISSING_LEFT != 0);
+            right.push(if leaf { 0 } else { node.right });
+        }
+        Self {
+            n_features: f.n_features,
+            roots: f.roots,
+            feature,
+            threshold,
+            missing_left,
+            right,
+            value: f.values,
+        }
+    }
+}
+
+impl TryFrom<FlatRepr> for FlatForest {
+    type Error = String;
+
+    fn try_from(r: FlatRepr) -> Result<Self, String> {
+        let n = r.feature.len();
+        let lengths = [
+            r.threshold.len(),
+            r.missing_left.len(),
+            r.right.len(),
+            r.value.len(),
+        ];
+        if lengths.iter().any(|&len| len != n) {
+            return Err("node arrays differ in length".into());
+        }
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let node = if r.feature[i] < 0 {
+                let right = u32::try_from(i).map_err(|_| "too many nodes".to_string())?;
+                Node {
+                    feature: 0,
+                    threshold: f32::NAN,
+                    right,
+                }
+            } else {
+                let f = u32::try_from(r.feature[i])
+                    .ok()
+                    .filter(|&f| f < MISSING_LEFT)
+                    .ok_or_else(|| format!("node {i} has feature index {}", r.feature[i]))?;
+                if (r.right[i] as usize) <= i + 1 {
+                    return Err(format!("node {i} has its right child before its left"));
+                }
+                let flag = if r.missing_left[i] { MISSING_LEFT } else { 0 };
+                Node {
+                    feature: f | flag,
+                    threshold: r.threshold[i],
+                    right: r.right[i],
+                }
+            };
+            nodes.push(node);
+        }
+        let mut forest = FlatForest {
+            n_features: r.n_features,
+            roots: r.roots,
+            depths: Vec::new(),
+            nodes,
+            values: r.value,
+        };
+        forest.validate()?;
+        forest.depths = (0..forest.roots.len())
+            .map(|t| forest.tree_depth(t))
+            .collect();
+        Ok(forest)
+    }
+}

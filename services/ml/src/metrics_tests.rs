@@ -1,0 +1,166 @@
+//! Metrics against small hand-computed cases.
+
+use super::*;
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn confusion_counts_and_ratios() {
+    let y = [true, true, false, false, true];
+    let p = [0.9, 0.4, 0.6, 0.1, 0.5];
+    let c = confusion(&y, &p, 0.5);
+    assert_eq!(
+        c,
+        Confusion {
+            tp: 2,
+            fp: 1,
+            tn: 1,
+            fn_: 1
+        }
+    );
+    assert!(close(c.accuracy(), 0.6));
+    assert!(close(c.precision(), 2.0 / 3.0));
+    assert!(close(c.recall(), 2.0 / 3.0));
+    assert!(close(c.f1(), 2.0 / 3.0));
+    assert!(close(c.false_alarm_share(), 1.0 / 3.0));
+    assert!(close(c.false_positive_rate(), 0.5));
+}
+
+#[test]
+fn confusion_edge_cases_are_nan_not_panics() {
+    let empty = confusion(&[], &[], 0.5);
+    assert!(empty.accuracy().is_nan() && empty.f1().is_nan());
+    // Positives exist, none flagged: precision undefined, recall and F1 zero.
+    let c = confusion(&[true, false], &[0.1, 0.2], 0.5);
+    assert!(c.precision().is_nan() && c.false_alarm_share().is_nan());
+    assert_eq!(c.recall(), 0.0);
+    assert_eq!(c.f1(), 0.0);
+    // No positives at all.
+    let c = confusion(&[false, false], &[0.9, 0.1], 0.5);
+    assert!(c.recall().is_nan());
+    assert_eq!(c.f1(), 0.0);
+}
+
+#[test]
+fn roc_auc_perfect_inverted_and_ties() {
+    let y = [false, false, true, true];
+    assert!(close(roc_auc(&y, &[0.1, 0.2, 0.8, 0.9]), 1.0));
+    assert!(close(roc_auc(&y, &[0.9, 0.8, 0.2, 0.1]), 0.0));
+    assert!(close(roc_auc(&y, &[0.5; 4]), 0.5));
+    // Pairs (pos, neg): 0.8 beats 0.1 and ties 0.8 → 1.5; 0.3 beats 0.1, loses to 0.8 → 1.
+    assert!(close(roc_auc(&y, &[0.1, 0.8, 0.8, 0.3]), 2.5 / 4.0));
+}
+
+#[test]
+fn roc_auc_matches_pair_counting() {
+    let y = [true, false, true, false, false, true, false, true];
+    let p = [0.3, 0.3, 0.7, 0.1, 0.7, 0.9, 0.2, 0.3];
+    let mut wins = 0.0;
+    let mut pairs = 0.0;
+    for i in 0..y.len() {
+        for j in 0..y.len() {
+            if y[i] && !y[j] {
+                pairs += 1.0;
+                wins += if p[i] > p[j] {
+                    1.0
+                } else if p[i] == p[j] {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    assert!(close(roc_auc(&y, &p), wins / pairs));
+}
+
+#[test]
+fn single_class_gives_nan_and_empty_curves() {
+    let y = [false, false];
+    let p = [0.2, 0.7];
+    assert!(roc_auc(&y, &p).is_nan());
+    assert!(pr_auc(&y, &p).is_nan());
+    assert!(roc_curve(&y, &p).is_empty());
+    assert!(pr_curve(&y, &p).is_empty());
+    assert!(best_f1_threshold(&y, &p).is_nan());
+    assert!(threshold_for_recall(&y, &p, 0.5).is_nan());
+    assert!(threshold_for_precision(&y, &p, 0.5).is_nan());
+    assert!(roc_auc(&[true], &[0.3]).is_nan());
+    assert!(roc_auc(&[], &[]).is_nan());
+}
+
+#[test]
+fn average_precision_by_hand() {
+    // Sorted: 0.9 (pos) P=1 R=.5; 0.8 (neg); 0.7 (pos) P=2/3 R=1.
+    let y = [true, false, true, false];
+    let p = [0.9, 0.8, 0.7, 0.1];
+    assert!(close(pr_auc(&y, &p), 0.5 * 1.0 + 0.5 * 2.0 / 3.0));
+    assert!(close(pr_auc(&[true, false], &[0.9, 0.1]), 1.0));
+}
+
+#[test]
+fn curves_have_expected_ends() {
+    let y = [true, false, true, false];
+    let p = [0.9, 0.8, 0.7, 0.1];
+    let roc = roc_curve(&y, &p);
+    assert_eq!(roc.first(), Some(&(0.0, 0.0)));
+    assert_eq!(roc.last(), Some(&(1.0, 1.0)));
+    assert_eq!(roc.len(), 5);
+    let pr = pr_curve(&y, &p);
+    assert_eq!(pr[0], (0.0, 1.0));
+    assert_eq!(pr[1], (0.5, 1.0));
+    assert_eq!(pr.last(), Some(&(1.0, 0.5)));
+}
+
+#[test]
+fn thresholds_by_hand() {
+    let y = [true, false, true, false, true];
+    let p = [0.9, 0.8, 0.7, 0.2, 0.1];
+    assert_eq!(threshold_for_recall(&y, &p, 0.3), 0.9);
+    assert_eq!(threshold_for_recall(&y, &p, 0.6), 0.7);
+    assert_eq!(threshold_for_recall(&y, &p, 1.0), 0.1);
+    assert_eq!(threshold_for_precision(&y, &p, 1.0), 0.9);
+    assert_eq!(threshold_for_precision(&y, &p, 0.6), 0.1); // 3/5 at the lowest score
+    assert!(threshold_for_precision(&[false, true], &[0.9, 0.1], 1.0).is_nan());
+    // F1 per level: 0.9→0.5, 0.8→0.4, 0.7→0.667, 0.2→0.571, 0.1→0.75.
+    assert_eq!(best_f1_threshold(&y, &p), 0.1);
+    assert_eq!(
+        best_f1_threshold(&[true, true, false], &[0.9, 0.8, 0.1]),
+        0.8
+    );
+}
+
+#[test]
+fn stratified_split_keeps_class_shares() {
+    let y: Vec<bool> = (0..1000).map(|i| i % 10 == 0).collect();
+    let (train, test) = stratified_split(&y, 0.2, 42);
+    assert_eq!(test.len(), 200);
+    assert_eq!(train.len(), 800);
+    assert_eq!(test.iter().filter(|&&i| y[i]).count(), 20);
+    let mut all: Vec<usize> = train.iter().chain(&test).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..1000).collect::<Vec<_>>());
+    assert_eq!(stratified_split(&y, 0.2, 42), (train, test));
+    assert_ne!(
+        stratified_split(&y, 0.2, 7).1,
+        stratified_split(&y, 0.2, 42).1
+    );
+}
+
+#[test]
+fn stratified_kfold_partitions_rows() {
+    let y: Vec<bool> = (0..103).map(|i| i % 7 == 0).collect();
+    let folds = stratified_kfold(&y, 5, 1);
+    assert_eq!(folds.len(), 5);
+    let mut all: Vec<usize> = folds.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..103).collect::<Vec<_>>());
+    for f in &folds {
+        let pos = f.iter().filter(|&&i| y[i]).count();
+        assert!((2..=4).contains(&pos), "{pos}");
+        assert!((20..=21).contains(&f.len()));
+    }
+    assert!(stratified_kfold(&y, 0, 1).is_empty());
+}

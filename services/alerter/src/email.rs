@@ -1,0 +1,362 @@
+//! Alert e-mail rendering: an [`AlertMail`] in, a multipart/alternative [`Message`] out.
+//!
+//! The bodies come from the askama templates `templates/alert.html` (HTML-escaped
+//! automatically, inline styles for mail clients) and `templates/alert.txt`. Every string from
+//! the bus (action texts, feature names) is data, never markup, and the subject is stripped of
+//! control characters before lettre encodes it, so a verdict cannot inject headers or HTML.
+
+use crate::lifecycle::Transition;
+use askama::Template;
+use dtwin_schema::{time_fmt, Action, Factor, Level, MachineId, Risk};
+use lettre::message::{header::ContentType, Mailbox, MultiPart};
+use lettre::Message;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+use time::OffsetDateTime;
+
+/// Factors listed in an e-mail at most.
+pub const MAX_FACTORS: usize = 5;
+
+/// Who alert e-mails come from and go to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailConfig {
+    /// The From address.
+    pub from: Mailbox,
+    /// The recipients (at least one).
+    pub to: Vec<Mailbox>,
+    /// Start of every subject.
+    pub subject_prefix: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        // Both are constant, valid addresses (checked by `default_addresses_parse`).
+        let from = "dtwin <dtwin@localhost>".parse().expect("constant address");
+        let to = "maintenance@localhost".parse().expect("constant address");
+        Self {
+            from,
+            to: vec![to],
+            subject_prefix: "[dtwin]".to_owned(),
+        }
+    }
+}
+
+/// Why an e-mail could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// A template failed to render.
+    #[error("rendering the alert template: {0}")]
+    Template(#[from] askama::Error),
+    /// lettre refused the message (e.g. no recipient).
+    #[error("building the alert e-mail: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+/// Which notification an e-mail is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// The alert started firing.
+    Firing,
+    /// The alert went from WARNING to CRITICAL.
+    Escalated,
+    /// A reminder that the alert is still firing.
+    Repeat,
+    /// The alert resolved.
+    Resolved,
+}
+
+/// Everything one alert e-mail shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertMail {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// The alert (one per firing period).
+    pub alert_id: String,
+    /// Unique within the alert (`firing`, `escalated`, `repeat-N`, `resolved`); names the
+    /// Message-ID and the outbox file.
+    pub tag: String,
+    /// Which notification this is.
+    pub kind: MailKind,
+    /// The alert's level.
+    pub level: Level,
+    /// The latest risk probability, 0..1.
+    pub probability: f64,
+    /// When the verdict behind it was made.
+    pub ts: OffsetDateTime,
+    /// Recommended actions, most severe first.
+    pub actions: Vec<Action>,
+    /// Top contributing factors.
+    pub factors: Vec<Factor>,
+    /// Latest raw sensor readings.
+    pub latest: BTreeMap<String, f64>,
+    /// Link to the dashboard, if one runs.
+    pub dashboard_url: Option<String>,
+}
+
+impl AlertMail {
+    /// The e-mail for `transition`, caused by the verdict `risk`.
+    pub fn new(risk: &Risk, transition: &Transition, dashboard_url: Option<String>) -> Self {
+        let kind = match transition {
+            Transition::Fire { .. } => MailKind::Firing,
+            Transition::Escalate { .. } => MailKind::Escalated,
+            Transition::Repeat { .. } => MailKind::Repeat,
+            Transition::Resolve { .. } => MailKind::Resolved,
+        };
+        Self {
+            machine_id: risk.machine_id.clone(),
+            alert_id: transition.alert_id().to_owned(),
+            tag: transition.tag(),
+            kind,
+            level: transition.level(),
+            probability: risk.probability,
+            ts: risk.ts,
+            actions: risk.actions.clone(),
+            factors: risk.factors.iter().take(MAX_FACTORS).cloned().collect(),
+            latest: risk.latest.clone(),
+            dashboard_url,
+        }
+    }
+
+    /// The Message-ID of this e-mail, `<{alert_id}.{tag}@dtwin>`.
+    pub fn message_id(&self) -> String {
+        message_id(&self.alert_id, &self.tag)
+    }
+
+    /// The outbox file name (without extension): `{alert_id}.{tag}`.
+    pub fn file_name(&self) -> String {
+        format!("{}.{}", self.alert_id, self.tag)
+    }
+
+    /// `(headline, note, colour)`: AT RISK red, WARNING amber, RESOLVED green.
+    fn tone(&self) -> (&'static str, &'static str, &'static str) {
+        let note = match self.kind {
+            MailKind::Firing => "NEW ALERT",
+            MailKind::Escalated => "ESCALATED TO CRITICAL",
+            MailKind::Repeat => "STILL FIRING",
+            MailKind::Resolved => "ALERT RESOLVED",
+        };
+        match (self.kind, self.level) {
+            (MailKind::Resolved, _) => ("RESOLVED", note, "#1a7f37"),
+            (_, Level::Critical) => ("AT RISK", note, "#cf222e"),
+            _ => ("WARNING", note, "#bf8700"),
+        }
+    }
+}
+
+/// `<{alert_id}.{tag}@dtwin>`
+pub fn message_id(alert_id: &str, tag: &str) -> String {
+    format!("<{alert_id}.{tag}@dtwin>")
+}
+
+/// `87 %`; `n/a` for a non-finite probability.
+pub fn percent(probability: f64) -> String {
+    if probability.is_finite() {
+        format!("{:.0} %", (probability.clamp(0.0, 1.0) * 100.0).round())
+    } else {
+        "n/a".to_owned()
+    }
+}
+
+/// Removes CR, LF and every other control character (tabs become spaces), so the text is
+/// one header line whatever it held.
+pub fn sanitize_header(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .collect();
+    cleaned.trim().to_owned()
+}
+
+/// The subject, e.g. `[dtwin] AT RISK machine-007: 87 % risk (CRITICAL)`.
+pub fn subject(alert: &AlertMail, cfg: &MailConfig) -> String {
+    let (headline, _, _) = alert.tone();
+    let pct = percent(alert.probability);
+    let tail = match alert.kind {
+        MailKind::Firing => format!("({})", alert.level.as_str()),
+        MailKind::Escalated => "(escalated to CRITICAL)".to_owned(),
+        MailKind::Repeat => format!("({}, still firing)", alert.level.as_str()),
+        MailKind::Resolved => format!("(was {})", alert.level.as_str()),
+    };
+    sanitize_header(&format!(
+        "{} {headline} {}: {pct} risk {tail}",
+        cfg.subject_prefix, alert.machine_id
+    ))
+}
+
+/// Renders `alert` as a multipart/alternative (text/plain + text/html) e-mail. Follow-ups
+/// (escalation, repeat, resolution) reply to the firing e-mail, so clients thread them.
+///
+/// # Errors
+/// [`MailError`] when a template fails or lettre refuses the message (no recipient).
+pub fn render(alert: &AlertMail, cfg: &MailConfig) -> Result<Message, MailError> {
+    let view = View::new(alert, cfg);
+    let text = TextMail { v: &view }.render()?;
+    let html = HtmlMail { v: &view }.render()?;
+    let mut b = Message::builder()
+        .from(cfg.from.clone())
+        .subject(view.subject.clone())
+        .message_id(Some(alert.message_id()))
+        .date(SystemTime::from(alert.ts));
+    for to in &cfg.to {
+        b = b.to(to.clone());
+    }
+    if alert.kind != MailKind::Firing {
+        let parent = message_id(&alert.alert_id, "firing");
+        b = b.in_reply_to(parent.clone()).references(parent);
+    }
+    let body = MultiPart::alternative()
+        .singlepart(
+            lettre::message::SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(text),
+        )
+        .singlepart(
+            lettre::message::SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(html),
+        );
+    Ok(b.multipart(body)?)
+}
+
+/// What the templates show, pre-formatted so they hold no logic.
+struct View {
+    subject: String,
+    headline: &'static str,
+    headline_note: &'static str,
+    colour: &'static str,
+    machine_id: String,
+    alert_id: String,
+    probability: String,
+    level: &'static str,
+    time_rfc3339: String,
+    time_human: String,
+    actions: Vec<ActionView>,
+    factors: Vec<FactorView>,
+    latest: Vec<Reading>,
+    dashboard_url: Option<String>,
+}
+
+struct ActionView {
+    severity: &'static str,
+    text: String,
+    code: String,
+}
+
+struct FactorView {
+    feature: String,
+    value: String,
+    contribution: String,
+}
+
+struct Reading {
+    name: String,
+    value: String,
+}
+
+impl View {
+    fn new(a: &AlertMail, cfg: &MailConfig) -> Self {
+        let (headline, headline_note, colour) = a.tone();
+        Self {
+            subject: subject(a, cfg),
+            headline,
+            headline_note,
+            colour,
+            machine_id: a.machine_id.to_string(),
+            alert_id: a.alert_id.clone(),
+            probability: percent(a.probability),
+            level: a.level.as_str(),
+            time_rfc3339: time_fmt::format(a.ts),
+            time_human: human_time(a.ts),
+            actions: a
+                .actions
+                .iter()
+                .map(|x| ActionView {
+                    severity: x.severity.as_str(),
+                    text: x.text.clone(),
+                    code: x.code.clone(),
+                })
+                .collect(),
+            factors: a
+                .factors
+                .iter()
+                .map(|f| FactorView {
+                    feature: f.feature.clone(),
+                    value: f.value.map_or_else(|| "missing".to_owned(), number),
+                    contribution: format!("{:+.3}", f.contribution),
+                })
+                .collect(),
+            latest: a
+                .latest
+                .iter()
+                .map(|(k, v)| Reading {
+                    name: k.clone(),
+                    value: number(*v),
+                })
+                .collect(),
+            dashboard_url: a.dashboard_url.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "alert.html")]
+struct HtmlMail<'a> {
+    v: &'a View,
+}
+
+#[derive(Template)]
+#[template(path = "alert.txt")]
+struct TextMail<'a> {
+    v: &'a View,
+}
+
+/// The HTML escaper of `templates/*.html` (see `askama.toml`): `< > & " '` become
+/// `&lt; &gt; &amp; &quot; &#39;`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NamedHtml;
+
+impl askama::filters::Escaper for NamedHtml {
+    fn write_escaped_str<W: std::fmt::Write>(&self, mut dest: W, s: &str) -> std::fmt::Result {
+        let mut last = 0;
+        for (i, c) in s.char_indices() {
+            let entity = match c {
+                '<' => "&lt;",
+                '>' => "&gt;",
+                '&' => "&amp;",
+                '"' => "&quot;",
+                '\'' => "&#39;",
+                _ => continue,
+            };
+            dest.write_str(&s[last..i])?;
+            dest.write_str(entity)?;
+            last = i + 1;
+        }
+        dest.write_str(&s[last..])
+    }
+}
+
+/// `Sunday, 22 November 2026 10:00:00 UTC`
+fn human_time(ts: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!(
+        "[weekday], [day padding:none] [month repr:long] [year] [hour]:[minute]:[second] UTC"
+    );
+    ts.to_offset(time::UtcOffset::UTC)
+        .format(fmt)
+        .unwrap_or_else(|_| time_fmt::format(ts))
+}
+
+/// A reading with at most 2 decimals and no trailing zeros.
+fn number(x: f64) -> String {
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+#[path = "email_tests.rs"]
+mod tests;

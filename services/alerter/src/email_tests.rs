@@ -1,0 +1,194 @@
+use super::*;
+use dtwin_schema::{ModelRef, RiskStatus, RISK_SCHEMA};
+use time::macros::datetime;
+
+fn risk() -> Risk {
+    Risk {
+        schema: RISK_SCHEMA.to_owned(),
+        machine_id: MachineId::parse("m-1").expect("valid id"),
+        ts: datetime!(2026-11-22 10:00:00 UTC),
+        source_ts: datetime!(2026-11-22 10:00:00 UTC),
+        seq: 7,
+        probability: 0.87,
+        status: RiskStatus::AtRisk,
+        level: Level::Critical,
+        health_score: 13.0,
+        actions: vec![Action {
+            code: "HIGH_VIBRATION".to_owned(),
+            text: r#"<script>alert(1)</script> & "q""#.to_owned(),
+            severity: Level::Critical,
+        }],
+        factors: vec![Factor {
+            feature: "torque_mean".to_owned(),
+            value: Some(61.5),
+            contribution: 0.31,
+        }],
+        model: ModelRef {
+            id: "rf".to_owned(),
+            version: "1".to_owned(),
+        },
+        cold: false,
+        latest: BTreeMap::from([
+            ("air_temp_k".to_owned(), 300.25),
+            ("rpm".to_owned(), 1400.0),
+        ]),
+    }
+}
+
+fn fire() -> Transition {
+    Transition::Fire {
+        alert_id: "m-1-20261122T100000000Z".to_owned(),
+        level: Level::Critical,
+    }
+}
+
+/// The raw message, with quoted-printable / base64 bodies decoded enough to search: lettre
+/// picks the encoding, so tests look at the decoded parts.
+fn parts(msg: &Message) -> (String, String, String) {
+    let raw = String::from_utf8(msg.formatted()).expect("ascii mail");
+    let (headers, _) = raw.split_once("\r\n\r\n").expect("headers end");
+    let text = body_of(&raw, "text/plain");
+    let html = body_of(&raw, "text/html");
+    (headers.to_owned(), text, html)
+}
+
+fn body_of(raw: &str, ctype: &str) -> String {
+    let start = raw
+        .find(&format!("Content-Type: {ctype}"))
+        .expect("part present");
+    let part = &raw[start..];
+    let (head, rest) = part.split_once("\r\n\r\n").expect("part headers end");
+    let body = &rest[..rest.find("\r\n--").unwrap_or(rest.len())];
+    if head.contains("quoted-printable") {
+        decode_qp(body)
+    } else if head.contains("base64") {
+        panic!("unexpected base64 part: {head}");
+    } else {
+        body.to_owned()
+    }
+}
+
+fn decode_qp(s: &str) -> String {
+    let s = s.replace("=\r\n", "");
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ascii");
+            out.push(u8::from_str_radix(hex, 16).expect("qp hex"));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("utf-8 body")
+}
+
+#[test]
+fn default_addresses_parse() {
+    let cfg = MailConfig::default();
+    assert_eq!(cfg.from.to_string(), "dtwin <dtwin@localhost>");
+    assert_eq!(cfg.to[0].to_string(), "maintenance@localhost");
+}
+
+#[test]
+fn html_is_escaped_and_text_is_plain() {
+    let mail = AlertMail::new(&risk(), &fire(), Some("http://127.0.0.1:8080/".to_owned()));
+    let msg = render(&mail, &MailConfig::default()).expect("renders");
+    let (headers, text, html) = parts(&msg);
+    assert!(
+        headers.contains("Content-Type: multipart/alternative"),
+        "{headers}"
+    );
+    assert!(headers.contains("Message-ID: <m-1-20261122T100000000Z.firing@dtwin>"));
+    assert!(!headers.contains("In-Reply-To"));
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"));
+    assert!(
+        text.contains(r#"<script>alert(1)</script> & "q""#),
+        "{text}"
+    );
+    for body in [&text, &html] {
+        assert!(body.contains("m-1"));
+        assert!(body.contains("87 %"));
+        assert!(body.contains("2026-11-22T10:00:00Z"));
+        assert!(body.contains("Sunday, 22 November 2026 10:00:00 UTC"));
+        assert!(body.contains("torque_mean"));
+        assert!(body.contains("300.25") && body.contains("1400"));
+        assert!(body.contains("http://127.0.0.1:8080/"));
+    }
+    assert!(html.contains("#cf222e"), "critical alerts are red");
+}
+
+#[test]
+fn subject_names_status_machine_risk_and_level() {
+    let mail = AlertMail::new(&risk(), &fire(), None);
+    assert_eq!(
+        subject(&mail, &MailConfig::default()),
+        "[dtwin] AT RISK m-1: 87 % risk (CRITICAL)"
+    );
+    let msg = render(&mail, &MailConfig::default()).expect("renders");
+    let (headers, _, _) = parts(&msg);
+    assert!(headers.contains("Subject: [dtwin] AT RISK m-1: 87 % risk (CRITICAL)"));
+}
+
+#[test]
+fn subject_cannot_inject_headers() {
+    let cfg = MailConfig {
+        subject_prefix: "[dtwin]\r\nBcc: x@evil.example\n\u{7}".to_owned(),
+        ..MailConfig::default()
+    };
+    let mail = AlertMail::new(&risk(), &fire(), None);
+    let s = subject(&mail, &cfg);
+    assert!(!s.contains('\r') && !s.contains('\n') && !s.chars().any(char::is_control));
+    let msg = render(&mail, &cfg).expect("renders");
+    let (headers, _, _) = parts(&msg);
+    assert!(
+        !headers.lines().any(|l| l.starts_with("Bcc")),
+        "injected header: {headers}"
+    );
+}
+
+#[test]
+fn follow_ups_thread_under_the_firing_mail_and_resolution_is_green() {
+    let resolve = Transition::Resolve {
+        alert_id: "m-1-20261122T100000000Z".to_owned(),
+        level: Level::Critical,
+        since: datetime!(2026-11-22 09:00:00 UTC),
+    };
+    let mut r = risk();
+    r.probability = 0.12;
+    let mail = AlertMail::new(&r, &resolve, None);
+    assert_eq!(mail.file_name(), "m-1-20261122T100000000Z.resolved");
+    let msg = render(&mail, &MailConfig::default()).expect("renders");
+    let (headers, _, html) = parts(&msg);
+    assert!(headers.contains("In-Reply-To: <m-1-20261122T100000000Z.firing@dtwin>"));
+    assert!(headers.contains("References: <m-1-20261122T100000000Z.firing@dtwin>"));
+    assert!(headers.contains("Subject: [dtwin] RESOLVED m-1: 12 % risk (was CRITICAL)"));
+    assert!(html.contains("#1a7f37"));
+}
+
+#[test]
+fn no_recipient_is_an_error_not_a_panic() {
+    let cfg = MailConfig {
+        to: Vec::new(),
+        ..MailConfig::default()
+    };
+    let mail = AlertMail::new(&risk(), &fire(), None);
+    assert!(matches!(render(&mail, &cfg), Err(MailError::Build(_))));
+}
+
+#[test]
+fn percent_and_numbers_format_for_people() {
+    assert_eq!(percent(0.874), "87 %");
+    assert_eq!(percent(1.5), "100 %");
+    assert_eq!(percent(f64::NAN), "n/a");
+    assert_eq!(number(1400.0), "1400");
+    assert_eq!(number(-0.001), "0");
+    assert_eq!(number(300.256), "300.26");
+}

@@ -1,0 +1,255 @@
+//! The alerter's pure core: one incoming risk message (topic + bytes) in, an [`Outcome`] out.
+//! It owns every machine's [`AlertState`], decodes and checks the verdict, steps the lifecycle
+//! and renders the e-mail; the async shell in [`crate::run`] only writes and publishes what it
+//! is told, in order.
+
+use crate::email::{self, AlertMail, MailConfig};
+use crate::lifecycle::{self, AlertState, LifecycleConfig, Transition, VerdictInput};
+use dtwin_schema::{
+    AlertEvent, AlertEventKind, DeadLetter, MachineId, RejectReason, Rejection, Risk, TopicKind,
+    Topics, ALERT_SCHEMA, RISK_SCHEMA,
+};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+/// The name dead letters and logs use for this service.
+pub const SERVICE: &str = "alerter";
+
+/// Largest risk payload accepted. A verdict is ~1-2 KiB; the cap keeps one bad message from
+/// making the worker parse megabytes.
+pub const MAX_RISK_BYTES: usize = 256 * 1024;
+
+/// What the shell must do for one incoming message (always followed by the ack).
+#[derive(Debug)]
+pub enum Outcome {
+    /// A valid verdict that changed nothing worth telling.
+    Quiet,
+    /// A rejected input: publish `payload` (a [`DeadLetter`]) to `topic`.
+    DeadLetter {
+        /// `{prefix}/deadletter/alerter`
+        topic: String,
+        /// The encoded dead letter.
+        payload: Vec<u8>,
+        /// Why it was rejected.
+        reason: RejectReason,
+    },
+    /// A lifecycle transition: write the mail, then publish the events.
+    Notify(Box<Notification>),
+}
+
+/// One alert notification, ready to write and publish.
+#[derive(Debug)]
+pub struct Notification {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// What happened.
+    pub transition: Transition,
+    /// `{prefix}/alerts/{machine_id}`
+    pub topic: String,
+    /// The outbox file name (`{alert_id}.{tag}`).
+    pub file_name: String,
+    /// The formatted e-mail, or why it could not be rendered.
+    pub mail: Result<Vec<u8>, String>,
+    /// The lifecycle event (firing, updated or resolved).
+    pub event: AlertEvent,
+}
+
+impl Notification {
+    /// The follow-up event: `sent` (with the outbox path) or `failed` (with the error).
+    pub fn delivery_event(
+        &self,
+        kind: AlertEventKind,
+        detail: String,
+        now: OffsetDateTime,
+    ) -> AlertEvent {
+        AlertEvent {
+            ts: now,
+            event: kind,
+            detail: Some(detail),
+            ..self.event.clone()
+        }
+    }
+}
+
+/// Counters for the stop log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessorStats {
+    /// Verdicts applied (cold ones included).
+    pub verdicts: u64,
+    /// Inputs rejected to the dead-letter topic.
+    pub rejected: u64,
+    /// Notifications produced.
+    pub notifications: u64,
+    /// Alerts firing now.
+    pub firing: usize,
+}
+
+/// Every machine's alert state plus what is needed to render mails.
+#[derive(Debug)]
+pub struct Processor {
+    topics: Topics,
+    lifecycle: LifecycleConfig,
+    mail: MailConfig,
+    dashboard_url: Option<String>,
+    states: HashMap<MachineId, AlertState>,
+    stats: ProcessorStats,
+}
+
+impl Processor {
+    /// A processor with no machine state. `lifecycle` should be validated first.
+    pub fn new(
+        topics: Topics,
+        lifecycle: LifecycleConfig,
+        mail: MailConfig,
+        dashboard_url: Option<String>,
+    ) -> Self {
+        Self {
+            topics,
+            lifecycle,
+            mail,
+            dashboard_url,
+            states: HashMap::new(),
+            stats: ProcessorStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ProcessorStats {
+        ProcessorStats {
+            firing: self
+                .states
+                .values()
+                .filter(|s| s.firing().is_some())
+                .count(),
+            ..self.stats
+        }
+    }
+
+    /// The alert state of `machine`, if it has sent a verdict.
+    pub fn state(&self, machine: &MachineId) -> Option<&AlertState> {
+        self.states.get(machine)
+    }
+
+    /// Handles one message from `topic`. The verdict's own `ts` is the lifecycle clock, so
+    /// replaying the same verdicts gives the same alert ids and file names.
+    pub fn handle(&mut self, topic: &str, payload: &[u8]) -> Outcome {
+        let topic_id = match self.topics.parse(topic) {
+            Some((TopicKind::Risk, id)) => MachineId::parse(id).ok(),
+            _ => None,
+        };
+        let risk = match decode(topic_id.as_ref(), payload) {
+            Ok(r) => r,
+            Err(rej) => return self.dead_letter(topic, payload, topic_id, rej),
+        };
+        self.stats.verdicts += 1;
+        let state = self
+            .states
+            .entry(risk.machine_id.clone())
+            .or_insert_with(|| AlertState::new(risk.machine_id.clone()));
+        let (next, transition) =
+            lifecycle::step(state, &VerdictInput::from(&risk), risk.ts, &self.lifecycle);
+        *state = next;
+        match transition {
+            None => Outcome::Quiet,
+            Some(t) => {
+                self.stats.notifications += 1;
+                Outcome::Notify(Box::new(self.notification(&risk, t)))
+            }
+        }
+    }
+
+    fn notification(&self, risk: &Risk, transition: Transition) -> Notification {
+        let mail = AlertMail::new(risk, &transition, self.dashboard_url.clone());
+        let rendered = email::render(&mail, &self.mail)
+            .map(|m| m.formatted())
+            .map_err(|e| e.to_string());
+        let event = AlertEvent {
+            schema: ALERT_SCHEMA.to_owned(),
+            machine_id: risk.machine_id.clone(),
+            ts: risk.ts,
+            alert_id: transition.alert_id().to_owned(),
+            event: match transition {
+                Transition::Fire { .. } => AlertEventKind::Firing,
+                Transition::Escalate { .. } | Transition::Repeat { .. } => AlertEventKind::Updated,
+                Transition::Resolve { .. } => AlertEventKind::Resolved,
+            },
+            level: transition.level(),
+            probability: risk.probability,
+            actions: risk.actions.clone(),
+            detail: None,
+        };
+        Notification {
+            machine_id: risk.machine_id.clone(),
+            topic: self.topics.alert(&risk.machine_id),
+            file_name: mail.file_name(),
+            mail: rendered,
+            event,
+            transition,
+        }
+    }
+
+    fn dead_letter(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        machine: Option<MachineId>,
+        rej: Rejection,
+    ) -> Outcome {
+        self.stats.rejected += 1;
+        let mut dl = DeadLetter::new(SERVICE, topic, payload, rej.reason, rej.detail);
+        dl.machine_id = machine;
+        Outcome::DeadLetter {
+            topic: self.topics.deadletter(SERVICE),
+            payload: dtwin_schema::to_json(&dl),
+            reason: rej.reason,
+        }
+    }
+}
+
+/// Decodes and checks a verdict that arrived on the topic of `topic_id`.
+///
+/// # Errors
+/// A [`Rejection`] with the reason a dead letter carries.
+pub fn decode(topic_id: Option<&MachineId>, payload: &[u8]) -> Result<Risk, Rejection> {
+    if payload.len() > MAX_RISK_BYTES {
+        let detail = format!(
+            "payload is {} bytes; at most {MAX_RISK_BYTES}",
+            payload.len()
+        );
+        return Err(Rejection::new(RejectReason::Oversize, detail));
+    }
+    let risk: Risk = dtwin_schema::from_json(payload).map_err(json_rejection)?;
+    if risk.schema != RISK_SCHEMA {
+        let detail = format!("schema is {:?}; expected {RISK_SCHEMA:?}", risk.schema);
+        return Err(Rejection::new(RejectReason::UnknownSchema, detail));
+    }
+    if !(0.0..=1.0).contains(&risk.probability) {
+        let detail = format!("probability {} is outside 0..1", risk.probability);
+        return Err(Rejection::new(RejectReason::OutOfRange, detail));
+    }
+    match topic_id {
+        Some(id) if *id == risk.machine_id => Ok(risk),
+        _ => Err(Rejection::new(
+            RejectReason::TopicMismatch,
+            format!("machine_id {} does not match the topic", risk.machine_id),
+        )),
+    }
+}
+
+/// Mirrors the schema crate's (private) telemetry classification for risk payloads.
+fn json_rejection(e: serde_json::Error) -> Rejection {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    let reason = match e.classify() {
+        _ if msg.contains("number out of range") => RejectReason::OutOfRange,
+        Category::Io | Category::Syntax | Category::Eof => RejectReason::NotJson,
+        Category::Data if msg.starts_with("missing field") => RejectReason::MissingField,
+        Category::Data if msg.starts_with("machine id") => RejectReason::BadMachineId,
+        Category::Data => RejectReason::WrongType,
+    };
+    Rejection::new(reason, msg)
+}
+
+#[cfg(test)]
+#[path = "processor_tests.rs"]
+mod tests;

@@ -1,0 +1,139 @@
+use super::*;
+use dtwin_schema::{Level, ModelRef, RiskStatus};
+use std::collections::BTreeMap;
+use time::macros::datetime;
+use time::Duration;
+
+fn topics() -> Topics {
+    Topics::default()
+}
+
+fn processor() -> Processor {
+    Processor::new(
+        topics(),
+        LifecycleConfig::default(),
+        MailConfig::default(),
+        None,
+    )
+}
+
+fn risk(id: &str, status: RiskStatus, p: f64, secs: i64) -> Risk {
+    Risk {
+        schema: RISK_SCHEMA.to_owned(),
+        machine_id: MachineId::parse(id).expect("valid id"),
+        ts: datetime!(2026-11-22 10:00:00 UTC) + Duration::seconds(secs),
+        source_ts: datetime!(2026-11-22 10:00:00 UTC),
+        seq: 1,
+        probability: p,
+        status,
+        level: if status == RiskStatus::AtRisk {
+            Level::Critical
+        } else {
+            Level::Normal
+        },
+        health_score: 100.0 * (1.0 - p),
+        actions: Vec::new(),
+        factors: Vec::new(),
+        model: ModelRef {
+            id: "rf".to_owned(),
+            version: "1".to_owned(),
+        },
+        cold: false,
+        latest: BTreeMap::new(),
+    }
+}
+
+fn feed(p: &mut Processor, r: &Risk) -> Outcome {
+    let topic = topics().risk(&r.machine_id);
+    p.handle(&topic, &dtwin_schema::to_json(r))
+}
+
+#[test]
+fn confirmed_risk_fires_then_resolves_with_mails_and_events() {
+    let mut p = processor();
+    assert!(matches!(
+        feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 0)),
+        Outcome::Quiet
+    ));
+    let Outcome::Notify(n) = feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 1)) else {
+        panic!("second at-risk verdict fires");
+    };
+    assert_eq!(n.topic, "dtwin/v1/alerts/m-1");
+    assert_eq!(n.file_name, "m-1-20261122T100001000Z.firing");
+    assert_eq!(n.event.event, AlertEventKind::Firing);
+    assert_eq!(n.event.level, Level::Critical);
+    let mail = String::from_utf8(n.mail.clone().expect("renders")).expect("ascii");
+    assert!(mail.contains("Subject: [dtwin] AT RISK m-1: 90 % risk (CRITICAL)"));
+    let sent = n.delivery_event(AlertEventKind::Sent, "outbox/x.eml".to_owned(), n.event.ts);
+    assert_eq!(
+        (sent.event, sent.alert_id.as_str()),
+        (AlertEventKind::Sent, n.event.alert_id.as_str())
+    );
+    assert_eq!(sent.detail.as_deref(), Some("outbox/x.eml"));
+    assert_eq!(p.stats().firing, 1);
+
+    let mut last = None;
+    for s in 2..5 {
+        last = Some(feed(&mut p, &risk("m-1", RiskStatus::Healthy, 0.1, s)));
+    }
+    let Some(Outcome::Notify(r)) = last else {
+        panic!("three low verdicts resolve")
+    };
+    assert_eq!(r.event.event, AlertEventKind::Resolved);
+    assert_eq!(r.event.alert_id, n.event.alert_id);
+    assert_eq!(p.stats().firing, 0);
+    assert_eq!(p.stats().notifications, 2);
+}
+
+#[test]
+fn machines_have_separate_state() {
+    let mut p = processor();
+    feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 0));
+    assert!(matches!(
+        feed(&mut p, &risk("m-2", RiskStatus::AtRisk, 0.9, 1)),
+        Outcome::Quiet
+    ));
+    assert!(matches!(
+        feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 2)),
+        Outcome::Notify(_)
+    ));
+}
+
+#[test]
+fn bad_input_becomes_a_dead_letter() {
+    let mut p = processor();
+    let t = topics().risk(&MachineId::parse("m-1").expect("valid id"));
+    let cases: Vec<(Vec<u8>, RejectReason)> = vec![
+        (b"{not json".to_vec(), RejectReason::NotJson),
+        (
+            br#"{"schema":"dtwin.risk.v1"}"#.to_vec(),
+            RejectReason::MissingField,
+        ),
+        (
+            dtwin_schema::to_json(&risk("m-2", RiskStatus::AtRisk, 0.9, 0)),
+            RejectReason::TopicMismatch,
+        ),
+        (
+            dtwin_schema::to_json(&risk("m-1", RiskStatus::AtRisk, 1.5, 0)),
+            RejectReason::OutOfRange,
+        ),
+        (vec![b' '; MAX_RISK_BYTES + 1], RejectReason::Oversize),
+    ];
+    for (payload, want) in cases {
+        let Outcome::DeadLetter {
+            topic,
+            payload: dl,
+            reason,
+        } = p.handle(&t, &payload)
+        else {
+            panic!("{want:?} input is rejected");
+        };
+        assert_eq!(reason, want);
+        assert_eq!(topic, "dtwin/v1/deadletter/alerter");
+        let dl: DeadLetter = dtwin_schema::from_json(&dl).expect("dead letter decodes");
+        assert_eq!(dl.service, SERVICE);
+        assert_eq!(dl.machine_id.as_ref().map(MachineId::as_str), Some("m-1"));
+    }
+    assert_eq!(p.stats().rejected, 5);
+    assert_eq!(p.stats().verdicts, 0);
+}

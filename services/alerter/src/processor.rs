@@ -218,7 +218,7 @@ pub fn decode(topic_id: Option<&MachineId>, payload: &[u8]) -> Result<Risk, Reje
         );
         return Err(Rejection::new(RejectReason::Oversize, detail));
     }
-    let risk: Risk = dtwin_schema::from_json(payload).map_err(json_rejection)?;
+    let risk: Risk = dtwin_schema::from_json(payload).map_err(Rejection::from_json)?;
     if risk.schema != RISK_SCHEMA {
         let detail = format!("schema is {:?}; expected {RISK_SCHEMA:?}", risk.schema);
         return Err(Rejection::new(RejectReason::UnknownSchema, detail));
@@ -234,20 +234,6 @@ pub fn decode(topic_id: Option<&MachineId>, payload: &[u8]) -> Result<Risk, Reje
             format!("machine_id {} does not match the topic", risk.machine_id),
         )),
     }
-}
-
-/// Mirrors the schema crate's (private) telemetry classification for risk payloads.
-fn json_rejection(e: serde_json::Error) -> Rejection {
-    use serde_json::error::Category;
-    let msg = e.to_string();
-    let reason = match e.classify() {
-        _ if msg.contains("number out of range") => RejectReason::OutOfRange,
-        Category::Io | Category::Syntax | Category::Eof => RejectReason::NotJson,
-        Category::Data if msg.starts_with("missing field") => RejectReason::MissingField,
-        Category::Data if msg.starts_with("machine id") => RejectReason::BadMachineId,
-        Category::Data => RejectReason::WrongType,
-    };
-    Rejection::new(reason, msg)
 }
 
 #[cfg(test)]

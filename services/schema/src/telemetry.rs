@@ -368,7 +368,8 @@ impl Rejection {
         }
     }
 
-    fn from_json(e: serde_json::Error) -> Self {
+    /// Classifies a serde_json error into a reason: any message type decodes this way.
+    pub fn from_json(e: serde_json::Error) -> Self {
         use serde_json::error::Category;
         let msg = e.to_string();
         let reason = match e.classify() {

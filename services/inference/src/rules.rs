@@ -177,7 +177,7 @@ impl RuleSet {
             })
             .map(|r| r.action.clone())
             .collect();
-        fired.sort_by(|a, b| b.severity.cmp(&a.severity));
+        fired.sort_by_key(|a| std::cmp::Reverse(a.severity));
         let mut seen = std::collections::HashSet::new();
         fired.retain(|a| seen.insert(a.text.clone()));
         fired

@@ -127,7 +127,8 @@ impl AlertMail {
         format!("{}.{}", self.alert_id, self.tag)
     }
 
-    /// `(headline, note, colour)`: AT RISK red, WARNING amber, RESOLVED green.
+    /// `(headline, note, colour)`: a firing alert's machine is AT RISK, red when CRITICAL and
+    /// amber when WARNING; a resolved one is green.
     fn tone(&self) -> (&'static str, &'static str, &'static str) {
         let note = match self.kind {
             MailKind::Firing => "NEW ALERT",
@@ -138,7 +139,7 @@ impl AlertMail {
         match (self.kind, self.level) {
             (MailKind::Resolved, _) => ("RESOLVED", note, "#1a7f37"),
             (_, Level::Critical) => ("AT RISK", note, "#cf222e"),
-            _ => ("WARNING", note, "#bf8700"),
+            _ => ("AT RISK", note, "#bf8700"),
         }
     }
 }

@@ -160,7 +160,7 @@ impl ModelArtifact {
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing plain structs, strings, numbers and a serde_json::Value cannot fail
         // (no maps with non-string keys); non-finite floats become null.
-        serde_json::to_vec_pretty(self).expect("artifact serializes to JSON")
+        serde_json::to_vec(self).expect("artifact serializes to JSON")
     }
 
     /// Parse and [validate](ModelArtifact::validate) an artifact.

@@ -11,7 +11,7 @@
 
 pub mod scenario;
 
-pub use scenario::{ScenarioEvent, ScenarioError};
+pub use scenario::{ScenarioError, ScenarioEvent};
 
 use dtwin_bus::{BrokerUrl, BusConfig, QoS};
 use dtwin_schema::{to_json, MachineStatus, Presence, Topics, STATUS_SCHEMA};
@@ -73,7 +73,11 @@ impl TwinConfig {
     }
 }
 
-fn status(id: &dtwin_schema::MachineId, state: Presence, product: Option<dtwin_schema::ProductType>) -> Vec<u8> {
+fn status(
+    id: &dtwin_schema::MachineId,
+    state: Presence,
+    product: Option<dtwin_schema::ProductType>,
+) -> Vec<u8> {
     to_json(&MachineStatus {
         schema: STATUS_SCHEMA.to_owned(),
         machine_id: id.clone(),
@@ -90,25 +94,55 @@ fn status(id: &dtwin_schema::MachineId, state: Presence, product: Option<dtwin_s
 /// machine), or a closed connection.
 pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::ensure!(config.machines > 0, "--machines must be at least 1");
-    anyhow::ensure!(config.rate_hz > 0.0 && config.rate_hz.is_finite(), "--rate must be a positive number of Hz");
-    anyhow::ensure!(config.accel > 0.0 && config.accel.is_finite(), "--accel must be positive");
+    anyhow::ensure!(
+        config.rate_hz > 0.0 && config.rate_hz.is_finite(),
+        "--rate must be a positive number of Hz"
+    );
+    anyhow::ensure!(
+        config.accel > 0.0 && config.accel.is_finite(),
+        "--accel must be positive"
+    );
     let topics = Topics::new(&config.prefix);
     let mut fleet = Fleet::new(config.machines, &config.sim());
     let mut pending = scenario::resolve(&config.scenario, &fleet)?;
 
-    let publisher_id = dtwin_schema::MachineId::parse(&config.client_id)
-        .map_err(|e| anyhow::anyhow!("client id {:?} cannot name a status topic: {e}", config.client_id))?;
+    let publisher_id = dtwin_schema::MachineId::parse(&config.client_id).map_err(|e| {
+        anyhow::anyhow!(
+            "client id {:?} cannot name a status topic: {e}",
+            config.client_id
+        )
+    })?;
     let mut bus = BusConfig::new(config.broker.clone(), &config.client_id);
-    bus.last_will = Some((topics.publisher_status(&config.client_id), status(&publisher_id, Presence::Offline, None)));
+    bus.last_will = Some((
+        topics.publisher_status(&config.client_id),
+        status(&publisher_id, Presence::Offline, None),
+    ));
     let conn = dtwin_bus::connect(&bus, Vec::new());
     let client = conn.client.clone();
     client
-        .publish(topics.publisher_status(&config.client_id), QoS::AtLeastOnce, true, status(&publisher_id, Presence::Online, None))
+        .publish(
+            topics.publisher_status(&config.client_id),
+            QoS::AtLeastOnce,
+            true,
+            status(&publisher_id, Presence::Online, None),
+        )
         .await?;
     for m in &fleet.machines {
-        client.publish(topics.status(m.id()), QoS::AtLeastOnce, true, status(m.id(), Presence::Online, Some(m.product_type()))).await?;
+        client
+            .publish(
+                topics.status(m.id()),
+                QoS::AtLeastOnce,
+                true,
+                status(m.id(), Presence::Online, Some(m.product_type())),
+            )
+            .await?;
     }
-    info!(machines = config.machines, rate_hz = config.rate_hz, accel = config.accel, "twin started");
+    info!(
+        machines = config.machines,
+        rate_hz = config.rate_hz,
+        accel = config.accel,
+        "twin started"
+    );
 
     let period = Duration::from_secs_f64(1.0 / config.rate_hz);
     let mut tick = tokio::time::interval(period);
@@ -122,23 +156,40 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
         let elapsed = started.elapsed();
         while let Some(ev) = pending.first().filter(|e| e.at <= elapsed) {
             info!(machine = %fleet.machines[ev.index].id(), fault = ?ev.fault, "scenario: injecting fault");
-            fleet.machines[ev.index].inject(ev.fault.clone());
+            fleet.machines[ev.index].inject(ev.fault);
             pending.remove(0);
         }
         let now = dtwin_schema::time_fmt::now();
         for m in &mut fleet.machines {
             let reading = m.step();
             let payload = reading.to_telemetry(m.id(), now).encode();
-            client.publish(topics.telemetry(m.id()), config.qos, false, payload).await?;
+            client
+                .publish(topics.telemetry(m.id()), config.qos, false, payload)
+                .await?;
         }
     }
     for m in &fleet.machines {
-        client.publish(topics.status(m.id()), QoS::AtLeastOnce, true, status(m.id(), Presence::Offline, Some(m.product_type()))).await?;
+        client
+            .publish(
+                topics.status(m.id()),
+                QoS::AtLeastOnce,
+                true,
+                status(m.id(), Presence::Offline, Some(m.product_type())),
+            )
+            .await?;
     }
     client
-        .publish(topics.publisher_status(&config.client_id), QoS::AtLeastOnce, true, status(&publisher_id, Presence::Offline, None))
+        .publish(
+            topics.publisher_status(&config.client_id),
+            QoS::AtLeastOnce,
+            true,
+            status(&publisher_id, Presence::Offline, None),
+        )
         .await?;
-    if tokio::time::timeout(Duration::from_secs(1), conn.close()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(1), conn.close())
+        .await
+        .is_err()
+    {
         warn!("twin did not disconnect in time");
     }
     info!("twin stopped");

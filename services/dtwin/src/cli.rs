@@ -1,0 +1,285 @@
+//! Command-line flags (each with its environment variable) and dispatch to the services.
+//!
+//! docker-compose.yml configures the containers with the same variables; a test checks the two
+//! against each other, so renaming a flag here without updating compose fails the build.
+
+use crate::telemetry::LogFormat;
+use clap::{Args, Parser, Subcommand};
+use dtwin_bus::BrokerUrl;
+use std::path::PathBuf;
+
+/// Digital twin + predictive quality monitoring over MQTT.
+#[derive(Debug, Parser)]
+#[command(name = "dtwin", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        env = "DTWIN_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded broker and every service in one process.
+    Up(UpArgs),
+    /// Run the embedded MQTT broker alone.
+    Broker(BrokerArgs),
+    /// Run the digital twin publisher.
+    Twin(ServiceArgs<TwinOpts>),
+    /// Run the feature service.
+    Feature(ServiceArgs<FeatureOpts>),
+    /// Run the inference service.
+    Inference(ServiceArgs<InferenceOpts>),
+    /// Run the alerter.
+    Alerter(ServiceArgs<AlerterOpts>),
+    /// Train a model on twin data and write the artifact.
+    Train(crate::cmd::train::TrainArgs),
+}
+
+/// Where the broker is and which topics to use (standalone services).
+#[derive(Debug, Clone, Args)]
+pub struct BusArgs {
+    /// Broker URL: mqtt://[user:password@]host[:port].
+    #[arg(long, env = "DTWIN_BROKER", default_value = "mqtt://127.0.0.1:1883")]
+    pub broker: BrokerUrl,
+    /// Topic prefix.
+    #[arg(long, env = "DTWIN_PREFIX", default_value = dtwin_schema::DEFAULT_PREFIX)]
+    pub prefix: String,
+}
+
+/// A standalone service: the bus flags plus its own.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs<T: Args> {
+    /// Broker and prefix.
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// The service's own flags.
+    #[command(flatten)]
+    pub opts: T,
+}
+
+/// `dtwin up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Use this external broker instead of starting the embedded one.
+    #[arg(long, env = "DTWIN_BROKER")]
+    pub broker: Option<BrokerUrl>,
+    /// Port of the embedded broker on 127.0.0.1.
+    #[arg(long, env = "DTWIN_PORT", default_value_t = 1883)]
+    pub port: u16,
+    /// Topic prefix.
+    #[arg(long, env = "DTWIN_PREFIX", default_value = dtwin_schema::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Seconds between fleet summaries on the terminal (0 = none).
+    #[arg(long, env = "DTWIN_SUMMARY_EVERY", default_value_t = 5)]
+    pub summary_every: u64,
+    /// Twin flags.
+    #[command(flatten)]
+    pub twin: TwinOpts,
+    /// Inference flags.
+    #[command(flatten)]
+    pub inference: InferenceOpts,
+    /// Alerter flags.
+    #[command(flatten)]
+    pub alerter: AlerterOpts,
+}
+
+/// `dtwin broker`.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DTWIN_LISTEN", default_value = dtwin_broker::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+}
+
+/// Twin publisher flags.
+#[derive(Debug, Clone, Args)]
+pub struct TwinOpts {
+    /// Number of simulated machines.
+    #[arg(long, env = "DTWIN_MACHINES", default_value_t = 20)]
+    pub machines: usize,
+    /// Random seed (same seed, same fleet, same readings).
+    #[arg(long, env = "DTWIN_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Readings per machine per second.
+    #[arg(long, env = "DTWIN_RATE", default_value_t = 2.0)]
+    pub rate: f64,
+    /// Time acceleration: plant seconds per wall-clock second.
+    #[arg(long, env = "DTWIN_ACCEL", default_value_t = 120.0)]
+    pub accel: f64,
+    /// QoS of telemetry (0 or 1).
+    #[arg(long, env = "DTWIN_TELEMETRY_QOS", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub telemetry_qos: u8,
+    /// Inject a fault: MACHINE:FAULT[@SECONDS], e.g. machine-003:bearing@10 (repeatable).
+    #[arg(long = "scenario", env = "DTWIN_SCENARIO", value_delimiter = ',')]
+    pub scenario: Vec<dtwin_twin_publisher::ScenarioEvent>,
+}
+
+/// Feature service flags.
+#[derive(Debug, Clone, Args)]
+pub struct FeatureOpts {
+    /// QoS of the telemetry subscription (0 or 1).
+    #[arg(long, env = "DTWIN_TELEMETRY_QOS", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub telemetry_qos: u8,
+}
+
+/// Inference service flags.
+#[derive(Debug, Clone, Args)]
+pub struct InferenceOpts {
+    /// Model artifact (JSON); default: the model shipped in the binary.
+    #[arg(long, env = "DTWIN_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Expert rules (TOML); default: the shipped rules.
+    #[arg(long, env = "DTWIN_RULES")]
+    pub rules: Option<PathBuf>,
+}
+
+/// Alerter flags.
+#[derive(Debug, Clone, Args)]
+pub struct AlerterOpts {
+    /// Folder the alert e-mails are written to as .eml files.
+    #[arg(long, env = "DTWIN_OUTBOX", default_value = "outbox")]
+    pub outbox: PathBuf,
+    /// Recipients of alert e-mails (comma-separated).
+    #[arg(
+        long,
+        env = "DTWIN_MAIL_TO",
+        default_value = "maintenance@localhost",
+        value_delimiter = ','
+    )]
+    pub mail_to: Vec<dtwin_alerter::Mailbox>,
+    /// Sender of alert e-mails.
+    #[arg(
+        long,
+        env = "DTWIN_MAIL_FROM",
+        default_value = "dtwin <dtwin@localhost>"
+    )]
+    pub mail_from: dtwin_alerter::Mailbox,
+}
+
+impl TwinOpts {
+    /// The twin's service config.
+    ///
+    /// # Errors
+    /// A QoS that does not exist.
+    pub fn config(
+        &self,
+        broker: BrokerUrl,
+        prefix: &str,
+    ) -> anyhow::Result<dtwin_twin_publisher::TwinConfig> {
+        let mut c = dtwin_twin_publisher::TwinConfig::new(broker);
+        c.prefix = prefix.to_owned();
+        c.machines = self.machines;
+        c.seed = self.seed;
+        c.rate_hz = self.rate;
+        c.accel = self.accel;
+        c.qos = dtwin_bus::qos_from_u8(self.telemetry_qos).map_err(anyhow::Error::msg)?;
+        c.scenario = self.scenario.clone();
+        Ok(c)
+    }
+}
+
+impl FeatureOpts {
+    /// The feature service's config.
+    ///
+    /// # Errors
+    /// A QoS that does not exist.
+    pub fn config(
+        &self,
+        broker: BrokerUrl,
+        prefix: &str,
+    ) -> anyhow::Result<dtwin_feature::FeatureConfig> {
+        let mut c = dtwin_feature::FeatureConfig::new(broker);
+        c.prefix = prefix.to_owned();
+        c.telemetry_qos = dtwin_bus::qos_from_u8(self.telemetry_qos).map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
+}
+
+impl InferenceOpts {
+    /// The inference service's config.
+    pub fn config(&self, broker: BrokerUrl, prefix: &str) -> dtwin_inference::InferenceConfig {
+        let mut c = dtwin_inference::InferenceConfig::new(broker);
+        c.prefix = prefix.to_owned();
+        if let Some(p) = &self.model {
+            c.model = dtwin_inference::ModelSource::File(p.clone());
+        }
+        c.rules_path = self.rules.clone();
+        c
+    }
+}
+
+impl AlerterOpts {
+    /// The alerter's config.
+    pub fn config(&self, broker: BrokerUrl, prefix: &str) -> dtwin_alerter::AlerterConfig {
+        let mut c = dtwin_alerter::AlerterConfig::new(broker);
+        c.prefix = prefix.to_owned();
+        c.outbox_dir = self.outbox.clone();
+        c.mail.to = self.mail_to.clone();
+        c.mail.from = self.mail_from.clone();
+        c
+    }
+}
+
+/// Runs the chosen subcommand.
+///
+/// # Errors
+/// Whatever the subcommand reports.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => crate::cmd::up::run(args).await,
+        Command::Broker(args) => {
+            let shutdown = crate::shutdown::on_signal();
+            dtwin_broker::run(dtwin_broker::BrokerConfig::new(args.listen), shutdown).await
+        }
+        Command::Twin(a) => {
+            dtwin_twin_publisher::run(
+                a.opts.config(a.bus.broker, &a.bus.prefix)?,
+                crate::shutdown::on_signal(),
+            )
+            .await
+        }
+        Command::Feature(a) => {
+            dtwin_feature::run(
+                a.opts.config(a.bus.broker, &a.bus.prefix)?,
+                crate::shutdown::on_signal(),
+            )
+            .await
+        }
+        Command::Inference(a) => {
+            dtwin_inference::run(
+                a.opts.config(a.bus.broker, &a.bus.prefix),
+                crate::shutdown::on_signal(),
+            )
+            .await
+        }
+        Command::Alerter(a) => {
+            dtwin_alerter::run(
+                a.opts.config(a.bus.broker, &a.bus.prefix),
+                crate::shutdown::on_signal(),
+            )
+            .await
+        }
+        Command::Train(args) => crate::cmd::train::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,4 @@
+//! Subcommands with more to do than calling one service.
+
+pub mod train;
+pub mod up;

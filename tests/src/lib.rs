@@ -1,1 +1,3 @@
 //! test harness
+pub mod contract;
+pub mod harness;

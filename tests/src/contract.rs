@@ -1,0 +1,254 @@
+//! The message contract as the end-to-end tests see it: the JSON Schemas in `proto-schemas/`,
+//! and a validator that maps a topic to its schema and checks a payload against it.
+//!
+//! ```no_run
+//! let contract = dtwin_tests::contract::Contract::load().unwrap();
+//! let topic = "dtwin/v1/machines/m-1/telemetry";
+//! let payload = br#"{"schema":"dtwin.telemetry.v1","machine_id":"m-1","ts":"2026-11-22T10:00:00Z","seq":1}"#;
+//! assert_eq!(contract.check(topic, payload), Ok("telemetry"));
+//! ```
+//!
+//! Beyond the schemas, [`Contract::check`] also holds a message to what the topic says: the
+//! machine (or client) id in the topic must equal the payload's `machine_id`, a dead letter's
+//! `service` must equal the topic's `{service}` segment, and telemetry may not exceed
+//! [`dtwin_schema::MAX_PAYLOAD_BYTES`].
+
+use anyhow::Context;
+use dtwin_schema::{TopicKind, Topics, MAX_PAYLOAD_BYTES};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Where the schemas live: `proto-schemas/` at the workspace root.
+pub const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto-schemas");
+
+/// The schema files, by short name (`{name}.schema.json`).
+pub const SCHEMAS: [&str; 6] = [
+    "telemetry",
+    "features",
+    "risk",
+    "alert",
+    "deadletter",
+    "status",
+];
+
+/// The name [`Contract::check`] returns for `{prefix}/models/current`, which has no JSON
+/// Schema of its own: the model artifact is checked only for being a JSON object with
+/// `"schema": "dtwin.model.v1"` (the ml crate validates the rest when it loads it).
+pub const MODEL: &str = "model";
+
+/// Schema id of the model artifact carried by `{prefix}/models/current`.
+pub const MODEL_SCHEMA_ID: &str = "dtwin.model.v1";
+
+/// How many validation errors one failure reports.
+const MAX_ERRORS: usize = 8;
+
+/// The MQTT filter matching every topic of the contract under the default prefix
+/// (`dtwin/v1/#`).
+pub fn prefix_filter() -> String {
+    Topics::default().everything()
+}
+
+/// One loaded schema: its short name, the JSON document and its compiled validator.
+struct Loaded {
+    name: &'static str,
+    document: Value,
+    validator: jsonschema::Validator,
+}
+
+/// The compiled JSON Schemas of every message, and the topic -> schema mapping.
+pub struct Contract {
+    topics: Topics,
+    schemas: Vec<Loaded>,
+}
+
+impl std::fmt::Debug for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contract")
+            .field("prefix", &self.topics.prefix())
+            .field(
+                "schemas",
+                &self.schemas.iter().map(|s| s.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Contract {
+    /// Loads and compiles every schema in `proto-schemas/`, for the default prefix.
+    ///
+    /// # Errors
+    /// A schema file is missing, is not JSON, or is not a valid draft 2020-12 schema.
+    pub fn load() -> anyhow::Result<Contract> {
+        Self::load_from(Path::new(SCHEMA_DIR), Topics::default())
+    }
+
+    /// Loads the schemas from `dir`, mapping topics under `topics`' prefix.
+    ///
+    /// # Errors
+    /// As [`Contract::load`].
+    pub fn load_from(dir: &Path, topics: Topics) -> anyhow::Result<Contract> {
+        let mut schemas = Vec::with_capacity(SCHEMAS.len());
+        for name in SCHEMAS {
+            let path = schema_path(dir, name);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let document: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            let validator = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                // Draft 2020-12 treats `format` as an annotation; the contract means it.
+                .should_validate_formats(true)
+                .should_ignore_unknown_formats(false)
+                .build(&document)
+                .map_err(|e| anyhow::anyhow!("{} is not a valid schema: {e}", path.display()))?;
+            schemas.push(Loaded {
+                name,
+                document,
+                validator,
+            });
+        }
+        Ok(Contract { topics, schemas })
+    }
+
+    /// The topics this contract maps.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// The schema document called `name` (one of [`SCHEMAS`]).
+    pub fn schema(&self, name: &str) -> Option<&Value> {
+        self.find(name).map(|s| &s.document)
+    }
+
+    /// The `examples` of the schema called `name` (empty when it has none).
+    pub fn examples(&self, name: &str) -> Vec<Value> {
+        self.schema(name)
+            .and_then(|d| d.get("examples"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn find(&self, name: &str) -> Option<&Loaded> {
+        self.schemas.iter().find(|s| s.name == name)
+    }
+
+    /// Which schema a topic's payloads follow, and the id the topic names (machine id,
+    /// client id or service), if any.
+    ///
+    /// # Errors
+    /// The topic is not under the prefix, or under it but not one of the contract's topics.
+    pub fn schema_for<'t>(
+        &self,
+        topic: &'t str,
+    ) -> Result<(&'static str, Option<&'t str>), String> {
+        let prefix = self.topics.prefix();
+        let Some(rest) = topic.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) else {
+            return Err(format!(
+                "topic {topic:?} is not under the prefix {prefix:?}"
+            ));
+        };
+        if let Some((kind, id)) = self.topics.parse(topic) {
+            let name = match kind {
+                TopicKind::Telemetry => "telemetry",
+                TopicKind::Features => "features",
+                TopicKind::Risk => "risk",
+                TopicKind::Status => "status",
+                TopicKind::Alert => "alert",
+            };
+            return Ok((name, Some(id)));
+        }
+        if let Some(service) = rest.strip_prefix("deadletter/") {
+            if !service.is_empty() && !service.contains('/') {
+                return Ok(("deadletter", Some(service)));
+            }
+        }
+        if let Some(client) = rest
+            .strip_prefix("publishers/")
+            .and_then(|r| r.strip_suffix("/status"))
+        {
+            if !client.is_empty() && !client.contains('/') {
+                return Ok(("status", Some(client)));
+            }
+        }
+        if rest == "models/current" {
+            return Ok((MODEL, None));
+        }
+        Err(format!("no schema for topic {topic:?}"))
+    }
+
+    /// Checks a payload received on `topic` against the topic's schema.
+    ///
+    /// Returns the schema's short name (one of [`SCHEMAS`], or [`MODEL`]).
+    ///
+    /// # Errors
+    /// Why the message breaks the contract: no schema for the topic, not JSON, the schema's
+    /// validation errors (with their JSON pointers), or a topic/payload mismatch.
+    pub fn check(&self, topic: &str, payload: &[u8]) -> Result<&'static str, String> {
+        let (name, id) = self.schema_for(topic)?;
+        if name == "telemetry" && payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(format!(
+                "telemetry payload is {} bytes; at most {MAX_PAYLOAD_BYTES} are allowed",
+                payload.len()
+            ));
+        }
+        let value: Value = serde_json::from_slice(payload)
+            .map_err(|e| format!("{name}: payload is not JSON: {e}"))?;
+        if name == MODEL {
+            return match value.get("schema") {
+                Some(Value::String(s)) if s == MODEL_SCHEMA_ID => Ok(MODEL),
+                _ if !value.is_object() => Err("model: payload is not a JSON object".into()),
+                other => Err(format!(
+                    "model: schema is {other:?}; expected {MODEL_SCHEMA_ID:?}"
+                )),
+            };
+        }
+        self.validate(name, &value)?;
+        match name {
+            "deadletter" => expect_field(&value, "service", id, name)?,
+            _ => expect_field(&value, "machine_id", id, name)?,
+        }
+        Ok(name)
+    }
+
+    /// Validates a JSON value against the schema called `name`.
+    ///
+    /// # Errors
+    /// An unknown schema name, or the validation errors, one per line as
+    /// `{json pointer}: {error}`.
+    pub fn validate(&self, name: &str, value: &Value) -> Result<(), String> {
+        let schema = self
+            .find(name)
+            .ok_or_else(|| format!("no schema called {name:?}"))?;
+        let errors: Vec<String> = schema
+            .validator
+            .iter_errors(value)
+            .take(MAX_ERRORS)
+            .map(|e| {
+                let at = e.instance_path.to_string();
+                format!("{}: {e}", if at.is_empty() { "/" } else { &at })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{name}: {}", errors.join("; ")))
+        }
+    }
+}
+
+/// `{dir}/{name}.schema.json`
+pub fn schema_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.schema.json"))
+}
+
+/// The topic names `id`; the payload's `field` must say the same.
+fn expect_field(value: &Value, field: &str, id: Option<&str>, name: &str) -> Result<(), String> {
+    let Some(id) = id else { return Ok(()) };
+    match value.get(field).and_then(Value::as_str) {
+        Some(v) if v == id => Ok(()),
+        other => Err(format!(
+            "{name}: topic names {id:?} but the payload's {field} is {other:?}"
+        )),
+    }
+}

@@ -1,0 +1,243 @@
+//! Test harness: real brokers on free ports, the stack in-process, and a recorder that
+//! subscribes to everything under the prefix.
+//!
+//! Every test gets its own broker (embedded rumqttd or a Mosquitto child process) on a port it
+//! reserved, its own temporary outbox, and stops what it started.
+
+use anyhow::Context;
+use dtwin_bus::{BrokerUrl, BusConfig, Message, QoS, Subscription};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Starts an embedded rumqttd on a free port and returns its URL.
+///
+/// # Panics
+/// When no port is free or the broker does not start (the test cannot go on).
+pub fn embedded_broker() -> BrokerUrl {
+    let port = dtwin_broker::free_port().expect("a free port");
+    let addr = format!("127.0.0.1:{port}")
+        .parse()
+        .expect("valid socket address");
+    dtwin_broker::start(&dtwin_broker::BrokerConfig::new(addr)).expect("embedded broker starts");
+    BrokerUrl::new("127.0.0.1", port)
+}
+
+/// A Mosquitto broker run as a child process; killed on drop.
+pub struct Mosquitto {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// Where Debian installs mosquitto.
+pub fn mosquitto_binary() -> Option<PathBuf> {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto on a free port with a config file written here.
+    ///
+    /// # Errors
+    /// Mosquitto is not installed (run `bash tests/run.sh`, which installs it) or does not start.
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = mosquitto_binary().context(
+            "mosquitto is not installed: run `bash tests/run.sh` (it apt-get installs mosquitto)",
+        )?;
+        let port = dtwin_broker::free_port()?;
+        let dir = tempfile::tempdir()?;
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 16777216\nmax_queued_messages 100000\n"),
+        )?;
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn mosquitto")?;
+        let me = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        wait_for_port(port, Duration::from_secs(5)).context("mosquitto did not start listening")?;
+        Ok(me)
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> BrokerUrl {
+        BrokerUrl::new("127.0.0.1", self.port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`.
+///
+/// # Errors
+/// When nothing does within `timeout`.
+pub fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    anyhow::bail!("nothing listens on port {port} after {timeout:?}")
+}
+
+/// Records every message under a filter.
+pub struct Recorder {
+    messages: Arc<Mutex<Vec<Message>>>,
+    client: dtwin_bus::BusClient,
+}
+
+impl Recorder {
+    /// Subscribes to `filter` on `broker` and waits until the subscription is active.
+    ///
+    /// # Panics
+    /// When the subscription is not acknowledged within 10 s.
+    pub async fn start(broker: &BrokerUrl, filter: &str) -> Self {
+        let id = format!(
+            "recorder-{}",
+            std::process::id() as u64 * 1000 + u64::from(rand_suffix())
+        );
+        let mut conn = dtwin_bus::connect(
+            &BusConfig::new(broker.clone(), id),
+            vec![Subscription::new(filter, QoS::AtLeastOnce)],
+        );
+        assert!(
+            conn.client.wait_ready(Duration::from_secs(10)).await,
+            "recorder subscribed"
+        );
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        let client = conn.client.clone();
+        tokio::spawn(async move {
+            while let Some(m) = conn.inbox.recv().await {
+                // The lock is never held across an await.
+                sink.lock().expect("recorder lock").push(m);
+            }
+        });
+        Self { messages, client }
+    }
+
+    /// A client on the recorder's connection, for publishing test input.
+    pub fn client(&self) -> &dtwin_bus::BusClient {
+        &self.client
+    }
+
+    /// A snapshot of everything recorded so far.
+    pub fn all(&self) -> Vec<Message> {
+        self.messages.lock().expect("recorder lock").clone()
+    }
+
+    /// Waits until a recorded message satisfies `pred` and returns it, or `None` on timeout.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Message) -> bool,
+    ) -> Option<Message> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(m) = self
+                .messages
+                .lock()
+                .expect("recorder lock")
+                .iter()
+                .find(|m| pred(m))
+                .cloned()
+            {
+                return Some(m);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn rand_suffix() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish() as u16
+}
+
+/// Waits until a `.eml` file in `dir` satisfies `pred`; returns its path and text.
+pub async fn wait_for_eml(
+    dir: &Path,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<(PathBuf, String)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "eml") {
+                    if let Ok(text) = std::fs::read_to_string(&p) {
+                        if pred(&text) {
+                            return Some((p, text));
+                        }
+                    }
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Undoes quoted-printable encoding (soft line breaks and `=XX` escapes) so a test can search
+/// an e-mail's text as a person would read it.
+pub fn unquote_printable(s: &str) -> String {
+    let joined = s.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() && joined.is_char_boundary(i + 3) {
+            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_printable_is_undone() {
+        assert_eq!(
+            unquote_printable("AT RI=\nSK a=3Db =C3=A9"),
+            "AT RISK a=b é"
+        );
+        assert_eq!(unquote_printable("end="), "end=");
+    }
+}

@@ -1,0 +1,689 @@
+//! Real messages built with the Rust types, serialized the way the services serialize them,
+//! must validate against the JSON Schemas in proto-schemas/ on the topic they travel on; and
+//! the messages the contract forbids must fail. This keeps the serde types and the schemas from
+//! drifting apart in either direction.
+
+use dtwin_schema::telemetry::SENSOR_SPECS;
+use dtwin_schema::{
+    feature_set_hash, to_json, Action, AlertEvent, AlertEventKind, DeadLetter, Factor, FailureMode,
+    Features, Level, MachineId, MachineStatus, ModelRef, Presence, ProductType, RejectReason, Risk,
+    RiskStatus, Telemetry, Topics, ALERT_SCHEMA, FEATURES_SCHEMA, RISK_SCHEMA, STATUS_SCHEMA,
+};
+use dtwin_tests::contract::{Contract, MODEL, SCHEMAS};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+const TS: OffsetDateTime = datetime!(2026-11-22 10:00:00.123456789 UTC);
+const SOURCE_TS: OffsetDateTime = datetime!(2026-11-22 10:00:00.1 UTC);
+
+fn contract() -> Contract {
+    Contract::load().expect("proto-schemas load and compile")
+}
+
+fn id(s: &str) -> MachineId {
+    MachineId::parse(s).unwrap()
+}
+
+fn topics() -> Topics {
+    Topics::default()
+}
+
+fn full_telemetry() -> Telemetry {
+    Telemetry {
+        temperature_c: Some(36.8),
+        vibration_mm_s: Some(2.4),
+        pressure_bar: Some(6.1),
+        spindle_rpm: Some(1503.0),
+        tool_wear_min: Some(108.0),
+        torque_nm: Some(40.2),
+        ambient_temperature_c: Some(25.1),
+        power_w: Some(6327.4),
+        operating_hours: Some(1234.5),
+        product_type: Some(ProductType::M),
+        quality_ok: Some(false),
+        failure: Some(true),
+        failure_mode: Some(FailureMode::Bearing),
+        ..Telemetry::new(id("machine-001"), TS, 4711)
+    }
+}
+
+fn features() -> Features {
+    let names = [
+        "temperature_c_mean",
+        "vibration_mm_s_rms",
+        "pressure_bar_slope",
+    ];
+    Features {
+        schema: FEATURES_SCHEMA.to_owned(),
+        machine_id: id("machine-001"),
+        ts: TS,
+        source_ts: SOURCE_TS,
+        seq: 4711,
+        feature_set: feature_set_hash(&names),
+        window_len: 60,
+        cold: false,
+        values: BTreeMap::from([
+            (names[0].to_owned(), Some(36.7)),
+            (names[1].to_owned(), Some(2.38)),
+            (names[2].to_owned(), None),
+        ]),
+        latest: BTreeMap::from([
+            ("temperature_c".to_owned(), 36.8),
+            ("vibration_mm_s".to_owned(), 2.4),
+        ]),
+        product_type: Some(ProductType::H),
+    }
+}
+
+fn actions() -> Vec<Action> {
+    vec![
+        Action {
+            code: "HIGH_VIBRATION".into(),
+            text: "Inspect the spindle bearings.".into(),
+            severity: Level::Critical,
+        },
+        Action {
+            code: "TOOL_WEAR".into(),
+            text: "Plan a tool change.".into(),
+            severity: Level::Warning,
+        },
+    ]
+}
+
+fn risk() -> Risk {
+    Risk {
+        schema: RISK_SCHEMA.to_owned(),
+        machine_id: id("machine-002"),
+        ts: TS,
+        source_ts: SOURCE_TS,
+        seq: 99,
+        probability: 0.82,
+        status: RiskStatus::AtRisk,
+        level: Level::Critical,
+        health_score: 18.0,
+        actions: actions(),
+        factors: vec![
+            Factor {
+                feature: "vibration_mm_s_rms".into(),
+                value: Some(8.4),
+                contribution: 0.41,
+            },
+            Factor {
+                feature: "pressure_bar_slope".into(),
+                value: None,
+                contribution: -0.02,
+            },
+        ],
+        model: ModelRef {
+            id: "rf-twin".into(),
+            version: "2026-11-20.1".into(),
+        },
+        cold: false,
+        latest: BTreeMap::from([("vibration_mm_s".to_owned(), 8.7)]),
+    }
+}
+
+fn alert(event: AlertEventKind, detail: Option<&str>) -> AlertEvent {
+    AlertEvent {
+        schema: ALERT_SCHEMA.to_owned(),
+        machine_id: id("machine-002"),
+        ts: TS,
+        alert_id: "machine-002-20261122T100000Z".into(),
+        event,
+        level: Level::Warning,
+        probability: 0.61,
+        actions: actions(),
+        detail: detail.map(str::to_owned),
+    }
+}
+
+fn status(machine: &str, state: Presence, product_type: Option<ProductType>) -> MachineStatus {
+    MachineStatus {
+        schema: STATUS_SCHEMA.to_owned(),
+        machine_id: id(machine),
+        ts: TS,
+        state,
+        product_type,
+    }
+}
+
+/// Every reject reason; the match fails to compile when a variant is added.
+fn all_reasons() -> Vec<RejectReason> {
+    use RejectReason::*;
+    let all = vec![
+        Oversize,
+        NotJson,
+        MissingField,
+        WrongType,
+        BadMachineId,
+        UnknownSchema,
+        NonFinite,
+        OutOfRange,
+        TopicMismatch,
+        TooLate,
+        FeatureSetMismatch,
+        BadModel,
+    ];
+    for r in &all {
+        match r {
+            Oversize | NotJson | MissingField | WrongType | BadMachineId | UnknownSchema
+            | NonFinite | OutOfRange | TopicMismatch | TooLate | FeatureSetMismatch | BadModel => {}
+        }
+    }
+    all
+}
+
+fn assert_valid(c: &Contract, topic: &str, payload: &[u8], expect: &str) {
+    match c.check(topic, payload) {
+        Ok(name) => assert_eq!(name, expect, "{topic}"),
+        Err(why) => panic!(
+            "{topic}: {why}\npayload: {}",
+            String::from_utf8_lossy(payload)
+        ),
+    }
+}
+
+fn assert_invalid(c: &Contract, topic: &str, payload: &[u8]) -> String {
+    match c.check(topic, payload) {
+        Ok(name) => panic!(
+            "{topic}: expected a contract violation but {name} accepted {}",
+            String::from_utf8_lossy(payload)
+        ),
+        Err(why) => why,
+    }
+}
+
+fn to_value<T: serde::Serialize>(msg: &T) -> Value {
+    serde_json::from_slice(&to_json(msg)).unwrap()
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn required(c: &Contract, name: &str) -> BTreeSet<String> {
+    c.schema(name).unwrap()["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn properties(c: &Contract, name: &str) -> BTreeSet<String> {
+    keys(&c.schema(name).unwrap()["properties"])
+}
+
+fn enum_values(schema: &Value) -> BTreeSet<String> {
+    schema["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+// ---------------------------------------------------------------- valid messages
+
+#[test]
+fn telemetry_with_every_field_validates() {
+    let c = contract();
+    let t = full_telemetry();
+    let topic = topics().telemetry(&t.machine_id);
+    assert_valid(&c, &topic, &t.encode(), "telemetry");
+    assert_valid(&c, &topic, &to_json(&t), "telemetry");
+    // Every property of the schema is a field of the type, and vice versa.
+    assert_eq!(keys(&to_value(&t)), properties(&c, "telemetry"));
+}
+
+#[test]
+fn telemetry_with_only_required_fields_validates() {
+    let c = contract();
+    let t = Telemetry::new(id("m.1_A-z"), TS, 0);
+    assert_valid(
+        &c,
+        &topics().telemetry(&t.machine_id),
+        &t.encode(),
+        "telemetry",
+    );
+    assert_eq!(keys(&to_value(&t)), required(&c, "telemetry"));
+}
+
+#[test]
+fn gateway_telemetry_with_nulls_and_unknown_fields_validates_and_decodes() {
+    let c = contract();
+    let payload = br#"{"schema":"dtwin.telemetry.v1","machine_id":"gw-7","ts":"2026-11-22T11:00:00+01:00","seq":3,"temperature_c":null,"vibration_mm_s":2.0,"product_type":null,"firmware":"1.2.3"}"#;
+    assert_valid(&c, "dtwin/v1/machines/gw-7/telemetry", payload, "telemetry");
+    let t = Telemetry::decode(payload).expect("the services accept it too");
+    assert_eq!(t.temperature_c, None);
+    assert_eq!(t.vibration_mm_s, Some(2.0));
+}
+
+#[test]
+fn telemetry_ranges_match_sensor_specs() {
+    let c = contract();
+    let props = &c.schema("telemetry").unwrap()["properties"];
+    for spec in &SENSOR_SPECS {
+        let p = &props[spec.name];
+        assert_eq!(p["minimum"].as_f64(), Some(spec.min), "{}", spec.name);
+        assert_eq!(p["maximum"].as_f64(), Some(spec.max), "{}", spec.name);
+        // The bounds are inclusive on both sides, as in Telemetry::validate.
+        for v in [spec.min, spec.max] {
+            let mut t = json!({"schema":"dtwin.telemetry.v1","machine_id":"m","ts":"2026-11-22T10:00:00Z","seq":1});
+            t[spec.name] = json!(v);
+            assert!(c.validate("telemetry", &t).is_ok(), "{} = {v}", spec.name);
+            assert!(Telemetry::decode(t.to_string().as_bytes()).is_ok());
+        }
+        for v in [spec.min - 1.0, spec.max + 1.0] {
+            let mut t = json!({"schema":"dtwin.telemetry.v1","machine_id":"m","ts":"2026-11-22T10:00:00Z","seq":1});
+            t[spec.name] = json!(v);
+            assert!(c.validate("telemetry", &t).is_err(), "{} = {v}", spec.name);
+            assert_eq!(
+                Telemetry::decode(t.to_string().as_bytes())
+                    .unwrap_err()
+                    .reason,
+                RejectReason::OutOfRange
+            );
+        }
+    }
+}
+
+#[test]
+fn telemetry_enums_match_the_rust_enums() {
+    let c = contract();
+    let props = &c.schema("telemetry").unwrap()["properties"];
+    let modes: BTreeSet<String> = FailureMode::ALL
+        .iter()
+        .map(|m| m.as_str().to_owned())
+        .collect();
+    assert_eq!(enum_values(&props["failure_mode"]), modes);
+    for m in FailureMode::ALL {
+        assert_eq!(to_value(&m), json!(m.as_str()));
+    }
+    let products: BTreeSet<String> = [ProductType::L, ProductType::M, ProductType::H]
+        .iter()
+        .map(|p| to_value(p).as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(enum_values(&props["product_type"]), products);
+}
+
+#[test]
+fn features_validate() {
+    let c = contract();
+    let f = features();
+    let topic = topics().features(&f.machine_id);
+    assert_valid(&c, &topic, &to_json(&f), "features");
+    assert_eq!(keys(&to_value(&f)), properties(&c, "features"));
+    let cold = Features {
+        cold: true,
+        window_len: 1,
+        product_type: None,
+        values: BTreeMap::new(),
+        latest: BTreeMap::new(),
+        ..features()
+    };
+    assert_valid(&c, &topic, &to_json(&cold), "features");
+    assert_eq!(keys(&to_value(&cold)), required(&c, "features"));
+}
+
+#[test]
+fn risk_with_actions_and_factors_validates() {
+    let c = contract();
+    let r = risk();
+    let topic = topics().risk(&r.machine_id);
+    assert_valid(&c, &topic, &to_json(&r), "risk");
+    assert_eq!(keys(&to_value(&r)), required(&c, "risk"));
+    assert_eq!(required(&c, "risk"), properties(&c, "risk"));
+    let healthy = Risk {
+        probability: 0.0,
+        status: RiskStatus::Healthy,
+        level: Level::Normal,
+        health_score: 100.0,
+        actions: vec![],
+        factors: vec![],
+        cold: true,
+        ..risk()
+    };
+    assert_valid(&c, &topic, &to_json(&healthy), "risk");
+    let edge = Risk {
+        probability: 1.0,
+        health_score: 0.0,
+        ..risk()
+    };
+    assert_valid(&c, &topic, &to_json(&edge), "risk");
+}
+
+#[test]
+fn every_alert_event_kind_validates() {
+    let c = contract();
+    let kinds = [
+        AlertEventKind::Firing,
+        AlertEventKind::Updated,
+        AlertEventKind::Resolved,
+        AlertEventKind::Sent,
+        AlertEventKind::Failed,
+    ];
+    let wire: BTreeSet<String> = kinds
+        .iter()
+        .map(|k| to_value(k).as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        enum_values(&c.schema("alert").unwrap()["properties"]["event"]),
+        wire
+    );
+    for kind in kinds {
+        for detail in [None, Some("outbox/machine-002.eml")] {
+            let a = alert(kind, detail);
+            assert_valid(&c, &topics().alert(&a.machine_id), &to_json(&a), "alert");
+        }
+    }
+    assert_eq!(
+        keys(&to_value(&alert(AlertEventKind::Firing, None))),
+        required(&c, "alert")
+    );
+    assert_eq!(
+        keys(&to_value(&alert(AlertEventKind::Sent, Some("x")))),
+        properties(&c, "alert")
+    );
+}
+
+#[test]
+fn dead_letters_for_every_reason_validate() {
+    let c = contract();
+    let reasons = all_reasons();
+    let wire: BTreeSet<String> = reasons.iter().map(|r| r.as_str().to_owned()).collect();
+    assert_eq!(
+        enum_values(&c.schema("deadletter").unwrap()["properties"]["reason"]),
+        wire
+    );
+    let big = "x".repeat(10_000);
+    let payloads: [&[u8]; 4] = [
+        b"this is not json",
+        b"",
+        &[0xff, 0xfe, 0x00],
+        big.as_bytes(),
+    ];
+    for service in ["feature", "inference", "alerter"] {
+        for reason in &reasons {
+            for payload in payloads {
+                let topic = topics().deadletter(service);
+                let mut dl = DeadLetter::new(
+                    service,
+                    "dtwin/v1/machines/machine-001/telemetry",
+                    payload,
+                    *reason,
+                    format!("{} happened", reason.as_str()),
+                );
+                assert_eq!(to_value(&reason), json!(reason.as_str()));
+                assert_valid(&c, &topic, &to_json(&dl), "deadletter");
+                assert_eq!(keys(&to_value(&dl)), required(&c, "deadletter"));
+                dl.machine_id = Some(id("machine-001"));
+                assert_valid(&c, &topic, &to_json(&dl), "deadletter");
+                assert_eq!(keys(&to_value(&dl)), properties(&c, "deadletter"));
+            }
+        }
+    }
+}
+
+#[test]
+fn machine_and_publisher_status_validate() {
+    let c = contract();
+    for state in [Presence::Online, Presence::Offline] {
+        for product in [None, Some(ProductType::L), Some(ProductType::H)] {
+            let s = status("machine-001", state, product);
+            assert_valid(&c, &topics().status(&s.machine_id), &to_json(&s), "status");
+        }
+        let publisher = status("dtwin-twin", state, None);
+        assert_valid(
+            &c,
+            &topics().publisher_status("dtwin-twin"),
+            &to_json(&publisher),
+            "status",
+        );
+        assert_eq!(keys(&to_value(&publisher)), required(&c, "status"));
+    }
+    let full = status("machine-001", Presence::Online, Some(ProductType::M));
+    assert_eq!(keys(&to_value(&full)), properties(&c, "status"));
+}
+
+#[test]
+fn model_topic_takes_a_model_artifact_object() {
+    let c = contract();
+    let topic = topics().model_current();
+    let artifact = br#"{"schema":"dtwin.model.v1","id":"rf","version":"1","trees":[]}"#;
+    assert_eq!(c.check(&topic, artifact), Ok(MODEL));
+    assert_invalid(&c, &topic, br#"{"schema":"dtwin.model.v0"}"#);
+    assert_invalid(&c, &topic, br#"["dtwin.model.v1"]"#);
+    assert_invalid(&c, &topic, b"not json");
+}
+
+#[test]
+fn schema_examples_validate_and_decode_with_the_rust_types() {
+    let c = contract();
+    for name in SCHEMAS {
+        let examples = c.examples(name);
+        assert!(!examples.is_empty(), "{name} has examples");
+        for ex in examples {
+            c.validate(name, &ex)
+                .unwrap_or_else(|e| panic!("{name} example {ex}: {e}"));
+            let bytes = ex.to_string().into_bytes();
+            let decoded = match name {
+                "telemetry" => Telemetry::decode(&bytes)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                "features" => decode::<Features>(&bytes),
+                "risk" => decode::<Risk>(&bytes),
+                "alert" => decode::<AlertEvent>(&bytes),
+                "deadletter" => decode::<DeadLetter>(&bytes).and_then(|_| {
+                    let dl: DeadLetter = serde_json::from_slice(&bytes).unwrap();
+                    (dl.payload.len() == dl.payload_bytes)
+                        .then_some(())
+                        .ok_or_else(|| {
+                            format!("payload_bytes {} vs {}", dl.payload_bytes, dl.payload.len())
+                        })
+                }),
+                "status" => decode::<MachineStatus>(&bytes),
+                other => panic!("unexpected schema {other}"),
+            };
+            decoded.unwrap_or_else(|e| panic!("{name} example {ex}: {e}"));
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(), String> {
+    dtwin_schema::from_json::<T>(bytes)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn asyncapi_documents_every_topic_and_schema() {
+    let dir = std::path::Path::new(dtwin_tests::contract::SCHEMA_DIR);
+    let doc = std::fs::read_to_string(dir.join("asyncapi.yaml")).unwrap();
+    assert!(doc.contains("asyncapi: 3.0.0"));
+    for address in [
+        "{prefix}/machines/{machine_id}/telemetry",
+        "{prefix}/machines/{machine_id}/features",
+        "{prefix}/machines/{machine_id}/risk",
+        "{prefix}/machines/{machine_id}/status",
+        "{prefix}/alerts/{machine_id}",
+        "{prefix}/deadletter/{service}",
+        "{prefix}/models/current",
+        "{prefix}/publishers/{client_id}/status",
+    ] {
+        assert!(doc.contains(&format!("address: '{address}'")), "{address}");
+    }
+    for name in SCHEMAS {
+        assert!(
+            doc.contains(&format!("$ref: './{name}.schema.json'")),
+            "asyncapi references {name}.schema.json"
+        );
+    }
+    assert!(doc.contains("dtwin/v1"), "documents the default prefix");
+}
+
+// ---------------------------------------------------------------- must fail
+
+#[test]
+fn telemetry_with_a_slash_in_machine_id_fails() {
+    let c = contract();
+    let mut t = to_value(&Telemetry::new(id("a"), TS, 1));
+    t["machine_id"] = json!("a/b");
+    let why = assert_invalid(
+        &c,
+        "dtwin/v1/machines/a/telemetry",
+        t.to_string().as_bytes(),
+    );
+    assert!(why.contains("/machine_id"), "{why}");
+    assert!(Telemetry::decode(t.to_string().as_bytes()).is_err());
+    // Nor empty, nor a wildcard, nor too long.
+    for bad in ["", "+", "#", &"x".repeat(65)] {
+        t["machine_id"] = json!(bad);
+        assert!(c.validate("telemetry", &t).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn risk_with_probability_above_one_fails() {
+    let c = contract();
+    let mut r = to_value(&risk());
+    r["probability"] = json!(1.5);
+    let why = assert_invalid(
+        &c,
+        "dtwin/v1/machines/machine-002/risk",
+        r.to_string().as_bytes(),
+    );
+    assert!(why.contains("/probability"), "{why}");
+    r["probability"] = json!(-0.1);
+    assert!(c.validate("risk", &r).is_err());
+    let mut r = to_value(&risk());
+    r["health_score"] = json!(100.5);
+    assert!(c.validate("risk", &r).is_err());
+}
+
+#[test]
+fn risk_with_an_unknown_field_fails() {
+    let c = contract();
+    let mut r = to_value(&risk());
+    r["confidence"] = json!(0.9);
+    let why = assert_invalid(
+        &c,
+        "dtwin/v1/machines/machine-002/risk",
+        r.to_string().as_bytes(),
+    );
+    assert!(why.contains("confidence"), "{why}");
+    // Nested objects are closed too.
+    let mut r = to_value(&risk());
+    r["actions"][0]["priority"] = json!(1);
+    assert!(c.validate("risk", &r).is_err());
+    let mut r = to_value(&risk());
+    r["model"]["trained_at"] = json!("yesterday");
+    assert!(c.validate("risk", &r).is_err());
+}
+
+#[test]
+fn features_missing_feature_set_fails() {
+    let c = contract();
+    let mut f = to_value(&features());
+    f.as_object_mut().unwrap().remove("feature_set");
+    let why = assert_invalid(
+        &c,
+        "dtwin/v1/machines/machine-001/features",
+        f.to_string().as_bytes(),
+    );
+    assert!(why.contains("feature_set"), "{why}");
+}
+
+#[test]
+fn status_with_an_unknown_state_fails() {
+    let c = contract();
+    let mut s = to_value(&status("machine-001", Presence::Online, None));
+    s["state"] = json!("sleeping");
+    assert_invalid(
+        &c,
+        "dtwin/v1/machines/machine-001/status",
+        s.to_string().as_bytes(),
+    );
+    // Publisher status uses the same schema.
+    let mut s = to_value(&status("dtwin-twin", Presence::Offline, None));
+    s["state"] = json!("sleeping");
+    assert_invalid(
+        &c,
+        "dtwin/v1/publishers/dtwin-twin/status",
+        s.to_string().as_bytes(),
+    );
+}
+
+#[test]
+fn other_contract_violations_fail() {
+    let c = contract();
+    let t = to_value(&full_telemetry());
+    let topic = "dtwin/v1/machines/machine-001/telemetry";
+
+    let mut bad = t.clone();
+    bad["ts"] = json!("yesterday");
+    assert!(assert_invalid(&c, topic, bad.to_string().as_bytes()).contains("/ts"));
+
+    let mut bad = t.clone();
+    bad["schema"] = json!("dtwin.telemetry.v2");
+    assert_invalid(&c, topic, bad.to_string().as_bytes());
+
+    let mut bad = t.clone();
+    bad["failure_mode"] = json!("bearing");
+    assert_invalid(&c, topic, bad.to_string().as_bytes());
+
+    let mut bad = t.clone();
+    bad["vibration_mm_s"] = json!("loud");
+    assert_invalid(&c, topic, bad.to_string().as_bytes());
+
+    let mut bad = t.clone();
+    bad["seq"] = json!(-1);
+    assert_invalid(&c, topic, bad.to_string().as_bytes());
+
+    // The topic names another machine than the payload.
+    let why = assert_invalid(&c, "dtwin/v1/machines/machine-009/telemetry", &to_json(&t));
+    assert!(why.contains("machine-009"), "{why}");
+    let dl = DeadLetter::new("feature", topic, b"x", RejectReason::NotJson, "x".into());
+    assert_invalid(&c, "dtwin/v1/deadletter/inference", &to_json(&dl));
+
+    // Oversize telemetry.
+    let mut big = t.clone();
+    big["padding"] = json!("x".repeat(70_000));
+    assert!(assert_invalid(&c, topic, big.to_string().as_bytes()).contains("bytes"));
+
+    // Published messages do not carry null for an absent optional field.
+    let mut s = to_value(&status("machine-001", Presence::Online, None));
+    s["product_type"] = Value::Null;
+    assert_invalid(
+        &c,
+        "dtwin/v1/machines/machine-001/status",
+        s.to_string().as_bytes(),
+    );
+
+    // Not JSON.
+    assert!(assert_invalid(&c, topic, b"this is not json").contains("not JSON"));
+}
+
+#[test]
+fn unknown_topics_have_no_schema() {
+    let c = contract();
+    let payload = to_json(&status("machine-001", Presence::Online, None));
+    for topic in [
+        "dtwin/v1/machines/machine-001/unknown",
+        "dtwin/v1/machines/machine-001",
+        "dtwin/v1/alerts/a/b",
+        "dtwin/v1/deadletter/",
+        "dtwin/v1/deadletter/a/b",
+        "dtwin/v1/publishers/x/y/status",
+        "dtwin/v1/models/previous",
+        "dtwin/v1/control",
+    ] {
+        let why = assert_invalid(&c, topic, &payload);
+        assert!(why.contains("no schema for topic"), "{topic}: {why}");
+    }
+    let why = assert_invalid(&c, "other/v1/machines/machine-001/status", &payload);
+    assert!(why.contains("not under the prefix"), "{why}");
+    assert_eq!(dtwin_tests::contract::prefix_filter(), "dtwin/v1/#");
+}

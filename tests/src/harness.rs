@@ -47,19 +47,33 @@ impl Mosquitto {
     /// # Errors
     /// Mosquitto is not installed (run `bash tests/run.sh`, which installs it) or does not start.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(|port, _dir| {
+            Ok(format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_packet_size 16777216\nmax_queued_messages 100000\n"
+            ))
+        })
+    }
+
+    /// Starts Mosquitto on a free port with the config `conf(port, dir)` returns; `dir` is a
+    /// temporary folder (removed on drop) for password files, certificates and the like.
+    ///
+    /// # Errors
+    /// As [`Mosquitto::start`], or what `conf` returns.
+    pub fn start_with(
+        conf: impl FnOnce(u16, &Path) -> anyhow::Result<String>,
+    ) -> anyhow::Result<Self> {
         let bin = mosquitto_binary().context(
             "mosquitto is not installed: run `bash tests/run.sh` (it apt-get installs mosquitto)",
         )?;
         let port = dtwin_broker::free_port()?;
         let dir = tempfile::tempdir()?;
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 16777216\nmax_queued_messages 100000\n"),
-        )?;
+        let text = conf(port, dir.path())?;
+        let path = dir.path().join("mosquitto.conf");
+        std::fs::write(&path, text)?;
         let child = Command::new(bin)
             .arg("-c")
-            .arg(&conf)
+            .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,237 @@
+//! The shipped Mosquitto access control (deploy/mosquitto/acl) on a real Mosquitto: hashed
+//! passwords, anonymous access off, a wrong password refused, and a gateway that can publish
+//! only its own machines' telemetry, so a spoofed machine never reaches the services.
+
+use dtwin_bus::{BrokerUrl, BusConfig, QoS};
+use dtwin_schema::{to_json, MachineId, Telemetry};
+use dtwin_tests::harness::{self, Mosquitto, Recorder};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const ACL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/mosquitto/acl");
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Users of this test and their passwords.
+const USERS: [(&str, &str); 3] = [
+    ("gateway-line1", "gw1-secret"),
+    ("dtwin-feature", "feature-secret"),
+    ("dtwin-dashboard", "dashboard-secret"),
+];
+
+fn url(port: u16, user: &str, password: &str) -> BrokerUrl {
+    format!("mqtt://{user}:{password}@127.0.0.1:{port}")
+        .parse()
+        .expect("valid broker URL")
+}
+
+/// Mosquitto with the shipped ACL and a password file made by `mosquitto_passwd`.
+fn secured_mosquitto() -> anyhow::Result<Mosquitto> {
+    Mosquitto::start_with(|port, dir: &Path| {
+        let passwd = dir.join("passwd");
+        std::fs::write(&passwd, "")?;
+        for (user, password) in USERS {
+            let status = Command::new("mosquitto_passwd")
+                .arg("-b")
+                .arg(&passwd)
+                .arg(user)
+                .arg(password)
+                .status()?;
+            anyhow::ensure!(status.success(), "mosquitto_passwd failed for {user}");
+        }
+        let stored = std::fs::read_to_string(&passwd)?;
+        for (user, password) in USERS {
+            assert!(
+                stored.contains(&format!("{user}:")),
+                "{user} in the password file"
+            );
+            assert!(
+                !stored.contains(password),
+                "the password file stores hashes, not {password:?}"
+            );
+        }
+        Ok(format!(
+            "per_listener_settings false\nallow_anonymous false\npassword_file {}\nacl_file {ACL}\n\
+             listener {port} 127.0.0.1\npersistence false\n",
+            passwd.display()
+        ))
+    })
+}
+
+fn telemetry(machine: &str, seq: u64) -> Vec<u8> {
+    let mut t = Telemetry::new(
+        MachineId::parse(machine).expect("valid id"),
+        time::OffsetDateTime::now_utc(),
+        seq,
+    );
+    t.temperature_c = Some(36.5);
+    t.vibration_mm_s = Some(2.1);
+    t.spindle_rpm = Some(1500.0);
+    to_json(&t)
+}
+
+async fn can_connect(url: BrokerUrl, id: &str) -> bool {
+    let conn = dtwin_bus::connect(&BusConfig::new(url, id), vec![]);
+    let ready = conn.client.wait_ready(Duration::from_secs(3)).await;
+    conn.close().await;
+    ready
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_publish_only_their_own_machines() {
+    let mosquitto = match secured_mosquitto() {
+        Ok(m) => m,
+        Err(e) if std::env::var_os("CI").is_none() && harness::mosquitto_binary().is_none() => {
+            eprintln!("skipping: {e:#}");
+            return;
+        }
+        Err(e) => panic!("{e:#}"),
+    };
+    let port = mosquitto.port;
+
+    // Authentication: no password, a wrong one and an unknown user are refused.
+    let (anonymous, wrong, unknown, right) = tokio::join!(
+        can_connect(BrokerUrl::new("127.0.0.1", port), "anonymous"),
+        can_connect(url(port, "dtwin-dashboard", "wrong"), "wrong-password"),
+        can_connect(url(port, "nobody", "dashboard-secret"), "unknown-user"),
+        can_connect(
+            url(port, "dtwin-dashboard", "dashboard-secret"),
+            "right-password"
+        ),
+    );
+    assert!(!anonymous, "anonymous access is off");
+    assert!(!wrong, "a wrong password is refused");
+    assert!(!unknown, "an unknown user is refused");
+    assert!(right, "the right password is accepted");
+
+    // The feature service with its own account, and a reader with the dashboard's.
+    let shutdown = CancellationToken::new();
+    let mut config =
+        dtwin_feature::FeatureConfig::new(url(port, "dtwin-feature", "feature-secret"));
+    config.client_id = "acl-test-feature".into();
+    let feature = tokio::spawn(dtwin_feature::run(config, shutdown.clone()));
+    let reader = Recorder::start(
+        &url(port, "dtwin-dashboard", "dashboard-secret"),
+        "dtwin/v1/#",
+    )
+    .await;
+
+    // The dashboard account may read but not publish.
+    reader
+        .client()
+        .publish(
+            "dtwin/v1/machines/machine-001/telemetry",
+            QoS::AtLeastOnce,
+            false,
+            telemetry("machine-001", 999),
+        )
+        .await
+        .expect("queued");
+
+    // gateway-line1 owns machine-001 and machine-002, not machine-003.
+    let gateway = dtwin_bus::connect(
+        &BusConfig::new(url(port, "gateway-line1", "gw1-secret"), "gateway-line1"),
+        vec![],
+    );
+    assert!(gateway.client.wait_ready(WAIT).await, "gateway connected");
+    let publish = |topic: String, payload: Vec<u8>| {
+        let client = gateway.client.clone();
+        async move {
+            client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .expect("queued")
+        }
+    };
+    // Denied first, so that by the time the allowed ones come through, the denied ones would
+    // have too (one connection: Mosquitto handles its publishes in order).
+    for seq in 1..=3 {
+        publish(
+            "dtwin/v1/machines/machine-003/telemetry".into(),
+            telemetry("machine-003", seq),
+        )
+        .await;
+    }
+    // Nor may a gateway forge a service's output for its own machine.
+    publish(
+        "dtwin/v1/machines/machine-001/features".into(),
+        br#"{"forged":true}"#.to_vec(),
+    )
+    .await;
+    publish(
+        "dtwin/v1/models/current".into(),
+        br#"{"schema":"dtwin.model.v1"}"#.to_vec(),
+    )
+    .await;
+    // Allowed: readings of its own machines.
+    for seq in 1..=3 {
+        publish(
+            "dtwin/v1/machines/machine-001/telemetry".into(),
+            telemetry("machine-001", seq),
+        )
+        .await;
+        publish(
+            "dtwin/v1/machines/machine-002/telemetry".into(),
+            telemetry("machine-002", seq),
+        )
+        .await;
+    }
+
+    for machine in ["machine-001", "machine-002"] {
+        let features = format!("dtwin/v1/machines/{machine}/features");
+        let seen = reader
+            .wait_for(WAIT, |m| {
+                m.topic == features
+                    && dtwin_schema::from_json::<dtwin_schema::Features>(&m.payload)
+                        .is_ok_and(|f| f.seq == 3)
+            })
+            .await;
+        assert!(
+            seen.is_some(),
+            "the feature service (its own account) turned {machine}'s telemetry into features"
+        );
+    }
+    // A last allowed message as a barrier for everything published before it.
+    publish(
+        "dtwin/v1/machines/machine-002/telemetry".into(),
+        telemetry("machine-002", 4),
+    )
+    .await;
+    assert!(reader
+        .wait_for(WAIT, |m| m.topic
+            == "dtwin/v1/machines/machine-002/telemetry"
+            && dtwin_schema::from_json::<Telemetry>(&m.payload)
+                .is_ok_and(|t| t.seq == 4))
+        .await
+        .is_some());
+
+    let all = reader.all();
+    let spoofed: Vec<&str> = all
+        .iter()
+        .filter(|m| {
+            m.topic.contains("machine-003")
+                || m.topic == "dtwin/v1/models/current"
+                || m.payload.as_ref() == br#"{"forged":true}"#
+                || (m.topic.ends_with("/telemetry")
+                    && dtwin_schema::from_json::<Telemetry>(&m.payload).is_ok_and(|t| t.seq == 999))
+        })
+        .map(|m| m.topic.as_str())
+        .collect();
+    assert!(
+        spoofed.is_empty(),
+        "denied publishes never reach a subscriber: {spoofed:?}"
+    );
+    let telemetry_seen = all
+        .iter()
+        .filter(|m| m.topic.ends_with("/telemetry"))
+        .count();
+    assert_eq!(
+        telemetry_seen, 7,
+        "the gateway's allowed readings all arrived"
+    );
+
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), feature).await;
+    gateway.close().await;
+}

@@ -280,6 +280,8 @@ pub fn connect(config: &BusConfig, subscriptions: Vec<Subscription>) -> Connecti
         tx,
         state_tx,
         config.client_id.clone(),
+        // The URL's Display leaves the password out.
+        config.url.to_string(),
     ));
     Connection {
         client: BusClient { client, state },
@@ -295,6 +297,7 @@ async fn poll_loop(
     inbox: mpsc::Sender<Message>,
     state: watch::Sender<LinkState>,
     client_id: String,
+    broker: String,
 ) {
     let mut backoff = MIN_BACKOFF;
     let connected = if subscriptions.is_empty() {
@@ -307,6 +310,7 @@ async fn poll_loop(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 info!(
                     client_id,
+                    broker,
                     session_present = ack.session_present,
                     "connected to broker"
                 );
@@ -355,7 +359,7 @@ async fn poll_loop(
                 if inbox.is_closed() {
                     return;
                 }
-                warn!(client_id, error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
+                warn!(client_id, broker, error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }

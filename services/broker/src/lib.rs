@@ -10,8 +10,12 @@
 //! - [`start`]: bind check, thread, readiness.
 //! - [`run`]: the service entry point (start, then wait for shutdown).
 
+pub mod auth;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -42,6 +46,22 @@ pub struct BrokerConfig {
     pub segment_count: usize,
     /// QoS 1 messages in flight per connection.
     pub max_inflight: usize,
+    /// Users allowed to connect (Argon2id hashes); `None` allows anonymous clients, which
+    /// [`start`] refuses unless every listener is on loopback.
+    pub passwords: Option<Arc<auth::PasswordFile>>,
+    /// A second listener speaking MQTT over TLS.
+    pub tls: Option<TlsListener>,
+}
+
+/// An MQTT-over-TLS listener (rustls): the server certificate chain and key, PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    /// Address to listen on (8883 is MQTT's TLS port).
+    pub listen: SocketAddr,
+    /// PEM certificate chain of the server, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key of the server.
+    pub key: PathBuf,
 }
 
 impl BrokerConfig {
@@ -54,11 +74,20 @@ impl BrokerConfig {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             segment_count: DEFAULT_SEGMENT_COUNT,
             max_inflight: 500,
+            passwords: None,
+            tls: None,
         }
     }
 
+    /// Every address the broker listens on.
+    pub fn listeners(&self) -> Vec<SocketAddr> {
+        let mut out = vec![self.listen];
+        out.extend(self.tls.as_ref().map(|t| t.listen));
+        out
+    }
+
     fn rumqttd(&self) -> rumqttd::Config {
-        let connections = rumqttd::ConnectionSettings {
+        let mut connections = rumqttd::ConnectionSettings {
             connection_timeout_ms: 10_000,
             max_payload_size: self.max_payload_bytes,
             max_inflight_count: self.max_inflight,
@@ -66,13 +95,51 @@ impl BrokerConfig {
             external_auth: None,
             dynamic_filters: true,
         };
-        let server = rumqttd::ServerSettings {
-            name: "dtwin-v4".to_owned(),
-            listen: self.listen,
-            tls: None,
-            next_connection_delay_ms: 0,
-            connections,
-        };
+        if let Some(passwords) = &self.passwords {
+            let passwords = passwords.clone();
+            connections.set_auth_handler(move |client_id: String, user: String, pass: String| {
+                let passwords = passwords.clone();
+                async move {
+                    // Argon2id takes tens of milliseconds: keep it off the broker's workers.
+                    let ok = tokio::task::spawn_blocking(move || passwords.verify(&user, &pass))
+                        .await
+                        .unwrap_or(false);
+                    if !ok {
+                        tracing::warn!(
+                            client_id,
+                            "broker refused a login (wrong user or password)"
+                        );
+                    }
+                    ok
+                }
+            });
+        }
+        let mut servers = HashMap::from([(
+            "1".to_owned(),
+            rumqttd::ServerSettings {
+                name: "dtwin-v4".to_owned(),
+                listen: self.listen,
+                tls: None,
+                next_connection_delay_ms: 0,
+                connections: connections.clone(),
+            },
+        )]);
+        if let Some(tls) = &self.tls {
+            servers.insert(
+                "2".to_owned(),
+                rumqttd::ServerSettings {
+                    name: "dtwin-v4-tls".to_owned(),
+                    listen: tls.listen,
+                    tls: Some(rumqttd::TlsConfig::Rustls {
+                        capath: None,
+                        certpath: tls.cert.display().to_string(),
+                        keypath: tls.key.display().to_string(),
+                    }),
+                    next_connection_delay_ms: 0,
+                    connections,
+                },
+            );
+        }
         rumqttd::Config {
             id: 0,
             router: rumqttd::RouterConfig {
@@ -82,7 +149,7 @@ impl BrokerConfig {
                 max_segment_count: self.segment_count,
                 ..Default::default()
             },
-            v4: Some(HashMap::from([("1".to_owned(), server)])),
+            v4: Some(servers),
             ..Default::default()
         }
     }
@@ -102,6 +169,9 @@ pub enum BrokerError {
     /// The broker thread did not start accepting connections in time.
     #[error("embedded broker did not start listening on {0} within 5 s")]
     NotReady(SocketAddr),
+    /// The configuration is unsafe or unusable (anonymous access beyond loopback, TLS files).
+    #[error("{0}")]
+    Config(String),
     /// The broker thread could not be spawned.
     #[error("cannot spawn broker thread: {0}")]
     Thread(std::io::Error),
@@ -121,8 +191,24 @@ pub struct BrokerHandle {
 /// broker does not come up within 5 s.
 pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
     let addr = config.listen;
+    for listen in config.listeners() {
+        auth::check_exposure(listen, config.passwords.is_some())
+            .map_err(|e| BrokerError::Config(e.to_string()))?;
+    }
+    if let Some(tls) = &config.tls {
+        for (what, path) in [("certificate", &tls.cert), ("key", &tls.key)] {
+            if !path.is_file() {
+                return Err(BrokerError::Config(format!(
+                    "TLS {what} file {} does not exist",
+                    path.display()
+                )));
+            }
+        }
+    }
     // Bind once ourselves: rumqttd would only log the failure on its own thread.
-    drop(TcpListener::bind(addr).map_err(|source| BrokerError::PortTaken { addr, source })?);
+    for addr in config.listeners() {
+        drop(TcpListener::bind(addr).map_err(|source| BrokerError::PortTaken { addr, source })?);
+    }
     let rumqttd_config = config.rumqttd();
     std::thread::Builder::new()
         .name("rumqttd".to_owned())
@@ -134,14 +220,24 @@ pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
         })
         .map_err(BrokerError::Thread)?;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            info!(%addr, "embedded MQTT broker listening");
-            return Ok(BrokerHandle { addr });
+    for listen in config.listeners() {
+        loop {
+            if TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(BrokerError::NotReady(listen));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    Err(BrokerError::NotReady(addr))
+    info!(
+        %addr,
+        tls = ?config.tls.as_ref().map(|t| t.listen),
+        authentication = config.passwords.is_some(),
+        "embedded MQTT broker listening"
+    );
+    Ok(BrokerHandle { addr })
 }
 
 /// Service entry point: starts the broker and returns when `shutdown` fires.

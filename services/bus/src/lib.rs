@@ -96,6 +96,9 @@ impl BusConfig {
         if let Some((user, pass)) = &self.url.credentials {
             o.set_credentials(user, pass);
         }
+        if self.url.tls {
+            o.set_transport(tls_transport(&self.url));
+        }
         if let Some((topic, payload)) = &self.last_will {
             o.set_last_will(LastWill::new(
                 topic,
@@ -105,6 +108,22 @@ impl BusConfig {
             ));
         }
         o
+    }
+}
+
+/// TLS with the URL's CA file, or the system's trusted roots without one. An unreadable CA
+/// file is logged and leaves no trusted root, so the connection fails verification (and says
+/// so in the reconnect warnings) instead of silently trusting anything.
+fn tls_transport(url: &BrokerUrl) -> rumqttc::Transport {
+    match &url.ca {
+        None => rumqttc::Transport::tls_with_default_config(),
+        Some(path) => match std::fs::read(path) {
+            Ok(ca) => rumqttc::Transport::tls(ca, None, None),
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot read the broker's CA file");
+                rumqttc::Transport::tls(Vec::new(), None, None)
+            }
+        },
     }
 }
 

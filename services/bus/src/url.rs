@@ -1,6 +1,9 @@
-//! Broker addresses: `mqtt://[user[:password]@]host[:port]`.
+//! Broker addresses: `mqtt://[user[:password]@]host[:port]`, and over TLS
+//! `mqtts://[user[:password]@]host[:port][?ca=/path/ca.pem]` (port 8883 by default; without
+//! `ca` the system's trusted roots verify the broker).
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// Where a broker listens, and the credentials to use.
 #[derive(Clone, PartialEq, Eq)]
@@ -11,14 +14,21 @@ pub struct BrokerUrl {
     pub port: u16,
     /// Username and password, when the URL carries them.
     pub credentials: Option<(String, String)>,
+    /// MQTT over TLS (`mqtts://`).
+    pub tls: bool,
+    /// PEM file of the CA that signed the broker's certificate (`?ca=`), for TLS.
+    pub ca: Option<PathBuf>,
 }
 
 /// Why a broker URL could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerUrlError {
-    /// Only `mqtt://` (and `tcp://`) are supported.
-    #[error("unsupported scheme in {0:?}: use mqtt://host:port")]
+    /// Only `mqtt://` (`tcp://`) and `mqtts://` (`ssl://`) are supported.
+    #[error("unsupported scheme in {0:?}: use mqtt://host:port or mqtts://host:port")]
     Scheme(String),
+    /// A query parameter other than `ca`, or `ca` on a plain connection.
+    #[error("bad query in broker URL {0:?}: only mqtts:// takes ?ca=/path/ca.pem")]
+    Query(String),
     /// The host part is empty.
     #[error("no host in broker URL {0:?}")]
     NoHost(String),
@@ -34,6 +44,8 @@ impl BrokerUrl {
             host: host.into(),
             port,
             credentials: None,
+            tls: false,
+            ca: None,
         }
     }
 
@@ -42,10 +54,28 @@ impl BrokerUrl {
     /// # Errors
     /// [`BrokerUrlError`] naming what is wrong.
     pub fn parse(s: &str) -> Result<Self, BrokerUrlError> {
-        let rest = s
+        let (tls, rest) = if let Some(r) = s
             .strip_prefix("mqtt://")
             .or_else(|| s.strip_prefix("tcp://"))
-            .ok_or_else(|| BrokerUrlError::Scheme(s.to_owned()))?;
+        {
+            (false, r)
+        } else if let Some(r) = s
+            .strip_prefix("mqtts://")
+            .or_else(|| s.strip_prefix("ssl://"))
+        {
+            (true, r)
+        } else {
+            return Err(BrokerUrlError::Scheme(s.to_owned()));
+        };
+        let (rest, ca) = match rest.split_once('?') {
+            Some((r, q)) => match q.strip_prefix("ca=") {
+                Some(path) if tls && !path.is_empty() && !path.contains('&') => {
+                    (r, Some(PathBuf::from(path)))
+                }
+                _ => return Err(BrokerUrlError::Query(s.to_owned())),
+            },
+            None => (rest, None),
+        };
         let rest = rest.trim_end_matches('/');
         let (creds, hostport) = match rest.rsplit_once('@') {
             Some((c, h)) => (Some(c), h),
@@ -63,7 +93,7 @@ impl BrokerUrl {
                 }
                 (h, port)
             }
-            _ => (hostport, 1883),
+            _ => (hostport, if tls { 8883 } else { 1883 }),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
@@ -73,6 +103,8 @@ impl BrokerUrl {
             host: host.to_owned(),
             port,
             credentials,
+            tls,
+            ca,
         })
     }
 }
@@ -80,9 +112,10 @@ impl BrokerUrl {
 impl fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the password.
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
         match &self.credentials {
-            Some((u, _)) => write!(f, "mqtt://{u}:***@{}:{}", self.host, self.port),
-            None => write!(f, "mqtt://{}:{}", self.host, self.port),
+            Some((u, _)) => write!(f, "{scheme}://{u}:***@{}:{}", self.host, self.port),
+            None => write!(f, "{scheme}://{}:{}", self.host, self.port),
         }
     }
 }
@@ -103,6 +136,26 @@ impl std::str::FromStr for BrokerUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_tls_urls() {
+        let u = BrokerUrl::parse("mqtts://gw:pw@broker.plant?ca=/etc/dtwin/ca.pem").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.port, 8883);
+        assert_eq!(u.ca, Some(PathBuf::from("/etc/dtwin/ca.pem")));
+        assert_eq!(u.to_string(), "mqtts://gw:***@broker.plant:8883");
+        let u = BrokerUrl::parse("ssl://broker:9883").unwrap();
+        assert!(u.tls && u.ca.is_none() && u.port == 9883);
+        assert!(matches!(
+            BrokerUrl::parse("mqtt://h?ca=/x"),
+            Err(BrokerUrlError::Query(_))
+        ));
+        assert!(matches!(
+            BrokerUrl::parse("mqtts://h?cert=/x"),
+            Err(BrokerUrlError::Query(_))
+        ));
+        assert!(!BrokerUrl::parse("mqtt://h").unwrap().tls);
+    }
 
     #[test]
     fn parses_urls() {

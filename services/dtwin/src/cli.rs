@@ -33,6 +33,8 @@ pub enum Command {
     Up(UpArgs),
     /// Run the embedded MQTT broker alone.
     Broker(BrokerArgs),
+    /// Add or change a user in the embedded broker's password file (password on stdin).
+    Passwd(crate::cmd::broker::PasswdArgs),
     /// Run the digital twin publisher.
     Twin(ServiceArgs<TwinOpts>),
     /// Run the feature service.
@@ -93,13 +95,7 @@ pub struct UpArgs {
     pub alerter: AlerterOpts,
 }
 
-/// `dtwin broker`.
-#[derive(Debug, Clone, Args)]
-pub struct BrokerArgs {
-    /// Address to listen on.
-    #[arg(long, env = "DTWIN_LISTEN", default_value = dtwin_broker::DEFAULT_LISTEN)]
-    pub listen: std::net::SocketAddr,
-}
+pub use crate::cmd::broker::BrokerArgs;
 
 /// Twin publisher flags.
 #[derive(Debug, Clone, Args)]
@@ -237,10 +233,8 @@ impl AlerterOpts {
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => crate::cmd::up::run(args).await,
-        Command::Broker(args) => {
-            let shutdown = crate::shutdown::on_signal();
-            dtwin_broker::run(dtwin_broker::BrokerConfig::new(args.listen), shutdown).await
-        }
+        Command::Broker(args) => crate::cmd::broker::run(args).await,
+        Command::Passwd(args) => crate::cmd::broker::passwd(args),
         Command::Twin(a) => {
             dtwin_twin_publisher::run(
                 a.opts.config(a.bus.broker, &a.bus.prefix)?,

@@ -22,13 +22,14 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto-schemas");
 
 /// The schema files, by short name (`{name}.schema.json`).
-pub const SCHEMAS: [&str; 6] = [
+pub const SCHEMAS: [&str; 7] = [
     "telemetry",
     "features",
     "risk",
     "alert",
     "deadletter",
     "status",
+    "control",
 ];
 
 /// The name [`Contract::check`] returns for `{prefix}/models/current`, which has no JSON
@@ -170,6 +171,9 @@ impl Contract {
             if !client.is_empty() && !client.contains('/') {
                 return Ok(("status", Some(client)));
             }
+        }
+        if rest == "control/twin" {
+            return Ok(("control", None));
         }
         if rest == "models/current" {
             return Ok((MODEL, None));

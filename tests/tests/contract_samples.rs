@@ -485,6 +485,9 @@ fn schema_examples_validate_and_decode_with_the_rust_types() {
                         })
                 }),
                 "status" => decode::<MachineStatus>(&bytes),
+                "control" => dtwin_twin_publisher::control::decode(&bytes)
+                    .map(|_| ())
+                    .map_err(|e| e.detail),
                 other => panic!("unexpected schema {other}"),
             };
             decoded.unwrap_or_else(|e| panic!("{name} example {ex}: {e}"));
@@ -686,4 +689,36 @@ fn unknown_topics_have_no_schema() {
     let why = assert_invalid(&c, "other/v1/machines/machine-001/status", &payload);
     assert!(why.contains("not under the prefix"), "{why}");
     assert_eq!(dtwin_tests::contract::prefix_filter(), "dtwin/v1/#");
+}
+
+#[test]
+fn twin_control_commands_match_the_decoder() {
+    let c = contract();
+    let topic = "dtwin/v1/control/twin";
+    for ok in [
+        r#"{"command":"inject","machine_id":"machine-003","fault":"bearing"}"#,
+        r#"{"schema":"dtwin.control.twin.v1","command":"inject","machine_id":"m-1","fault":"stuck:tool-wear"}"#,
+    ] {
+        assert_eq!(c.check(topic, ok.as_bytes()), Ok("control"));
+        assert!(
+            dtwin_twin_publisher::control::decode(ok.as_bytes()).is_ok(),
+            "{ok}"
+        );
+    }
+    for bad in [
+        r#"{"command":"explode","machine_id":"m-1","fault":"bearing"}"#,
+        r#"{"command":"inject","machine_id":"m/1","fault":"bearing"}"#,
+        r#"{"command":"inject","machine_id":"m-1","fault":"melt"}"#,
+        r#"{"command":"inject","machine_id":"m-1"}"#,
+        r#"{"command":"inject","machine_id":"m-1","fault":"bearing","extra":1}"#,
+    ] {
+        assert!(
+            c.check(topic, bad.as_bytes()).is_err(),
+            "schema accepts {bad}"
+        );
+        assert!(
+            dtwin_twin_publisher::control::decode(bad.as_bytes()).is_err(),
+            "decoder accepts {bad}"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! against each other, so renaming a flag here without updating compose fails the build.
 
 use crate::telemetry::LogFormat;
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dtwin_bus::BrokerUrl;
 use std::path::PathBuf;
@@ -43,6 +44,10 @@ pub enum Command {
     Inference(ServiceArgs<InferenceOpts>),
     /// Run the alerter.
     Alerter(ServiceArgs<AlerterOpts>),
+    /// Write a labelled data set from the twin (telemetry CSV, or AI4I format).
+    Generate(crate::cmd::generate::GenerateArgs),
+    /// Play a CSV (telemetry or AI4I) back as live telemetry.
+    Replay(crate::cmd::replay::ReplayArgs),
     /// Train a model on twin data and write the artifact.
     Train(crate::cmd::train::TrainArgs),
 }
@@ -118,6 +123,18 @@ pub struct TwinOpts {
     /// Inject a fault: MACHINE:FAULT[@SECONDS], e.g. machine-003:bearing@10 (repeatable).
     #[arg(long = "scenario", env = "DTWIN_SCENARIO", value_delimiter = ',')]
     pub scenario: Vec<dtwin_twin_publisher::ScenarioEvent>,
+    /// Scenario file (TOML list of [[event]] machine, fault, at_s), added to --scenario.
+    #[arg(long, env = "DTWIN_SCENARIO_FILE")]
+    pub scenario_file: Option<std::path::PathBuf>,
+    /// Worker tasks (each with its own MQTT connection) the fleet is spread over.
+    #[arg(long, env = "DTWIN_TWIN_CONNECTIONS", default_value_t = 1)]
+    pub connections: usize,
+    /// As fast as possible: no clock; timestamps in stream time (start + seq / rate).
+    #[arg(long, env = "DTWIN_AFAP")]
+    pub afap: bool,
+    /// Stop after this many readings per machine.
+    #[arg(long, env = "DTWIN_STEPS")]
+    pub steps: Option<u64>,
 }
 
 /// Feature service flags.
@@ -180,6 +197,15 @@ impl TwinOpts {
         c.accel = self.accel;
         c.qos = dtwin_bus::qos_from_u8(self.telemetry_qos).map_err(anyhow::Error::msg)?;
         c.scenario = self.scenario.clone();
+        if let Some(path) = &self.scenario_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading scenario file {}", path.display()))?;
+            c.scenario
+                .extend(dtwin_twin_publisher::scenario::parse_file(&text)?);
+        }
+        c.connections = self.connections;
+        c.afap = self.afap;
+        c.steps = self.steps;
         Ok(c)
     }
 }
@@ -264,6 +290,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Train(args) => crate::cmd::train::run(args),
+        Command::Generate(args) => crate::cmd::generate::run(&args, true).map(|_| ()),
+        Command::Replay(args) => crate::cmd::replay::run(args, crate::shutdown::on_signal())
+            .await
+            .map(|_| ()),
     }
 }
 

@@ -1,24 +1,41 @@
-//! The twin publisher: a thin shell that steps the simulated fleet of `dtwin-twin-sim` on a
-//! wall-clock tick and publishes each reading to `{prefix}/machines/{id}/telemetry`.
+//! The twin publisher: a thin shell around `dtwin-twin-sim` that steps the simulated fleet and
+//! publishes each reading to `{prefix}/machines/{id}/telemetry`.
 //!
-//! Each machine announces itself with a retained `online` status and is marked `offline` on a
-//! clean stop; the publisher's own retained status is its MQTT last will, so subscribers learn
-//! when it dies.
+//! - Modes: real time (`accel` 1), accelerated (`accel` N: N plant seconds per wall second) and
+//!   as fast as possible (`afap`: no clock, publishing paced only by the broker connection;
+//!   timestamps are then stream time, `start + (seq - 1) / rate`, so the stream is
+//!   byte-identical for a seed).
+//! - Workers: machines are spread over `connections` worker tasks (machine `i` to worker
+//!   `i % connections`), each with its own MQTT connection. Every machine has its own random
+//!   stream, so the number of workers never changes what a machine reports.
+//! - Scenario: faults at given stream times (CLI flag or TOML file) and live from
+//!   `{prefix}/control/twin` ([`control`]); a bad command becomes a dead letter on
+//!   `{prefix}/deadletter/twin`.
+//! - Identity: each machine announces itself with a retained `online` status (with its
+//!   product type) and is marked `offline` on a clean stop; the publisher's own retained status
+//!   is its MQTT last will, so subscribers learn when it dies.
 //!
 //! # Layout
-//! - [`scenario`]: "machine X enters fault F at time T" events, parsed from the CLI.
-//! - [`run`]: the tick loop.
+//! - [`scenario`]: "machine X enters fault F at time T" events and scenario files.
+//! - [`control`]: the control topic's commands (pure decoder).
+//! - [`run`]: the shell: control connection, workers, shutdown.
 
+pub mod control;
 pub mod scenario;
 
 pub use scenario::{ScenarioError, ScenarioEvent};
 
-use dtwin_bus::{BrokerUrl, BusConfig, QoS};
-use dtwin_schema::{to_json, MachineStatus, Presence, Topics, STATUS_SCHEMA};
-use dtwin_twin_sim::{Fleet, SimConfig};
+use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
+use dtwin_schema::{to_json, DeadLetter, MachineStatus, Presence, Topics, STATUS_SCHEMA};
+use dtwin_twin_sim::{Clock, Fault, Fleet, Machine, SimConfig};
 use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+/// Control commands queued per worker; a full queue drops the command with a dead letter.
+const CONTROL_QUEUE: usize = 256;
 
 /// Settings of the twin publisher.
 #[derive(Debug, Clone)]
@@ -43,6 +60,14 @@ pub struct TwinConfig {
     pub scenario: Vec<ScenarioEvent>,
     /// Spontaneous fault onsets per machine per plant hour.
     pub fault_rate_per_hour: f64,
+    /// Worker tasks, each with its own MQTT connection.
+    pub connections: usize,
+    /// As fast as possible: no clock, timestamps in stream time.
+    pub afap: bool,
+    /// Stop after this many readings per machine (`None`: until shutdown).
+    pub steps: Option<u64>,
+    /// Start of stream time (`None`: now). Fix it to reproduce an `afap` stream byte for byte.
+    pub epoch: Option<OffsetDateTime>,
 }
 
 impl TwinConfig {
@@ -59,6 +84,10 @@ impl TwinConfig {
             qos: QoS::AtMostOnce,
             scenario: Vec::new(),
             fault_rate_per_hour: SimConfig::default().fault_rate_per_hour,
+            connections: 1,
+            afap: false,
+            steps: None,
+            epoch: None,
         }
     }
 
@@ -87,7 +116,16 @@ fn status(
     })
 }
 
-/// Runs the twin until `shutdown` fires.
+/// A fault due for machine `index` before its reading number `before_seq`.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    index: usize,
+    before_seq: u64,
+    fault: Fault,
+}
+
+/// Runs the twin until `shutdown` fires (or, with `steps`, until every machine has published
+/// that many readings).
 ///
 /// # Errors
 /// An invalid configuration (no machines, rate not positive, a scenario naming an unknown
@@ -102,22 +140,37 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
         config.accel > 0.0 && config.accel.is_finite(),
         "--accel must be positive"
     );
+    anyhow::ensure!(config.connections > 0, "--connections must be at least 1");
     let topics = Topics::new(&config.prefix);
-    let mut fleet = Fleet::new(config.machines, &config.sim());
-    let mut pending = scenario::resolve(&config.scenario, &fleet)?;
-
+    let fleet = Fleet::new(config.machines, &config.sim());
+    let due: Vec<Due> = scenario::resolve(&config.scenario, &fleet)?
+        .into_iter()
+        .map(|r| Due {
+            index: r.index,
+            // Reading k is at stream time (k - 1) / rate.
+            before_seq: (r.at.as_secs_f64() * config.rate_hz).ceil() as u64 + 1,
+            fault: r.fault,
+        })
+        .collect();
     let publisher_id = dtwin_schema::MachineId::parse(&config.client_id).map_err(|e| {
         anyhow::anyhow!(
             "client id {:?} cannot name a status topic: {e}",
             config.client_id
         )
     })?;
+
+    // The control connection: publisher status (with its last will), machine statuses,
+    // control commands in, dead letters out.
     let mut bus = BusConfig::new(config.broker.clone(), &config.client_id);
     bus.last_will = Some((
         topics.publisher_status(&config.client_id),
         status(&publisher_id, Presence::Offline, None),
     ));
-    let conn = dtwin_bus::connect(&bus, Vec::new());
+    let control_topic = format!("{}/control/twin", topics.prefix());
+    let mut conn = dtwin_bus::connect(
+        &bus,
+        vec![Subscription::new(control_topic.clone(), QoS::AtLeastOnce)],
+    );
     let client = conn.client.clone();
     client
         .publish(
@@ -137,44 +190,116 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
             )
             .await?;
     }
+    let statuses: Vec<_> = fleet
+        .machines
+        .iter()
+        .map(|m| (m.id().clone(), m.product_type()))
+        .collect();
     info!(
         machines = config.machines,
         rate_hz = config.rate_hz,
         accel = config.accel,
+        afap = config.afap,
+        connections = config.connections,
         "twin started"
     );
 
-    let period = Duration::from_secs_f64(1.0 / config.rate_hz);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let started = tokio::time::Instant::now();
+    // Workers.
+    let clock = Clock {
+        epoch: config.epoch.unwrap_or_else(dtwin_schema::time_fmt::now),
+        period: time::Duration::seconds_f64(1.0 / config.rate_hz),
+    };
+    let stop_workers = shutdown.child_token();
+    let mut shards: Vec<Vec<(usize, Machine)>> = vec![Vec::new(); config.connections];
+    for (i, m) in fleet.machines.into_iter().enumerate() {
+        shards[i % config.connections].push((i, m));
+    }
+    let mut senders = Vec::with_capacity(config.connections);
+    let mut workers = tokio::task::JoinSet::new();
+    for (k, machines) in shards.into_iter().enumerate() {
+        let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+        senders.push(tx);
+        let mine: Vec<Due> = due
+            .iter()
+            .copied()
+            .filter(|d| d.index % config.connections == k)
+            .collect();
+        let worker_bus = BusConfig::new(config.broker.clone(), format!("{}-{k}", config.client_id));
+        let worker_conn = dtwin_bus::connect(&worker_bus, Vec::new());
+        workers.spawn(worker(
+            WorkerSetup {
+                machines,
+                due: mine,
+                clock,
+                qos: config.qos,
+                afap: config.afap,
+                steps: config.steps,
+                period: Duration::from_secs_f64(1.0 / config.rate_hz),
+                topics: topics.clone(),
+            },
+            worker_conn,
+            rx,
+            stop_workers.clone(),
+        ));
+    }
+
+    // Control commands until shutdown or until every worker is done.
+    let mut result = Ok(());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        let elapsed = started.elapsed();
-        while let Some(ev) = pending.first().filter(|e| e.at <= elapsed) {
-            info!(machine = %fleet.machines[ev.index].id(), fault = ?ev.fault, "scenario: injecting fault");
-            fleet.machines[ev.index].inject(ev.fault);
-            pending.remove(0);
-        }
-        let now = dtwin_schema::time_fmt::now();
-        for m in &mut fleet.machines {
-            let reading = m.step();
-            let payload = reading.to_telemetry(m.id(), now).encode();
-            client
-                .publish(topics.telemetry(m.id()), config.qos, false, payload)
-                .await?;
+            done = workers.join_next() => match done {
+                None => break,
+                Some(Ok(Ok(()))) => continue,
+                Some(Ok(Err(e))) => { result = Err(e); break; }
+                Some(Err(e)) => { result = Err(anyhow::anyhow!("twin worker panicked: {e}")); break; }
+            },
+            msg = conn.inbox.recv() => {
+                let Some(msg) = msg else { break };
+                let rejected = match control::decode(&msg.payload) {
+                    Ok(control::ControlCommand::Inject { machine_id, fault }) => {
+                        match statuses.iter().position(|(id, _)| id.as_str() == machine_id) {
+                            None => Some(dtwin_schema::Rejection::new(
+                                dtwin_schema::RejectReason::BadMachineId,
+                                format!("machine {machine_id:?} is not in the fleet"),
+                            )),
+                            Some(index) => {
+                                info!(machine = %machine_id, %fault, "control: injecting fault");
+                                senders[index % senders.len()].try_send((index, fault)).err().map(|_| {
+                                    dtwin_schema::Rejection::new(
+                                        dtwin_schema::RejectReason::Oversize,
+                                        "control queue full; command dropped",
+                                    )
+                                })
+                            }
+                        }
+                    }
+                    Err(r) => Some(r),
+                };
+                if let Some(r) = rejected {
+                    warn!(reason = r.reason.as_str(), detail = %r.detail, "control command rejected");
+                    let dl = DeadLetter::new("twin", &msg.topic, &msg.payload, r.reason, r.detail);
+                    let _ = client
+                        .publish(topics.deadletter("twin"), QoS::AtLeastOnce, false, to_json(&dl))
+                        .await;
+                }
+            }
         }
     }
-    for m in &fleet.machines {
+    stop_workers.cancel();
+    while let Some(done) = workers.join_next().await {
+        if let Ok(Err(e)) = done {
+            warn!(error = %e, "twin worker stopped with an error");
+        }
+    }
+
+    for (id, product) in &statuses {
         client
             .publish(
-                topics.status(m.id()),
+                topics.status(id),
                 QoS::AtLeastOnce,
                 true,
-                status(m.id(), Presence::Offline, Some(m.product_type())),
+                status(id, Presence::Offline, Some(*product)),
             )
             .await?;
     }
@@ -193,5 +318,93 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
         warn!("twin did not disconnect in time");
     }
     info!("twin stopped");
+    result
+}
+
+struct WorkerSetup {
+    machines: Vec<(usize, Machine)>,
+    due: Vec<Due>,
+    clock: Clock,
+    qos: QoS,
+    afap: bool,
+    steps: Option<u64>,
+    period: Duration,
+    topics: Topics,
+}
+
+/// Steps and publishes one shard of the fleet.
+async fn worker(
+    setup: WorkerSetup,
+    conn: dtwin_bus::Connection,
+    mut commands: mpsc::Receiver<(usize, Fault)>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let WorkerSetup {
+        mut machines,
+        mut due,
+        clock,
+        qos,
+        afap,
+        steps,
+        period,
+        topics,
+    } = setup;
+    due.sort_by_key(|d| d.before_seq);
+    let client: BusClient = conn.client.clone();
+    // Topic strings are built once per machine, not per reading.
+    let telemetry_topics: Vec<String> = machines
+        .iter()
+        .map(|(_, m)| topics.telemetry(m.id()))
+        .collect();
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut published: u64 = 0;
+    'run: loop {
+        if afap {
+            if stop.is_cancelled() {
+                break;
+            }
+        } else {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+        }
+        if steps.is_some_and(|n| published >= n) {
+            break;
+        }
+        while let Ok((index, fault)) = commands.try_recv() {
+            if let Some((_, m)) = machines.iter_mut().find(|(i, _)| *i == index) {
+                m.inject(fault);
+            }
+        }
+        let now = dtwin_schema::time_fmt::now();
+        let next_seq = published + 1;
+        while let Some(d) = due.first().filter(|d| d.before_seq <= next_seq) {
+            if let Some((_, m)) = machines.iter_mut().find(|(i, _)| *i == d.index) {
+                info!(machine = %m.id(), fault = %d.fault, "scenario: injecting fault");
+                m.inject(d.fault);
+            }
+            due.remove(0);
+        }
+        for ((_, m), topic) in machines.iter_mut().zip(&telemetry_topics) {
+            let reading = m.step();
+            let ts = if afap { clock.at(reading.seq) } else { now };
+            let payload = reading.to_telemetry(m.id(), ts).encode();
+            tokio::select! {
+                r = client.publish(topic.clone(), qos, false, payload) => r?,
+                _ = stop.cancelled() => break 'run,
+            }
+        }
+        published += 1;
+    }
+    // In afap mode the last publishes may still sit in the request queue: give the
+    // connection a moment to flush them before it closes.
+    if tokio::time::timeout(Duration::from_secs(2), conn.close())
+        .await
+        .is_err()
+    {
+        warn!("twin worker did not disconnect in time");
+    }
     Ok(())
 }

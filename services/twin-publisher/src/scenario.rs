@@ -28,6 +28,9 @@ pub enum ScenarioError {
         /// The parser's message (lists the valid faults).
         why: String,
     },
+    /// A scenario file that is not valid TOML of the documented shape.
+    #[error("scenario file: {0}")]
+    File(String),
     /// No machine has that id.
     #[error("scenario names machine {0:?}, which is not in the fleet")]
     UnknownMachine(String),
@@ -65,6 +68,40 @@ impl std::str::FromStr for ScenarioEvent {
             at,
         })
     }
+}
+
+/// Parses a scenario file (TOML):
+///
+/// ```toml
+/// [[event]]
+/// machine = "machine-003"
+/// fault = "bearing"      # as on the command line: bearing, coolant, valve, tool-wear, drift:SENSOR, ...
+/// at_s = 10              # seconds of stream time after the start (default 0)
+/// ```
+///
+/// # Errors
+/// [`ScenarioError::File`] with the TOML error (it names line and column), or the event's
+/// own error.
+pub fn parse_file(text: &str) -> Result<Vec<ScenarioEvent>, ScenarioError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        event: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        machine: String,
+        fault: String,
+        #[serde(default)]
+        at_s: f64,
+    }
+    let f: File = toml::from_str(text).map_err(|e| ScenarioError::File(e.to_string()))?;
+    f.event
+        .into_iter()
+        .map(|e| format!("{}:{}@{}", e.machine, e.fault, e.at_s).parse())
+        .collect()
 }
 
 /// A scenario event bound to a fleet index.
@@ -105,6 +142,24 @@ pub fn resolve(events: &[ScenarioEvent], fleet: &Fleet) -> Result<Vec<Resolved>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_files() {
+        let ev = parse_file(
+            "[[event]]\nmachine = \"machine-003\"\nfault = \"bearing\"\nat_s = 10\n\n[[event]]\nmachine = \"machine-001\"\nfault = \"drift:vibration\"\n",
+        )
+        .unwrap();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[0].at, Duration::from_secs(10));
+        assert_eq!(ev[1].fault, "drift:vibration".parse().unwrap());
+        let e = parse_file("[[event]]\nmachine = \"m\"\n").unwrap_err();
+        assert!(e.to_string().contains("fault"), "{e}");
+        let e = parse_file("[[event]]\nmachine = \"m\"\nfault = \"melt\"\n").unwrap_err();
+        assert!(matches!(e, ScenarioError::Fault { .. }), "{e}");
+        let e = parse_file("[[event]]\nmachine = \"m\"\nfault = \"bearing\"\ncolour = 1\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
 
     #[test]
     fn parses_events() {

@@ -18,14 +18,18 @@
 //! - [`machine`]: [`Machine`], [`Fleet`], [`SimConfig`] and [`Reading`]: the live twin.
 //! - [`ai4i`]: the AI4I-format generator and CSV reader/writer.
 //! - [`rng`]: per-machine seeding.
+//! - [`stream`]: deterministic rendering of the telemetry stream (any number of workers, same
+//!   bytes) and the project's telemetry CSV.
 
 pub mod ai4i;
 pub mod faults;
 pub mod machine;
 pub mod physics;
 pub mod rng;
+pub mod stream;
 
 pub use ai4i::{ai4i_rows, read_ai4i_csv, write_ai4i_csv, Ai4iParseError, Ai4iRow, AI4I_HEADER};
 pub use dtwin_schema::{FailureMode, ProductType};
 pub use faults::{Fault, FaultParseError, Sensor};
 pub use machine::{Fleet, Machine, Reading, SimConfig};
+pub use stream::{Clock, TELEMETRY_CSV_HEADER};

@@ -31,6 +31,8 @@ async fn run_pipeline(broker_flag: Vec<String>, broker: BrokerUrl, start_broker_
         "1200",
         "--summary-every",
         "0",
+        "--dashboard-listen",
+        "127.0.0.1:0",
     ]
     .iter()
     .map(|s| s.to_string())

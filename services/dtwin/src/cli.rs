@@ -44,6 +44,8 @@ pub enum Command {
     Inference(ServiceArgs<InferenceOpts>),
     /// Run the alerter.
     Alerter(ServiceArgs<AlerterOpts>),
+    /// Run the dashboard (what-if form and live fleet view) against a broker.
+    Dashboard(ServiceArgs<DashboardOpts>),
     /// Write a labelled data set from the twin (telemetry CSV, or AI4I format).
     Generate(crate::cmd::generate::GenerateArgs),
     /// Play a CSV (telemetry or AI4I) back as live telemetry.
@@ -89,6 +91,9 @@ pub struct UpArgs {
     /// Seconds between fleet summaries on the terminal (0 = none).
     #[arg(long, env = "DTWIN_SUMMARY_EVERY", default_value_t = 5)]
     pub summary_every: u64,
+    /// Dashboard address (127.0.0.1 unless told otherwise).
+    #[arg(long, env = "DTWIN_DASHBOARD_LISTEN", default_value = dtwin_dashboard::DEFAULT_LISTEN)]
+    pub dashboard_listen: std::net::SocketAddr,
     /// Twin flags.
     #[command(flatten)]
     pub twin: TwinOpts,
@@ -101,6 +106,28 @@ pub struct UpArgs {
 }
 
 pub use crate::cmd::broker::BrokerArgs;
+
+/// Dashboard flags.
+#[derive(Debug, Clone, Args)]
+pub struct DashboardOpts {
+    /// Address to serve on (127.0.0.1 unless told otherwise).
+    #[arg(long, env = "DTWIN_DASHBOARD_LISTEN", default_value = dtwin_dashboard::DEFAULT_LISTEN)]
+    pub dashboard_listen: std::net::SocketAddr,
+    /// The inference service's model and rules, so the what-if form agrees with it.
+    #[command(flatten)]
+    pub inference: InferenceOpts,
+}
+
+impl DashboardOpts {
+    /// The dashboard's config.
+    pub fn config(&self, broker: BrokerUrl, prefix: &str) -> dtwin_dashboard::DashboardConfig {
+        let mut c = dtwin_dashboard::DashboardConfig::new(broker.clone());
+        c.prefix = prefix.to_owned();
+        c.listen = self.dashboard_listen;
+        c.inference = self.inference.config(broker, prefix);
+        c
+    }
+}
 
 /// Twin publisher flags.
 #[derive(Debug, Clone, Args)]
@@ -284,6 +311,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Alerter(a) => {
             dtwin_alerter::run(
+                a.opts.config(a.bus.broker, &a.bus.prefix),
+                crate::shutdown::on_signal(),
+            )
+            .await
+        }
+        Command::Dashboard(a) => {
+            dtwin_dashboard::run(
                 a.opts.config(a.bus.broker, &a.bus.prefix),
                 crate::shutdown::on_signal(),
             )

@@ -91,8 +91,8 @@ fn every_compose_service_matches_the_cli() {
         checked += 1;
     }
     assert_eq!(
-        checked, 4,
-        "twin, feature, inference and alerter are checked"
+        checked, 5,
+        "twin, feature, inference, alerter and dashboard are checked"
     );
 }
 

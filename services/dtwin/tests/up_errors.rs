@@ -6,6 +6,10 @@ use tokio_util::sync::CancellationToken;
 
 fn up_args(extra: &[&str]) -> dtwin::cli::UpArgs {
     let mut argv = vec!["dtwin", "up", "--summary-every", "0"];
+    if !extra.contains(&"--dashboard-listen") {
+        // Tests run in parallel: never the default port.
+        argv.extend(["--dashboard-listen", "127.0.0.1:0"]);
+    }
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).expect("flags parse").command {
         Command::Up(a) => a,
@@ -53,4 +57,24 @@ fn bad_flag_values_are_refused_by_the_parser() {
     ] {
         assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?} was accepted");
     }
+}
+
+#[tokio::test]
+async fn a_taken_dashboard_port_names_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let port = dtwin_broker::free_port().unwrap().to_string();
+    let err = dtwin::cmd::up::run_until(
+        up_args(&["--port", &port, "--dashboard-listen", &addr]),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("the dashboard port is taken");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains(&addr)
+            && msg.contains("--dashboard-listen")
+            && msg.contains("DTWIN_DASHBOARD_LISTEN"),
+        "{msg}"
+    );
 }

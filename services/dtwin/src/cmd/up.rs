@@ -51,6 +51,12 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         ..dtwin_feature::FeatureConfig::new(broker.clone())
     };
     let alerter = args.alerter.config(broker.clone(), &prefix);
+    let mut dashboard = dtwin_dashboard::DashboardConfig::new(broker.clone());
+    dashboard.prefix = prefix.clone();
+    dashboard.listen = args.dashboard_listen;
+    dashboard.inference = inference.clone();
+    let (dashboard_listener, dashboard_state) = dtwin_dashboard::bind(&dashboard).await?;
+    let dashboard_url = format!("http://{}", dashboard_listener.local_addr()?);
 
     println!("dtwin up: broker {broker}, prefix {prefix}");
     println!(
@@ -61,6 +67,7 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         "dtwin up: alert e-mails are written to {}",
         outbox.display()
     );
+    println!("dtwin up: dashboard at {dashboard_url}");
     println!("dtwin up: press Ctrl-C to stop");
 
     let mut tasks = JoinSet::new();
@@ -76,6 +83,15 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     tasks.spawn(named(
         "alerter",
         dtwin_alerter::run(alerter, shutdown.clone()),
+    ));
+    tasks.spawn(named(
+        "dashboard",
+        dtwin_dashboard::serve(
+            dashboard,
+            dashboard_listener,
+            dashboard_state,
+            shutdown.clone(),
+        ),
     ));
     if args.summary_every > 0 {
         let every = Duration::from_secs(args.summary_every);

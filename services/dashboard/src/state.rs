@@ -1,0 +1,378 @@
+//! What the dashboard knows of the fleet, built from the messages on the bus. Pure: the MQTT
+//! task feeds it decoded messages, the web handlers read snapshots.
+//!
+//! Memory is bounded: per machine a ring of [`TREND_POINTS`] recent points, and at most
+//! [`ALERT_LOG`] alert events in all.
+
+use dtwin_schema::{AlertEvent, Level, MachineStatus, Presence, Risk, RiskStatus, Telemetry};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use time::OffsetDateTime;
+
+/// Recent points kept per machine for the trend charts.
+pub const TREND_POINTS: usize = 240;
+/// Alert events kept for the alert log.
+pub const ALERT_LOG: usize = 500;
+/// Rows per page of the fleet view.
+pub const PAGE_ROWS: usize = 50;
+
+/// One point of a machine's trend.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrendPoint {
+    /// When (telemetry or verdict time).
+    pub ts: OffsetDateTime,
+    /// Risk probability at that time, when a verdict came.
+    pub risk: Option<f64>,
+    /// Sensor values of the telemetry, when a reading came.
+    pub sensors: Vec<(String, f64)>,
+}
+
+/// What the fleet view shows of one machine.
+#[derive(Debug, Clone, Default)]
+pub struct MachineView {
+    /// The latest verdict.
+    pub risk: Option<Risk>,
+    /// The latest reading.
+    pub telemetry: Option<Telemetry>,
+    /// Online / offline.
+    pub presence: Option<Presence>,
+    /// Last message of any kind.
+    pub last_update: Option<OffsetDateTime>,
+    /// Recent readings and verdicts.
+    pub trend: VecDeque<TrendPoint>,
+    /// The active alert, if one is firing.
+    pub alert: Option<AlertEvent>,
+}
+
+impl MachineView {
+    fn push(&mut self, p: TrendPoint) {
+        if self.trend.len() == TREND_POINTS {
+            self.trend.pop_front();
+        }
+        self.trend.push_back(p);
+    }
+}
+
+/// The whole fleet.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    machines: HashMap<String, MachineView>,
+    alerts: VecDeque<AlertEvent>,
+    version: u64,
+}
+
+/// A row of the fleet table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    /// Machine id.
+    pub machine_id: String,
+    /// Line (the id's prefix before its last `-`).
+    pub line: String,
+    /// HEALTHY / AT_RISK / UNKNOWN (no verdict yet).
+    pub status: String,
+    /// NORMAL / WARNING / CRITICAL.
+    pub level: String,
+    /// Risk probability.
+    pub probability: Option<f64>,
+    /// Health score 0-100.
+    pub health: Option<f64>,
+    /// Last update (RFC 3339).
+    pub last_update: Option<String>,
+    /// Online / offline.
+    pub online: Option<bool>,
+}
+
+/// A page of the fleet, with totals: what the server pushes to browsers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Snapshot {
+    /// Change counter: a browser skips a snapshot it already has.
+    pub version: u64,
+    /// Machines known.
+    pub machines: usize,
+    /// Machines AT_RISK.
+    pub at_risk: usize,
+    /// Machines HEALTHY.
+    pub healthy: usize,
+    /// Machines matching the filter.
+    pub matching: usize,
+    /// Page shown (from 0) and page count.
+    pub page: usize,
+    /// Pages of the filtered list.
+    pub pages: usize,
+    /// The rows of this page, riskiest first.
+    pub rows: Vec<Row>,
+    /// Known lines, for the filter.
+    pub lines: Vec<String>,
+}
+
+/// Which machines a view shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct Filter {
+    /// `AT_RISK`, `HEALTHY`, or empty for all.
+    #[serde(default)]
+    pub status: String,
+    /// A line, or empty for all.
+    #[serde(default)]
+    pub line: String,
+    /// Page, from 0.
+    #[serde(default)]
+    pub page: usize,
+}
+
+/// The line a machine belongs to: its id up to the last `-` (`press-07` is on line `press`).
+pub fn line_of(machine_id: &str) -> &str {
+    machine_id.rsplit_once('-').map_or(machine_id, |(l, _)| l)
+}
+
+fn status_name(s: RiskStatus) -> &'static str {
+    match s {
+        RiskStatus::Healthy => "HEALTHY",
+        RiskStatus::AtRisk => "AT_RISK",
+    }
+}
+
+fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Normal => "NORMAL",
+        Level::Warning => "WARNING",
+        Level::Critical => "CRITICAL",
+    }
+}
+
+fn sensors(t: &Telemetry) -> Vec<(String, f64)> {
+    [
+        ("temperature_c", t.temperature_c),
+        ("vibration_mm_s", t.vibration_mm_s),
+        ("pressure_bar", t.pressure_bar),
+        ("spindle_rpm", t.spindle_rpm),
+        ("tool_wear_min", t.tool_wear_min),
+        ("torque_nm", t.torque_nm),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| v.map(|v| (n.to_owned(), v)))
+    .collect()
+}
+
+impl Fleet {
+    /// Change counter, bumped by every applied message.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// One machine, if known.
+    pub fn machine(&self, id: &str) -> Option<&MachineView> {
+        self.machines.get(id)
+    }
+
+    /// A reading arrived.
+    pub fn telemetry(&mut self, t: Telemetry) {
+        let m = self.machines.entry(t.machine_id.to_string()).or_default();
+        m.last_update = Some(t.ts);
+        m.push(TrendPoint {
+            ts: t.ts,
+            risk: None,
+            sensors: sensors(&t),
+        });
+        m.telemetry = Some(t);
+        self.version += 1;
+    }
+
+    /// A verdict arrived.
+    pub fn risk(&mut self, r: Risk) {
+        let m = self.machines.entry(r.machine_id.to_string()).or_default();
+        m.last_update = Some(r.ts);
+        m.push(TrendPoint {
+            ts: r.source_ts,
+            risk: Some(r.probability),
+            sensors: Vec::new(),
+        });
+        m.risk = Some(r);
+        self.version += 1;
+    }
+
+    /// A presence change arrived.
+    pub fn status(&mut self, s: MachineStatus) {
+        let m = self.machines.entry(s.machine_id.to_string()).or_default();
+        m.presence = Some(s.state);
+        self.version += 1;
+    }
+
+    /// An alert event arrived.
+    pub fn alert(&mut self, a: AlertEvent) {
+        let m = self.machines.entry(a.machine_id.to_string()).or_default();
+        use dtwin_schema::AlertEventKind as K;
+        match a.event {
+            K::Resolved => m.alert = None,
+            K::Firing | K::Updated => m.alert = Some(a.clone()),
+            _ => {}
+        }
+        if self.alerts.len() == ALERT_LOG {
+            self.alerts.pop_back();
+        }
+        self.alerts.push_front(a);
+        self.version += 1;
+    }
+
+    /// Alert events, newest first.
+    pub fn alert_log(&self) -> impl Iterator<Item = &AlertEvent> {
+        self.alerts.iter()
+    }
+
+    fn row(id: &str, m: &MachineView) -> Row {
+        Row {
+            machine_id: id.to_owned(),
+            line: line_of(id).to_owned(),
+            status: m
+                .risk
+                .as_ref()
+                .map_or("UNKNOWN", |r| status_name(r.status))
+                .to_owned(),
+            level: m
+                .risk
+                .as_ref()
+                .map_or("", |r| level_name(r.level))
+                .to_owned(),
+            probability: m.risk.as_ref().map(|r| r.probability),
+            health: m.risk.as_ref().map(|r| r.health_score),
+            last_update: m.last_update.map(dtwin_schema::time_fmt::format),
+            online: m.presence.map(|p| p == Presence::Online),
+        }
+    }
+
+    /// A page of machines matching `filter`, riskiest first (then by id).
+    pub fn snapshot(&self, filter: &Filter) -> Snapshot {
+        let mut at_risk = 0;
+        let mut healthy = 0;
+        let mut lines: Vec<String> = Vec::new();
+        let mut matching: Vec<(&String, &MachineView)> = Vec::new();
+        for (id, m) in &self.machines {
+            let status = m.risk.as_ref().map(|r| r.status);
+            match status {
+                Some(RiskStatus::AtRisk) => at_risk += 1,
+                Some(RiskStatus::Healthy) => healthy += 1,
+                None => {}
+            }
+            let line = line_of(id);
+            if !lines.iter().any(|l| l == line) {
+                lines.push(line.to_owned());
+            }
+            let status_ok =
+                filter.status.is_empty() || status.map(status_name) == Some(filter.status.as_str());
+            let line_ok = filter.line.is_empty() || filter.line == line;
+            if status_ok && line_ok {
+                matching.push((id, m));
+            }
+        }
+        lines.sort();
+        let risk = |m: &MachineView| m.risk.as_ref().map_or(-1.0, |r| r.probability);
+        matching.sort_by(|a, b| risk(b.1).total_cmp(&risk(a.1)).then_with(|| a.0.cmp(b.0)));
+        let pages = matching.len().div_ceil(PAGE_ROWS).max(1);
+        let page = filter.page.min(pages - 1);
+        let rows = matching
+            .iter()
+            .skip(page * PAGE_ROWS)
+            .take(PAGE_ROWS)
+            .map(|(id, m)| Self::row(id, m))
+            .collect();
+        Snapshot {
+            version: self.version,
+            machines: self.machines.len(),
+            at_risk,
+            healthy,
+            matching: matching.len(),
+            page,
+            pages,
+            rows,
+            lines,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dtwin_schema::{MachineId, ModelRef, RISK_SCHEMA};
+    use std::collections::BTreeMap;
+
+    pub(crate) fn risk(id: &str, p: f64) -> Risk {
+        Risk {
+            schema: RISK_SCHEMA.to_owned(),
+            machine_id: MachineId::parse(id).unwrap(),
+            ts: OffsetDateTime::UNIX_EPOCH,
+            source_ts: OffsetDateTime::UNIX_EPOCH,
+            seq: 1,
+            probability: p,
+            status: if p >= 0.5 {
+                RiskStatus::AtRisk
+            } else {
+                RiskStatus::Healthy
+            },
+            level: Level::Normal,
+            health_score: 100.0 * (1.0 - p),
+            actions: vec![],
+            factors: vec![],
+            model: ModelRef {
+                id: "m".into(),
+                version: "1".into(),
+            },
+            cold: false,
+            latest: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn lines_come_from_ids() {
+        assert_eq!(line_of("press-07"), "press");
+        assert_eq!(line_of("line-a-machine-3"), "line-a-machine");
+        assert_eq!(line_of("solo"), "solo");
+    }
+
+    #[test]
+    fn snapshot_sorts_filters_and_pages() {
+        let mut f = Fleet::default();
+        for i in 0..120 {
+            f.risk(risk(&format!("press-{i:03}"), f64::from(i) / 200.0));
+        }
+        f.risk(risk("mill-1", 0.99));
+        let all = f.snapshot(&Filter::default());
+        assert_eq!(all.machines, 121);
+        assert_eq!(all.rows.len(), PAGE_ROWS);
+        assert_eq!(all.pages, 3);
+        assert_eq!(all.rows[0].machine_id, "mill-1");
+        assert_eq!(all.rows[1].machine_id, "press-119");
+        assert!(all
+            .rows
+            .windows(2)
+            .all(|w| w[0].probability >= w[1].probability));
+        assert_eq!(all.lines, ["mill", "press"]);
+        let risky = f.snapshot(&Filter {
+            status: "AT_RISK".into(),
+            ..Filter::default()
+        });
+        assert_eq!(risky.matching, 21);
+        assert_eq!(risky.at_risk, 21);
+        let mill = f.snapshot(&Filter {
+            line: "mill".into(),
+            ..Filter::default()
+        });
+        assert_eq!(mill.matching, 1);
+        let last = f.snapshot(&Filter {
+            page: 99,
+            ..Filter::default()
+        });
+        assert_eq!(last.page, 2);
+        assert_eq!(last.rows.len(), 21);
+    }
+
+    #[test]
+    fn trends_and_alert_log_are_bounded() {
+        let mut f = Fleet::default();
+        for _ in 0..(TREND_POINTS + 50) {
+            f.risk(risk("m-1", 0.1));
+        }
+        assert_eq!(f.machine("m-1").unwrap().trend.len(), TREND_POINTS);
+        let v = f.version();
+        f.risk(risk("m-1", 0.2));
+        assert!(f.version() > v);
+    }
+}

@@ -1,0 +1,383 @@
+//! The HTTP side: [`router`] is a function of [`AppState`], so tests drive it without a
+//! socket (tower's `oneshot`) and the service serves the same router.
+
+use crate::state::{Filter, Fleet, Snapshot};
+use crate::whatif::{self, WhatIfForm, FIELDS};
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use dtwin_features::WindowConfig;
+use dtwin_inference::Scorer;
+use dtwin_schema::{Level, Risk, RiskStatus};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often a browser's live view is refreshed at most (coalesces any number of messages).
+pub const PUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The fleet as seen on the bus. A std mutex: held only to copy out, never across await.
+    pub fleet: Arc<Mutex<Fleet>>,
+    /// The inference service's scorer (same model and rules).
+    pub scorer: Arc<Scorer>,
+    /// The feature service's window settings.
+    pub window: WindowConfig,
+}
+
+impl AppState {
+    fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {
+        // A panic while holding the lock would poison it; the data is still usable.
+        self.fleet
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The dashboard's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(fleet_page))
+        .route("/events", get(events))
+        .route("/api/fleet", get(fleet_json))
+        .route("/machine/{id}", get(machine_page))
+        .route("/whatif", get(whatif_page).post(whatif_submit))
+        .route("/alerts", get(alerts_page))
+        .route("/model", get(model_page))
+        .route(
+            "/assets/style.css",
+            get(|| async { asset("text/css", include_str!("../assets/style.css")) }),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| async { asset("text/javascript", include_str!("../assets/app.js")) }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A page, or a 500 with the template error (never a panic).
+fn page(t: impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("template error: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+fn status_text(s: RiskStatus) -> (&'static str, &'static str) {
+    match s {
+        RiskStatus::AtRisk => ("AT_RISK", "AT RISK"),
+        RiskStatus::Healthy => ("HEALTHY", "HEALTHY"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "fleet.html")]
+struct FleetPage {
+    snap: Snapshot,
+}
+
+async fn fleet_page(State(s): State<AppState>, Query(f): Query<Filter>) -> Response {
+    let snap = s.fleet().snapshot(&f);
+    page(FleetPage { snap })
+}
+
+async fn fleet_json(State(s): State<AppState>, Query(f): Query<Filter>) -> axum::Json<Snapshot> {
+    axum::Json(s.fleet().snapshot(&f))
+}
+
+/// Server-sent events: a `fleet` event with the filtered page whenever the fleet changed,
+/// at most every [`PUSH_EVERY`].
+async fn events(
+    State(s): State<AppState>,
+    Query(f): Query<Filter>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let stream =
+        futures_util::stream::unfold((s, f, u64::MAX, true), |(s, f, seen, first)| async move {
+            loop {
+                if !first {
+                    tokio::time::sleep(PUSH_EVERY).await;
+                }
+                let version = s.fleet().version();
+                if version != seen || first {
+                    let snap = s.fleet().snapshot(&f);
+                    let data = serde_json::to_string(&snap).unwrap_or_default();
+                    let ev = Event::default().event("fleet").data(data);
+                    return Some((Ok(ev), (s, f, version, false)));
+                }
+                tokio::time::sleep(PUSH_EVERY).await;
+            }
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[derive(Template)]
+#[template(path = "machine.html")]
+struct MachinePage {
+    id: String,
+    status: &'static str,
+    status_text: &'static str,
+    level: &'static str,
+    risk: Option<Risk>,
+    alert: Option<dtwin_schema::AlertEvent>,
+    alert_ts: String,
+    charts: Vec<String>,
+}
+
+fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Normal => "NORMAL",
+        Level::Warning => "WARNING",
+        Level::Critical => "CRITICAL",
+    }
+}
+
+async fn machine_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(m) = s.fleet().machine(&id).cloned() else {
+        return (StatusCode::NOT_FOUND, Html(format!(
+            "<!DOCTYPE html><p>No machine called <code>{}</code> has reported yet. <a href=\"/\">Fleet</a></p>",
+            escape(&id)
+        )))
+            .into_response();
+    };
+    let newest = m.trend.back().map(|p| p.ts);
+    let secs = |ts: time::OffsetDateTime| newest.map_or(0.0, |n| (ts - n).as_seconds_f64());
+    let risk_pts: Vec<(f64, f64)> = m
+        .trend
+        .iter()
+        .filter_map(|p| p.risk.map(|r| (secs(p.ts), r)))
+        .collect();
+    let mut charts = vec![crate::charts::trend(
+        "Risk probability",
+        "0-1",
+        &risk_pts,
+        plotters::style::RED,
+    )];
+    for (name, label, unit) in [
+        ("temperature_c", "Temperature", "°C"),
+        ("vibration_mm_s", "Vibration", "mm/s"),
+        ("pressure_bar", "Pressure", "bar"),
+        ("spindle_rpm", "Spindle speed", "rpm"),
+        ("tool_wear_min", "Tool wear", "min"),
+    ] {
+        let pts: Vec<(f64, f64)> = m
+            .trend
+            .iter()
+            .filter_map(|p| {
+                p.sensors
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| (secs(p.ts), *v))
+            })
+            .collect();
+        charts.push(crate::charts::trend(
+            label,
+            unit,
+            &pts,
+            plotters::style::BLUE,
+        ));
+    }
+    let (status, status_text) = m
+        .risk
+        .as_ref()
+        .map_or(("UNKNOWN", "NO VERDICT"), |r| self::status_text(r.status));
+    page(MachinePage {
+        level: m.risk.as_ref().map_or("", |r| level_name(r.level)),
+        alert_ts: m
+            .alert
+            .as_ref()
+            .map(|a| dtwin_schema::time_fmt::format(a.ts))
+            .unwrap_or_default(),
+        id,
+        status,
+        status_text,
+        risk: m.risk,
+        alert: m.alert,
+        charts,
+    })
+}
+
+/// HTML-escapes text for the few responses not made by a template.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+struct FieldView {
+    name: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    required: bool,
+    value: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "whatif.html")]
+struct WhatIfPage {
+    fields: Vec<FieldView>,
+    product_type: String,
+    product_error: Option<String>,
+    from: Option<String>,
+    result: Option<Risk>,
+    result_status: &'static str,
+    result_status_text: &'static str,
+}
+
+fn whatif_view(
+    form: &WhatIfForm,
+    errors: &std::collections::BTreeMap<&'static str, String>,
+    from: Option<String>,
+    result: Option<Risk>,
+) -> WhatIfPage {
+    let (result_status, result_status_text) =
+        result.as_ref().map_or(("", ""), |r| status_text(r.status));
+    WhatIfPage {
+        fields: FIELDS
+            .iter()
+            .map(|&(name, label, unit, required)| FieldView {
+                name,
+                label,
+                unit,
+                required,
+                value: form.get(name).to_owned(),
+                error: errors.get(name).cloned(),
+            })
+            .collect(),
+        product_type: form.product_type.clone(),
+        product_error: errors.get("product_type").cloned(),
+        from,
+        result,
+        result_status,
+        result_status_text,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct From {
+    from: Option<String>,
+}
+
+async fn whatif_page(State(s): State<AppState>, Query(q): Query<From>) -> Response {
+    let (form, from) = match q.from {
+        Some(id) => match s.fleet().machine(&id).and_then(|m| m.telemetry.clone()) {
+            Some(t) => (WhatIfForm::from_telemetry(&t), Some(id)),
+            None => (WhatIfForm::healthy(), None),
+        },
+        None => (WhatIfForm::healthy(), None),
+    };
+    page(whatif_view(&form, &Default::default(), from, None))
+}
+
+async fn whatif_submit(State(s): State<AppState>, Form(form): Form<WhatIfForm>) -> Response {
+    match form.validate() {
+        Ok(reading) => {
+            let risk = whatif::score(
+                &s.scorer,
+                &s.window,
+                &reading,
+                dtwin_schema::time_fmt::now(),
+            );
+            page(whatif_view(&form, &Default::default(), None, Some(risk)))
+        }
+        Err(errors) => {
+            let mut r = page(whatif_view(&form, &errors, None, None));
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+    }
+}
+
+struct AlertRow {
+    ts: String,
+    machine: String,
+    event: String,
+    level: &'static str,
+    probability: f64,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "alerts.html")]
+struct AlertsPage {
+    alerts: Vec<AlertRow>,
+}
+
+async fn alerts_page(State(s): State<AppState>) -> Response {
+    let alerts = s
+        .fleet()
+        .alert_log()
+        .take(200)
+        .map(|a| AlertRow {
+            ts: dtwin_schema::time_fmt::format(a.ts),
+            machine: a.machine_id.to_string(),
+            event: serde_json::to_value(a.event)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            level: level_name(a.level),
+            probability: a.probability,
+            detail: a.detail.clone().unwrap_or_default(),
+        })
+        .collect();
+    page(AlertsPage { alerts })
+}
+
+#[derive(Template)]
+#[template(path = "model.html")]
+struct ModelPage {
+    model_id: String,
+    version: String,
+    threshold: f64,
+    features: usize,
+    feature_set: String,
+    label: String,
+    metrics: Vec<(String, String)>,
+}
+
+async fn model_page(State(s): State<AppState>) -> Response {
+    let m = s.scorer.model();
+    let mut metrics = Vec::new();
+    if let Some(obj) = m.metrics.get("test").and_then(|t| t.as_object()) {
+        for (k, v) in obj {
+            let v = match v.as_f64() {
+                Some(x) if x.fract() != 0.0 => format!("{x:.4}"),
+                _ => v.to_string(),
+            };
+            metrics.push((k.clone(), v));
+        }
+    }
+    page(ModelPage {
+        model_id: m.model_id.clone(),
+        version: m.version.clone(),
+        threshold: m.threshold,
+        features: m.feature_names.len(),
+        feature_set: m.feature_set_hash.clone(),
+        label: m.label.clone(),
+        metrics,
+    })
+}

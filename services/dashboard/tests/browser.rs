@@ -1,0 +1,300 @@
+//! The dashboard in real headless Chromium (Debian's `chromium` + `chromium-driver`, installed
+//! by tests/run.sh), driven over WebDriver as a person would use it: fill the what-if form with
+//! a risky machine and read the verdict; watch the fleet view update live while the twin runs;
+//! hostile text in an alert is shown as text, never run. Screenshots go to
+//! `target/dashboard-screenshots/`.
+
+use dtwin_bus::{BrokerUrl, BusConfig, QoS};
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Chromedriver on a free port, or `None` (test skipped) when Chromium is not installed and
+/// this is not CI.
+fn driver() -> Option<Driver> {
+    if !(std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium and chromium-driver must be installed in CI (tests/run.sh installs them)"
+        );
+        eprintln!(
+            "skipping: {CHROMIUM} or {CHROMEDRIVER} missing (bash tests/run.sh installs them)"
+        );
+        return None;
+    }
+    let port = dtwin_broker::free_port().unwrap();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    wait_for_port(port);
+    Some(Driver {
+        child,
+        port,
+        _profile: tempfile::tempdir().unwrap(),
+    })
+}
+
+async fn browser(d: &Driver) -> Client {
+    let profile = d._profile.path().display().to_string();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                "--window-size=1280,900", format!("--user-data-dir={profile}")
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", d.port))
+        .await
+        .expect("a Chromium session")
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/dashboard-screenshots"
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The broker, twin, feature and inference services and the dashboard, in this process.
+async fn stack(shutdown: &CancellationToken) -> (BrokerUrl, String) {
+    let port = dtwin_broker::free_port().unwrap();
+    dtwin_broker::start(&dtwin_broker::BrokerConfig::new(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+    ))
+    .unwrap();
+    let url = BrokerUrl::new("127.0.0.1", port);
+    let mut dash = dtwin_dashboard::DashboardConfig::new(url.clone());
+    dash.listen = format!("127.0.0.1:{}", dtwin_broker::free_port().unwrap())
+        .parse()
+        .unwrap();
+    let (listener, state) = dtwin_dashboard::bind(&dash).await.unwrap();
+    let http = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(dtwin_dashboard::serve(
+        dash,
+        listener,
+        state,
+        shutdown.clone(),
+    ));
+    tokio::spawn(dtwin_feature::run(
+        dtwin_feature::FeatureConfig::new(url.clone()),
+        shutdown.clone(),
+    ));
+    tokio::spawn(dtwin_inference::run(
+        dtwin_inference::InferenceConfig::new(url.clone()),
+        shutdown.clone(),
+    ));
+    let mut twin = dtwin_twin_publisher::TwinConfig::new(url.clone());
+    twin.machines = 8;
+    twin.rate_hz = 4.0;
+    tokio::spawn(dtwin_twin_publisher::run(twin, shutdown.clone()));
+    (url, http)
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_uses_the_dashboard_in_chromium() {
+    let Some(d) = driver() else { return };
+    let shutdown = CancellationToken::new();
+    let (url, http) = stack(&shutdown).await;
+    let c = browser(&d).await;
+    let shots = screenshot_dir();
+
+    // 1. What-if: a worn tool on a vibrating spindle.
+    c.goto(&format!("{http}/whatif")).await.unwrap();
+    for (field, value) in [("vibration_mm_s", "12.5"), ("tool_wear_min", "230")] {
+        let input = c.find(Locator::Id(field)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    c.find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("result-status"))
+        .await
+        .unwrap();
+    assert_eq!(text(&c, "#result-status").await, "AT RISK");
+    let actions = text(&c, "#result-actions").await;
+    assert!(actions.contains("bearing"), "{actions}");
+    assert!(actions.contains("schedule a tool change"), "{actions}");
+    let p: f64 = text(&c, "#result-probability").await.parse().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    std::fs::write(shots.join("whatif.png"), c.screenshot().await.unwrap()).unwrap();
+
+    // 2. Bad input: a message next to the field, not an error page.
+    let input = c.find(Locator::Id("spindle_rpm")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys("fast").await.unwrap();
+    c.find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("error-spindle_rpm"))
+        .await
+        .unwrap();
+    assert!(text(&c, "#error-spindle_rpm")
+        .await
+        .contains("must be a number"));
+
+    // 3. Fleet view: rows arrive and change without a reload.
+    c.goto(&format!("{http}/")).await.unwrap();
+    c.execute("window.__notReloaded = true; return null;", vec![])
+        .await
+        .unwrap();
+    let first = wait_text(&c, "tr[data-machine='machine-001'] td.muted", |t| {
+        !t.is_empty()
+    })
+    .await;
+    let changed = wait_text(&c, "tr[data-machine='machine-001'] td.muted", |t| {
+        !t.is_empty() && t != first
+    })
+    .await;
+    assert_ne!(first, changed, "machine-001's last update moved on");
+    let same_page = c
+        .execute("return window.__notReloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same_page,
+        serde_json::Value::Bool(true),
+        "updated in place, no reload"
+    );
+    assert_eq!(text(&c, "#live").await, "live");
+    let rows = c.find_all(Locator::Css("#rows tr")).await.unwrap().len();
+    assert_eq!(rows, 8, "every machine listed");
+    std::fs::write(shots.join("fleet.png"), c.screenshot().await.unwrap()).unwrap();
+
+    // 4. Hostile text from the bus is shown as text.
+    let hostile = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>";
+    let event = serde_json::json!({
+        "schema": "dtwin.alert.v1", "machine_id": "machine-001", "ts": "2026-11-22T10:00:00Z",
+        "alert_id": "machine-001-x", "event": "firing", "level": "WARNING", "probability": 0.8,
+        "actions": [], "detail": hostile
+    });
+    let pubc = dtwin_bus::connect(&BusConfig::new(url.clone(), "xss-test"), vec![]);
+    assert!(pubc.client.wait_ready(Duration::from_secs(5)).await);
+    pubc.client
+        .publish(
+            "dtwin/v1/alerts/machine-001",
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&event).unwrap(),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        c.goto(&format!("{http}/alerts")).await.unwrap();
+        let detail = c.find(Locator::Css("#alerts td.detail")).await.map(|_| ());
+        if detail.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alert event not shown");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        text(&c, "#alerts td.detail").await,
+        hostile,
+        "shown literally"
+    );
+    let pwned = c
+        .execute("return window.__pwned === undefined;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        pwned,
+        serde_json::Value::Bool(true),
+        "nothing from the bus ran"
+    );
+    // The machine page escapes it too.
+    c.goto(&format!("{http}/machine/machine-001"))
+        .await
+        .unwrap();
+    let page = text(&c, "main").await;
+    assert!(page.contains("<script>window.__pwned=2</script>"), "{page}");
+    let pwned = c
+        .execute("return window.__pwned === undefined;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pwned, serde_json::Value::Bool(true));
+    assert!(
+        c.find(Locator::Css(".chart svg")).await.is_ok(),
+        "trend charts drawn"
+    );
+    std::fs::write(shots.join("machine.png"), c.screenshot().await.unwrap()).unwrap();
+
+    c.close().await.unwrap();
+    shutdown.cancel();
+}
+
+async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if ok(&t) {
+                    return t;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} never satisfied the condition"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,180 @@
+//! The router without a browser (tower's `oneshot`): pages render, bad form input gets a
+//! message next to the field (422, never a 500), and the what-if form agrees with the
+//! streaming feature service + inference scorer fed the same readings.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use dtwin_dashboard::state::Fleet;
+use dtwin_dashboard::web::{router, AppState};
+use dtwin_dashboard::whatif::{self, WhatIfForm};
+use dtwin_features::WindowConfig;
+use dtwin_inference::InferenceConfig;
+use dtwin_schema::{from_json, to_json, Features, RiskStatus, Topics};
+use std::sync::{Arc, Mutex};
+use tower::ServiceExt;
+
+fn state() -> AppState {
+    let cfg = InferenceConfig::new(dtwin_bus::BrokerUrl::new("127.0.0.1", 1));
+    AppState {
+        fleet: Arc::new(Mutex::new(Fleet::default())),
+        scorer: Arc::new(dtwin_inference::build_scorer(&cfg).unwrap()),
+        window: WindowConfig::default(),
+    }
+}
+
+async fn get(s: &AppState, uri: &str) -> (StatusCode, String) {
+    let r = router(s.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = axum::body::to_bytes(r.into_body(), 1 << 22).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn post_form(s: &AppState, body: &str) -> (StatusCode, String) {
+    let r = router(s.clone())
+        .oneshot(
+            Request::post("/whatif")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = axum::body::to_bytes(r.into_body(), 1 << 22).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn risky() -> WhatIfForm {
+    WhatIfForm {
+        vibration_mm_s: "12.5".into(),
+        tool_wear_min: "230".into(),
+        ..WhatIfForm::healthy()
+    }
+}
+
+fn encode(f: &WhatIfForm) -> String {
+    let v = serde_json::to_value(f).unwrap();
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap().replace(' ', "+")))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn pages_and_assets_are_served_by_the_binary() {
+    let s = state();
+    for (uri, needle) in [
+        ("/", "<table class=\"fleet\""),
+        ("/whatif", "name=\"vibration_mm_s\" value=\"2.2\""),
+        ("/alerts", "No alerts yet"),
+        ("/model", "Model card"),
+        ("/assets/app.js", "EventSource"),
+        ("/assets/style.css", ".badge"),
+        ("/healthz", "ok"),
+    ] {
+        let (status, body) = get(&s, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert!(body.contains(needle), "{uri}: {needle}");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{uri} fetches nothing external"
+        );
+    }
+    let (status, body) = get(&s, "/machine/%3Cscript%3E").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("&lt;script&gt;") && !body.contains("<script>"));
+}
+
+#[tokio::test]
+async fn bad_form_input_gets_a_message_next_to_the_field() {
+    let s = state();
+    let (status, body) = post_form(
+        &s,
+        "temperature_c=&vibration_mm_s=loud&pressure_bar=-4&spindle_rpm=99999999&tool_wear_min=NaN&product_type=Q",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for (field, msg) in [
+        ("temperature_c", "is required"),
+        ("vibration_mm_s", "must be a number"),
+        ("pressure_bar", "must be between"),
+        ("spindle_rpm", "must be between"),
+        ("tool_wear_min", "finite"),
+        ("product_type", "L, M or H"),
+    ] {
+        let marker = format!("id=\"error-{field}\">");
+        let at = body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no error next to {field}"));
+        assert!(body[at..].contains(msg), "{field}: {msg}");
+    }
+    // What was typed is kept (and escaped).
+    assert!(body.contains("value=\"loud\""));
+    let (status, body) = post_form(&s, "vibration_mm_s=%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!body.contains("<script>alert(1)"), "typed text is escaped");
+}
+
+#[tokio::test]
+async fn risky_input_is_at_risk_with_the_seed_actions() {
+    let s = state();
+    let (status, body) = post_form(&s, &encode(&risky())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("id=\"result-status\">AT RISK"), "{body}");
+    assert!(
+        body.contains("check imbalance and bearing")
+            || body.contains("inspect the spindle bearing")
+    );
+    assert!(body.contains("schedule a tool change"));
+    let (_, body) = post_form(&s, &encode(&WhatIfForm::healthy())).await;
+    assert!(
+        body.contains("id=\"result-status\">HEALTHY"),
+        "the healthy pre-fill is healthy"
+    );
+}
+
+#[test]
+fn what_if_equals_the_streaming_services_on_the_same_readings() {
+    let s = state();
+    for form in [WhatIfForm::healthy(), risky()] {
+        let reading = form.validate().unwrap();
+        let now = dtwin_schema::time_fmt::now();
+        let via_dashboard = whatif::score(&s.scorer, &s.window, &reading, now);
+
+        // The feature service's processor, fed the same readings as a gateway would send them.
+        let mut p = dtwin_feature::Processor::new(Topics::default(), &s.window);
+        let mut last = None;
+        for seq in 1..=60u64 {
+            let mut t = reading.clone();
+            t.seq = seq;
+            t.ts = now;
+            let mut out = Vec::new();
+            p.handle(
+                "dtwin/v1/machines/what-if/telemetry",
+                &to_json(&t),
+                now,
+                &mut out,
+            );
+            last = out.pop();
+        }
+        let (_, payload) = last.unwrap().into_parts();
+        let features: Features = from_json(&payload).unwrap();
+        let via_services = s.scorer.score(&features, now).unwrap();
+        assert_eq!(via_dashboard.probability, via_services.probability);
+        assert_eq!(via_dashboard.status, via_services.status);
+        assert_eq!(via_dashboard.health_score, via_services.health_score);
+        assert_eq!(via_dashboard.actions, via_services.actions);
+    }
+    let r = whatif::score(
+        &s.scorer,
+        &s.window,
+        &risky().validate().unwrap(),
+        dtwin_schema::time_fmt::now(),
+    );
+    assert_eq!(r.status, RiskStatus::AtRisk);
+}

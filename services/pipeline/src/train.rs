@@ -110,7 +110,8 @@ pub fn train_on(
         seconds: fit_seconds,
     };
     let label = format!(
-        "failure or NOK part within the next {} readings",
+        "{} within the next {} readings",
+        if spec.data.include_nok { "failure or NOK part" } else { "failure" },
         spec.data.horizon
     );
     let created = dtwin_schema::time_fmt::format(dtwin_schema::time_fmt::now());

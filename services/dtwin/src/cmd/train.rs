@@ -23,7 +23,7 @@ pub struct TrainArgs {
     /// Simulation seed.
     #[arg(long, default_value_t = 7)]
     pub data_seed: u64,
-    /// Label horizon: predict a failure or NOK part within this many readings.
+    /// Label horizon: predict a failure within this many readings.
     #[arg(long, default_value_t = 10)]
     pub horizon: usize,
     /// Trees in the forest.
@@ -47,6 +47,9 @@ pub struct TrainArgs {
     /// Model version written into the artifact.
     #[arg(long, default_value = "1")]
     pub model_version: String,
+    /// Count NOK parts as events in the label too (default: failures only).
+    #[arg(long)]
+    pub include_nok: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -75,6 +78,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             steps: args.steps,
             seed: args.data_seed,
             horizon: args.horizon,
+            include_nok: args.include_nok,
             ..TwinDataSpec::default()
         },
         params: ForestParams {

@@ -111,7 +111,11 @@ pub fn train_on(
     };
     let label = format!(
         "{} within the next {} readings",
-        if spec.data.include_nok { "failure or NOK part" } else { "failure" },
+        if spec.data.include_nok {
+            "failure or NOK part"
+        } else {
+            "failure"
+        },
         spec.data.horizon
     );
     let created = dtwin_schema::time_fmt::format(dtwin_schema::time_fmt::now());

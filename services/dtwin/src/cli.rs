@@ -50,6 +50,10 @@ pub enum Command {
     Generate(crate::cmd::generate::GenerateArgs),
     /// Play a CSV (telemetry or AI4I) back as live telemetry.
     Replay(crate::cmd::replay::ReplayArgs),
+    /// Publish a model artifact to the running stack (retained on {prefix}/models/current).
+    Deploy(crate::cmd::deploy::DeployArgs),
+    /// Score a CSV (telemetry or AI4I) with a model: probability and label per row.
+    Predict(crate::cmd::predict::PredictArgs),
     /// Train a model on twin data and write the artifact.
     Train(crate::cmd::train::TrainArgs),
 }
@@ -324,6 +328,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Train(args) => crate::cmd::train::run(args),
+        Command::Predict(args) => crate::cmd::predict::run(&args).map(|_| ()),
+        Command::Deploy(args) => crate::cmd::deploy::run(args).await.map(|_| ()),
         Command::Generate(args) => crate::cmd::generate::run(&args, true).map(|_| ()),
         Command::Replay(args) => crate::cmd::replay::run(args, crate::shutdown::on_signal())
             .await

@@ -195,3 +195,64 @@ async fn replay_plays_telemetry_and_ai4i_csv_back() {
         "{t:?}"
     );
 }
+
+#[test]
+fn predict_scores_every_row_at_the_models_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fleet.csv");
+    let Command::Generate(args) = parse(&[
+        "dtwin",
+        "generate",
+        "--machines",
+        "3",
+        "--days",
+        "0.05",
+        "--out",
+        data.to_str().unwrap(),
+    ]) else {
+        unreachable!()
+    };
+    let rows = dtwin::cmd::generate::run(&args, false).unwrap() as usize;
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../inference/models/default.json"
+    );
+    let out = dir.path().join("scored.csv");
+    let Command::Predict(args) = parse(&[
+        "dtwin",
+        "predict",
+        model,
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]) else {
+        unreachable!()
+    };
+    assert_eq!(dtwin::cmd::predict::run(&args).unwrap(), rows);
+    let artifact = dtwin_ml::ModelArtifact::from_json(&std::fs::read(model).unwrap()).unwrap();
+    let mut r = csv::Reader::from_path(&out).unwrap();
+    let mut n = 0;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let p: f64 = rec[3].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p));
+        assert_eq!(&rec[4] == "1", p >= artifact.threshold - 1e-6, "{rec:?}");
+        n += 1;
+    }
+    assert_eq!(n, rows);
+    // A file that is neither format is a clear error.
+    let junk = dir.path().join("junk.csv");
+    std::fs::write(&junk, "a,b\n1,2\n").unwrap();
+    let Command::Predict(args) = parse(&[
+        "dtwin",
+        "predict",
+        model,
+        junk.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]) else {
+        unreachable!()
+    };
+    let e = dtwin::cmd::predict::run(&args).unwrap_err();
+    assert!(format!("{e:#}").contains("cannot tell the format"), "{e:#}");
+}

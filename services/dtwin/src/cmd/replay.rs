@@ -81,7 +81,30 @@ fn ai4i_to_telemetry(
 
 /// Reads `args.file` into telemetry messages, line numbers of bad rows reported.
 fn load(args: &ReplayArgs) -> anyhow::Result<(Vec<Telemetry>, u64)> {
-    let text = std::fs::read_to_string(&args.file)
+    load_csv(&args.file, args.format, &args.machine)
+}
+
+/// Reads a telemetry or AI4I CSV into telemetry messages (in file order) and the number of
+/// bad rows skipped (each logged with its line number).
+///
+/// # Errors
+/// An unreadable file, an unknown format, or (AI4I) a malformed file.
+pub fn load_csv(
+    file: &std::path::Path,
+    format: ReplayFormat,
+    machine: &str,
+) -> anyhow::Result<(Vec<Telemetry>, u64)> {
+    struct A<'a> {
+        file: &'a std::path::Path,
+        format: ReplayFormat,
+        machine: &'a str,
+    }
+    let args = A {
+        file,
+        format,
+        machine,
+    };
+    let text = std::fs::read_to_string(args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let first = body.lines().next().unwrap_or_default().trim_end();
@@ -99,7 +122,7 @@ fn load(args: &ReplayArgs) -> anyhow::Result<(Vec<Telemetry>, u64)> {
     let now = dtwin_schema::time_fmt::now();
     match format {
         ReplayFormat::Ai4i => {
-            let machine = MachineId::parse(&args.machine)
+            let machine = MachineId::parse(args.machine)
                 .map_err(|e| anyhow::anyhow!("--machine {:?}: {e}", args.machine))?;
             let rows = dtwin_twin_sim::read_ai4i_csv(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;

@@ -54,6 +54,8 @@ pub enum Command {
     Deploy(crate::cmd::deploy::DeployArgs),
     /// Score a CSV (telemetry or AI4I) with a model: probability and label per row.
     Predict(crate::cmd::predict::PredictArgs),
+    /// Load-test the pipeline: N machines at R Hz, latency, loss, CPU and memory.
+    Loadtest(crate::cmd::loadtest::LoadtestArgs),
     /// Train a model on twin data and write the artifact.
     Train(crate::cmd::train::TrainArgs),
 }
@@ -328,6 +330,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Train(args) => crate::cmd::train::run(args),
+        Command::Loadtest(args) => {
+            let json = args.json;
+            let report = crate::cmd::loadtest::run(args).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", report.table());
+            }
+            Ok(())
+        }
         Command::Predict(args) => crate::cmd::predict::run(&args).map(|_| ()),
         Command::Deploy(args) => crate::cmd::deploy::run(args).await.map(|_| ()),
         Command::Generate(args) => crate::cmd::generate::run(&args, true).map(|_| ()),

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod loadstats;
 pub mod monitor;
 pub mod shutdown;
 pub mod telemetry;

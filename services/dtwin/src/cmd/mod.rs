@@ -3,6 +3,7 @@
 pub mod broker;
 pub mod deploy;
 pub mod generate;
+pub mod loadtest;
 pub mod predict;
 pub mod replay;
 pub mod train;

@@ -1,0 +1,67 @@
+//! `dtwin loadtest` on a light load reports consistent figures (not fast ones: nothing here is
+//! timed): verdicts never exceed readings sent, percentiles are ordered, a light load loses
+//! nothing, and the JSON has the documented fields.
+
+use clap::Parser;
+use dtwin::cli::{Cli, Command};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_light_load_is_reported_consistently() {
+    let Command::Loadtest(args) = Cli::try_parse_from([
+        "dtwin",
+        "loadtest",
+        "--machines",
+        "50",
+        "--rate",
+        "2",
+        "--duration",
+        "3",
+        "--warmup",
+        "1",
+        "--connections",
+        "2",
+        "--qos",
+        "1",
+        "--json",
+    ])
+    .unwrap()
+    .command
+    else {
+        unreachable!()
+    };
+    let r = dtwin::cmd::loadtest::run(args).await.unwrap();
+    println!("{}", r.table());
+    // 50 machines x 2 Hz x 3 s = 300 readings in the window (give or take a tick at the edges).
+    assert!(
+        (250.0..=350.0).contains(&(r.offered_per_s * r.measured_s)),
+        "{r:?}"
+    );
+    assert!(r.verdicts_per_s <= r.offered_per_s);
+    assert_eq!(r.lost, 0, "a light load loses nothing: {r:?}");
+    assert_eq!(r.loss_pct, 0.0);
+    let l = r.latency.expect("latencies measured");
+    assert!(
+        0.0 <= l.p50_ms && l.p50_ms <= l.p95_ms && l.p95_ms <= l.p99_ms && l.p99_ms <= l.max_ms
+    );
+    assert!(r.cpu_s > 0.0 && r.peak_rss_mib > 0.0);
+    let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+    for field in [
+        "machines",
+        "rate_hz",
+        "connections",
+        "qos",
+        "broker",
+        "measured_s",
+        "offered_per_s",
+        "verdicts_per_s",
+        "latency",
+        "lost",
+        "loss_pct",
+        "duplicates",
+        "cpu_s",
+        "peak_rss_mib",
+    ] {
+        assert!(json.get(field).is_some(), "JSON has {field}");
+    }
+    assert_eq!(json["broker"], "embedded");
+}

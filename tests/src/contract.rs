@@ -172,6 +172,13 @@ impl Contract {
                 return Ok(("status", Some(client)));
             }
         }
+        if let Some(r) = rest.strip_prefix("instances/") {
+            if let Some((service, name)) = r.split_once('/') {
+                if !service.is_empty() && !name.is_empty() && !name.contains('/') {
+                    return Ok(("status", Some(name)));
+                }
+            }
+        }
         if rest == "control/twin" {
             return Ok(("control", None));
         }

@@ -325,3 +325,111 @@ mod tests {
         }
     }
 }
+
+/// One instance's view of its service's cluster: the membership plus the topics and payloads
+/// it needs. Solo (scale-out off) when built without a name.
+#[derive(Debug, Clone)]
+pub struct Node {
+    membership: Membership,
+    prefix: String,
+    service: String,
+}
+
+impl Node {
+    /// `instance: None` is a single instance that owns every machine.
+    pub fn new(prefix: &str, service: &str, instance: Option<&str>) -> Self {
+        Self {
+            membership: match instance {
+                Some(name) => Membership::clustered(name),
+                None => Membership::solo(service),
+            },
+            prefix: prefix.to_owned(),
+            service: service.to_owned(),
+        }
+    }
+
+    /// The membership.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Whether this instance handles `machine` now.
+    pub fn owns(&self, machine: &str) -> bool {
+        self.membership.owns(machine)
+    }
+
+    /// The filter of the service's announcements, when clustered.
+    pub fn subscription(&self) -> Option<String> {
+        self.membership
+            .is_clustered()
+            .then(|| instances_filter(&self.prefix, &self.service))
+    }
+
+    /// (topic, payload) for the MQTT last will, when clustered.
+    ///
+    /// # Errors
+    /// The instance name is not a valid id.
+    pub fn last_will(&self) -> Result<Option<(String, Vec<u8>)>, String> {
+        self.announce(State::Offline)
+    }
+
+    /// (topic, payload) to publish retained once connected, when clustered.
+    ///
+    /// # Errors
+    /// The instance name is not a valid id.
+    pub fn online(&self) -> Result<Option<(String, Vec<u8>)>, String> {
+        self.announce(State::Online)
+    }
+
+    fn announce(&self, state: State) -> Result<Option<(String, Vec<u8>)>, String> {
+        if !self.membership.is_clustered() {
+            return Ok(None);
+        }
+        let me = self.membership.me();
+        Ok(Some((
+            instance_topic(&self.prefix, &self.service, me),
+            announcement(me, state, OffsetDateTime::now_utc())?,
+        )))
+    }
+
+    /// If `topic` is an announcement of this service, applies it and returns `Some(change)`;
+    /// `None` for every other topic (a message for the service itself).
+    pub fn handle(&mut self, topic: &str, payload: &[u8]) -> Option<Option<Change>> {
+        if !self.membership.is_clustered() {
+            return None;
+        }
+        let instance = parse_instance_topic(&self.prefix, &self.service, topic)?;
+        Some(read_announcement(payload).and_then(|s| self.membership.apply(instance, s)))
+    }
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::*;
+
+    #[test]
+    fn node_announces_and_follows_its_peers() {
+        let solo = Node::new("dtwin/v1", "feature", None);
+        assert!(solo.owns("m") && solo.subscription().is_none());
+        assert_eq!(solo.last_will().unwrap(), None);
+        let mut n = Node::new("dtwin/v1", "feature", Some("feature-a"));
+        assert_eq!(n.subscription().unwrap(), "dtwin/v1/instances/feature/+");
+        let (topic, will) = n.last_will().unwrap().unwrap();
+        assert_eq!(topic, "dtwin/v1/instances/feature/feature-a");
+        assert_eq!(read_announcement(&will), Some(State::Offline));
+        assert!(!n.owns("m"));
+        let (t, online) = n.online().unwrap().unwrap();
+        assert_eq!(n.handle(&t, &online), Some(Some(Change::Ready)));
+        assert!(n.owns("m"));
+        assert_eq!(n.handle("dtwin/v1/machines/m/telemetry", b"{}"), None);
+        let b = announcement("feature-b", State::Online, OffsetDateTime::UNIX_EPOCH).unwrap();
+        assert_eq!(
+            n.handle("dtwin/v1/instances/feature/feature-b", &b),
+            Some(Some(Change::Joined("feature-b".into())))
+        );
+        assert_eq!(
+            n.handle("dtwin/v1/instances/feature/feature-c", b"junk"),
+            Some(None)
+        );
+    }
+}

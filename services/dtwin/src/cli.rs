@@ -41,7 +41,7 @@ pub enum Command {
     /// Run the feature service.
     Feature(ServiceArgs<FeatureOpts>),
     /// Run the inference service.
-    Inference(ServiceArgs<InferenceOpts>),
+    Inference(ServiceArgs<InferenceServiceOpts>),
     /// Run the alerter.
     Alerter(ServiceArgs<AlerterOpts>),
     /// Run the dashboard (what-if form and live fleet view) against a broker.
@@ -176,6 +176,21 @@ pub struct FeatureOpts {
     /// QoS of the telemetry subscription (0 or 1).
     #[arg(long, env = "DTWIN_TELEMETRY_QOS", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub telemetry_qos: u8,
+    /// Scale-out: this instance's name among several (machines are shared out by rendezvous
+    /// hashing over the live instances); unset: the only instance.
+    #[arg(long, env = "DTWIN_INSTANCE")]
+    pub instance: Option<String>,
+}
+
+/// `dtwin inference`: the inference flags plus scale-out.
+#[derive(Debug, Clone, Args)]
+pub struct InferenceServiceOpts {
+    /// Model and rules.
+    #[command(flatten)]
+    pub inference: InferenceOpts,
+    /// Scale-out: this instance's name among several; unset: the only instance.
+    #[arg(long, env = "DTWIN_INSTANCE")]
+    pub instance: Option<String>,
 }
 
 /// Inference service flags.
@@ -256,6 +271,7 @@ impl FeatureOpts {
         let mut c = dtwin_feature::FeatureConfig::new(broker);
         c.prefix = prefix.to_owned();
         c.telemetry_qos = dtwin_bus::qos_from_u8(self.telemetry_qos).map_err(anyhow::Error::msg)?;
+        c.instance = self.instance.clone();
         Ok(c)
     }
 }
@@ -309,11 +325,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Inference(a) => {
-            dtwin_inference::run(
-                a.opts.config(a.bus.broker, &a.bus.prefix),
-                crate::shutdown::on_signal(),
-            )
-            .await
+            let mut config = a.opts.inference.config(a.bus.broker, &a.bus.prefix);
+            config.instance = a.opts.instance.clone();
+            dtwin_inference::run(config, crate::shutdown::on_signal()).await
         }
         Command::Alerter(a) => {
             dtwin_alerter::run(

@@ -31,6 +31,9 @@ pub struct FeatureConfig {
     pub telemetry_qos: QoS,
     /// Window sizes and missing-value policy.
     pub window: WindowConfig,
+    /// This instance's name when several feature services share the fleet (scale-out, see
+    /// `dtwin-cluster`); `None`: the only instance, owning every machine.
+    pub instance: Option<String>,
 }
 
 impl FeatureConfig {
@@ -42,6 +45,7 @@ impl FeatureConfig {
             client_id: "dtwin-feature".to_owned(),
             telemetry_qos: QoS::AtMostOnce,
             window: WindowConfig::default(),
+            instance: None,
         }
     }
 }
@@ -52,15 +56,35 @@ impl FeatureConfig {
 /// Only when publishing fails because the connection was closed under it.
 pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let topics = Topics::new(&config.prefix);
-    let subs = vec![Subscription::new(
+    let mut node = dtwin_cluster::Node::new(
+        &config.prefix,
+        processor::SERVICE,
+        config.instance.as_deref(),
+    );
+    let mut subs = vec![Subscription::new(
         topics.all(TopicKind::Telemetry),
         config.telemetry_qos,
     )];
-    let mut conn = dtwin_bus::connect(
-        &BusConfig::new(config.broker.clone(), &config.client_id),
-        subs,
+    subs.extend(
+        node.subscription()
+            .map(|f| Subscription::new(f, QoS::AtLeastOnce)),
     );
-    let mut processor = Processor::new(topics, &config.window);
+    // Instances of one service need distinct MQTT client ids, or the broker drops one for the
+    // other.
+    let client_id = match &config.instance {
+        Some(name) if config.client_id == "dtwin-feature" => format!("dtwin-feature-{name}"),
+        _ => config.client_id.clone(),
+    };
+    let mut bus = BusConfig::new(config.broker.clone(), &client_id);
+    bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
+    let mut conn = dtwin_bus::connect(&bus, subs);
+    if let Some((topic, payload)) = node.online().map_err(anyhow::Error::msg)? {
+        conn.client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await?;
+    }
+    let mut processor = Processor::new(topics.clone(), &config.window);
+    let mut not_mine: u64 = 0;
     info!(broker = %config.broker, feature_set = processor.feature_set(), "feature service started");
     let mut out = Vec::new();
     loop {
@@ -68,6 +92,19 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
             _ = shutdown.cancelled() => break,
             msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
         };
+        if let Some(change) = node.handle(&msg.topic, &msg.payload) {
+            if let Some(change) = change {
+                info!(?change, members = ?node.membership().members().collect::<Vec<_>>(), "feature cluster changed");
+                processor.retain_machines(|id| node.owns(id));
+            }
+            continue;
+        }
+        if let Some((_, machine)) = topics.parse(&msg.topic) {
+            if !node.owns(machine) {
+                not_mine += 1;
+                continue;
+            }
+        }
         processor.handle(
             &msg.topic,
             &msg.payload,
@@ -89,6 +126,7 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
         processed = stats.processed,
         rejected = stats.rejected,
         machines = stats.machines,
+        not_mine,
         "feature service stopping"
     );
     if tokio::time::timeout(Duration::from_secs(1), conn.close())

@@ -90,6 +90,12 @@ impl Processor {
         }
     }
 
+    /// Forgets the windows of machines `keep` rejects (they moved to another instance); if one
+    /// comes back, its window starts again, cold.
+    pub fn retain_machines(&mut self, keep: impl Fn(&str) -> bool) {
+        self.windows.retain(|id, _| keep(id.as_str()));
+    }
+
     /// Handles one payload received on `topic`, appending what to publish to `out`.
     pub fn handle(
         &mut self,

@@ -44,6 +44,9 @@ pub struct InferenceConfig {
     pub rules_path: Option<std::path::PathBuf>,
     /// The window configuration of the feature service (models must match its feature set).
     pub window: WindowConfig,
+    /// This instance's name when several inference services share the fleet (scale-out, see
+    /// `dtwin-cluster`); `None`: the only instance.
+    pub instance: Option<String>,
 }
 
 impl InferenceConfig {
@@ -56,6 +59,7 @@ impl InferenceConfig {
             model: ModelSource::Shipped,
             rules_path: None,
             window: WindowConfig::default(),
+            instance: None,
         }
     }
 
@@ -92,14 +96,29 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     let rules_text = config.rules_text()?;
     let (_, expected) = dtwin_features::feature_set(&config.window);
     let topics = Topics::new(&config.prefix);
-    let subs = vec![
+    let mut node = dtwin_cluster::Node::new(&config.prefix, SERVICE, config.instance.as_deref());
+    let mut subs = vec![
         Subscription::new(topics.all(TopicKind::Features), QoS::AtLeastOnce),
         Subscription::new(topics.model_current(), QoS::AtLeastOnce),
     ];
-    let mut conn = dtwin_bus::connect(
-        &BusConfig::new(config.broker.clone(), &config.client_id),
-        subs,
+    subs.extend(
+        node.subscription()
+            .map(|f| Subscription::new(f, QoS::AtLeastOnce)),
     );
+    // Instances of one service need distinct MQTT client ids, or the broker drops one for the
+    // other.
+    let client_id = match &config.instance {
+        Some(name) if config.client_id == "dtwin-inference" => format!("dtwin-inference-{name}"),
+        _ => config.client_id.clone(),
+    };
+    let mut bus = BusConfig::new(config.broker.clone(), &client_id);
+    bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
+    let mut conn = dtwin_bus::connect(&bus, subs);
+    if let Some((topic, payload)) = node.online().map_err(anyhow::Error::msg)? {
+        conn.client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await?;
+    }
     info!(model = %scorer.model().model_id, version = %scorer.model().version, "inference service started");
     let model_topic = topics.model_current();
     let (mut scored, mut rejected) = (0u64, 0u64);
@@ -108,6 +127,17 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
             _ = shutdown.cancelled() => break,
             msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
         };
+        if let Some(change) = node.handle(&msg.topic, &msg.payload) {
+            if let Some(change) = change {
+                info!(?change, "inference cluster changed");
+            }
+            continue;
+        }
+        if let Some((_, machine)) = topics.parse(&msg.topic) {
+            if !node.owns(machine) {
+                continue;
+            }
+        }
         if msg.topic == model_topic {
             if msg.payload.is_empty() {
                 continue; // a cleared retained message

@@ -1,0 +1,157 @@
+//! Scale-out on Mosquitto: two feature and two inference instances share the fleet. Every
+//! machine's verdicts come out, each reading is handled by exactly one instance (no reading
+//! is featurised or scored twice, none is skipped), and killing a feature instance moves its
+//! machines to the survivor, whose first vector for each of them is flagged cold.
+
+use dtwin_bus::{BusConfig, Message, QoS, Subscription};
+use dtwin_schema::{from_json, Features, Risk};
+use dtwin_tests::harness::{self, Mosquitto};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const MACHINES: usize = 12;
+
+async fn collect(conn: &mut dtwin_bus::Connection, for_how_long: Duration) -> Vec<Message> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + for_how_long;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, conn.inbox.recv()).await {
+        got.push(m);
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_fleet_and_survive_a_kill() {
+    let mosquitto = match Mosquitto::start() {
+        Ok(m) => m,
+        Err(e) if std::env::var_os("CI").is_none() && harness::mosquitto_binary().is_none() => {
+            eprintln!("skipping: {e:#}");
+            return;
+        }
+        Err(e) => panic!("{e:#}"),
+    };
+    let url = mosquitto.url();
+    let stop = CancellationToken::new();
+
+    let mut watch_cfg = BusConfig::new(url.clone(), "scale-watch");
+    watch_cfg.inbox_capacity = 1 << 16;
+    let mut watch = dtwin_bus::connect(
+        &watch_cfg,
+        vec![
+            Subscription::new("dtwin/v1/machines/+/features", QoS::AtLeastOnce),
+            Subscription::new("dtwin/v1/machines/+/risk", QoS::AtLeastOnce),
+        ],
+    );
+    assert!(watch.client.wait_ready(Duration::from_secs(10)).await);
+
+    let feature = |name: &str, token: CancellationToken| {
+        let mut c = dtwin_feature::FeatureConfig::new(url.clone());
+        c.instance = Some(name.to_owned());
+        c.telemetry_qos = QoS::AtLeastOnce;
+        tokio::spawn(dtwin_feature::run(c, token))
+    };
+    let killed = feature("feature-a", stop.clone());
+    let _b = feature("feature-b", stop.clone());
+    for name in ["inference-a", "inference-b"] {
+        let mut c = dtwin_inference::InferenceConfig::new(url.clone());
+        c.instance = Some(name.to_owned());
+        tokio::spawn(dtwin_inference::run(c, stop.clone()));
+    }
+    // Let the four instances see each other before the stream starts.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut twin = dtwin_twin_publisher::TwinConfig::new(url.clone());
+    twin.machines = MACHINES;
+    twin.rate_hz = 5.0;
+    twin.qos = QoS::AtLeastOnce;
+    tokio::spawn(dtwin_twin_publisher::run(twin, stop.clone()));
+
+    // Phase 1: both instances up.
+    let phase1 = collect(&mut watch, Duration::from_secs(4)).await;
+    let mut features: HashMap<String, BTreeMap<u64, usize>> = HashMap::new();
+    let mut verdicts: HashMap<String, BTreeMap<u64, usize>> = HashMap::new();
+    for m in &phase1 {
+        if m.topic.ends_with("/features") {
+            let f: Features = from_json(&m.payload).unwrap();
+            *features
+                .entry(f.machine_id.to_string())
+                .or_default()
+                .entry(f.seq)
+                .or_default() += 1;
+        } else {
+            let r: Risk = from_json(&m.payload).unwrap();
+            *verdicts
+                .entry(r.machine_id.to_string())
+                .or_default()
+                .entry(r.seq)
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(features.len(), MACHINES, "every machine featurised");
+    assert_eq!(verdicts.len(), MACHINES, "every machine scored");
+    for (id, seqs) in features.iter().chain(verdicts.iter()) {
+        assert!(
+            seqs.values().all(|&n| n == 1),
+            "{id}: a reading handled twice: {seqs:?}"
+        );
+        let (first, last) = (*seqs.keys().next().unwrap(), *seqs.keys().last().unwrap());
+        assert_eq!(
+            seqs.len() as u64,
+            last - first + 1,
+            "{id}: readings skipped: {seqs:?}"
+        );
+    }
+    // Both feature instances took a share: the split is by rendezvous hashing.
+    let owners: BTreeSet<&str> = features
+        .keys()
+        .map(|id| dtwin_cluster::owner(id, ["feature-a", "feature-b"]).unwrap())
+        .collect();
+    assert_eq!(owners.len(), 2, "both instances own machines");
+
+    // Phase 2: kill feature-a without a clean disconnect; its last will hands its machines over.
+    killed.abort();
+    let moved: BTreeSet<String> = features
+        .keys()
+        .filter(|id| dtwin_cluster::owner(id, ["feature-a", "feature-b"]) == Some("feature-a"))
+        .cloned()
+        .collect();
+    assert!(!moved.is_empty());
+    let phase2 = collect(&mut watch, Duration::from_secs(6)).await;
+    let mut cold_after_move: BTreeSet<String> = BTreeSet::new();
+    let mut cold_elsewhere: BTreeSet<String> = BTreeSet::new();
+    let mut seen_after: BTreeSet<String> = BTreeSet::new();
+    let mut dup: HashMap<(String, u64), usize> = HashMap::new();
+    for m in phase2.iter().filter(|m| m.topic.ends_with("/features")) {
+        let f: Features = from_json(&m.payload).unwrap();
+        let id = f.machine_id.to_string();
+        *dup.entry((id.clone(), f.seq)).or_default() += 1;
+        if moved.contains(&id) {
+            // The killed instance may still have sent a vector or two; the survivor's
+            // restart of the window shows as cold vectors.
+            if f.cold {
+                cold_after_move.insert(id.clone());
+            }
+            seen_after.insert(id);
+        } else if f.cold {
+            cold_elsewhere.insert(id);
+        }
+    }
+    assert_eq!(
+        seen_after, moved,
+        "the survivor took over every machine of the killed instance"
+    );
+    assert_eq!(
+        cold_after_move, moved,
+        "their state was lost, and the new vectors say so (cold)"
+    );
+    assert!(
+        cold_elsewhere.is_empty(),
+        "the survivor's own machines kept their windows: {cold_elsewhere:?}"
+    );
+    assert!(
+        dup.values().all(|&n| n == 1),
+        "still one instance per reading after the move"
+    );
+
+    stop.cancel();
+}

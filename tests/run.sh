@@ -23,4 +23,4 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
-cargo test --workspace --quiet 2>&1 | tee /tmp/dtwin-test.log
+cargo test --workspace --quiet --no-fail-fast 2>&1 | tee /tmp/dtwin-test.log

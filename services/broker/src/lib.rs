@@ -253,12 +253,27 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
 
 /// Reserves a free port on 127.0.0.1 (for tests and `--port 0`).
 ///
-/// The port is free when this returns; another process could take it before the broker
-/// binds, which on a test machine is rare enough.
+/// The port is free when this returns; another process could take it before the broker binds.
+/// To make that rare it is drawn below Linux's ephemeral range (32768-60999 by default), where
+/// the kernel never puts the source port of an outgoing connection: a port from `bind(":0")`
+/// would be in that range, and a test's own outgoing connections could land on it before the
+/// broker binds (seen here as PortTaken in parallel tests).
 ///
 /// # Errors
 /// The bind error when no port can be had.
 pub fn free_port() -> std::io::Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    for attempt in 0..200u64 {
+        h.write_u64(attempt);
+        let port = LOW + (h.finish() % u64::from(HIGH - LOW)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -102,3 +102,35 @@ fn a_renamed_variable_would_fail() {
     assert!(env.contains("DTWIN_BROKER"));
     assert!(!env.contains("DTWIN_BROKER_URL"));
 }
+
+#[test]
+fn every_kubernetes_container_matches_the_cli() {
+    use serde::Deserialize;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/k8s/dtwin.yaml");
+    let text = std::fs::read_to_string(path).expect("deploy/k8s/dtwin.yaml");
+    let mut checked = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let doc = serde_yaml::Value::deserialize(doc).expect("valid YAML");
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        if !matches!(kind, "Deployment" | "StatefulSet") {
+            continue;
+        }
+        for c in doc["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .expect("containers")
+        {
+            let sub = c["args"][0].as_str().expect("a subcommand as first arg");
+            let (env, _) = accepted(sub);
+            for e in c["env"].as_sequence().expect("env list") {
+                let name = e["name"].as_str().unwrap();
+                assert!(
+                    env.contains(name),
+                    "k8s {sub}: {name} is not a variable of `dtwin {sub}`"
+                );
+            }
+            checked.push(sub.to_owned());
+        }
+    }
+    checked.sort();
+    assert_eq!(checked, ["alerter", "dashboard", "feature", "inference"]);
+}

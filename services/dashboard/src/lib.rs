@@ -38,6 +38,8 @@ pub struct DashboardConfig {
     pub client_id: String,
     /// Model, rules and window: the inference service's, so the what-if form agrees with it.
     pub inference: InferenceConfig,
+    /// Access token; required when listening beyond loopback.
+    pub token: Option<String>,
 }
 
 impl DashboardConfig {
@@ -49,6 +51,7 @@ impl DashboardConfig {
             prefix: dtwin_schema::DEFAULT_PREFIX.to_owned(),
             listen: DEFAULT_LISTEN.parse().expect("valid address"),
             client_id: "dtwin-dashboard".to_owned(),
+            token: None,
         }
     }
 }
@@ -60,6 +63,12 @@ impl DashboardConfig {
 pub async fn bind(
     config: &DashboardConfig,
 ) -> anyhow::Result<(tokio::net::TcpListener, web::AppState)> {
+    anyhow::ensure!(
+        config.listen.ip().is_loopback() || config.token.as_deref().is_some_and(|t| !t.is_empty()),
+        "refusing to serve the dashboard on {} without a token: anyone on the network could read \
+         the fleet. Set --dashboard-token (DTWIN_DASHBOARD_TOKEN) or listen on 127.0.0.1",
+        config.listen
+    );
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "dashboard cannot listen on {} (choose another address with --dashboard-listen / DTWIN_DASHBOARD_LISTEN)",
@@ -71,6 +80,7 @@ pub async fn bind(
         fleet: Arc::new(Mutex::new(state::Fleet::default())),
         scorer: Arc::new(scorer),
         window: config.inference.window.clone(),
+        token: config.token.as_deref().map(Arc::from),
     };
     Ok((listener, state))
 }

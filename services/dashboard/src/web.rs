@@ -29,6 +29,9 @@ pub struct AppState {
     pub scorer: Arc<Scorer>,
     /// The feature service's window settings.
     pub window: WindowConfig,
+    /// When set, every request must carry it (`Authorization: Bearer`, the `dtwin_token`
+    /// cookie, or `?token=` once, which sets the cookie).
+    pub token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -40,8 +43,70 @@ impl AppState {
     }
 }
 
-/// The dashboard's routes.
+/// Compares without an early exit, so response time does not reveal how much of a guess was
+/// right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Lets a request through only with the dashboard's token.
+async fn require_token(
+    State(token): State<Arc<str>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("dtwin_token="));
+    let query = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+    if bearer.is_some_and(|t| same(t, &token)) || cookie.is_some_and(|t| same(t, &token)) {
+        return next.run(req).await;
+    }
+    if query.is_some_and(|t| same(t, &token)) {
+        let mut r = next.run(req).await;
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+            "dtwin_token={token}; HttpOnly; SameSite=Strict; Path=/"
+        )) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        return r;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "the dashboard needs its token: open it once as /?token=TOKEN (--dashboard-token)",
+    )
+        .into_response()
+}
+
+/// The dashboard's routes (behind the token check when a token is set; `/healthz` stays open
+/// for probes).
 pub fn router(state: AppState) -> Router {
+    let token = state.token.clone();
+    let app = routes(state);
+    let app = match token {
+        Some(t) => app.layer(axum::middleware::from_fn_with_state(t, require_token)),
+        None => app,
+    };
+    app.route("/healthz", get(|| async { "ok" }))
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/", get(fleet_page))
         .route("/events", get(events))
@@ -58,7 +123,6 @@ pub fn router(state: AppState) -> Router {
             "/assets/app.js",
             get(|| async { asset("text/javascript", include_str!("../assets/app.js")) }),
         )
-        .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }
 

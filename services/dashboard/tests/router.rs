@@ -19,6 +19,7 @@ fn state() -> AppState {
         fleet: Arc::new(Mutex::new(Fleet::default())),
         scorer: Arc::new(dtwin_inference::build_scorer(&cfg).unwrap()),
         window: WindowConfig::default(),
+        token: None,
     }
 }
 
@@ -177,4 +178,64 @@ fn what_if_equals_the_streaming_services_on_the_same_readings() {
         dtwin_schema::time_fmt::now(),
     );
     assert_eq!(r.status, RiskStatus::AtRisk);
+}
+
+#[tokio::test]
+async fn a_token_guards_every_page_but_healthz() {
+    let mut s = state();
+    s.token = Some(Arc::from("s3cret-token"));
+    let send = |req: Request<Body>| {
+        let app = router(s.clone());
+        async move { app.oneshot(req).await.unwrap() }
+    };
+    let r = send(Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = send(
+        Request::get("/whatif?token=wrong")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = send(Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status(), StatusCode::OK, "probes need no token");
+    let r = send(
+        Request::get("/")
+            .header("authorization", "Bearer s3cret-token")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = send(
+        Request::get("/?token=s3cret-token")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("dtwin_token=s3cret-token") && cookie.contains("HttpOnly"));
+    let r = send(
+        Request::get("/alerts")
+            .header("cookie", "other=1; dtwin_token=s3cret-token")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the cookie lets later requests in"
+    );
+}
+
+#[tokio::test]
+async fn beyond_loopback_the_dashboard_needs_a_token() {
+    let mut c = dtwin_dashboard::DashboardConfig::new(dtwin_bus::BrokerUrl::new("127.0.0.1", 1));
+    c.listen = "0.0.0.0:0".parse().unwrap();
+    let e = dtwin_dashboard::bind(&c).await.err().expect("refused");
+    assert!(format!("{e:#}").contains("--dashboard-token"), "{e:#}");
+    c.token = Some("t".into());
+    assert!(dtwin_dashboard::bind(&c).await.is_ok());
 }

@@ -28,6 +28,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the embedded broker and every service in one process.
@@ -100,6 +102,9 @@ pub struct UpArgs {
     /// Dashboard address (127.0.0.1 unless told otherwise).
     #[arg(long, env = "DTWIN_DASHBOARD_LISTEN", default_value = dtwin_dashboard::DEFAULT_LISTEN)]
     pub dashboard_listen: std::net::SocketAddr,
+    /// Dashboard access token, required when it listens beyond 127.0.0.1.
+    #[arg(long, env = "DTWIN_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<String>,
     /// Twin flags.
     #[command(flatten)]
     pub twin: TwinOpts,
@@ -119,6 +124,9 @@ pub struct DashboardOpts {
     /// Address to serve on (127.0.0.1 unless told otherwise).
     #[arg(long, env = "DTWIN_DASHBOARD_LISTEN", default_value = dtwin_dashboard::DEFAULT_LISTEN)]
     pub dashboard_listen: std::net::SocketAddr,
+    /// Access token, required when listening beyond 127.0.0.1 (`/?token=...` once in a browser).
+    #[arg(long, env = "DTWIN_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<String>,
     /// The inference service's model and rules, so the what-if form agrees with it.
     #[command(flatten)]
     pub inference: InferenceOpts,
@@ -130,6 +138,7 @@ impl DashboardOpts {
         let mut c = dtwin_dashboard::DashboardConfig::new(broker.clone());
         c.prefix = prefix.to_owned();
         c.listen = self.dashboard_listen;
+        c.token = self.dashboard_token.clone();
         c.inference = self.inference.config(broker, prefix);
         c
     }

@@ -54,6 +54,7 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     let mut dashboard = dtwin_dashboard::DashboardConfig::new(broker.clone());
     dashboard.prefix = prefix.clone();
     dashboard.listen = args.dashboard_listen;
+    dashboard.token = args.dashboard_token.clone();
     dashboard.inference = inference.clone();
     let (dashboard_listener, dashboard_state) = dtwin_dashboard::bind(&dashboard).await?;
     let dashboard_url = format!("http://{}", dashboard_listener.local_addr()?);

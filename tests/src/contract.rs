@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Beyond the schemas, [`Contract::check`] also holds a message to what the topic says: the
-//! machine (or client) id in the topic must equal the payload's `machine_id`, a dead letter's
-//! `service` must equal the topic's `{service}` segment, and telemetry may not exceed
+//! machine (or client) id in the topic must equal the payload's `machine_id` (every reading's,
+//! for a batch), a dead letter's or drift status's `service` must equal the topic's
+//! `{service}` segment, and telemetry may not exceed
 //! [`dtwin_schema::MAX_PAYLOAD_BYTES`].
 
 use anyhow::Context;
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto-schemas");
 
 /// The schema files, by short name (`{name}.schema.json`).
-pub const SCHEMAS: [&str; 7] = [
+pub const SCHEMAS: [&str; 8] = [
     "telemetry",
     "features",
     "risk",
@@ -30,6 +31,7 @@ pub const SCHEMAS: [&str; 7] = [
     "deadletter",
     "status",
     "control",
+    "drift",
 ];
 
 /// The name [`Contract::check`] returns for `{prefix}/models/current`, which has no JSON
@@ -179,6 +181,11 @@ impl Contract {
                 }
             }
         }
+        if let Some(service) = rest.strip_prefix("drift/") {
+            if !service.is_empty() && !service.contains('/') {
+                return Ok(("drift", Some(service)));
+            }
+        }
         if rest == "control/twin" {
             return Ok(("control", None));
         }
@@ -215,8 +222,14 @@ impl Contract {
             };
         }
         self.validate(name, &value)?;
-        match name {
-            "deadletter" => expect_field(&value, "service", id, name)?,
+        match (name, &value) {
+            ("deadletter" | "drift", _) => expect_field(&value, "service", id, name)?,
+            // A gateway batch: every reading names the topic's machine.
+            ("telemetry", Value::Array(items)) => {
+                for item in items {
+                    expect_field(item, "machine_id", id, name)?;
+                }
+            }
             _ => expect_field(&value, "machine_id", id, name)?,
         }
         Ok(name)

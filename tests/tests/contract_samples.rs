@@ -5,9 +5,10 @@
 
 use dtwin_schema::telemetry::SENSOR_SPECS;
 use dtwin_schema::{
-    feature_set_hash, to_json, Action, AlertEvent, AlertEventKind, DeadLetter, Factor, FailureMode,
-    Features, Level, MachineId, MachineStatus, ModelRef, Presence, ProductType, RejectReason, Risk,
-    RiskStatus, Telemetry, Topics, ALERT_SCHEMA, FEATURES_SCHEMA, RISK_SCHEMA, STATUS_SCHEMA,
+    feature_set_hash, to_json, Action, AlertEvent, AlertEventKind, DeadLetter, DriftScore,
+    DriftState, DriftStatus, Factor, FailureMode, Features, Level, MachineId, MachineStatus,
+    ModelRef, Presence, ProductType, RejectReason, Risk, RiskStatus, Telemetry, Topics,
+    ALERT_SCHEMA, DRIFT_SCHEMA, FEATURES_SCHEMA, RISK_SCHEMA, STATUS_SCHEMA,
 };
 use dtwin_tests::contract::{Contract, MODEL, SCHEMAS};
 use serde_json::{json, Value};
@@ -74,6 +75,7 @@ fn features() -> Features {
             ("vibration_mm_s".to_owned(), 2.4),
         ]),
         product_type: Some(ProductType::H),
+        gap: 2,
     }
 }
 
@@ -320,6 +322,7 @@ fn features_validate() {
         cold: true,
         window_len: 1,
         product_type: None,
+        gap: 0,
         values: BTreeMap::new(),
         latest: BTreeMap::new(),
         ..features()
@@ -470,9 +473,13 @@ fn schema_examples_validate_and_decode_with_the_rust_types() {
                 .unwrap_or_else(|e| panic!("{name} example {ex}: {e}"));
             let bytes = ex.to_string().into_bytes();
             let decoded = match name {
-                "telemetry" => Telemetry::decode(&bytes)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
+                "telemetry" => Telemetry::decode_many(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|readings| {
+                        readings
+                            .into_iter()
+                            .try_for_each(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+                    }),
                 "features" => decode::<Features>(&bytes),
                 "risk" => decode::<Risk>(&bytes),
                 "alert" => decode::<AlertEvent>(&bytes),
@@ -485,6 +492,7 @@ fn schema_examples_validate_and_decode_with_the_rust_types() {
                         })
                 }),
                 "status" => decode::<MachineStatus>(&bytes),
+                "drift" => decode::<DriftStatus>(&bytes),
                 "control" => dtwin_twin_publisher::control::decode(&bytes)
                     .map(|_| ())
                     .map_err(|e| e.detail),
@@ -515,6 +523,7 @@ fn asyncapi_documents_every_topic_and_schema() {
         "{prefix}/deadletter/{service}",
         "{prefix}/models/current",
         "{prefix}/publishers/{client_id}/status",
+        "{prefix}/drift/{service}",
     ] {
         assert!(doc.contains(&format!("address: '{address}'")), "{address}");
     }
@@ -525,6 +534,88 @@ fn asyncapi_documents_every_topic_and_schema() {
         );
     }
     assert!(doc.contains("dtwin/v1"), "documents the default prefix");
+}
+
+#[test]
+fn gateway_batches_validate_and_decode_in_order() {
+    let c = contract();
+    let topic = "dtwin/v1/machines/machine-001/telemetry";
+    let mut second = full_telemetry();
+    second.seq += 1;
+    let batch = serde_json::to_vec(&[full_telemetry(), second]).unwrap();
+    assert_valid(&c, topic, &batch, "telemetry");
+    let decoded = Telemetry::decode_many(&batch).unwrap();
+    let seqs: Vec<u64> = decoded.iter().map(|r| r.as_ref().unwrap().seq).collect();
+    assert_eq!(seqs, [4711, 4712]);
+    // Empty, nested, mixed machines, or an item that is no reading: all refused.
+    assert_invalid(&c, topic, b"[]");
+    let nested = format!("[{}]", String::from_utf8(batch.clone()).unwrap());
+    assert_invalid(&c, topic, nested.as_bytes());
+    let mut other = full_telemetry();
+    other.machine_id = id("machine-002");
+    let mixed = serde_json::to_vec(&[full_telemetry(), other]).unwrap();
+    assert!(assert_invalid(&c, topic, &mixed).contains("machine-002"));
+    assert_invalid(&c, topic, br#"[{"schema":"dtwin.telemetry.v1"}]"#);
+    assert!(Telemetry::decode_many(b"[]").is_err());
+}
+
+fn drift_status(state: DriftState) -> DriftStatus {
+    let score = |feature: &str, ks: f64, drift: bool| DriftScore {
+        feature: feature.into(),
+        ks,
+        js: ks / 2.0,
+        missing: 0.0,
+        drift,
+    };
+    DriftStatus {
+        schema: DRIFT_SCHEMA.to_owned(),
+        service: "inference".into(),
+        ts: TS,
+        model: ModelRef {
+            id: "rf-twin".into(),
+            version: "1".into(),
+        },
+        state,
+        window: 500,
+        ks_threshold: 0.2,
+        js_threshold: 0.1,
+        drifted: vec!["vibration_mm_s".into()],
+        risk: Some(score("risk", 0.05, false)),
+        features: vec![
+            score("vibration_mm_s", 0.7, true),
+            score("temperature_c", 0.01, false),
+        ],
+    }
+}
+
+#[test]
+fn drift_status_validates_on_its_topic() {
+    let c = contract();
+    let topic = topics().drift("inference");
+    for state in [
+        DriftState::Ok,
+        DriftState::Drift,
+        DriftState::WarmingUp,
+        DriftState::NoReference,
+    ] {
+        let d = drift_status(state);
+        assert_valid(&c, &topic, &to_json(&d), "drift");
+        assert_eq!(keys(&to_value(&d)), properties(&c, "drift"));
+    }
+    let bare = DriftStatus {
+        risk: None,
+        ..drift_status(DriftState::NoReference)
+    };
+    assert_eq!(keys(&to_value(&bare)), required(&c, "drift"));
+    let mut bad = to_value(&drift_status(DriftState::Drift));
+    bad["features"][0]["ks"] = json!(1.5);
+    assert_invalid(&c, &topic, bad.to_string().as_bytes());
+    // The topic names the service.
+    assert_invalid(
+        &c,
+        "dtwin/v1/drift/feature",
+        &to_json(&drift_status(DriftState::Ok)),
+    );
 }
 
 // ---------------------------------------------------------------- must fail

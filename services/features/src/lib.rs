@@ -5,14 +5,19 @@
 //! is served (one implementation, not two).
 //!
 //! # Layout
-//! - [`ring`]: [`ring::RollingStats`], O(1) mean / std / slope over the last N values.
+//! - [`ring`]: [`ring::RollingStats`], O(1) mean / std / slope over the last N values (the
+//!   default feature set).
+//! - [`stats`]: [`stats::WindowStats`], count and time windows with mean, std, min, max and
+//!   slope in O(1) amortised (monotonic deques for min/max), and [`stats::Ewma`] (the
+//!   extended feature set).
 //! - [`window`]: [`MachineWindow`], per-machine state: carry-forward of missing sensors, the
 //!   rolling statistics of every sensor, and the feature vector built from them.
-//! - [`names`]: the ordered feature names and their hash.
+//! - [`names`]: the ordered feature names (default and extended sets) and their hash.
 
 pub mod names;
 pub mod ring;
+pub mod stats;
 pub mod window;
 
 pub use names::{feature_names, feature_set, SENSORS};
-pub use window::{row_from_message, FeatureVector, MachineWindow, WindowConfig};
+pub use window::{row_from_message, FeatureSetKind, FeatureVector, MachineWindow, WindowConfig};

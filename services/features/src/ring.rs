@@ -96,6 +96,11 @@ impl RollingStats {
         a.iter().chain(b.iter()).copied()
     }
 
+    /// Heap bytes reserved by the buffer.
+    pub fn heap_bytes(&self) -> usize {
+        self.buf.capacity() * std::mem::size_of::<f64>()
+    }
+
     /// Mean, or NaN when empty.
     pub fn mean(&self) -> f64 {
         if self.is_empty() {

@@ -1,20 +1,77 @@
 //! Per-machine window state and the feature vector built from it.
 
-use crate::names::{feature_names, PER_SENSOR, SENSORS};
+use crate::names::{
+    feature_names, FLAGS, PER_SENSOR, QUALITY, SENSORS, SHORT_WINDOW_STATS, WINDOW_STATS,
+};
 use crate::ring::RollingStats;
+use crate::stats::{Ewma, Span, WindowStats};
 use dtwin_schema::{Features, ProductType, Telemetry, FEATURES_SCHEMA};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
+/// Which features a window computes (see [`crate::names`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureSetKind {
+    /// The 40 features the shipped model is trained on.
+    #[default]
+    Default,
+    /// The default features followed by every window statistic, EWMA, delta, threshold flags
+    /// and data-quality features (needs a model trained on them).
+    Extended,
+}
+
+impl std::str::FromStr for FeatureSetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "default" => Ok(Self::Default),
+            "extended" => Ok(Self::Extended),
+            other => Err(format!(
+                "unknown feature set {other:?}; valid: default, extended"
+            )),
+        }
+    }
+}
+
 /// Window sizes and the missing-value policy.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WindowConfig {
-    /// Readings in the short window (mean, std, slope).
+    /// Readings in the short count window (default set: mean, std, slope).
     pub short: usize,
-    /// Readings in the long window (deviation of the last value from its mean).
+    /// Readings in the long count window (default set: deviation of the last value from its
+    /// mean).
     pub long: usize,
     /// Readings a missing sensor carries its last value forward before it counts as missing.
     pub carry_forward: u32,
+    /// Also bound carry-forward in time: a value older than this many seconds (by message
+    /// `ts`) counts as missing. `None`: bounded by `carry_forward` readings only.
+    #[serde(default)]
+    pub carry_forward_s: Option<u64>,
+    /// Which features to compute.
+    #[serde(default)]
+    pub feature_set: FeatureSetKind,
+    /// Time windows of the extended set, seconds of message time (default 60 and 600).
+    #[serde(default = "default_time_windows")]
+    pub time_windows_s: Vec<u64>,
+    /// Most readings one time window holds (bounds memory for fast machines).
+    #[serde(default = "default_max_time_points")]
+    pub max_time_points: usize,
+    /// Span of the EWMA in readings (`alpha = 2 / (span + 1)`).
+    #[serde(default = "default_ewma_span")]
+    pub ewma_span: u32,
+}
+
+fn default_time_windows() -> Vec<u64> {
+    vec![60, 600]
+}
+
+const fn default_max_time_points() -> usize {
+    1200
+}
+
+const fn default_ewma_span() -> u32 {
+    10
 }
 
 impl Default for WindowConfig {
@@ -23,8 +80,49 @@ impl Default for WindowConfig {
             short: 10,
             long: 60,
             carry_forward: 5,
+            carry_forward_s: None,
+            feature_set: FeatureSetKind::Default,
+            time_windows_s: default_time_windows(),
+            max_time_points: default_max_time_points(),
+            ewma_span: default_ewma_span(),
         }
     }
+}
+
+impl WindowConfig {
+    /// The default windows with the extended feature set.
+    pub fn extended() -> Self {
+        Self {
+            feature_set: FeatureSetKind::Extended,
+            ..Self::default()
+        }
+    }
+
+    /// The count windows of the extended set: the short and the long one.
+    pub fn count_windows(&self) -> Vec<usize> {
+        if self.short == self.long {
+            vec![self.short]
+        } else {
+            vec![self.short, self.long]
+        }
+    }
+
+    fn spans(&self) -> Vec<Span> {
+        let mut s: Vec<Span> = self.count_windows().into_iter().map(Span::Count).collect();
+        s.extend(self.time_windows_s.iter().map(|&t| Span::Time {
+            seconds: t as f64,
+            max_points: self.max_time_points,
+        }));
+        s
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ExtSensor {
+    windows: Vec<WindowStats>,
+    ewma: Ewma,
+    /// The previous value pushed (for `delta`).
+    prev: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,8 +130,11 @@ struct SensorState {
     short: RollingStats,
     long: RollingStats,
     last: Option<f64>,
+    /// `ts` of the last real value, seconds.
+    last_ts: f64,
     /// Readings since the sensor last reported a real value.
     stale_for: u32,
+    ext: Option<Box<ExtSensor>>,
 }
 
 /// The rolling state of one machine. Update it with every reading, in order.
@@ -56,6 +157,9 @@ pub struct FeatureVector {
     pub window_len: u32,
     /// The latest value of every sensor after carry-forward.
     pub latest: BTreeMap<String, f64>,
+    /// Readings missing (by `seq`) just before this one, as told to
+    /// [`MachineWindow::update_with_gap`].
+    pub gap: u64,
 }
 
 fn sensor_value(t: &Telemetry, i: usize) -> Option<f64> {
@@ -71,14 +175,49 @@ fn sensor_value(t: &Telemetry, i: usize) -> Option<f64> {
     }
 }
 
+/// Seconds since the Unix epoch of `ts`, as f64.
+fn seconds(ts: OffsetDateTime) -> f64 {
+    ts.unix_timestamp() as f64 + f64::from(ts.nanosecond()) * 1e-9
+}
+
+fn flag(cond: Option<bool>) -> f64 {
+    match cond {
+        Some(true) => 1.0,
+        Some(false) => 0.0,
+        None => f64::NAN,
+    }
+}
+
+fn known(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
+}
+
+/// AI4I's overstrain limit (N·m·min) for a product type.
+fn overstrain_limit(p: ProductType) -> f64 {
+    match p {
+        ProductType::L => 11_000.0,
+        ProductType::M => 12_000.0,
+        ProductType::H => 13_000.0,
+    }
+}
+
 impl MachineWindow {
     /// An empty window.
     pub fn new(cfg: &WindowConfig) -> Self {
+        let ext = (cfg.feature_set == FeatureSetKind::Extended).then(|| {
+            Box::new(ExtSensor {
+                windows: cfg.spans().into_iter().map(WindowStats::new).collect(),
+                ewma: Ewma::new(cfg.ewma_span),
+                prev: None,
+            })
+        });
         let sensor = SensorState {
             short: RollingStats::new(cfg.short),
             long: RollingStats::new(cfg.long),
             last: None,
+            last_ts: f64::NEG_INFINITY,
             stale_for: 0,
+            ext,
         };
         Self {
             cfg: cfg.clone(),
@@ -93,32 +232,70 @@ impl MachineWindow {
         self.readings
     }
 
+    /// Bytes this machine's state takes (struct plus reserved heap). Count windows reserve
+    /// their full size at once; time windows grow up to `max_time_points` readings each.
+    pub fn state_bytes(&self) -> usize {
+        let mut bytes = std::mem::size_of::<Self>()
+            + self.sensors.capacity() * std::mem::size_of::<SensorState>();
+        for s in &self.sensors {
+            bytes += s.short.heap_bytes() + s.long.heap_bytes();
+            if let Some(e) = &s.ext {
+                bytes += std::mem::size_of::<ExtSensor>()
+                    + e.windows.capacity() * std::mem::size_of::<WindowStats>()
+                    + e.windows.iter().map(WindowStats::heap_bytes).sum::<usize>();
+            }
+        }
+        bytes
+    }
+
     /// Adds one reading and returns the features after it.
     pub fn update(&mut self, t: &Telemetry) -> FeatureVector {
+        self.update_with_gap(t, 0)
+    }
+
+    /// Adds one reading that follows `gap` missing readings (known from `seq`) and returns the
+    /// features after it. The gap only shows in [`FeatureVector::gap`] and in the extended
+    /// set's `gap_readings`: the windows hold the readings that arrived.
+    pub fn update_with_gap(&mut self, t: &Telemetry, gap: u64) -> FeatureVector {
         self.readings += 1;
         if t.product_type.is_some() {
             self.product_type = t.product_type;
         }
         let carry = self.cfg.carry_forward;
+        let max_age = self.cfg.carry_forward_s.map(|s| s as f64);
+        let ts = seconds(t.ts);
         let mut values = Vec::with_capacity(SENSORS.len() * PER_SENSOR + 5);
         let mut latest = BTreeMap::new();
         let mut now = [f64::NAN; SENSORS.len()];
+        let (mut stale, mut missing) = (0u32, 0u32);
         for (i, s) in self.sensors.iter_mut().enumerate() {
             let value = match sensor_value(t, i) {
                 Some(v) => {
                     s.last = Some(v);
+                    s.last_ts = ts;
                     s.stale_for = 0;
                     Some(v)
                 }
                 None => {
                     s.stale_for = s.stale_for.saturating_add(1);
-                    s.last.filter(|_| s.stale_for <= carry)
+                    let fresh = max_age.is_none_or(|m| ts - s.last_ts <= m);
+                    let v = s.last.filter(|_| s.stale_for <= carry && fresh);
+                    if v.is_some() {
+                        stale += 1;
+                    }
+                    v
                 }
             };
             match value {
                 Some(v) => {
                     s.short.push(v);
                     s.long.push(v);
+                    if let Some(e) = &mut s.ext {
+                        for w in &mut e.windows {
+                            w.push(ts, v);
+                        }
+                        e.ewma.push(v);
+                    }
                     now[i] = v;
                     latest.insert(SENSORS[i].to_owned(), v);
                     values.extend([
@@ -129,13 +306,19 @@ impl MachineWindow {
                         v - s.long.mean(),
                     ]);
                 }
-                None => values.extend([f64::NAN; PER_SENSOR]),
+                None => {
+                    missing += 1;
+                    values.extend([f64::NAN; PER_SENSOR]);
+                }
             }
         }
         let [temp, ambient, vib, _pressure, rpm, torque, wear] = now;
-        values.push(temp - ambient);
-        values.push(torque * rpm * std::f64::consts::TAU / 60.0);
-        values.push(wear * torque);
+        let temp_diff = temp - ambient;
+        let power = torque * rpm * std::f64::consts::TAU / 60.0;
+        let strain = wear * torque;
+        values.push(temp_diff);
+        values.push(power);
+        values.push(strain);
         values.push(temp * vib);
         values.push(match self.product_type {
             Some(ProductType::L) => 0.0,
@@ -143,11 +326,60 @@ impl MachineWindow {
             Some(ProductType::H) => 2.0,
             None => f64::NAN,
         });
+        if self.cfg.feature_set == FeatureSetKind::Extended {
+            self.extend(&now, &mut values);
+            let [heat, pwr, strain_f, wear_f, vib_f] = [
+                known(temp_diff)
+                    .zip(known(rpm))
+                    .map(|(d, r)| d < 8.6 && r < 1380.0),
+                known(power).map(|p| !(3500.0..=9000.0).contains(&p)),
+                known(strain)
+                    .zip(self.product_type)
+                    .map(|(s, p)| s > overstrain_limit(p)),
+                known(wear).map(|w| w >= 200.0),
+                known(vib).map(|v| v > 7.1),
+            ];
+            debug_assert_eq!(FLAGS.len(), 5);
+            values.extend([
+                flag(heat),
+                flag(pwr),
+                flag(strain_f),
+                flag(wear_f),
+                flag(vib_f),
+            ]);
+            debug_assert_eq!(QUALITY.len(), 3);
+            values.extend([gap as f64, f64::from(stale), f64::from(missing)]);
+        }
         FeatureVector {
             values,
             cold: self.readings < self.cfg.short as u64,
             window_len: self.readings.min(self.cfg.long as u64) as u32,
             latest,
+            gap,
+        }
+    }
+
+    /// The extended per-sensor block: delta, EWMA and every window's statistics.
+    fn extend(&mut self, now: &[f64; SENSORS.len()], values: &mut Vec<f64>) {
+        let width =
+            2 + SHORT_WINDOW_STATS.len() + WINDOW_STATS.len() * (self.cfg.spans().len() - 1);
+        for (s, &v) in self.sensors.iter_mut().zip(now) {
+            let Some(e) = &mut s.ext else { continue };
+            if v.is_nan() {
+                values.extend(std::iter::repeat_n(f64::NAN, width));
+                continue;
+            }
+            values.push(e.prev.map_or(f64::NAN, |p| v - p));
+            e.prev = Some(v);
+            values.push(e.ewma.value());
+            for (i, w) in e.windows.iter().enumerate() {
+                if i == 0 {
+                    // The short count window: mean, std and slope are in the default block.
+                    values.extend([w.min(), w.max()]);
+                } else {
+                    values.extend([w.mean(), w.std(), w.min(), w.max(), w.slope()]);
+                }
+            }
         }
     }
 }
@@ -178,6 +410,7 @@ impl FeatureVector {
             values,
             latest: self.latest.clone(),
             product_type: source.product_type,
+            gap: self.gap,
         }
     }
 }
@@ -280,5 +513,148 @@ mod tests {
         assert_eq!(row.len(), feature_count(&cfg));
         assert_eq!(row[0], 35.0);
         assert!(row[15].is_nan());
+    }
+
+    fn idx(names: &[String], n: &str) -> usize {
+        names
+            .iter()
+            .position(|x| x == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    }
+
+    #[test]
+    fn extended_features_name_every_value() {
+        let cfg = WindowConfig::extended();
+        let names = feature_names(&cfg);
+        let mut w = MachineWindow::new(&cfg);
+        let mut last = None;
+        for i in 0..120u64 {
+            let mut t = reading(i + 1, Some(35.0), 2.0 + i as f64 * 0.1);
+            t.ts = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i as i64 * 2);
+            let gap = u64::from(i == 119) * 3;
+            let f = w.update_with_gap(&t, gap);
+            assert_eq!(f.values.len(), names.len());
+            last = Some(f);
+        }
+        let f = last.unwrap();
+        let v = |n: &str| f.values[idx(&names, n)];
+        let vib = 2.0 + 119.0 * 0.1;
+        assert!((v("vibration_mm_s_max_60") - vib).abs() < 1e-9);
+        assert!((v("vibration_mm_s_min_60") - (vib - 5.9)).abs() < 1e-9);
+        assert!((v("vibration_mm_s_min_10") - (vib - 0.9)).abs() < 1e-9);
+        // 0.1 per reading, a reading every 2 s.
+        assert!((v("vibration_mm_s_slope_60s") - 0.05).abs() < 1e-9);
+        assert!((v("vibration_mm_s_slope_600s") - 0.05).abs() < 1e-9);
+        assert!((v("vibration_mm_s_delta") - 0.1).abs() < 1e-9);
+        assert!(v("vibration_mm_s_ewma_10") < vib && v("vibration_mm_s_ewma_10") > vib - 1.0);
+        assert_eq!(v("temperature_c_std_600s"), 0.0);
+        assert_eq!(v("flag_vibration_high"), 1.0);
+        assert_eq!(v("flag_tool_wear_high"), 0.0);
+        assert_eq!(v("flag_heat_dissipation"), 0.0);
+        assert_eq!(v("gap_readings"), 3.0);
+        assert_eq!(f.gap, 3);
+        assert_eq!(v("missing_sensors"), 1.0, "pressure never reported");
+        assert!(v("pressure_bar_max_600s").is_nan());
+        assert!(v("flag_power_out_of_band") == 0.0);
+    }
+
+    #[test]
+    fn carry_forward_is_also_bounded_in_time_when_asked() {
+        let cfg = WindowConfig {
+            carry_forward: 100,
+            carry_forward_s: Some(30),
+            ..WindowConfig::extended()
+        };
+        let names = feature_names(&cfg);
+        let mut w = MachineWindow::new(&cfg);
+        let at = |s: i64, temp| {
+            let mut t = reading(s as u64 + 1, temp, 2.0);
+            t.ts = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(s);
+            t
+        };
+        w.update(&at(0, Some(40.0)));
+        let f = w.update(&at(20, None));
+        assert_eq!(f.values[0], 40.0);
+        assert_eq!(f.values[idx(&names, "stale_sensors")], 1.0);
+        let f = w.update(&at(31, None));
+        assert!(f.values[0].is_nan(), "older than 30 s");
+        assert_eq!(f.values[idx(&names, "stale_sensors")], 0.0);
+        assert_eq!(f.values[idx(&names, "missing_sensors")], 2.0);
+    }
+
+    #[test]
+    fn state_per_machine_is_bounded() {
+        for (label, cfg) in [
+            ("default", WindowConfig::default()),
+            ("extended", WindowConfig::extended()),
+        ] {
+            let mut w = MachineWindow::new(&cfg);
+            let mut peak = 0;
+            // Two hours at 1 Hz: every window full, time windows at their steady size.
+            for i in 0..7200u64 {
+                let mut t = reading(i + 1, Some(35.0 + (i % 7) as f64), 2.0);
+                t.pressure_bar = Some(6.0);
+                t.ts = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i as i64);
+                w.update(&t);
+                peak = peak.max(w.state_bytes());
+            }
+            println!("state per machine ({label}, 1 Hz, full windows): {peak} bytes");
+            let bound = match cfg.feature_set {
+                FeatureSetKind::Default => 8 * 1024,
+                // 7 sensors x (10 + 60 + 61 + 601 readings x 32 bytes, with VecDeque's
+                // power-of-two growth).
+                FeatureSetKind::Extended => 7 * 32 * 2048 + 16 * 1024,
+            };
+            assert!(peak < bound, "{label}: {peak} >= {bound}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn extended_window_stats_match_a_naive_recomputation(
+            xs in proptest::collection::vec((0u8..4, 0.0f64..50.0), 1..150),
+        ) {
+            let cfg = WindowConfig { short: 4, long: 9, time_windows_s: vec![7], ..WindowConfig::extended() };
+            let names = feature_names(&cfg);
+            let mut w = MachineWindow::new(&cfg);
+            let mut history: Vec<(i64, f64)> = Vec::new();
+            let mut t = 0i64;
+            for (i, &(dt, x)) in xs.iter().enumerate() {
+                t += i64::from(dt);
+                let mut r = reading(i as u64 + 1, Some(30.0), x);
+                r.ts = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(t);
+                let f = w.update(&r);
+                history.push((t, x));
+                let v = |n: &str| f.values[idx(&names, n)];
+                let check = |name: &str, win: &[f64]| -> Result<(), proptest::test_runner::TestCaseError> {
+                    let n = win.len() as f64;
+                    let mean = win.iter().sum::<f64>() / n;
+                    let std = (win.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+                    let min = win.iter().copied().fold(f64::INFINITY, f64::min);
+                    let max = win.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let (got_mean, got_std) = (
+                        v(&format!("vibration_mm_s_mean_{name}")),
+                        v(&format!("vibration_mm_s_std_{name}")),
+                    );
+                    proptest::prop_assert!((got_mean - mean).abs() < 1e-9, "mean {} vs {}", got_mean, mean);
+                    proptest::prop_assert!((got_std - std).abs() < 1e-6, "std {} vs {}", got_std, std);
+                    proptest::prop_assert_eq!(v(&format!("vibration_mm_s_min_{name}")), min);
+                    proptest::prop_assert_eq!(v(&format!("vibration_mm_s_max_{name}")), max);
+                    Ok(())
+                };
+                let last9: Vec<f64> = history.iter().rev().take(9).map(|p| p.1).collect();
+                check("9", &last9)?;
+                let last4: Vec<f64> = history.iter().rev().take(4).map(|p| p.1).collect();
+                proptest::prop_assert_eq!(v("vibration_mm_s_min_4"), last4.iter().copied().fold(f64::INFINITY, f64::min));
+                proptest::prop_assert_eq!(v("vibration_mm_s_max_4"), last4.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+                let in7: Vec<f64> = history.iter().filter(|p| p.0 >= t - 7).map(|p| p.1).collect();
+                check("7s", &in7)?;
+                let prev = history.len().checked_sub(2).map(|j| history[j].1);
+                match prev {
+                    Some(p) => proptest::prop_assert!((v("vibration_mm_s_delta") - (x - p)).abs() < 1e-12),
+                    None => proptest::prop_assert!(v("vibration_mm_s_delta").is_nan()),
+                }
+            }
+        }
     }
 }

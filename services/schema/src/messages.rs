@@ -19,6 +19,8 @@ pub const ALERT_SCHEMA: &str = "dtwin.alert.v1";
 pub const DEADLETTER_SCHEMA: &str = "dtwin.deadletter.v1";
 /// Schema id of machine and publisher status messages.
 pub const STATUS_SCHEMA: &str = "dtwin.status.v1";
+/// Schema id of drift status messages.
+pub const DRIFT_SCHEMA: &str = "dtwin.drift.v1";
 
 /// Rolling-window features of one machine after one reading (`dtwin.features.v1`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +50,13 @@ pub struct Features {
     /// Product variant, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_type: Option<ProductType>,
+    /// Readings missing (by `seq`) just before this one; absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gap: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Whether a machine is healthy or at risk.
@@ -284,6 +293,65 @@ pub struct MachineStatus {
     /// Product variant, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_type: Option<ProductType>,
+}
+
+/// Overall drift verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftState {
+    /// Live distributions match the training reference.
+    Ok,
+    /// At least one feature, or the predicted risk, drifted past its threshold.
+    Drift,
+    /// Too few live values yet to compare.
+    WarmingUp,
+    /// The deployed model carries no training reference to compare with.
+    NoReference,
+}
+
+/// How far one live distribution is from its training reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftScore {
+    /// Feature name, or `risk` for the predicted probability.
+    pub feature: String,
+    /// Kolmogorov-Smirnov statistic (largest CDF gap, 0..1) at the reference's bin edges.
+    pub ks: f64,
+    /// Jensen-Shannon divergence (base 2, 0..1) of the binned distributions.
+    pub js: f64,
+    /// Share of live values that are missing.
+    pub missing: f64,
+    /// True when `ks` or `js` is past its threshold.
+    pub drift: bool,
+}
+
+/// Drift status of a service's live inputs against the model's training reference
+/// (`dtwin.drift.v1`), retained on `{prefix}/drift/{service}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftStatus {
+    /// Always [`DRIFT_SCHEMA`].
+    pub schema: String,
+    /// The service that computed it.
+    pub service: String,
+    /// When it was computed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// The model whose reference was used.
+    pub model: ModelRef,
+    /// The verdict.
+    pub state: DriftState,
+    /// Live values per feature in the rolling window.
+    pub window: u64,
+    /// KS threshold.
+    pub ks_threshold: f64,
+    /// JS threshold.
+    pub js_threshold: f64,
+    /// Features that drifted, worst first.
+    pub drifted: Vec<String>,
+    /// The predicted risk's score, once there is a reference and enough values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<DriftScore>,
+    /// The worst-scoring features (at most 10), worst first.
+    pub features: Vec<DriftScore>,
 }
 
 /// Encodes any message as JSON.

@@ -259,6 +259,51 @@ impl Telemetry {
         Ok(t)
     }
 
+    /// Decodes an untrusted payload holding one reading (a JSON object) or a gateway's batch of
+    /// one machine's readings (a non-empty JSON array of such objects, e.g. its backlog after an
+    /// outage), in payload order.
+    ///
+    /// # Errors
+    /// The outer error rejects the whole payload: oversize, not JSON, an empty array, or (for
+    /// a single object) anything [`Telemetry::decode`] rejects. Each inner result accepts or
+    /// rejects one reading of a batch, its detail starting with `reading {i}:`.
+    pub fn decode_many(payload: &[u8]) -> Result<Vec<Result<Self, Rejection>>, Rejection> {
+        let first = payload.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'[') {
+            return Self::decode(payload).map(|t| vec![Ok(t)]);
+        }
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(Rejection::new(
+                RejectReason::Oversize,
+                format!(
+                    "payload is {} bytes; at most {MAX_PAYLOAD_BYTES} are accepted",
+                    payload.len()
+                ),
+            ));
+        }
+        let items: Vec<serde_json::Value> =
+            serde_json::from_slice(payload).map_err(Rejection::from_json)?;
+        if items.is_empty() {
+            return Err(Rejection::new(
+                RejectReason::WrongType,
+                "an empty array holds no reading",
+            ));
+        }
+        Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let t: Telemetry = serde_json::from_value(v).map_err(|e| {
+                    let r = Rejection::from_json(e);
+                    Rejection::new(r.reason, format!("reading {i}: {}", r.detail))
+                })?;
+                t.validate()
+                    .map_err(|r| Rejection::new(r.reason, format!("reading {i}: {}", r.detail)))?;
+                Ok(t)
+            })
+            .collect())
+    }
+
     /// Checks the schema id and every sensor's range.
     ///
     /// # Errors
@@ -444,6 +489,32 @@ mod tests {
         );
         let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_PAYLOAD_BYTES));
         assert_eq!(reason(&big), RejectReason::Oversize);
+    }
+
+    #[test]
+    fn batches_decode_in_order_and_reject_readings_one_by_one() {
+        let two = GOOD.replace("\"seq\":7", "\"seq\":8");
+        let batch = format!("[{GOOD}, {two}]");
+        let got = Telemetry::decode_many(batch.as_bytes()).unwrap();
+        let seqs: Vec<u64> = got.iter().map(|r| r.as_ref().unwrap().seq).collect();
+        assert_eq!(seqs, [7, 8]);
+        let single = Telemetry::decode_many(GOOD.as_bytes()).unwrap();
+        assert_eq!(single.len(), 1);
+        let mixed = format!("[{GOOD}, {}, 3]", GOOD.replace("36.5", "-99"));
+        let got = Telemetry::decode_many(mixed.as_bytes()).unwrap();
+        assert!(got[0].is_ok());
+        let e = got[1].as_ref().unwrap_err();
+        assert_eq!(e.reason, RejectReason::OutOfRange);
+        assert!(e.detail.starts_with("reading 1:"), "{}", e.detail);
+        assert_eq!(got[2].as_ref().unwrap_err().reason, RejectReason::WrongType);
+        let outer = |p: &str| Telemetry::decode_many(p.as_bytes()).unwrap_err().reason;
+        assert_eq!(outer("[]"), RejectReason::WrongType);
+        assert_eq!(outer(" [1, "), RejectReason::NotJson);
+        assert_eq!(outer("{"), RejectReason::NotJson);
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(outer(&deep), RejectReason::NotJson);
+        let big = format!("[{}]", vec![GOOD; 1000].join(","));
+        assert_eq!(outer(&big), RejectReason::Oversize);
     }
 
     proptest! {

@@ -10,6 +10,7 @@
 //! {prefix}/deadletter/{service}              rejected input + reason
 //! {prefix}/models/current                    deployed model (retained)
 //! {prefix}/publishers/{client_id}/status     a publisher's online/offline (retained, LWT)
+//! {prefix}/drift/{service}                   drift status of a service's inputs (retained)
 //! ```
 
 use crate::machine_id::MachineId;
@@ -110,6 +111,11 @@ impl Topics {
         format!("{}/publishers/{}/status", self.prefix, client_id)
     }
 
+    /// `{prefix}/drift/{service}` (retained)
+    pub fn drift(&self, service: &str) -> String {
+        format!("{}/drift/{}", self.prefix, service)
+    }
+
     /// The filter matching `kind` for every machine, e.g. `{prefix}/machines/+/telemetry`.
     pub fn all(&self, kind: TopicKind) -> String {
         match kind {
@@ -163,6 +169,7 @@ mod tests {
         assert_eq!(t.alert(&id), "dtwin/v1/alerts/m-1");
         assert_eq!(t.deadletter("feature"), "dtwin/v1/deadletter/feature");
         assert_eq!(t.model_current(), "dtwin/v1/models/current");
+        assert_eq!(t.drift("inference"), "dtwin/v1/drift/inference");
         assert_eq!(t.all(TopicKind::Telemetry), "dtwin/v1/machines/+/telemetry");
         assert_eq!(Topics::new("plant/a/").prefix(), "plant/a");
     }

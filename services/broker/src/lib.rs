@@ -9,8 +9,10 @@
 //! - [`BrokerConfig`]: listen address and memory bounds, with defaults for `up`.
 //! - [`start`]: bind check, thread, readiness.
 //! - [`run`]: the service entry point (start, then wait for shutdown).
+//! - [`nodelay`]: TCP_NODELAY on rumqttd's listening sockets (inherited by accepted ones).
 
 pub mod auth;
+pub mod nodelay;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -51,6 +53,9 @@ pub struct BrokerConfig {
     pub passwords: Option<Arc<auth::PasswordFile>>,
     /// A second listener speaking MQTT over TLS.
     pub tls: Option<TlsListener>,
+    /// Turn Nagle's algorithm off on every accepted socket (see [`nodelay`]): without it each
+    /// small publish the broker forwards can wait for the client's delayed ACK (up to 40 ms).
+    pub tcp_nodelay: bool,
 }
 
 /// An MQTT-over-TLS listener (rustls): the server certificate chain and key, PEM files.
@@ -76,6 +81,7 @@ impl BrokerConfig {
             max_inflight: 500,
             passwords: None,
             tls: None,
+            tcp_nodelay: true,
         }
     }
 
@@ -231,6 +237,20 @@ pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    if config.tcp_nodelay {
+        // Every listener answered above, so rumqttd has bound them all: set the option before
+        // any client of ours connects.
+        match nodelay::set_on_listeners(&config.listeners()) {
+            Ok(n) if n == config.listeners().len() => {}
+            Ok(n) => tracing::warn!(
+                found = n,
+                "TCP_NODELAY set on only some of the broker's listeners; the others keep Nagle"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY on the broker's listeners; latency will suffer")
+            }
+        }
+    }
     info!(
         %addr,
         tls = ?config.tls.as_ref().map(|t| t.listen),
@@ -291,5 +311,29 @@ mod tests {
         let err = start(&BrokerConfig::new(addr)).unwrap_err();
         assert!(matches!(err, BrokerError::PortTaken { .. }), "{err}");
         assert!(err.to_string().contains("--port"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn accepted_connections_have_nagle_off_unless_asked() {
+        for on in [true, false] {
+            let port = free_port().unwrap();
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let mut cfg = BrokerConfig::new(addr);
+            cfg.tcp_nodelay = on;
+            start(&cfg).unwrap();
+            let client = TcpStream::connect(addr).unwrap();
+            let me = client.local_addr().unwrap();
+            // rumqttd accepts on its own thread: wait until its side of the socket exists.
+            let mut seen = None;
+            for _ in 0..200 {
+                seen = nodelay::nodelay_of_socket_to(me);
+                if seen.is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(seen, Some(on), "broker side of {me}");
+        }
     }
 }

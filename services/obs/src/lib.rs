@@ -1,0 +1,292 @@
+//! Observability for every dtwin service: a Prometheus metrics registry and one small HTTP
+//! endpoint serving it.
+//!
+//! A service builds its metrics into a [`Registry`] at start (counters, gauges and histograms
+//! from [`prometheus_client`] are cheap atomics, cloned into whatever task updates them), then
+//! hands the registry to [`serve`], which answers
+//!
+//! - `GET /metrics`: every metric as Prometheus/OpenMetrics text;
+//! - `GET /healthz`: `200 ok` while the service reports itself healthy ([`Health`]), else
+//!   `503` with the reason.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use dtwin_obs::{prometheus_client::metrics::counter::Counter, Registry};
+//! let mut registry = Registry::with_prefix("dtwin_example");
+//! let handled = Counter::<u64>::default();
+//! registry.register("messages_in", "Messages received", handled.clone());
+//! handled.inc();
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! dtwin_obs::serve("127.0.0.1:9464".parse()?, registry, shutdown).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`Health`]: a shared healthy/unhealthy flag with a reason.
+//! - [`render`]: the registry as text; [`app`]: the axum router (tested with `oneshot`).
+//! - [`serve`], [`bind`] and [`serve_on`]: the HTTP server, stopped by a cancellation token.
+//! - [`latency_buckets`]: histogram buckets for per-message processing times; [`CounterVec`],
+//!   [`GaugeVec`] and [`label`] for labelled metrics.
+
+pub use prometheus_client;
+pub use prometheus_client::registry::Registry;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A metric's labels, e.g. `[("reason", "not_json")]`.
+pub type Labels = Vec<(String, String)>;
+
+/// Counters by label set (e.g. rejected messages by reason).
+pub type CounterVec = prometheus_client::metrics::family::Family<
+    Labels,
+    prometheus_client::metrics::counter::Counter,
+>;
+
+/// Gauges by label set (e.g. queue depth by worker).
+pub type GaugeVec =
+    prometheus_client::metrics::family::Family<Labels, prometheus_client::metrics::gauge::Gauge>;
+
+/// One label.
+pub fn label(key: &str, value: impl Into<String>) -> Labels {
+    vec![(key.to_owned(), value.into())]
+}
+
+/// Content type of `/metrics` (OpenMetrics text, which Prometheus scrapes natively).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Whether the service is healthy, shared between the service and `/healthz`.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    problem: Arc<Mutex<Option<String>>>,
+}
+
+impl Health {
+    /// A healthy service.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the service healthy.
+    pub fn set_healthy(&self) {
+        *self.lock() = None;
+    }
+
+    /// Marks the service unhealthy, saying why.
+    pub fn set_unhealthy(&self, why: impl Into<String>) {
+        *self.lock() = Some(why.into());
+    }
+
+    /// `Ok` when healthy, the reason otherwise.
+    ///
+    /// # Errors
+    /// The reason given to [`Health::set_unhealthy`].
+    pub fn check(&self) -> Result<(), String> {
+        match &*self.lock() {
+            None => Ok(()),
+            Some(why) => Err(why.clone()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A panic while holding this lock cannot leave the Option half-written; keep serving.
+        self.problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Histogram buckets for per-message processing latency: 10 µs to ~1.3 s, doubling.
+pub fn latency_buckets() -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(1e-5, 2.0, 18)
+}
+
+/// The registry as Prometheus/OpenMetrics text.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String never fails; an encoding error would be a metric with an invalid
+    // name, which registration already rules out.
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::error!(error = %e, "cannot encode metrics");
+    }
+    out
+}
+
+#[derive(Clone)]
+struct AppState {
+    registry: Arc<Registry>,
+    health: Health,
+}
+
+/// The router: `/metrics` and `/healthz`.
+pub fn app(registry: Arc<Registry>, health: Health) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(AppState { registry, health })
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        render(&s.registry),
+    )
+}
+
+async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    match s.health.check() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {why}\n"),
+        ),
+    }
+}
+
+/// Binds the metrics port.
+///
+/// # Errors
+/// The address is taken or not available, with the address in the message.
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))
+}
+
+/// Serves `/metrics` and `/healthz` on `listen` until `shutdown` fires (always healthy).
+///
+/// # Errors
+/// The address cannot be bound, or the server fails.
+pub async fn serve(
+    listen: SocketAddr,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = bind(listen).await?;
+    serve_on(listener, Arc::new(registry), Health::new(), shutdown).await
+}
+
+/// Serves on an already bound listener, with a [`Health`] the service updates.
+///
+/// # Errors
+/// The server fails.
+pub async fn serve_on(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    axum::serve(listener, app(registry, health))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics server on {addr}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::histogram::Histogram;
+    use tower::ServiceExt;
+
+    fn registry() -> (Registry, Counter, CounterVec) {
+        let mut r = Registry::with_prefix("dtwin_test");
+        let c = Counter::default();
+        r.register("messages_in", "Messages received", c.clone());
+        let f = CounterVec::default();
+        r.register("rejected", "Rejected by reason", f.clone());
+        let h = Histogram::new(latency_buckets());
+        r.register("processing_seconds", "Latency", h.clone());
+        h.observe(0.002);
+        (r, c, f)
+    }
+
+    async fn get(app: Router, path: &str) -> (StatusCode, String, String) {
+        let res = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let ct = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, ct, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn metrics_and_health_are_served() {
+        let (r, c, f) = registry();
+        c.inc_by(3);
+        f.get_or_create(&label("reason", "not_json")).inc();
+        let health = Health::new();
+        let app = app(Arc::new(r), health.clone());
+        let (status, ct, body) = get(app.clone(), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ct, METRICS_CONTENT_TYPE);
+        assert!(body.contains("dtwin_test_messages_in_total 3"), "{body}");
+        assert!(
+            body.contains("dtwin_test_rejected_total{reason=\"not_json\"} 1"),
+            "{body}"
+        );
+        assert!(body.contains("dtwin_test_processing_seconds_bucket{le=\"0.00256\"} 1"));
+        assert!(body.ends_with("# EOF\n"));
+        assert_eq!(get(app.clone(), "/healthz").await.0, StatusCode::OK);
+        health.set_unhealthy("broker unreachable");
+        let (status, _, body) = get(app.clone(), "/healthz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("broker unreachable"));
+        health.set_healthy();
+        assert_eq!(get(app.clone(), "/healthz").await.0, StatusCode::OK);
+        assert_eq!(get(app, "/nope").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn serve_answers_over_tcp_and_stops_on_shutdown() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (r, c, _) = registry();
+        c.inc();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_on(
+            listener,
+            Arc::new(r),
+            Health::new(),
+            shutdown.clone(),
+        ));
+        let mut text = String::new();
+        for _ in 0..100 {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                s.read_to_string(&mut text).await.unwrap();
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.contains("dtwin_test_messages_in_total 1"), "{text}");
+        // A second server on the same port is a clear error naming it.
+        let again = serve(addr, Registry::default(), CancellationToken::new()).await;
+        assert!(again.unwrap_err().to_string().contains(&addr.to_string()));
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+    }
+}

@@ -159,6 +159,7 @@ fn what_if_equals_the_streaming_services_on_the_same_readings() {
                 "dtwin/v1/machines/what-if/telemetry",
                 &to_json(&t),
                 now,
+                seq,
                 &mut out,
             );
             last = out.pop();

@@ -189,6 +189,26 @@ pub struct FeatureOpts {
     /// hashing over the live instances); unset: the only instance.
     #[arg(long, env = "DTWIN_INSTANCE")]
     pub instance: Option<String>,
+    /// Worker tasks machines are sharded over (by a hash of the machine id).
+    #[arg(long, env = "DTWIN_FEATURE_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+    /// Reorder tolerance: readings a missing one may be overtaken by before it counts as a gap
+    /// (0: no reordering; later readings are dead-lettered as too_late).
+    #[arg(long, env = "DTWIN_REORDER_TOLERANCE", default_value_t = 4)]
+    pub reorder_tolerance: u64,
+    /// Longest a reading waits for a missing earlier one, in milliseconds.
+    #[arg(long, env = "DTWIN_REORDER_HOLD_MS", default_value_t = 500)]
+    pub reorder_hold_ms: u64,
+    /// Seconds a silent machine keeps its window (then it restarts cold).
+    #[arg(long, env = "DTWIN_IDLE_EVICT_S", default_value_t = 600)]
+    pub idle_evict_s: u64,
+    /// Feature set: default (what the shipped model is trained on) or extended (adds min/max,
+    /// time windows, EWMA, deltas, threshold flags; needs a model trained on it).
+    #[arg(long, env = "DTWIN_FEATURE_SET", default_value = "default")]
+    pub feature_set: dtwin_features::FeatureSetKind,
+    /// Serve Prometheus /metrics and /healthz on this address (off when unset).
+    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `dtwin inference`: the inference flags plus scale-out.
@@ -281,6 +301,14 @@ impl FeatureOpts {
         c.prefix = prefix.to_owned();
         c.telemetry_qos = dtwin_bus::qos_from_u8(self.telemetry_qos).map_err(anyhow::Error::msg)?;
         c.instance = self.instance.clone();
+        c.workers = usize::from(self.workers);
+        c.order = dtwin_feature::OrderConfig {
+            tolerance: self.reorder_tolerance,
+            max_hold_ms: self.reorder_hold_ms,
+        };
+        c.idle_evict = std::time::Duration::from_secs(self.idle_evict_s);
+        c.window.feature_set = self.feature_set;
+        c.metrics_listen = self.metrics_listen;
         Ok(c)
     }
 }

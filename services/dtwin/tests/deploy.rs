@@ -75,6 +75,7 @@ async fn inference_swaps_to_a_deployed_model_and_refuses_a_mismatched_one() {
                     "dtwin/v1/machines/m-1/telemetry",
                     &to_json(&t),
                     dtwin_schema::time_fmt::now(),
+                    seq,
                     &mut out,
                 );
                 for o in out {

@@ -3,20 +3,42 @@
 //! `{prefix}/deadletter/feature` with a machine-readable reason, and the stream goes on.
 //!
 //! # Layout
-//! - [`processor`]: [`Processor`], the pure core (bytes in, publishes out), tested without a broker.
-//! - [`run`]: the async shell: one connection, one worker that owns every machine's window,
-//!   so one machine's readings are handled in order and its state needs no lock.
+//! - [`order`]: [`order::Sequencer`], per-machine event order by `seq` (duplicates, reordering
+//!   within a tolerance, gaps, too late, publisher restarts); pure.
+//! - [`processor`]: [`Processor`], the pure core (bytes in, publishes out), tested without a
+//!   broker.
+//! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
+//! - [`run`]: the async shell. The MQTT poll task hands messages to one dispatcher, which
+//!   shards machines by a stable hash of their id over `workers` worker tasks through bounded
+//!   queues; each worker owns its machines' windows, so one machine's readings are handled in
+//!   order by one task and its state needs no lock.
 
+pub mod metrics;
+pub mod order;
 pub mod processor;
 
-pub use processor::{Outgoing, Processor, ProcessorStats};
+pub use metrics::FeatureMetrics;
+pub use order::OrderConfig;
+pub use processor::{Outgoing, Processor, ProcessorConfig, ProcessorStats};
 
-use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
+use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
+use dtwin_cluster::Membership;
 use dtwin_features::WindowConfig;
 use dtwin_schema::{TopicKind, Topics};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+/// Messages queued per worker. When a worker falls behind, the dispatcher waits on its queue,
+/// which stops the MQTT inbox and, through it, the socket: backpressure instead of memory.
+pub const WORKER_QUEUE: usize = 1024;
+
+/// How often workers release held readings and evict idle machines.
+pub const TICK: Duration = Duration::from_millis(100);
 
 /// Settings of the feature service.
 #[derive(Debug, Clone)]
@@ -34,6 +56,14 @@ pub struct FeatureConfig {
     /// This instance's name when several feature services share the fleet (scale-out, see
     /// `dtwin-cluster`); `None`: the only instance, owning every machine.
     pub instance: Option<String>,
+    /// Worker tasks machines are sharded over (at least 1).
+    pub workers: usize,
+    /// Reorder tolerance.
+    pub order: OrderConfig,
+    /// Seconds a silent machine keeps its window.
+    pub idle_evict: Duration,
+    /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl FeatureConfig {
@@ -46,14 +76,43 @@ impl FeatureConfig {
             telemetry_qos: QoS::AtMostOnce,
             window: WindowConfig::default(),
             instance: None,
+            workers: 2,
+            order: OrderConfig::default(),
+            idle_evict: Duration::from_secs(600),
+            metrics_listen: None,
         }
     }
+
+    fn processor_config(&self) -> ProcessorConfig {
+        ProcessorConfig {
+            window: self.window.clone(),
+            order: self.order,
+            idle_evict_ms: u64::try_from(self.idle_evict.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// What the dispatcher sends a worker.
+enum Work {
+    /// A telemetry message.
+    Telemetry {
+        msg: dtwin_bus::Message,
+        received: Instant,
+    },
+    /// The cluster changed: keep only machines this instance owns.
+    Retain(Membership),
+}
+
+/// The worker index for a machine id (stable across restarts and instances).
+pub fn shard(machine: &str, workers: usize) -> usize {
+    (dtwin_cluster::stable_hash(&[machine.as_bytes()]) % workers.max(1) as u64) as usize
 }
 
 /// Runs the feature service until `shutdown` fires.
 ///
 /// # Errors
-/// Only when publishing fails because the connection was closed under it.
+/// The metrics port cannot be bound, or publishing fails because the connection was closed
+/// under it.
 pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let topics = Topics::new(&config.prefix);
     let mut node = dtwin_cluster::Node::new(
@@ -61,6 +120,16 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
         processor::SERVICE,
         config.instance.as_deref(),
     );
+    let workers = config.workers.max(1);
+    let mut registry = dtwin_obs::Registry::with_prefix("dtwin_feature");
+    let metrics = FeatureMetrics::register(&mut registry, workers);
+    let health = dtwin_obs::Health::new();
+    let mut tasks = JoinSet::new();
+    if let Some(listen) = config.metrics_listen {
+        let listener = dtwin_obs::bind(listen).await?;
+        let (registry, health, stop) = (Arc::new(registry), health.clone(), shutdown.clone());
+        tasks.spawn(async move { dtwin_obs::serve_on(listener, registry, health, stop).await });
+    }
     let mut subs = vec![Subscription::new(
         topics.all(TopicKind::Telemetry),
         config.telemetry_qos,
@@ -83,57 +152,184 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
             .publish(topic, QoS::AtLeastOnce, true, payload)
             .await?;
     }
-    let mut processor = Processor::new(topics.clone(), &config.window);
+    let epoch = Instant::now();
+    let mut queues = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = mpsc::channel(WORKER_QUEUE);
+        queues.push(tx);
+        let processor = Processor::with_config(topics.clone(), config.processor_config());
+        let ctx = WorkerCtx {
+            index: i,
+            client: conn.client.clone(),
+            metrics: metrics.clone(),
+            epoch,
+        };
+        tasks.spawn(worker(ctx, processor, rx));
+    }
+    info!(broker = %config.broker, workers, feature_set = %dtwin_features::feature_set(&config.window).1, "feature service started");
     let mut not_mine: u64 = 0;
-    info!(broker = %config.broker, feature_set = processor.feature_set(), "feature service started");
-    let mut out = Vec::new();
+    let mut failed = None;
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
             msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
+            Some(done) = tasks.join_next() => {
+                // A worker or the metrics server ended before shutdown: stop and report it.
+                failed = Some(match done {
+                    Ok(Ok(())) => anyhow::anyhow!("a feature worker stopped"),
+                    Ok(Err(e)) => e,
+                    Err(e) => anyhow::anyhow!("a feature worker panicked: {e}"),
+                });
+                break;
+            }
         };
+        health_from_link(&health, &conn.client);
         if let Some(change) = node.handle(&msg.topic, &msg.payload) {
             if let Some(change) = change {
                 info!(?change, members = ?node.membership().members().collect::<Vec<_>>(), "feature cluster changed");
-                processor.retain_machines(|id| node.owns(id));
+                for q in &queues {
+                    if q.send(Work::Retain(node.membership().clone()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
             }
             continue;
         }
-        if let Some((_, machine)) = topics.parse(&msg.topic) {
+        // Topics that do not parse go to worker 0, which dead-letters them.
+        let machine = topics.parse(&msg.topic).map(|(_, m)| m);
+        if let Some(machine) = machine {
             if !node.owns(machine) {
                 not_mine += 1;
                 continue;
             }
         }
-        processor.handle(
-            &msg.topic,
-            &msg.payload,
-            dtwin_schema::time_fmt::now(),
-            &mut out,
-        );
-        for o in out.drain(..) {
-            if let Outgoing::DeadLetter { reason, .. } = &o {
-                debug!(topic = %msg.topic, reason = reason.as_str(), "telemetry rejected");
-            }
-            let (topic, payload) = o.into_parts();
-            conn.client
-                .publish(topic, QoS::AtLeastOnce, false, payload)
-                .await?;
+        let i = machine.map_or(0, |m| shard(m, workers));
+        let work = Work::Telemetry {
+            msg,
+            received: Instant::now(),
+        };
+        if queues[i].send(work).await.is_err() {
+            break;
         }
+        metrics.queue_depth(i, WORKER_QUEUE - queues[i].capacity());
     }
-    let stats = processor.stats();
-    info!(
-        processed = stats.processed,
-        rejected = stats.rejected,
-        machines = stats.machines,
-        not_mine,
-        "feature service stopping"
-    );
+    // Closing the queues lets each worker finish what it holds, then stop.
+    drop(queues);
+    let drained = tokio::time::timeout(Duration::from_millis(1500), async {
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Err(e)) if failed.is_none() => failed = Some(e),
+                Err(e) if !e.is_cancelled() => warn!(error = %e, "feature task failed"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        warn!("feature workers did not finish in time");
+        tasks.abort_all();
+    }
+    info!(not_mine, "feature service stopping");
     if tokio::time::timeout(Duration::from_secs(1), conn.close())
         .await
         .is_err()
     {
         warn!("feature service did not disconnect in time");
     }
+    match failed {
+        Some(e) if !shutdown.is_cancelled() => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn health_from_link(health: &dtwin_obs::Health, client: &BusClient) {
+    match client.state() {
+        dtwin_bus::LinkState::Subscribed => health.set_healthy(),
+        other => health.set_unhealthy(format!("broker link {other:?}")),
+    }
+}
+
+struct WorkerCtx {
+    index: usize,
+    client: BusClient,
+    metrics: FeatureMetrics,
+    epoch: Instant,
+}
+
+impl WorkerCtx {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn publish(&self, out: &mut Vec<Outgoing>) -> anyhow::Result<()> {
+        for o in out.drain(..) {
+            match &o {
+                Outgoing::DeadLetter { reason, .. } => {
+                    debug!(reason = reason.as_str(), "telemetry rejected");
+                    self.metrics.rejected(reason.as_str());
+                }
+                Outgoing::Features { .. } => {
+                    self.metrics.messages_out.inc();
+                }
+            }
+            let (topic, payload) = o.into_parts();
+            self.client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// One shard: owns its machines' windows, handles their messages in arrival order.
+async fn worker(
+    ctx: WorkerCtx,
+    mut processor: Processor,
+    mut rx: mpsc::Receiver<Work>,
+) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = processor.stats();
+    loop {
+        tokio::select! {
+            biased;
+            work = rx.recv() => match work {
+                Some(Work::Telemetry { msg, received }) => {
+                    processor.handle(&msg.topic, &msg.payload, dtwin_schema::time_fmt::now(), ctx.now_ms(), &mut out);
+                    ctx.publish(&mut out).await?;
+                    ctx.metrics.processing.observe(received.elapsed().as_secs_f64());
+                    ctx.metrics.queue_depth(ctx.index, rx.len());
+                }
+                Some(Work::Retain(membership)) => processor.retain_machines(|id| membership.owns(id)),
+                None => break,
+            },
+            _ = tick.tick() => {
+                processor.tick(dtwin_schema::time_fmt::now(), ctx.now_ms(), &mut out);
+                ctx.publish(&mut out).await?;
+                ctx.metrics.queue_depth(ctx.index, rx.len());
+            }
+        }
+        let now = processor.stats();
+        ctx.metrics.add(&last, &now);
+        ctx.metrics.gauges(ctx.index, &now);
+        last = now;
+    }
+    // Readings still held for reordering are released before stopping.
+    processor.tick(dtwin_schema::time_fmt::now(), u64::MAX, &mut out);
+    ctx.publish(&mut out).await?;
+    let stats = processor.stats();
+    info!(
+        worker = ctx.index,
+        processed = stats.processed,
+        rejected = stats.rejected,
+        duplicates = stats.duplicates,
+        gaps = stats.gaps,
+        machines = stats.machines,
+        "feature worker stopping"
+    );
     Ok(())
 }

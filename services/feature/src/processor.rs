@@ -1,10 +1,16 @@
 //! The pure core of the feature service: one telemetry payload in, publishes out.
+//!
+//! Per payload: the topic's machine id, then [`Telemetry::decode_many`] (one reading or a
+//! gateway batch), then per reading: topic/payload machine check, the machine's
+//! [`Sequencer`] (duplicates, reordering, gaps, too late), and its [`MachineWindow`].
+//! Everything it cannot use becomes a dead letter with a reason; nothing else stops.
 
+use crate::order::{Fate, OrderConfig, Released, Sequencer};
 use dtwin_features::{feature_set, MachineWindow, WindowConfig};
 use dtwin_schema::{
     to_json, DeadLetter, MachineId, RejectReason, Rejection, Telemetry, TopicKind, Topics,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
 /// The name under which this service dead-letters.
@@ -47,33 +53,93 @@ impl Outgoing {
 pub struct ProcessorStats {
     /// Readings turned into features.
     pub processed: u64,
-    /// Inputs dead-lettered.
+    /// Inputs (payloads or readings of a batch) dead-lettered.
     pub rejected: u64,
     /// Machines with a window.
     pub machines: usize,
+    /// Payloads received.
+    pub messages: u64,
+    /// Readings decoded (a batch counts each reading).
+    pub readings: u64,
+    /// Readings dropped as duplicates (seen before by `seq`).
+    pub duplicates: u64,
+    /// Readings missing by `seq` (lost, or given up on after the reorder tolerance).
+    pub gaps: u64,
+    /// Readings that arrived out of order and were put back in order.
+    pub reordered: u64,
+    /// Publishers that restarted their sequence.
+    pub restarts: u64,
+    /// Idle machines whose window was dropped.
+    pub evicted: u64,
+    /// Readings currently held waiting for missing ones.
+    pub held: u64,
 }
 
-/// Every machine's window and the topic/feature-set context.
+/// Settings of the pure core.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessorConfig {
+    /// Window sizes, missing-value policy and feature set.
+    pub window: WindowConfig,
+    /// Reorder tolerance.
+    pub order: OrderConfig,
+    /// A machine silent this long (milliseconds of the caller's clock) loses its window; when
+    /// it reports again its window starts cold.
+    pub idle_evict_ms: u64,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            window: WindowConfig::default(),
+            order: OrderConfig::default(),
+            idle_evict_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+struct Machine {
+    window: MachineWindow,
+    order: Sequencer,
+    last_seen_ms: u64,
+}
+
+/// Every machine's window and order state, and the topic/feature-set context.
 pub struct Processor {
     topics: Topics,
-    cfg: WindowConfig,
+    cfg: ProcessorConfig,
     names: Vec<String>,
     hash: String,
-    windows: HashMap<MachineId, MachineWindow>,
+    machines: HashMap<MachineId, Machine>,
+    /// Machines holding readings (checked by [`Processor::tick`]).
+    holding: HashSet<MachineId>,
     stats: ProcessorStats,
+    released: Vec<Released>,
 }
 
 impl Processor {
-    /// A processor with no machines yet.
+    /// A processor with no machines yet, default order and eviction settings.
     pub fn new(topics: Topics, cfg: &WindowConfig) -> Self {
-        let (names, hash) = feature_set(cfg);
+        Self::with_config(
+            topics,
+            ProcessorConfig {
+                window: cfg.clone(),
+                ..ProcessorConfig::default()
+            },
+        )
+    }
+
+    /// A processor with no machines yet.
+    pub fn with_config(topics: Topics, cfg: ProcessorConfig) -> Self {
+        let (names, hash) = feature_set(&cfg.window);
         Self {
             topics,
-            cfg: cfg.clone(),
+            cfg,
             names,
             hash,
-            windows: HashMap::new(),
+            machines: HashMap::new(),
+            holding: HashSet::new(),
             stats: ProcessorStats::default(),
+            released: Vec::new(),
         }
     }
 
@@ -85,89 +151,196 @@ impl Processor {
     /// Counters since start.
     pub fn stats(&self) -> ProcessorStats {
         ProcessorStats {
-            machines: self.windows.len(),
+            machines: self.machines.len(),
+            held: self
+                .holding
+                .iter()
+                .filter_map(|id| self.machines.get(id))
+                .map(|m| m.order.held() as u64)
+                .sum(),
             ..self.stats
         }
+    }
+
+    /// Bytes of window state across machines.
+    pub fn state_bytes(&self) -> usize {
+        self.machines
+            .values()
+            .map(|m| m.window.state_bytes() + std::mem::size_of::<Machine>())
+            .sum()
     }
 
     /// Forgets the windows of machines `keep` rejects (they moved to another instance); if one
     /// comes back, its window starts again, cold.
     pub fn retain_machines(&mut self, keep: impl Fn(&str) -> bool) {
-        self.windows.retain(|id, _| keep(id.as_str()));
+        self.machines.retain(|id, _| keep(id.as_str()));
+        let machines = &self.machines;
+        self.holding.retain(|id| machines.contains_key(id));
     }
 
-    /// Handles one payload received on `topic`, appending what to publish to `out`.
+    /// Handles one payload received on `topic` at `now` (wall clock, stamped on the features)
+    /// and `now_ms` (a monotonic clock for reorder holds and eviction), appending what to
+    /// publish to `out`.
     pub fn handle(
         &mut self,
         topic: &str,
         payload: &[u8],
         now: OffsetDateTime,
+        now_ms: u64,
         out: &mut Vec<Outgoing>,
     ) {
-        match self.decode(topic, payload) {
-            Ok(t) => {
-                let window = self
-                    .windows
-                    .entry(t.machine_id.clone())
-                    .or_insert_with(|| MachineWindow::new(&self.cfg));
-                let fv = window.update(&t);
-                let msg = fv.to_message(&self.names, &self.hash, &t, now);
-                self.stats.processed += 1;
-                out.push(Outgoing::Features {
-                    topic: self.topics.features(&t.machine_id),
-                    payload: to_json(&msg),
-                });
-            }
-            Err((rejection, machine_id)) => {
-                self.stats.rejected += 1;
-                let mut dl =
-                    DeadLetter::new(SERVICE, topic, payload, rejection.reason, rejection.detail);
-                dl.machine_id = machine_id;
-                out.push(Outgoing::DeadLetter {
-                    topic: self.topics.deadletter(SERVICE),
-                    reason: rejection.reason,
-                    payload: to_json(&dl),
-                });
-            }
+        self.stats.messages += 1;
+        let topic_id = match self.topic_machine(topic) {
+            Ok(id) => id,
+            Err(rejection) => return self.reject(topic, payload, rejection, None, out),
+        };
+        let readings = match Telemetry::decode_many(payload) {
+            Ok(r) => r,
+            Err(rejection) => return self.reject(topic, payload, rejection, Some(topic_id), out),
+        };
+        for reading in readings {
+            let t = match reading {
+                Ok(t) if t.machine_id == topic_id => t,
+                Ok(t) => {
+                    let r = Rejection::new(
+                        RejectReason::TopicMismatch,
+                        format!(
+                            "payload machine_id {} differs from topic machine id {topic_id}",
+                            t.machine_id
+                        ),
+                    );
+                    self.reject(topic, payload, r, Some(topic_id.clone()), out);
+                    continue;
+                }
+                Err(r) => {
+                    self.reject(topic, payload, r, Some(topic_id.clone()), out);
+                    continue;
+                }
+            };
+            self.stats.readings += 1;
+            self.sequence(topic, payload, t, now, now_ms, out);
         }
     }
 
-    fn decode(
-        &self,
+    /// Releases readings held longer than the reorder hold and evicts machines idle longer than
+    /// `idle_evict_ms`; call it every few hundred milliseconds.
+    pub fn tick(&mut self, now: OffsetDateTime, now_ms: u64, out: &mut Vec<Outgoing>) {
+        let holding: Vec<MachineId> = self.holding.drain().collect();
+        for id in holding {
+            let mut released = std::mem::take(&mut self.released);
+            if let Some(m) = self.machines.get_mut(&id) {
+                m.order.expire(&self.cfg.order, now_ms, &mut released);
+                if m.order.held() > 0 {
+                    self.holding.insert(id.clone());
+                }
+            }
+            self.emit(&id, &mut released, now, out);
+            self.released = released;
+        }
+        let idle = self.cfg.idle_evict_ms;
+        let before = self.machines.len();
+        self.machines
+            .retain(|_, m| now_ms.saturating_sub(m.last_seen_ms) < idle || m.order.held() > 0);
+        self.stats.evicted += (before - self.machines.len()) as u64;
+    }
+
+    fn sequence(
+        &mut self,
         topic: &str,
         payload: &[u8],
-    ) -> Result<Telemetry, (Rejection, Option<MachineId>)> {
-        let topic_id = match self.topics.parse(topic) {
-            Some((TopicKind::Telemetry, raw)) => MachineId::parse(raw).map_err(|e| {
-                (
-                    Rejection::new(RejectReason::BadMachineId, format!("topic machine id: {e}")),
-                    None,
-                )
-            })?,
-            _ => {
-                return Err((
-                    Rejection::new(
-                        RejectReason::TopicMismatch,
-                        format!("not a telemetry topic: {topic}"),
-                    ),
-                    None,
-                ))
-            }
-        };
-        let t = Telemetry::decode(payload).map_err(|r| (r, Some(topic_id.clone())))?;
-        if t.machine_id != topic_id {
-            return Err((
-                Rejection::new(
-                    RejectReason::TopicMismatch,
-                    format!(
-                        "payload machine_id {} differs from topic machine id {topic_id}",
-                        t.machine_id
-                    ),
-                ),
-                Some(topic_id),
-            ));
+        t: Telemetry,
+        now: OffsetDateTime,
+        now_ms: u64,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let id = t.machine_id.clone();
+        let seq = t.seq;
+        let window_cfg = &self.cfg.window;
+        let m = self.machines.entry(id.clone()).or_insert_with(|| Machine {
+            window: MachineWindow::new(window_cfg),
+            order: Sequencer::new(),
+            last_seen_ms: now_ms,
+        });
+        m.last_seen_ms = now_ms;
+        let mut released = std::mem::take(&mut self.released);
+        let fate = m.order.push(t, &self.cfg.order, now_ms, &mut released);
+        if m.order.held() > 0 {
+            self.holding.insert(id.clone());
         }
-        Ok(t)
+        match fate {
+            Fate::Accepted => {}
+            Fate::Reordered => self.stats.reordered += 1,
+            Fate::Duplicate => self.stats.duplicates += 1,
+            Fate::Restarted => self.stats.restarts += 1,
+            Fate::TooLate { expected } => {
+                let r = Rejection::new(
+                    RejectReason::TooLate,
+                    format!(
+                        "seq {seq} arrived after seq {} was processed (reorder tolerance: {} readings or {} ms)",
+                        expected.saturating_sub(1),
+                        self.cfg.order.tolerance,
+                        self.cfg.order.max_hold_ms
+                    ),
+                );
+                self.reject(topic, payload, r, Some(id.clone()), out);
+            }
+        }
+        self.emit(&id, &mut released, now, out);
+        self.released = released;
+    }
+
+    /// Turns released readings of machine `id` into feature vectors.
+    fn emit(
+        &mut self,
+        id: &MachineId,
+        released: &mut Vec<Released>,
+        now: OffsetDateTime,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let Some(m) = self.machines.get_mut(id) else {
+            released.clear();
+            return;
+        };
+        for r in released.drain(..) {
+            self.stats.gaps += r.gap;
+            let fv = m.window.update_with_gap(&r.reading, r.gap);
+            let msg = fv.to_message(&self.names, &self.hash, &r.reading, now);
+            self.stats.processed += 1;
+            out.push(Outgoing::Features {
+                topic: self.topics.features(id),
+                payload: to_json(&msg),
+            });
+        }
+    }
+
+    fn reject(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        rejection: Rejection,
+        machine_id: Option<MachineId>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.stats.rejected += 1;
+        let mut dl = DeadLetter::new(SERVICE, topic, payload, rejection.reason, rejection.detail);
+        dl.machine_id = machine_id;
+        out.push(Outgoing::DeadLetter {
+            topic: self.topics.deadletter(SERVICE),
+            reason: rejection.reason,
+            payload: to_json(&dl),
+        });
+    }
+
+    fn topic_machine(&self, topic: &str) -> Result<MachineId, Rejection> {
+        match self.topics.parse(topic) {
+            Some((TopicKind::Telemetry, raw)) => MachineId::parse(raw).map_err(|e| {
+                Rejection::new(RejectReason::BadMachineId, format!("topic machine id: {e}"))
+            }),
+            _ => Err(Rejection::new(
+                RejectReason::TopicMismatch,
+                format!("not a telemetry topic: {topic}"),
+            )),
+        }
     }
 }
 
@@ -199,6 +372,7 @@ mod tests {
             "dtwin/v1/machines/m-1/telemetry",
             &good("m-1", 1),
             OffsetDateTime::UNIX_EPOCH,
+            0,
             &mut out,
         );
         let [Outgoing::Features { topic, payload }] = &out[..] else {
@@ -247,7 +421,7 @@ mod tests {
         ];
         for (topic, payload, want) in cases {
             out.clear();
-            p.handle(topic, payload, OffsetDateTime::UNIX_EPOCH, &mut out);
+            p.handle(topic, payload, OffsetDateTime::UNIX_EPOCH, 0, &mut out);
             let [Outgoing::DeadLetter {
                 topic: dl_topic,
                 reason,
@@ -267,16 +441,146 @@ mod tests {
             "dtwin/v1/machines/m-1/telemetry",
             &good("m-1", 3),
             OffsetDateTime::UNIX_EPOCH,
+            0,
             &mut out,
         );
         assert!(matches!(out[..], [Outgoing::Features { .. }]));
+        let stats = p.stats();
         assert_eq!(
-            p.stats(),
-            ProcessorStats {
-                processed: 1,
-                rejected: 5,
-                machines: 1
-            }
+            (
+                stats.processed,
+                stats.rejected,
+                stats.machines,
+                stats.messages
+            ),
+            (1, 5, 1, 6)
         );
+    }
+
+    fn features_of(out: &[Outgoing]) -> Vec<Features> {
+        out.iter()
+            .filter_map(|o| match o {
+                Outgoing::Features { payload, .. } => Some(from_json(payload).unwrap()),
+                Outgoing::DeadLetter { .. } => None,
+            })
+            .collect()
+    }
+
+    fn reasons(out: &[Outgoing]) -> Vec<RejectReason> {
+        out.iter()
+            .filter_map(|o| match o {
+                Outgoing::DeadLetter { reason, .. } => Some(*reason),
+                Outgoing::Features { .. } => None,
+            })
+            .collect()
+    }
+
+    const T: &str = "dtwin/v1/machines/gw-1/telemetry";
+
+    #[test]
+    fn a_gateway_batch_is_processed_in_order_and_bad_readings_go_alone() {
+        let mut p = processor();
+        let mut out = Vec::new();
+        let readings: Vec<String> = (1..=5)
+            .map(|i| String::from_utf8(good("gw-1", i)).unwrap())
+            .collect();
+        let mut items = readings.clone();
+        items[2] = items[2].replace("36.0", "\"hot\"");
+        let batch = format!("[{}]", items.join(","));
+        p.handle(T, batch.as_bytes(), OffsetDateTime::UNIX_EPOCH, 0, &mut out);
+        let seqs: Vec<u64> = features_of(&out).iter().map(|f| f.seq).collect();
+        // Reading 3 is rejected on its own; 4 waits for it, then is released with a gap.
+        assert_eq!(reasons(&out), [RejectReason::WrongType]);
+        assert_eq!(seqs, [1, 2]);
+        out.clear();
+        p.tick(OffsetDateTime::UNIX_EPOCH, 10_000, &mut out);
+        let f = features_of(&out);
+        assert_eq!(
+            f.iter().map(|f| (f.seq, f.gap)).collect::<Vec<_>>(),
+            [(4, 1), (5, 0)]
+        );
+        let s = p.stats();
+        assert_eq!((s.messages, s.readings, s.gaps, s.rejected), (1, 4, 1, 1));
+    }
+
+    #[test]
+    fn duplicates_are_dropped_reorders_fixed_and_late_readings_dead_lettered() {
+        let mut p = processor();
+        let mut out = Vec::new();
+        for seq in [1, 2, 2, 4, 3, 5, 1] {
+            p.handle(
+                T,
+                &good("gw-1", seq),
+                OffsetDateTime::UNIX_EPOCH,
+                0,
+                &mut out,
+            );
+        }
+        let seqs: Vec<u64> = features_of(&out).iter().map(|f| f.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        assert!(
+            reasons(&out).is_empty(),
+            "duplicates are counted, not dead-lettered"
+        );
+        let s = p.stats();
+        assert_eq!((s.duplicates, s.reordered, s.gaps), (2, 1, 0));
+        // 6 is lost and given up on after 4 later readings; when it comes, it is too late.
+        out.clear();
+        for seq in [7, 8, 9, 10, 6] {
+            p.handle(
+                T,
+                &good("gw-1", seq),
+                OffsetDateTime::UNIX_EPOCH,
+                0,
+                &mut out,
+            );
+        }
+        let f = features_of(&out);
+        assert_eq!(f[0].seq, 7);
+        assert_eq!(f[0].gap, 1, "the gap is flagged on the vector after it");
+        assert_eq!(reasons(&out), [RejectReason::TooLate]);
+        let Outgoing::DeadLetter { payload, .. } = out.last().unwrap() else {
+            panic!()
+        };
+        let dl: DeadLetter = from_json(payload).unwrap();
+        assert!(dl.detail.contains("seq 6"), "{}", dl.detail);
+        assert_eq!(dl.machine_id.unwrap().as_str(), "gw-1");
+    }
+
+    #[test]
+    fn idle_machines_are_evicted_and_come_back_cold() {
+        let mut p = Processor::with_config(
+            Topics::default(),
+            ProcessorConfig {
+                idle_evict_ms: 1_000,
+                ..ProcessorConfig::default()
+            },
+        );
+        let mut out = Vec::new();
+        for seq in 1..=12 {
+            p.handle(
+                T,
+                &good("gw-1", seq),
+                OffsetDateTime::UNIX_EPOCH,
+                0,
+                &mut out,
+            );
+        }
+        assert!(!features_of(&out).last().unwrap().cold);
+        p.tick(OffsetDateTime::UNIX_EPOCH, 999, &mut out);
+        assert_eq!(p.stats().machines, 1);
+        p.tick(OffsetDateTime::UNIX_EPOCH, 1_000, &mut out);
+        assert_eq!((p.stats().machines, p.stats().evicted), (0, 1));
+        out.clear();
+        p.handle(
+            T,
+            &good("gw-1", 13),
+            OffsetDateTime::UNIX_EPOCH,
+            2_000,
+            &mut out,
+        );
+        let f = features_of(&out);
+        assert!(f[0].cold, "a rebuilt window is cold");
+        assert_eq!(f[0].window_len, 1);
     }
 }

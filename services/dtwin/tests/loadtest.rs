@@ -37,6 +37,12 @@ async fn a_light_load_is_reported_consistently() {
         "{r:?}"
     );
     assert!(r.verdicts_per_s <= r.offered_per_s);
+    let delivered = r.delivered_per_s.expect("feature vectors probed");
+    assert!(delivered <= r.offered_per_s && r.verdicts_per_s <= delivered + 1e-9);
+    assert_eq!(r.steps.len(), 1);
+    assert!(r.ramp.is_none());
+    assert_eq!(r.processes[0].name, "loadtest");
+    assert!(r.worst_machines.is_empty());
     assert_eq!(r.lost, 0, "a light load loses nothing: {r:?}");
     assert_eq!(r.loss_pct, 0.0);
     let l = r.latency.expect("latencies measured");
@@ -47,6 +53,13 @@ async fn a_light_load_is_reported_consistently() {
     let json: serde_json::Value = serde_json::to_value(&r).unwrap();
     for field in [
         "machines",
+        "target",
+        "delivered_per_s",
+        "worst_machines",
+        "cpu_by_thread",
+        "processes",
+        "steps",
+        "ramp",
         "rate_hz",
         "connections",
         "qos",
@@ -64,4 +77,17 @@ async fn a_light_load_is_reported_consistently() {
         assert!(json.get(field).is_some(), "JSON has {field}");
     }
     assert_eq!(json["broker"], "embedded");
+    assert_eq!(json["target"], "in-process");
+    for field in ["p50_ms", "p95_ms", "p99_ms", "max_ms"] {
+        assert!(
+            json["latency"][field].is_number(),
+            "JSON latency has {field}"
+        );
+    }
+    // The broker's threads and the services' tokio threads both used CPU in the window.
+    let groups: Vec<&str> = r.cpu_by_thread.iter().map(|(g, _)| g.as_str()).collect();
+    assert!(
+        groups.contains(&"broker") && groups.contains(&"tokio"),
+        "{groups:?}"
+    );
 }

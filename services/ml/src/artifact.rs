@@ -41,6 +41,20 @@ pub enum ArtifactError {
     /// A named value does not belong to this model's features.
     #[error("unknown feature {0:?}")]
     UnknownFeature(String),
+    /// A floor rule names a feature the model does not have.
+    #[error("floor rule on {0:?}, which is not one of the model's features")]
+    FloorRule(String),
+}
+
+/// An expert rule that raises the probability to 1 when it fires: the row's value of
+/// `feature` is above `above`. Used where a physical failure condition is known exactly (AI4I's
+/// heat-dissipation, power and overstrain rules); the forest handles the rest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FloorRule {
+    /// Feature name (one of the artifact's `feature_names`).
+    pub feature: String,
+    /// The rule fires when the value is strictly above this.
+    pub above: f32,
 }
 
 /// How a model was trained.
@@ -81,6 +95,10 @@ pub struct ModelArtifact {
     pub metrics: serde_json::Value,
     /// How the model was trained.
     pub training: TrainingMeta,
+    /// Expert rules that raise the probability to 1 (see [`ModelArtifact::predict_row`]);
+    /// empty for the twin models. Absent in older artifacts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floor_rules: Vec<FloorRule>,
     /// The trees.
     pub forest: Forest,
 }
@@ -108,8 +126,15 @@ impl ModelArtifact {
             label: label.into(),
             metrics: serde_json::Value::Null,
             training,
+            floor_rules: Vec::new(),
             forest,
         }
+    }
+
+    /// Set the floor rules.
+    pub fn with_floor_rules(mut self, rules: Vec<FloorRule>) -> Self {
+        self.floor_rules = rules;
+        self
     }
 
     /// Set the version.
@@ -153,7 +178,51 @@ impl ModelArtifact {
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(ArtifactError::Threshold(self.threshold));
         }
+        if let Some(r) = self
+            .floor_rules
+            .iter()
+            .find(|r| !self.feature_names.contains(&r.feature))
+        {
+            return Err(ArtifactError::FloorRule(r.feature.clone()));
+        }
         Ok(())
+    }
+
+    /// The model's probability for one row in `feature_names` order: the forest's, raised to 1
+    /// when a floor rule fires. Equals `forest.predict_proba_row` when there are no rules.
+    pub fn predict_row(&self, row: &[f32]) -> f32 {
+        let p = self.forest.predict_proba_row(row);
+        if self.floor_fires(row) {
+            1.0
+        } else {
+            p
+        }
+    }
+
+    /// [`ModelArtifact::predict_row`] for every row of `x` (batched, parallel when large).
+    pub fn predict(&self, x: ndarray::ArrayView2<f32>) -> Vec<f32> {
+        let mut p = self.forest.predict_proba(x);
+        if !self.floor_rules.is_empty() {
+            for (pi, row) in p.iter_mut().zip(x.outer_iter()) {
+                if row
+                    .as_slice()
+                    .map_or_else(|| self.floor_fires(&row.to_vec()), |r| self.floor_fires(r))
+                {
+                    *pi = 1.0;
+                }
+            }
+        }
+        p
+    }
+
+    fn floor_fires(&self, row: &[f32]) -> bool {
+        self.floor_rules.iter().any(|r| {
+            self.feature_names
+                .iter()
+                .position(|n| *n == r.feature)
+                .and_then(|i| row.get(i))
+                .is_some_and(|&v| v > r.above)
+        })
     }
 
     /// Pretty JSON bytes.

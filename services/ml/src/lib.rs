@@ -36,7 +36,7 @@ pub mod artifact;
 pub mod forest;
 pub mod metrics;
 
-pub use artifact::{ArtifactError, ModelArtifact, TrainingMeta, ARTIFACT_SCHEMA};
+pub use artifact::{ArtifactError, FloorRule, ModelArtifact, TrainingMeta, ARTIFACT_SCHEMA};
 pub use forest::{ClassWeight, Forest, ForestParams, MaxFeatures, MlError};
 
 #[cfg(test)]

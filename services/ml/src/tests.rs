@@ -336,6 +336,39 @@ fn artifact_validation_rejects_mismatches() {
         ModelArtifact::from_json(b"{}"),
         Err(ArtifactError::Json(_))
     ));
+    assert!(matches!(
+        reject(&|a| a.floor_rules = vec![FloorRule {
+            feature: "zz".into(),
+            above: 0.0
+        }]),
+        Some(ArtifactError::FloorRule(_))
+    ));
+}
+
+#[test]
+fn floor_rules_raise_the_probability_and_old_artifacts_have_none() {
+    let plain = artifact();
+    // An artifact written before floor rules existed has no such field: it still loads.
+    let mut json: serde_json::Value = serde_json::from_slice(&plain.to_json()).unwrap();
+    assert!(
+        json.get("floor_rules").is_none(),
+        "empty rules are not written"
+    );
+    json.as_object_mut().unwrap().remove("floor_rules");
+    let old = ModelArtifact::from_json(&serde_json::to_vec(&json).unwrap()).unwrap();
+    assert!(old.floor_rules.is_empty());
+
+    let a = artifact().with_floor_rules(vec![FloorRule {
+        feature: "c".into(),
+        above: 5.0,
+    }]);
+    let a = ModelArtifact::from_json(&a.to_json()).expect("rules survive the round trip");
+    let (low, high) = ([0.1f32, 0.2, 1.0], [0.1f32, 0.2, 6.0]);
+    assert_eq!(a.predict_row(&low), a.forest.predict_proba_row(&low));
+    assert!(a.forest.predict_proba_row(&high) < 1.0);
+    assert_eq!(a.predict_row(&high), 1.0);
+    let x = ndarray::Array2::from_shape_vec((2, 3), [low, high].concat()).unwrap();
+    assert_eq!(a.predict(x.view()), vec![a.predict_row(&low), 1.0]);
 }
 
 #[test]

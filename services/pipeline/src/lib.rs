@@ -1,14 +1,28 @@
 //! The ML pipeline's data side.
 //!
-//! Training data comes from the twin and goes through [`dtwin_features::MachineWindow`], the
-//! very code the feature service runs, so the model sees in training exactly what it is served.
+//! Training data comes from the twin (simulated in memory or read from a telemetry CSV) and
+//! goes through [`dtwin_features::MachineWindow`], the very code the feature service runs, so
+//! the model sees in training exactly what it is served. AI4I 2020 is read as a table of
+//! independent cycles. Everything here is pure: text and values in, values out.
 //!
 //! # Layout
-//! - [`dataset`]: [`TwinDataSpec`] → [`Dataset`]: simulate, featurise, label ahead.
-//! - [`train`]: split by machine, fit, pick the threshold, evaluate, build the artifact.
+//! - [`load`]: CSV text → telemetry rows or AI4I rows (format told from the header).
+//! - [`dataset`]: [`TwinDataSpec`] / telemetry → [`Dataset`]: featurise, label ahead.
+//! - [`tabular`]: AI4I rows → features (with the physical rules) and floor rules.
+//! - [`events`]: the event-level view (alerts, caught failures, lead time, false alarms).
+//! - [`evaluate`]: metrics, thresholds for targets, cross-validation by machine and time,
+//!   the [`evaluate::EvalReport`] a model card is made of.
+//! - [`modelcard`]: the model card as JSON and HTML.
+//! - [`train`]: split, fit, pick the threshold, evaluate, build the artifact.
 
 pub mod dataset;
+pub mod evaluate;
+pub mod events;
+pub mod load;
+pub mod modelcard;
+pub mod tabular;
 pub mod train;
 
-pub use dataset::{Dataset, TwinDataSpec};
-pub use train::{train_on, train_twin_model, TrainReport, TrainSpec};
+pub use dataset::{Dataset, LabelModes, LabelSpec, TwinDataSpec};
+pub use evaluate::{evaluate, EvalData, EvalOptions, EvalReport, ThresholdTarget};
+pub use train::{train_on, train_tabular, train_twin_model, TrainReport, TrainSpec};

@@ -1,17 +1,26 @@
-//! Training on twin data: split by machine (never by row: one machine's rows are correlated
-//! and would leak), fit on the training machines, choose the threshold on validation
-//! machines, report metrics on held-out test machines, and build the artifact.
+//! Training. Twin data: split by machine (never by row: one machine's rows are correlated and
+//! would leak), fit on the training machines, choose the threshold on validation machines,
+//! report metrics on held-out test machines. AI4I: stratified 80/20 split (seed 42), threshold
+//! from out-of-fold scores of the training part, metrics on the 20 %, 5-fold CV beside them.
 
 use crate::dataset::{build, Dataset, TwinDataSpec};
-use dtwin_ml::metrics::{best_f1_threshold, confusion, pr_auc, roc_auc};
-use dtwin_ml::{Forest, ForestParams, MlError, ModelArtifact, TrainingMeta};
+use crate::evaluate::{
+    choose_threshold, cross_validate, events_at, metrics_at, CrossValidation, CvSpec, EvalData,
+    Metrics, ThresholdTarget,
+};
+use crate::events::{AlertPolicy, EventReport};
+use crate::tabular::{ai4i_floor_rules, Tabular};
+use dtwin_ml::{FloorRule, Forest, ForestParams, MlError, ModelArtifact, TrainingMeta};
 use serde_json::json;
 use std::time::Instant;
+
+/// Default event-recall target the twin threshold is chosen for (on validation machines).
+pub const DEFAULT_EVENT_RECALL_TARGET: f64 = 0.95;
 
 /// What to train.
 #[derive(Debug, Clone)]
 pub struct TrainSpec {
-    /// The data to simulate.
+    /// The data to simulate (when training on the twin in memory).
     pub data: TwinDataSpec,
     /// Forest hyper-parameters.
     pub params: ForestParams,
@@ -19,6 +28,10 @@ pub struct TrainSpec {
     pub model_id: String,
     /// Version written into the artifact.
     pub version: String,
+    /// How to choose the threshold (None: event recall >= 0.95 on twin data, best F1 on AI4I).
+    pub target: Option<ThresholdTarget>,
+    /// Where the data came from, for the artifact (None: the simulation spec).
+    pub source: Option<String>,
 }
 
 /// Held-out metrics of a trained model.
@@ -30,8 +43,10 @@ pub struct TrainReport {
     pub test_rows: usize,
     /// Share of positive rows overall.
     pub positive_rate: f64,
-    /// Decision threshold chosen on the validation machines.
+    /// Decision threshold and how it was chosen.
     pub threshold: f64,
+    /// The target the threshold was chosen for.
+    pub threshold_target: String,
     /// Test accuracy.
     pub accuracy: f64,
     /// Test precision.
@@ -46,6 +61,14 @@ pub struct TrainReport {
     pub pr_auc: f64,
     /// Seconds spent fitting.
     pub fit_seconds: f64,
+    /// All test metrics, with the confusion matrix.
+    pub test: Metrics,
+    /// Event view on the test machines (twin data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventReport>,
+    /// Cross-validation on the training part (AI4I).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_validation: Option<CrossValidation>,
 }
 
 /// Machines with index % 5 == 0 are the test set, == 1 the validation set.
@@ -66,7 +89,33 @@ pub fn train_twin_model(
     train_on(&data, spec, on_tree)
 }
 
-/// Trains and evaluates on an already built data set.
+fn report(
+    train_rows: usize,
+    positive_rate: f64,
+    target: ThresholdTarget,
+    test: Metrics,
+    fit_seconds: f64,
+) -> TrainReport {
+    TrainReport {
+        train_rows,
+        test_rows: test.rows,
+        positive_rate,
+        threshold: test.threshold,
+        threshold_target: target.to_string(),
+        accuracy: test.accuracy,
+        precision: test.precision,
+        recall: test.recall,
+        f1: test.f1,
+        roc_auc: test.roc_auc,
+        pr_auc: test.pr_auc,
+        fit_seconds,
+        test,
+        events: None,
+        cross_validation: None,
+    }
+}
+
+/// Trains and evaluates on an already built twin data set.
 ///
 /// # Errors
 /// [`MlError`] when the data has a single class or is empty.
@@ -75,53 +124,159 @@ pub fn train_on(
     spec: &TrainSpec,
     on_tree: &(dyn Fn() + Sync),
 ) -> Result<(ModelArtifact, TrainReport), MlError> {
+    let policy = AlertPolicy::default();
+    let target = spec
+        .target
+        .unwrap_or(ThresholdTarget::EventRecall(DEFAULT_EVENT_RECALL_TARGET));
     let train_rows = data.rows_where(|m| role(m) >= 2);
     let (x, y) = data.select(&train_rows);
     let started = Instant::now();
     let forest = Forest::fit(x.view(), &y, &spec.params, on_tree)?;
     let fit_seconds = started.elapsed().as_secs_f64();
 
-    let (xv, yv) = data.select(&data.rows_where(|m| role(m) == 1));
-    let threshold = best_f1_threshold(&yv, &forest.predict_proba(xv.view()));
-    let (xt, yt) = data.select(&data.rows_where(|m| role(m) == 0));
+    let wrapped = EvalData::Twin(data.clone());
+    let val_rows = data.rows_where(|m| role(m) == 1);
+    let (xv, _) = data.select(&val_rows);
+    let pv = forest.predict_proba(xv.view());
+    let mut threshold = choose_threshold(&wrapped, &val_rows, &pv, target, &policy);
+    if threshold.is_nan() {
+        // The target is out of reach on the validation machines: fall back to best F1.
+        threshold = choose_threshold(&wrapped, &val_rows, &pv, ThresholdTarget::BestF1, &policy);
+    }
+    let test_rows = data.rows_where(|m| role(m) == 0);
+    let (xt, yt) = data.select(&test_rows);
     let pt = forest.predict_proba(xt.view());
-    let c = confusion(&yt, &pt, threshold);
-    let report = TrainReport {
-        train_rows: y.len(),
-        test_rows: yt.len(),
-        positive_rate: data.positive_rate(),
-        threshold: f64::from(threshold),
-        accuracy: c.accuracy(),
-        precision: c.precision(),
-        recall: c.recall(),
-        f1: c.f1(),
-        roc_auc: roc_auc(&yt, &pt),
-        pr_auc: pr_auc(&yt, &pt),
+    let mut rep = report(
+        y.len(),
+        data.positive_rate(),
+        target,
+        metrics_at(&yt, &pt, threshold),
         fit_seconds,
-    };
+    );
+    rep.events = Some(events_at(data, &test_rows, &pt, threshold, &policy));
+    let source = spec.source.clone().unwrap_or_else(|| {
+        format!(
+            "twin: {} machines x {} steps, seed {}, {} plant s/step",
+            spec.data.machines, spec.data.steps, spec.data.seed, spec.data.plant_seconds_per_step
+        )
+    });
     let meta = TrainingMeta {
         rows: y.len(),
         positives: y.iter().filter(|&&b| b).count(),
         params: spec.params.clone(),
-        source: format!(
-            "twin: {} machines x {} steps, seed {}, {} plant s/step",
-            spec.data.machines, spec.data.steps, spec.data.seed, spec.data.plant_seconds_per_step
-        ),
+        source,
         seconds: fit_seconds,
     };
-    let label = format!(
-        "{} within the next {} readings",
-        if spec.data.include_nok {
-            "failure or NOK part"
-        } else {
-            "failure"
-        },
-        spec.data.horizon
-    );
+    let metrics = json!({
+        "test": rep,
+        "split": "by machine: index % 5 == 0 test, == 1 validation (threshold), rest train",
+        "alert_policy": policy,
+    });
+    let artifact = finish(
+        spec,
+        data.names.clone(),
+        threshold,
+        data.labels.describe(),
+        meta,
+        forest,
+    )
+    .with_metrics(metrics);
+    Ok((artifact, rep))
+}
+
+fn finish(
+    spec: &TrainSpec,
+    names: Vec<String>,
+    threshold: f32,
+    label: String,
+    meta: TrainingMeta,
+    forest: Forest,
+) -> ModelArtifact {
     let created = dtwin_schema::time_fmt::format(dtwin_schema::time_fmt::now());
-    let artifact = ModelArtifact::new(&spec.model_id, data.names.clone(), f64::from(threshold), label, meta, forest)
-        .with_version(&spec.version)
-        .with_created_at(created)
-        .with_metrics(json!({ "test": report, "split": "by machine: index % 5 == 0 test, == 1 validation (threshold), rest train" }));
-    Ok((artifact, report))
+    ModelArtifact::new(
+        &spec.model_id,
+        names,
+        f64::from(threshold),
+        label,
+        meta,
+        forest,
+    )
+    .with_version(&spec.version)
+    .with_created_at(created)
+}
+
+/// Trains on AI4I rows: forest on the 80 % with the physical rules as features and as floor
+/// rules, threshold from 5-fold out-of-fold scores of the 80 %, metrics on the 20 %.
+///
+/// # Errors
+/// [`MlError`] when the data has a single class or is empty.
+pub fn train_tabular(
+    table: &Tabular,
+    spec: &TrainSpec,
+    on_tree: &(dyn Fn() + Sync),
+) -> Result<(ModelArtifact, TrainReport), MlError> {
+    let policy = AlertPolicy::default();
+    let target = spec.target.unwrap_or(ThresholdTarget::BestF1);
+    let floor: Vec<FloorRule> = ai4i_floor_rules();
+    let data = EvalData::Tabular(table.clone());
+    let (train_rows, test_rows) = data.holdout();
+    let cv_spec = CvSpec {
+        k: 5,
+        params: &spec.params,
+        floor_rules: &floor,
+        threshold: 0.5,
+        policy,
+    };
+    let (_, (oof_rows, oof_p)) = cross_validate(&data, &train_rows, &cv_spec, &|| {})?;
+    let mut threshold = choose_threshold(&data, &oof_rows, &oof_p, target, &policy);
+    if threshold.is_nan() {
+        threshold = 0.5;
+    }
+    // CV figures at the chosen threshold.
+    let (cv, _) = cross_validate(
+        &data,
+        &train_rows,
+        &CvSpec {
+            threshold,
+            ..cv_spec
+        },
+        &|| {},
+    )?;
+    let (x, y) = data.select(&train_rows);
+    let started = Instant::now();
+    let forest = Forest::fit(x.view(), &y, &spec.params, on_tree)?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    let meta = TrainingMeta {
+        rows: y.len(),
+        positives: y.iter().filter(|&&b| b).count(),
+        params: spec.params.clone(),
+        source: spec.source.clone().unwrap_or_else(|| "AI4I".into()),
+        seconds: fit_seconds,
+    };
+    let artifact = finish(
+        spec,
+        table.names.clone(),
+        threshold,
+        "Machine failure (AI4I, this cycle)".into(),
+        meta,
+        forest,
+    )
+    .with_floor_rules(floor);
+    let (xt, yt) = data.select(&test_rows);
+    let pt = artifact.predict(xt.view());
+    let positive_rate = table.y.iter().filter(|&&b| b).count() as f64 / table.y.len().max(1) as f64;
+    let mut rep = report(
+        y.len(),
+        positive_rate,
+        target,
+        metrics_at(&yt, &pt, threshold),
+        fit_seconds,
+    );
+    rep.cross_validation = Some(cv);
+    let metrics = json!({
+        "test": rep,
+        "split": "stratified 80/20, seed 42; threshold from 5-fold out-of-fold scores of the 80 %",
+        "combination": "probability = 1 where an AI4I physical rule fires (floor rules), else the forest's",
+    });
+    Ok((artifact.with_metrics(metrics), rep))
 }

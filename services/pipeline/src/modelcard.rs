@@ -1,0 +1,170 @@
+//! The model card: the evaluation report as JSON and as a self-contained HTML page (tables,
+//! plus `<img>` links to plot files beside it when the caller wrote them).
+
+use crate::evaluate::{EvalReport, Metrics};
+use crate::events::EventReport;
+use std::fmt::Write;
+
+/// Pretty JSON of the report (non-finite numbers become null).
+pub fn to_json(report: &EvalReport) -> String {
+    // Plain structs and numbers: serialization cannot fail.
+    serde_json::to_string_pretty(report).expect("report serializes")
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.4}")
+    } else {
+        "–".to_owned()
+    }
+}
+
+fn metrics_rows(h: &mut String, name: &str, m: &Metrics) {
+    let _ = write!(
+        h,
+        "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {} / {} / {}</td></tr>",
+        esc(name),
+        num(m.threshold),
+        num(m.accuracy),
+        num(m.precision),
+        num(m.recall),
+        num(m.f1),
+        num(m.false_alarm_share),
+        num(m.roc_auc),
+        num(m.pr_auc),
+        m.tn,
+        m.fp,
+        m.fn_,
+        m.tp
+    );
+}
+
+fn events_table(h: &mut String, name: &str, e: &EventReport) {
+    let _ = write!(
+        h,
+        "<h3>Event view: {}</h3><table><tr><th>failures caught</th><td>{} / {} ({})</td></tr>\
+         <tr><th>median lead time</th><td>{} readings = {} min</td></tr>\
+         <tr><th>alerts (false)</th><td>{} ({}), false-alarm share {}</td></tr>\
+         <tr><th>false alarms per machine-day</th><td>{} over {} machine-days</td></tr>\
+         <tr><th>other failure modes caught</th><td>{} / {}</td></tr><tr><th>per mode</th><td>",
+        esc(name),
+        e.caught,
+        e.failures,
+        num(e.event_recall),
+        num(e.median_lead_readings),
+        num(e.median_lead_minutes),
+        e.alerts,
+        e.false_alarms,
+        num(e.false_alarm_share),
+        num(e.false_alarms_per_machine_day),
+        num(e.machine_days),
+        e.other_caught,
+        e.other_failures,
+    );
+    for (mode, c) in &e.per_mode {
+        let _ = write!(h, "{}: {}/{} ", esc(mode), c.caught, c.failures);
+    }
+    h.push_str("</td></tr></table>");
+}
+
+/// The HTML page. `plots` are `(title, file name)` of images beside the page.
+pub fn to_html(r: &EvalReport, plots: &[(String, String)]) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Model card: {id} v{v}</title>\
+         <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}\
+         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}img{{max-width:48%;margin:1%}}</style></head><body>\
+         <h1>Model card: {id} v{v}</h1><table>\
+         <tr><th>label</th><td>{label}</td></tr><tr><th>created</th><td>{created}</td></tr>\
+         <tr><th>evaluated</th><td>{evaluated}</td></tr><tr><th>threshold</th><td>{thr}</td></tr>\
+         <tr><th>features</th><td>{nf} (set {hash})</td></tr><tr><th>forest</th><td>{trees} trees, {nodes} nodes; {params}</td></tr>\
+         <tr><th>floor rules</th><td>{floor}</td></tr><tr><th>trained on</th><td>{src} ({rows} rows)</td></tr>\
+         <tr><th>evaluated on</th><td>{dsrc}: {kind}, {drows} rows ({dpos} positive); {evrows} rows of the {evon}</td></tr></table>",
+        id = esc(&r.model.model_id),
+        v = esc(&r.model.version),
+        label = esc(&r.model.label),
+        created = esc(&r.model.created_at),
+        evaluated = esc(&r.evaluated_at),
+        thr = num(r.model.threshold),
+        nf = r.model.features,
+        hash = esc(&r.model.feature_set_hash),
+        trees = r.model.trees,
+        nodes = r.model.nodes,
+        params = esc(&serde_json::to_string(&r.model.params).unwrap_or_default()),
+        floor = esc(&r.model.floor_rules.join(", ")),
+        src = esc(&r.model.training_source),
+        rows = r.model.training_rows,
+        dsrc = esc(&r.data.source),
+        kind = esc(&r.data.kind),
+        drows = r.data.rows,
+        dpos = r.data.positives,
+        evrows = r.data.evaluated_rows,
+        evon = esc(&r.data.evaluated_on),
+    );
+    h.push_str("<h2>Metrics</h2><table><tr><th></th><th>threshold</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>false-alarm share</th><th>ROC-AUC</th><th>PR-AUC</th><th>TN / FP / FN / TP</th></tr>");
+    metrics_rows(&mut h, "model threshold", &r.at_model_threshold);
+    if let Some(c) = &r.chosen {
+        metrics_rows(
+            &mut h,
+            &format!("{} (chosen on {})", c.target, c.chosen_on),
+            &c.metrics,
+        );
+    }
+    h.push_str("</table>");
+    if let Some(e) = &r.events {
+        events_table(&mut h, "model threshold", e);
+    }
+    if let Some(e) = r.chosen.as_ref().and_then(|c| c.events.as_ref()) {
+        events_table(&mut h, "chosen threshold", e);
+    }
+    if let Some(cv) = &r.cross_validation {
+        let _ = write!(
+            h,
+            "<h2>Cross-validation</h2><p>{}</p><table><tr><th>ROC-AUC</th><td>{} ± {}</td></tr>\
+             <tr><th>PR-AUC</th><td>{} ± {}</td></tr><tr><th>F1</th><td>{} ± {}</td></tr>\
+             <tr><th>precision</th><td>{} ± {}</td></tr><tr><th>recall</th><td>{} ± {}</td></tr>",
+            esc(&cv.split),
+            num(cv.roc_auc.mean),
+            num(cv.roc_auc.sd),
+            num(cv.pr_auc.mean),
+            num(cv.pr_auc.sd),
+            num(cv.f1.mean),
+            num(cv.f1.sd),
+            num(cv.precision.mean),
+            num(cv.precision.sd),
+            num(cv.recall.mean),
+            num(cv.recall.sd),
+        );
+        if let (Some(er), Some(fa)) = (&cv.event_recall, &cv.event_false_alarm_share) {
+            let _ = write!(
+                h,
+                "<tr><th>event recall</th><td>{} ± {}</td></tr><tr><th>event false-alarm share</th><td>{} ± {}</td></tr>",
+                num(er.mean),
+                num(er.sd),
+                num(fa.mean),
+                num(fa.sd)
+            );
+        }
+        h.push_str("</table>");
+    }
+    if !plots.is_empty() {
+        h.push_str("<h2>Plots</h2>");
+        for (title, file) in plots {
+            let _ = write!(h, "<img src=\"{}\" alt=\"{}\">", esc(file), esc(title));
+        }
+    }
+    h.push_str("<h2>Feature importance</h2><table><tr><th>feature</th><th>importance</th></tr>");
+    for (name, v) in &r.importance {
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(name), num(*v));
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}

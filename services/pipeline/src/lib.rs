@@ -12,14 +12,21 @@
 //! - [`events`]: the event-level view (alerts, caught failures, lead time, false alarms).
 //! - [`evaluate`]: metrics, thresholds for targets, cross-validation by machine and time,
 //!   the [`evaluate::EvalReport`] a model card is made of.
-//! - [`modelcard`]: the model card as JSON and HTML.
+//! - [`modelcard`]: the model card as JSON and HTML, and its charts.
+//! - [`eda`]: exploratory statistics of a data file (summaries, missing values, class balance,
+//!   histograms and box plots by class, correlation, machines leading into a failure).
+//! - [`edareport`]: the EDA report as HTML with SVG charts.
+//! - [`plots`]: the SVG charts (plotters).
 //! - [`train`]: split, fit, pick the threshold, evaluate, build the artifact.
 
 pub mod dataset;
+pub mod eda;
+pub mod edareport;
 pub mod evaluate;
 pub mod events;
 pub mod load;
 pub mod modelcard;
+pub mod plots;
 pub mod tabular;
 pub mod train;
 

@@ -1,8 +1,10 @@
 //! The model card: the evaluation report as JSON and as a self-contained HTML page (tables,
-//! plus `<img>` links to plot files beside it when the caller wrote them).
+//! plus `<img>` links to plot files beside it when the caller wrote them), and those plots
+//! ([`charts`]: ROC, precision-recall, confusion matrix, feature importance) as SVG text.
 
 use crate::evaluate::{EvalReport, Metrics};
 use crate::events::EventReport;
+use crate::plots;
 use std::fmt::Write;
 
 /// Pretty JSON of the report (non-finite numbers become null).
@@ -11,11 +13,104 @@ pub fn to_json(report: &EvalReport) -> String {
     serde_json::to_string_pretty(report).expect("report serializes")
 }
 
-fn esc(s: &str) -> String {
+/// `s` escaped for HTML text and double-quoted attributes.
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// A chart of the model card.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// What it shows.
+    pub title: String,
+    /// File name to write it to, beside the HTML page.
+    pub file: String,
+    /// The SVG.
+    pub svg: String,
+}
+
+/// Features shown in the importance chart.
+pub const IMPORTANCE_TOP: usize = 20;
+
+fn operating_points(r: &EvalReport) -> Vec<(String, &Metrics)> {
+    let mut out = vec![(
+        format!("model threshold {:.3}", r.at_model_threshold.threshold),
+        &r.at_model_threshold,
+    )];
+    // A target no threshold reaches has no operating point.
+    if let Some(c) = r
+        .chosen
+        .as_ref()
+        .filter(|c| c.metrics.threshold.is_finite())
+    {
+        out.push((
+            format!("{} ({:.3})", c.target, c.metrics.threshold),
+            &c.metrics,
+        ));
+    }
+    out
+}
+
+/// The card's charts: ROC and precision-recall curves with the operating points marked,
+/// confusion matrices at the model's (and the chosen) threshold, feature importance.
+pub fn charts(r: &EvalReport) -> Vec<Chart> {
+    let points = operating_points(r);
+    let roc_marks: Vec<(String, (f64, f64))> = points
+        .iter()
+        .map(|(name, m)| {
+            let fpr = m.fp as f64 / (m.fp + m.tn).max(1) as f64;
+            (name.clone(), (fpr, m.recall))
+        })
+        .collect();
+    let pr_marks: Vec<(String, (f64, f64))> = points
+        .iter()
+        .map(|(name, m)| (name.clone(), (m.recall, m.precision)))
+        .collect();
+    let m = &r.at_model_threshold;
+    let chart = |title: &str, file: &str, svg: String| Chart {
+        title: title.to_owned(),
+        file: file.to_owned(),
+        svg,
+    };
+    vec![
+        chart(
+            "ROC curve",
+            "roc.svg",
+            plots::roc(&r.roc, m.roc_auc, &roc_marks),
+        ),
+        chart(
+            "Precision-recall curve",
+            "pr.svg",
+            plots::precision_recall(
+                &r.pr,
+                m.pr_auc,
+                m.positives as f64 / m.rows.max(1) as f64,
+                &pr_marks,
+            ),
+        ),
+        chart(
+            "Confusion matrix",
+            "confusion.svg",
+            plots::confusion(
+                &points
+                    .iter()
+                    .map(|(name, m)| (name.clone(), [[m.tn, m.fp], [m.fn_, m.tp]]))
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        chart(
+            "Feature importance",
+            "importance.svg",
+            plots::importance(
+                &format!("Feature importance (top {IMPORTANCE_TOP})"),
+                &r.importance,
+                IMPORTANCE_TOP,
+            ),
+        ),
+    ]
 }
 
 fn num(x: f64) -> String {

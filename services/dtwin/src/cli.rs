@@ -60,6 +60,12 @@ pub enum Command {
     Loadtest(crate::cmd::loadtest::LoadtestArgs),
     /// Train a model on twin data and write the artifact.
     Train(crate::cmd::train::TrainArgs),
+    /// Evaluate a model on a CSV: metrics, confusion matrix, cross-validation, event view,
+    /// threshold for a target; writes the model card (JSON, HTML) and SVG charts.
+    Evaluate(crate::cmd::evaluate::EvaluateArgs),
+    /// Explore a CSV: statistics, missing values, class balance, histograms and box plots by
+    /// class, correlation, machines leading into a failure; writes report.html and SVG charts.
+    Eda(crate::cmd::eda::EdaArgs),
 }
 
 /// Where the broker is and which topics to use (standalone services).
@@ -381,6 +387,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Train(args) => crate::cmd::train::run(args),
+        Command::Evaluate(args) => crate::cmd::evaluate::run(&args).map(|_| ()),
+        Command::Eda(args) => crate::cmd::eda::run(&args).map(|_| ()),
         Command::Loadtest(args) => {
             let json = args.json;
             let report = crate::cmd::loadtest::run(args).await?;

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the clap definitions (flags and their environment variables) and dispatch.
-//! - [`cmd`]: one module per subcommand that needs more than a service call (`up`, `train`).
+//! - [`cmd`]: one module per subcommand that needs more than a service call (`up`, `train`,
+//!   `evaluate`, `eda`), and [`cmd::common`], what the ML subcommands share.
 //! - [`monitor`]: the fleet summary `up` prints every few seconds (pure state + a subscriber).
 //! - [`telemetry`]: tracing setup.
 //! - [`shutdown`]: Ctrl-C / SIGTERM into a cancellation token.

@@ -1,7 +1,10 @@
 //! Subcommands with more to do than calling one service.
 
 pub mod broker;
+pub mod common;
 pub mod deploy;
+pub mod eda;
+pub mod evaluate;
 pub mod generate;
 pub mod loadtest;
 pub mod predict;

@@ -4,11 +4,11 @@
 //! probability and the label at the model's threshold, so anyone can check the metrics with
 //! their own tools.
 
+use crate::cmd::common::read_model;
 use crate::cmd::replay::{load_csv, ReplayFormat};
 use anyhow::Context;
 use clap::Args;
 use dtwin_features::{feature_set, row_from_message, MachineWindow, WindowConfig};
-use dtwin_ml::ModelArtifact;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -35,10 +35,7 @@ pub struct PredictArgs {
 /// # Errors
 /// A bad model or data file, a model trained on another feature set, or a write error.
 pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
-    let bytes =
-        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let model = ModelArtifact::from_json(&bytes)
-        .with_context(|| format!("{} is not a valid model artifact", args.model.display()))?;
+    let model = read_model(&args.model)?;
     let window = WindowConfig::default();
     let (names, hash) = feature_set(&window);
     anyhow::ensure!(

@@ -5,17 +5,13 @@
 //! machine, AI4I's CSV is read as a table with the physical rules as features and floor rules.
 //! Held-out metrics are printed (split by machine on twin data, stratified 80/20 on AI4I).
 
+use crate::cmd::common::{bar, read_eval_data, LabelArgs, TargetArgs};
 use anyhow::Context;
 use clap::Args;
 use dtwin_ml::{ClassWeight, ForestParams};
-use dtwin_pipeline::dataset::{from_telemetry, LabelModes, LabelSpec, DEFAULT_HORIZON};
-use dtwin_pipeline::load::{self, Loaded};
-use dtwin_pipeline::tabular::from_ai4i;
 use dtwin_pipeline::{
-    train_on, train_tabular, train_twin_model, ThresholdTarget, TrainReport, TrainSpec,
-    TwinDataSpec,
+    train_on, train_tabular, train_twin_model, EvalData, TrainReport, TrainSpec, TwinDataSpec,
 };
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 /// `dtwin train` flags.
@@ -36,16 +32,9 @@ pub struct TrainArgs {
     /// Simulation seed (without DATA).
     #[arg(long, default_value_t = 7)]
     pub data_seed: u64,
-    /// Label horizon: predict a failure within this many readings (twin data).
-    #[arg(long, default_value_t = DEFAULT_HORIZON)]
-    pub horizon: usize,
-    /// Which failures the label counts (twin data): degradation (bearing, coolant, valve) or
-    /// all.
-    #[arg(long, default_value = "degradation")]
-    pub label_modes: LabelModes,
-    /// Count NOK parts as events in the label too (twin data; default: failures only).
-    #[arg(long)]
-    pub include_nok: bool,
+    /// How twin data is labelled.
+    #[command(flatten)]
+    pub label: LabelArgs,
     /// Trees in the forest.
     #[arg(long, default_value_t = 100)]
     pub trees: usize,
@@ -64,16 +53,9 @@ pub struct TrainArgs {
     /// Forest seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Choose the threshold for this row recall (on validation data).
-    #[arg(long, conflicts_with_all = ["target_precision", "target_event_recall"])]
-    pub target_recall: Option<f64>,
-    /// Choose the threshold for this precision (on validation data).
-    #[arg(long, conflicts_with = "target_event_recall")]
-    pub target_precision: Option<f64>,
-    /// Choose the threshold for this event recall: share of failures preceded by an alert
-    /// (twin data; default 0.95 there, best F1 on AI4I).
-    #[arg(long)]
-    pub target_event_recall: Option<f64>,
+    /// Threshold target.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Model id written into the artifact.
     #[arg(long, default_value = "dtwin-rf")]
     pub model_id: String,
@@ -85,50 +67,20 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// A progress bar (hidden when `quiet`).
-pub fn bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {elapsed}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    pb.set_style(style.progress_chars("=> "));
-    pb.set_message(what.to_owned());
-    pb
-}
-
-/// The threshold target from the flags.
-pub fn target(
-    recall: Option<f64>,
-    precision: Option<f64>,
-    event_recall: Option<f64>,
-) -> anyhow::Result<Option<ThresholdTarget>> {
-    for v in [recall, precision, event_recall].into_iter().flatten() {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&v),
-            "a target must be in [0, 1], not {v}"
-        );
-    }
-    Ok(recall
-        .map(ThresholdTarget::Recall)
-        .or(precision.map(ThresholdTarget::Precision))
-        .or(event_recall.map(ThresholdTarget::EventRecall)))
-}
-
 /// Runs `dtwin train`.
 ///
 /// # Errors
 /// Bad flags or data, training fails (one class only), or the artifact cannot be written.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let label = args.label.spec()?;
     let spec = TrainSpec {
         data: TwinDataSpec {
             machines: args.machines,
             steps: args.steps,
             seed: args.data_seed,
-            horizon: args.horizon,
-            include_nok: args.include_nok,
-            modes: args.label_modes,
+            horizon: label.horizon,
+            include_nok: label.include_nok,
+            modes: label.modes,
             ..TwinDataSpec::default()
         },
         params: ForestParams {
@@ -146,14 +98,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         },
         model_id: args.model_id.clone(),
         version: args.model_version.clone(),
-        target: target(
-            args.target_recall,
-            args.target_precision,
-            args.target_event_recall,
-        )?,
+        target: args.target.target()?,
         source: args.data.as_ref().map(|p| p.display().to_string()),
     };
-    anyhow::ensure!(args.horizon >= 1, "--horizon must be at least 1");
     let trees = bar(args.trees, "train", args.json);
     let (artifact, report) = match &args.data {
         None => {
@@ -162,40 +109,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             machines.finish();
             out
         }
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            match load::parse(&text).with_context(|| format!("reading {}", path.display()))? {
-                Loaded::Ai4i(rows) => {
-                    let table = from_ai4i(&rows);
-                    train_tabular(&table, &spec, &|| trees.inc(1))?
-                }
-                Loaded::Telemetry(rows, skipped) => {
-                    for (line, why) in skipped.iter().take(5) {
-                        eprintln!("{}:{line}: skipped: {why}", path.display());
-                    }
-                    if skipped.len() > 5 {
-                        eprintln!("... {} bad rows skipped in all", skipped.len());
-                    }
-                    let data = from_telemetry(
-                        &rows,
-                        LabelSpec {
-                            horizon: args.horizon,
-                            include_nok: args.include_nok,
-                            modes: args.label_modes,
-                            ..LabelSpec::default()
-                        },
-                    );
-                    anyhow::ensure!(
-                        data.n_machines() >= 3,
-                        "{} has {} machines; the split by machine needs at least 3",
-                        path.display(),
-                        data.n_machines()
-                    );
-                    train_on(&data, &spec, &|| trees.inc(1))?
-                }
+        Some(path) => match read_eval_data(path, label)? {
+            EvalData::Tabular(table) => train_tabular(&table, &spec, &|| trees.inc(1))?,
+            EvalData::Twin(data) => {
+                anyhow::ensure!(
+                    data.n_machines() >= 3,
+                    "{} has {} machines; the split by machine needs at least 3",
+                    path.display(),
+                    data.n_machines()
+                );
+                train_on(&data, &spec, &|| trees.inc(1))?
             }
-        }
+        },
     };
     trees.finish();
     let bytes = artifact.to_json();

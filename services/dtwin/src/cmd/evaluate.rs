@@ -1,0 +1,229 @@
+//! `dtwin evaluate MODEL DATA`: a model's card on a data file. Metrics at the model's threshold
+//! and at one chosen for a target, the confusion matrix, cross-validation (folds of machines
+//! split by time on twin data, stratified folds on AI4I), the event view on twin data, and the
+//! charts; written into --out-dir as model_card.json, model_card.html and SVG files. The
+//! splits are the pipeline's ([`dtwin_pipeline::evaluate`]): never random rows of twin data.
+
+use crate::cmd::common::{bar, read_eval_data, read_model, LabelArgs, TargetArgs};
+use anyhow::Context;
+use clap::Args;
+use dtwin_pipeline::evaluate::{EvalReport, Metrics};
+use dtwin_pipeline::events::{AlertPolicy, EventReport};
+use dtwin_pipeline::modelcard;
+use dtwin_pipeline::train::DEFAULT_EVENT_RECALL_TARGET;
+use dtwin_pipeline::{evaluate, EvalData, EvalOptions, ThresholdTarget};
+use std::path::{Path, PathBuf};
+
+/// `dtwin evaluate` flags.
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    /// The model artifact.
+    pub model: PathBuf,
+    /// The data: a telemetry CSV or AI4I's CSV (format told from the header).
+    pub data: PathBuf,
+    /// Folder for model_card.json, model_card.html and the SVG charts (created if missing).
+    #[arg(long, default_value = "evaluation")]
+    pub out_dir: PathBuf,
+    /// Cross-validation folds (0: none).
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Evaluate on every row instead of the held-out part (for data the model never saw, e.g.
+    /// a fresh `dtwin generate` fleet); cross-validation then runs on every row too.
+    #[arg(long)]
+    pub all_rows: bool,
+    /// How twin data is labelled (as the model was trained).
+    #[command(flatten)]
+    pub label: LabelArgs,
+    /// Threshold target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print the report (the model card's JSON) instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `dtwin evaluate`; returns the report.
+///
+/// # Errors
+/// Bad flags, model or data; a model trained on other features; too few machines for the
+/// folds; a fold with one class; a file that cannot be written.
+pub fn run(args: &EvaluateArgs) -> anyhow::Result<EvalReport> {
+    anyhow::ensure!(args.folds != 1, "--folds must be 0 (none) or at least 2");
+    let label = args.label.spec()?;
+    let model = read_model(&args.model)?;
+    let data = read_eval_data(&args.data, label.clone())?;
+    let target = match (&data, args.target.target()?) {
+        (_, Some(t)) => t,
+        (EvalData::Twin(_), None) => ThresholdTarget::EventRecall(DEFAULT_EVENT_RECALL_TARGET),
+        (EvalData::Tabular(_), None) => ThresholdTarget::BestF1,
+    };
+    if let EvalData::Twin(d) = &data {
+        if model.label != label.describe() {
+            eprintln!(
+                "warning: the model predicts \"{}\", the data is labelled \"{}\" (set --horizon, --label-modes, --include-nok as in training)",
+                model.label,
+                label.describe()
+            );
+        }
+        let machines = d.n_machines();
+        let outside = if args.all_rows {
+            machines
+        } else {
+            machines - machines.div_ceil(5)
+        };
+        anyhow::ensure!(
+            args.folds == 0 || outside >= args.folds,
+            "{} has {machines} machines, {outside} of them for cross-validation; --folds {} needs at least {} (or use --all-rows, or fewer folds)",
+            args.data.display(),
+            args.folds,
+            args.folds
+        );
+    }
+    let opts = EvalOptions {
+        target: Some(target),
+        folds: args.folds,
+        all_rows: args.all_rows,
+        policy: AlertPolicy::default(),
+    };
+    let folds = bar(args.folds, "folds", args.json);
+    let report = evaluate(
+        &model,
+        &data,
+        &args.data.display().to_string(),
+        &opts,
+        &|| folds.inc(1),
+    )
+    .with_context(|| {
+        format!(
+            "evaluating {} on {}",
+            args.model.display(),
+            args.data.display()
+        )
+    })?;
+    folds.finish_and_clear();
+    let written = write_card(&report, &args.out_dir)?;
+    if args.json {
+        println!("{}", modelcard::to_json(&report));
+    } else {
+        print_summary(&report);
+    }
+    eprintln!(
+        "wrote {} into {}",
+        written.join(", "),
+        args.out_dir.display()
+    );
+    Ok(report)
+}
+
+/// Writes the card's JSON, HTML and charts into `dir`; returns the file names.
+fn write_card(report: &EvalReport, dir: &Path) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let charts = modelcard::charts(report);
+    let links: Vec<(String, String)> = charts
+        .iter()
+        .map(|c| (c.title.clone(), c.file.clone()))
+        .collect();
+    let mut files = vec![
+        (
+            "model_card.json".to_owned(),
+            modelcard::to_json(report) + "\n",
+        ),
+        (
+            "model_card.html".to_owned(),
+            modelcard::to_html(report, &links),
+        ),
+    ];
+    files.extend(charts.into_iter().map(|c| (c.file, c.svg)));
+    for (name, text) in &files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(files.into_iter().map(|f| f.0).collect())
+}
+
+fn print_metrics(m: &Metrics) {
+    println!(
+        "  accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  ROC-AUC {:.4}  PR-AUC {:.4}",
+        m.accuracy, m.precision, m.recall, m.f1, m.roc_auc, m.pr_auc
+    );
+    println!("  confusion matrix   predicted no  predicted yes");
+    println!("    actual no        {:>12}  {:>13}", m.tn, m.fp);
+    println!("    actual yes       {:>12}  {:>13}", m.fn_, m.tp);
+}
+
+fn print_events(e: &EventReport) {
+    println!(
+        "  events: {}/{} failures caught (event recall {:.3}), median lead {:.0} readings ({:.0} min), {} alerts of which {} false (share {:.3}), {:.2} false alarms per machine-day; other modes caught {}/{}",
+        e.caught,
+        e.failures,
+        e.event_recall,
+        e.median_lead_readings,
+        e.median_lead_minutes,
+        e.alerts,
+        e.false_alarms,
+        e.false_alarm_share,
+        e.false_alarms_per_machine_day,
+        e.other_caught,
+        e.other_failures
+    );
+}
+
+fn print_summary(r: &EvalReport) {
+    let d = &r.data;
+    println!(
+        "{} v{} on {} ({}{}): {} rows, {} positive; evaluated on {} rows ({})",
+        r.model.model_id,
+        r.model.version,
+        d.source,
+        d.kind,
+        d.machines
+            .map(|m| format!(", {m} machines"))
+            .unwrap_or_default(),
+        d.rows,
+        d.positives,
+        d.evaluated_rows,
+        d.evaluated_on
+    );
+    println!("label: {}", d.label);
+    println!(
+        "at the model's threshold {:.3}:",
+        r.at_model_threshold.threshold
+    );
+    print_metrics(&r.at_model_threshold);
+    if let Some(e) = &r.events {
+        print_events(e);
+    }
+    if let Some(cv) = &r.cross_validation {
+        println!("cross-validation ({}):", cv.split);
+        println!(
+            "  ROC-AUC {:.4} ± {:.4}  PR-AUC {:.4} ± {:.4}  F1 {:.4} ± {:.4}  precision {:.4} ± {:.4}  recall {:.4} ± {:.4}",
+            cv.roc_auc.mean,
+            cv.roc_auc.sd,
+            cv.pr_auc.mean,
+            cv.pr_auc.sd,
+            cv.f1.mean,
+            cv.f1.sd,
+            cv.precision.mean,
+            cv.precision.sd,
+            cv.recall.mean,
+            cv.recall.sd
+        );
+        if let Some(er) = &cv.event_recall {
+            println!("  event recall {:.4} ± {:.4}", er.mean, er.sd);
+        }
+    }
+    if let Some(c) = &r.chosen {
+        if c.metrics.threshold.is_nan() {
+            println!("no threshold reaches {} on the {}", c.target, c.chosen_on);
+        } else {
+            println!(
+                "threshold for {} (chosen on the {}): {:.3}",
+                c.target, c.chosen_on, c.metrics.threshold
+            );
+            print_metrics(&c.metrics);
+            if let Some(e) = &c.events {
+                print_events(e);
+            }
+        }
+    }
+}

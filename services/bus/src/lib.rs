@@ -177,6 +177,19 @@ pub enum LinkState {
     Subscribed,
 }
 
+impl LinkState {
+    /// `Ok` when subscribed, else why not: the health check of a consuming service.
+    ///
+    /// # Errors
+    /// `broker link Down` or `broker link Connected` (subscriptions not acknowledged yet).
+    pub fn check_subscribed(&self) -> Result<(), String> {
+        match self {
+            Self::Subscribed => Ok(()),
+            other => Err(format!("broker link {other:?}")),
+        }
+    }
+}
+
 /// The sending half of a connection. Cheap to clone.
 #[derive(Clone)]
 pub struct BusClient {
@@ -229,6 +242,11 @@ impl BusClient {
     /// The current link state.
     pub fn state(&self) -> LinkState {
         *self.state.borrow()
+    }
+
+    /// The link state as a watch, for tasks that follow it (health endpoints).
+    pub fn link_state(&self) -> watch::Receiver<LinkState> {
+        self.state.clone()
     }
 
     /// Waits until connected and subscribed (or just connected, for a connection without

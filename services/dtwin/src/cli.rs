@@ -111,6 +111,10 @@ pub struct UpArgs {
     /// Dashboard access token, required when it listens beyond 127.0.0.1.
     #[arg(long, env = "DTWIN_DASHBOARD_TOKEN", hide_env_values = true)]
     pub dashboard_token: Option<String>,
+    /// Serve the feature and inference services' Prometheus /metrics and /healthz on this
+    /// address (off when unset).
+    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Twin flags.
     #[command(flatten)]
     pub twin: TwinOpts,
@@ -226,6 +230,9 @@ pub struct InferenceServiceOpts {
     /// Scale-out: this instance's name among several; unset: the only instance.
     #[arg(long, env = "DTWIN_INSTANCE")]
     pub instance: Option<String>,
+    /// Serve Prometheus /metrics and /healthz on this address (off when unset).
+    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Inference service flags.
@@ -370,6 +377,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Inference(a) => {
             let mut config = a.opts.inference.config(a.bus.broker, &a.bus.prefix);
             config.instance = a.opts.instance.clone();
+            config.metrics_listen = a.opts.metrics_listen;
             dtwin_inference::run(config, crate::shutdown::on_signal()).await
         }
         Command::Alerter(a) => {

@@ -64,6 +64,9 @@ pub struct FeatureConfig {
     pub idle_evict: Duration,
     /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
+    /// service on one port); takes precedence over `metrics_listen`.
+    pub metrics_shared: Option<dtwin_obs::Exposition>,
 }
 
 impl FeatureConfig {
@@ -80,6 +83,7 @@ impl FeatureConfig {
             order: OrderConfig::default(),
             idle_evict: Duration::from_secs(600),
             metrics_listen: None,
+            metrics_shared: None,
         }
     }
 
@@ -125,7 +129,9 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
     let metrics = FeatureMetrics::register(&mut registry, workers);
     let health = dtwin_obs::Health::new();
     let mut tasks = JoinSet::new();
-    if let Some(listen) = config.metrics_listen {
+    if let Some(shared) = &config.metrics_shared {
+        shared.add(processor::SERVICE, Arc::new(registry), health.clone());
+    } else if let Some(listen) = config.metrics_listen {
         let listener = dtwin_obs::bind(listen).await?;
         let (registry, health, stop) = (Arc::new(registry), health.clone(), shutdown.clone());
         tasks.spawn(async move { dtwin_obs::serve_on(listener, registry, health, stop).await });
@@ -147,6 +153,11 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
     let mut bus = BusConfig::new(config.broker.clone(), &client_id);
     bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
     let mut conn = dtwin_bus::connect(&bus, subs);
+    tokio::spawn(health.clone().follow(
+        conn.client.link_state(),
+        dtwin_bus::LinkState::check_subscribed,
+        shutdown.clone(),
+    ));
     if let Some((topic, payload)) = node.online().map_err(anyhow::Error::msg)? {
         conn.client
             .publish(topic, QoS::AtLeastOnce, true, payload)
@@ -183,7 +194,6 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
                 break;
             }
         };
-        health_from_link(&health, &conn.client);
         if let Some(change) = node.handle(&msg.topic, &msg.payload) {
             if let Some(change) = change {
                 info!(?change, members = ?node.membership().members().collect::<Vec<_>>(), "feature cluster changed");
@@ -242,13 +252,6 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
     match failed {
         Some(e) if !shutdown.is_cancelled() => Err(e),
         _ => Ok(()),
-    }
-}
-
-fn health_from_link(health: &dtwin_obs::Health, client: &BusClient) {
-    match client.state() {
-        dtwin_bus::LinkState::Subscribed => health.set_healthy(),
-        other => health.set_unhealthy(format!("broker link {other:?}")),
     }
 }
 

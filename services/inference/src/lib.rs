@@ -7,22 +7,27 @@
 //! - [`rules`]: the expert system, rules as TOML data.
 //! - [`scorer`]: [`Scorer`], the pure core (features in, risk out) and [`scorer::decide`].
 //! - [`model`]: loading and checking artifacts (the shipped default, a file, or MQTT bytes).
-//! - [`run`]: the async shell.
+//! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
+//! - [`run`]: the async shell: one task reads the MQTT inbox, scores inline (microseconds per
+//!   row) and publishes.
 
+pub mod metrics;
 pub mod model;
 pub mod rules;
 pub mod scorer;
 
+pub use metrics::InferenceMetrics;
 pub use model::{load_model, ModelSource, SHIPPED_MODEL};
 pub use rules::{RuleSet, RulesError, DEFAULT_RULES};
 pub use scorer::{decide, Scorer};
 
 use anyhow::Context;
-use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
+use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
 use dtwin_features::WindowConfig;
-use dtwin_schema::{from_json, to_json, DeadLetter, Features, TopicKind, Topics};
+use dtwin_schema::{from_json, to_json, DeadLetter, Features, Rejection, TopicKind, Topics};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -47,6 +52,11 @@ pub struct InferenceConfig {
     /// This instance's name when several inference services share the fleet (scale-out, see
     /// `dtwin-cluster`); `None`: the only instance.
     pub instance: Option<String>,
+    /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
+    /// service on one port); takes precedence over `metrics_listen`.
+    pub metrics_shared: Option<dtwin_obs::Exposition>,
 }
 
 impl InferenceConfig {
@@ -60,6 +70,8 @@ impl InferenceConfig {
             rules_path: None,
             window: WindowConfig::default(),
             instance: None,
+            metrics_listen: None,
+            metrics_shared: None,
         }
     }
 
@@ -90,13 +102,29 @@ pub fn build_scorer(config: &InferenceConfig) -> anyhow::Result<Scorer> {
 /// Runs the inference service until `shutdown` fires.
 ///
 /// # Errors
-/// A bad model or rules file at start, or a closed connection.
+/// A bad model or rules file at start, the metrics port cannot be bound, or a closed
+/// connection.
 pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut scorer = build_scorer(&config)?;
+    let scorer = build_scorer(&config)?;
     let rules_text = config.rules_text()?;
     let (_, expected) = dtwin_features::feature_set(&config.window);
     let topics = Topics::new(&config.prefix);
     let mut node = dtwin_cluster::Node::new(&config.prefix, SERVICE, config.instance.as_deref());
+    let mut registry = dtwin_obs::Registry::with_prefix("dtwin_inference");
+    let metrics = InferenceMetrics::register(&mut registry);
+    let health = dtwin_obs::Health::new();
+    let mut server = None;
+    if let Some(shared) = &config.metrics_shared {
+        shared.add(SERVICE, Arc::new(registry), health.clone());
+    } else if let Some(listen) = config.metrics_listen {
+        let listener = dtwin_obs::bind(listen).await?;
+        server = Some(tokio::spawn(dtwin_obs::serve_on(
+            listener,
+            Arc::new(registry),
+            health.clone(),
+            shutdown.clone(),
+        )));
+    }
     let mut subs = vec![
         Subscription::new(topics.all(TopicKind::Features), QoS::AtLeastOnce),
         Subscription::new(topics.model_current(), QoS::AtLeastOnce),
@@ -114,109 +142,171 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     let mut bus = BusConfig::new(config.broker.clone(), &client_id);
     bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
     let mut conn = dtwin_bus::connect(&bus, subs);
+    tokio::spawn(health.clone().follow(
+        conn.client.link_state(),
+        dtwin_bus::LinkState::check_subscribed,
+        shutdown.clone(),
+    ));
     if let Some((topic, payload)) = node.online().map_err(anyhow::Error::msg)? {
         conn.client
             .publish(topic, QoS::AtLeastOnce, true, payload)
             .await?;
     }
     info!(model = %scorer.model().model_id, version = %scorer.model().version, "inference service started");
-    let model_topic = topics.model_current();
-    let (mut scored, mut rejected) = (0u64, 0u64);
+    let mut svc = Service {
+        client: conn.client.clone(),
+        topics,
+        metrics,
+        scorer,
+        expected,
+        rules_text,
+    };
+    svc.model_changed();
+    let model_topic = svc.topics.model_current();
+    let mut result = Ok(());
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
             msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
         };
+        svc.metrics
+            .inbox
+            .set(i64::try_from(conn.inbox.len()).unwrap_or(i64::MAX));
         if let Some(change) = node.handle(&msg.topic, &msg.payload) {
             if let Some(change) = change {
                 info!(?change, "inference cluster changed");
             }
             continue;
         }
-        if let Some((_, machine)) = topics.parse(&msg.topic) {
+        if let Some((_, machine)) = svc.topics.parse(&msg.topic) {
             if !node.owns(machine) {
                 continue;
             }
         }
-        if msg.topic == model_topic {
-            if msg.payload.is_empty() {
-                continue; // a cleared retained message
-            }
-            match model::swap(&msg.payload, &expected, &rules_text) {
-                Ok(next) => {
-                    info!(
-                        old = %format!("{} {}", scorer.model().model_id, scorer.model().version),
-                        new = %format!("{} {}", next.model().model_id, next.model().version),
-                        "model swapped"
-                    );
-                    scorer = next;
-                }
-                Err(rejection) => {
-                    warn!(error = %rejection, "refused deployed model; keeping the running one");
-                    let dl = DeadLetter::new(
-                        SERVICE,
-                        &msg.topic,
-                        &msg.payload,
-                        rejection.reason,
-                        rejection.detail,
-                    );
-                    conn.client
-                        .publish(
-                            topics.deadletter(SERVICE),
-                            QoS::AtLeastOnce,
-                            false,
-                            to_json(&dl),
-                        )
-                        .await?;
-                }
-            }
-            continue;
-        }
-        // Scoring one row takes microseconds, so it runs inline rather than on a blocking pool.
-        let verdict = from_json::<Features>(&msg.payload)
-            .map_err(|e| {
-                dtwin_schema::Rejection::new(dtwin_schema::RejectReason::WrongType, e.to_string())
-            })
-            .and_then(|f| scorer.score(&f, dtwin_schema::time_fmt::now()));
-        match verdict {
-            Ok(risk) => {
-                scored += 1;
-                conn.client
-                    .publish(
-                        topics.risk(&risk.machine_id),
-                        QoS::AtLeastOnce,
-                        false,
-                        to_json(&risk),
-                    )
-                    .await?;
-            }
-            Err(rejection) => {
-                rejected += 1;
-                debug!(topic = %msg.topic, error = %rejection, "features rejected");
-                let dl = DeadLetter::new(
-                    SERVICE,
-                    &msg.topic,
-                    &msg.payload,
-                    rejection.reason,
-                    rejection.detail,
-                );
-                conn.client
-                    .publish(
-                        topics.deadletter(SERVICE),
-                        QoS::AtLeastOnce,
-                        false,
-                        to_json(&dl),
-                    )
-                    .await?;
-            }
+        let handled = if msg.topic == model_topic {
+            svc.deployed(&msg.topic, &msg.payload).await
+        } else {
+            svc.features(&msg.topic, &msg.payload).await
+        };
+        if let Err(e) = handled {
+            result = Err(e);
+            break;
         }
     }
-    info!(scored, rejected, "inference service stopping");
+    let scored = svc.metrics.messages_out.get();
+    info!(scored, "inference service stopping");
     if tokio::time::timeout(Duration::from_secs(1), conn.close())
         .await
         .is_err()
     {
         warn!("inference service did not disconnect in time");
     }
-    Ok(())
+    if let Some(server) = server {
+        server.abort();
+    }
+    result
+}
+
+/// The service's state between messages.
+struct Service {
+    client: BusClient,
+    topics: Topics,
+    metrics: InferenceMetrics,
+    scorer: Scorer,
+    /// The feature set deployed models must match.
+    expected: String,
+    rules_text: String,
+}
+
+impl Service {
+    fn model_changed(&self) {
+        let m = self.scorer.model();
+        self.metrics.model(&metrics::model_labels(
+            &m.model_id,
+            &m.version,
+            &m.feature_set_hash,
+        ));
+    }
+
+    /// A model published on `models/current`: swap to it, or refuse it with a dead letter.
+    async fn deployed(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
+        if payload.is_empty() {
+            return Ok(()); // a cleared retained message
+        }
+        match model::swap(payload, &self.expected, &self.rules_text) {
+            Ok(next) => {
+                let (old, new) = (self.scorer.model(), next.model());
+                info!(
+                    old = %format!("{} {}", old.model_id, old.version),
+                    new = %format!("{} {}", new.model_id, new.version),
+                    "model swapped"
+                );
+                self.scorer = next;
+                self.metrics.swap(true);
+                self.model_changed();
+                Ok(())
+            }
+            Err(rejection) => {
+                warn!(error = %rejection, "refused deployed model; keeping the running one");
+                self.metrics.swap(false);
+                self.dead_letter(topic, payload, rejection).await
+            }
+        }
+    }
+
+    /// A feature vector: score it and publish the verdict, or dead-letter it.
+    async fn features(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
+        self.metrics.messages_in.inc();
+        // Scoring one row takes microseconds, so it runs inline rather than on a blocking pool.
+        let started = Instant::now();
+        let now = dtwin_schema::time_fmt::now();
+        let verdict = from_json::<Features>(payload)
+            .map_err(|e| Rejection::new(dtwin_schema::RejectReason::WrongType, e.to_string()))
+            .and_then(|f| self.scorer.score(&f, now));
+        self.metrics
+            .scoring
+            .observe(started.elapsed().as_secs_f64());
+        match verdict {
+            Ok(risk) => {
+                self.metrics.verdict(risk.status, risk.level, risk.cold);
+                let age = (now - risk.source_ts).as_seconds_f64();
+                if age >= 0.0 {
+                    self.metrics.age.observe(age);
+                }
+                self.client
+                    .publish(
+                        self.topics.risk(&risk.machine_id),
+                        QoS::AtLeastOnce,
+                        false,
+                        to_json(&risk),
+                    )
+                    .await?;
+                self.metrics.messages_out.inc();
+                Ok(())
+            }
+            Err(rejection) => {
+                debug!(topic, error = %rejection, "features rejected");
+                self.dead_letter(topic, payload, rejection).await
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        rejection: Rejection,
+    ) -> anyhow::Result<()> {
+        self.metrics.rejected(rejection.reason.as_str());
+        let dl = DeadLetter::new(SERVICE, topic, payload, rejection.reason, rejection.detail);
+        self.client
+            .publish(
+                self.topics.deadletter(SERVICE),
+                QoS::AtLeastOnce,
+                false,
+                to_json(&dl),
+            )
+            .await?;
+        Ok(())
+    }
 }

@@ -22,9 +22,13 @@
 //! ```
 //!
 //! # Layout
-//! - [`Health`]: a shared healthy/unhealthy flag with a reason.
+//! - [`Health`]: a shared healthy/unhealthy flag with a reason; [`Health::follow`] keeps it in
+//!   step with a watched state (a broker link).
+//! - [`Exposition`]: the registries (and healths) one endpoint serves: one service's, or
+//!   several services' in one process (`dtwin up`).
 //! - [`render`]: the registry as text; [`app`]: the axum router (tested with `oneshot`).
-//! - [`serve`], [`bind`] and [`serve_on`]: the HTTP server, stopped by a cancellation token.
+//! - [`serve`], [`bind`], [`serve_on`] and [`serve_exposition`]: the HTTP server, stopped by a
+//!   cancellation token.
 //! - [`latency_buckets`]: histogram buckets for per-message processing times; [`CounterVec`],
 //!   [`GaugeVec`] and [`label`] for labelled metrics.
 
@@ -95,6 +99,31 @@ impl Health {
         }
     }
 
+    /// Keeps this flag in step with `state` (e.g. a broker link): `check` says whether a state
+    /// is healthy. Returns when `shutdown` fires or the state's sender is gone (then the
+    /// service is marked unhealthy: nothing reports its state any more).
+    pub async fn follow<T>(
+        self,
+        mut state: tokio::sync::watch::Receiver<T>,
+        check: impl Fn(&T) -> Result<(), String>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let verdict = check(&state.borrow_and_update());
+            match verdict {
+                Ok(()) => self.set_healthy(),
+                Err(why) => self.set_unhealthy(why),
+            }
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() {
+                    self.set_unhealthy("state no longer reported");
+                    return;
+                },
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         // A panic while holding this lock cannot leave the Option half-written; keep serving.
         self.problem
@@ -119,29 +148,97 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
-#[derive(Clone)]
-struct AppState {
+/// What one `/metrics` + `/healthz` endpoint serves: one or more registries, each with the
+/// [`Health`] of the service that owns it. Cheap to clone; services [`add`](Self::add) theirs
+/// when they start, so `dtwin up` can serve every in-process service on one port.
+#[derive(Clone, Default)]
+pub struct Exposition {
+    parts: Arc<Mutex<Vec<Part>>>,
+}
+
+struct Part {
+    name: String,
     registry: Arc<Registry>,
     health: Health,
 }
 
-/// The router: `/metrics` and `/healthz`.
+impl std::fmt::Debug for Exposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.lock().iter().map(|p| p.name.clone()).collect();
+        f.debug_struct("Exposition").field("parts", &names).finish()
+    }
+}
+
+impl Exposition {
+    /// An endpoint with nothing to serve yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a service's registry and health (`name` prefixes its unhealthy reasons).
+    pub fn add(&self, name: &str, registry: Arc<Registry>, health: Health) {
+        self.lock().push(Part {
+            name: name.to_owned(),
+            registry,
+            health,
+        });
+    }
+
+    /// Every registry as one OpenMetrics text (one `# EOF` at the end).
+    pub fn render(&self) -> String {
+        let parts = self.lock();
+        let mut out = String::new();
+        for p in parts.iter() {
+            let text = render(&p.registry);
+            out.push_str(text.strip_suffix("# EOF\n").unwrap_or(&text));
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+
+    /// `Ok` when every service is healthy, else the first reason as `service: reason`.
+    ///
+    /// # Errors
+    /// An unhealthy service's reason.
+    pub fn check(&self) -> Result<(), String> {
+        let parts = self.lock();
+        for p in parts.iter() {
+            p.health
+                .check()
+                .map_err(|why| format!("{}: {why}", p.name))?;
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Part>> {
+        // Pushing a Part cannot be left half done by a panic; keep serving.
+        self.parts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The router: `/metrics` and `/healthz` for one registry.
 pub fn app(registry: Arc<Registry>, health: Health) -> Router {
+    let exposition = Exposition::new();
+    exposition.add("service", registry, health);
+    app_for(exposition)
+}
+
+/// The router for an [`Exposition`].
+pub fn app_for(exposition: Exposition) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .with_state(AppState { registry, health })
+        .with_state(exposition)
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        render(&s.registry),
-    )
+async fn metrics(State(s): State<Exposition>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], s.render())
 }
 
-async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
-    match s.health.check() {
+async fn healthz(State(s): State<Exposition>) -> impl IntoResponse {
+    match s.check() {
         Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -183,9 +280,23 @@ pub async fn serve_on(
     health: Health,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let exposition = Exposition::new();
+    exposition.add("service", registry, health);
+    serve_exposition(listener, exposition, shutdown).await
+}
+
+/// Serves an [`Exposition`] (several services on one port) on a bound listener.
+///
+/// # Errors
+/// The server fails.
+pub async fn serve_exposition(
+    listener: TcpListener,
+    exposition: Exposition,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
-    axum::serve(listener, app(registry, health))
+    axum::serve(listener, app_for(exposition))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .map_err(|e| anyhow::anyhow!("metrics server on {addr}: {e}"))
@@ -254,6 +365,54 @@ mod tests {
         health.set_healthy();
         assert_eq!(get(app.clone(), "/healthz").await.0, StatusCode::OK);
         assert_eq!(get(app, "/nope").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn an_exposition_serves_several_registries_and_their_health() {
+        let (a, ca, _) = registry();
+        let mut b = Registry::with_prefix("dtwin_other");
+        let cb = Counter::<u64>::default();
+        b.register("messages_out", "Out", cb.clone());
+        ca.inc();
+        cb.inc_by(2);
+        let (ha, hb) = (Health::new(), Health::new());
+        let exposition = Exposition::new();
+        exposition.add("first", Arc::new(a), ha.clone());
+        exposition.add("second", Arc::new(b), hb.clone());
+        let app = app_for(exposition);
+        let (status, _, body) = get(app.clone(), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("dtwin_test_messages_in_total 1"), "{body}");
+        assert!(body.contains("dtwin_other_messages_out_total 2"), "{body}");
+        assert_eq!(body.matches("# EOF").count(), 1, "{body}");
+        assert!(body.ends_with("# EOF\n"));
+        assert_eq!(get(app.clone(), "/healthz").await.0, StatusCode::OK);
+        hb.set_unhealthy("broker link Down");
+        let (status, _, body) = get(app, "/healthz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("second: broker link Down"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn health_follows_a_watched_state() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let health = Health::new();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(health.clone().follow(
+            rx,
+            |up: &bool| if *up { Ok(()) } else { Err("down".into()) },
+            stop.clone(),
+        ));
+        let settle = || tokio::time::sleep(std::time::Duration::from_millis(20));
+        settle().await;
+        assert_eq!(health.check(), Err("down".into()));
+        tx.send_replace(true);
+        settle().await;
+        assert_eq!(health.check(), Ok(()));
+        drop(tx);
+        task.await.unwrap();
+        assert!(health.check().is_err(), "no reporter left: unhealthy");
+        stop.cancel();
     }
 
     #[tokio::test]

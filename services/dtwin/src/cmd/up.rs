@@ -43,12 +43,22 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     let outbox =
         std::path::absolute(&args.alerter.outbox).unwrap_or_else(|_| args.alerter.outbox.clone());
     // Build what can fail before anything starts, so a bad model or rules file stops `up` at once.
-    let inference = args.inference.config(broker.clone(), &prefix);
+    let mut inference = args.inference.config(broker.clone(), &prefix);
     dtwin_inference::build_scorer(&inference).context("inference")?;
     let twin = args.twin.config(broker.clone(), &prefix)?;
-    let feature = dtwin_feature::FeatureConfig {
+    let mut feature = dtwin_feature::FeatureConfig {
         prefix: prefix.clone(),
         ..dtwin_feature::FeatureConfig::new(broker.clone())
+    };
+    // One endpoint for the feature and inference services' metrics and health.
+    let metrics = match args.metrics_listen {
+        Some(listen) => {
+            let exposition = dtwin_obs::Exposition::new();
+            feature.metrics_shared = Some(exposition.clone());
+            inference.metrics_shared = Some(exposition.clone());
+            Some((dtwin_obs::bind(listen).await?, exposition))
+        }
+        None => None,
     };
     let alerter = args.alerter.config(broker.clone(), &prefix);
     let mut dashboard = dtwin_dashboard::DashboardConfig::new(broker.clone());
@@ -69,9 +79,21 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         outbox.display()
     );
     println!("dtwin up: dashboard at {dashboard_url}");
+    if let Some((listener, _)) = &metrics {
+        println!(
+            "dtwin up: metrics at http://{}/metrics",
+            listener.local_addr()?
+        );
+    }
     println!("dtwin up: press Ctrl-C to stop");
 
     let mut tasks = JoinSet::new();
+    if let Some((listener, exposition)) = metrics {
+        tasks.spawn(named(
+            "metrics",
+            dtwin_obs::serve_exposition(listener, exposition, shutdown.clone()),
+        ));
+    }
     // Consumers first, so the first readings are not missed.
     tasks.spawn(named(
         "feature",

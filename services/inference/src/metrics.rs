@@ -1,0 +1,142 @@
+//! The inference service's Prometheus metrics (prefix `dtwin_inference_`), updated by the
+//! service loop after each message.
+
+use dtwin_obs::prometheus_client::metrics::counter::Counter;
+use dtwin_obs::prometheus_client::metrics::gauge::Gauge;
+use dtwin_obs::prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use dtwin_obs::{label, CounterVec, GaugeVec, Labels, Registry};
+use dtwin_schema::{Level, RiskStatus};
+
+/// Every metric of the inference service. Cheap to clone (shared atomics).
+#[derive(Clone)]
+pub struct InferenceMetrics {
+    /// `dtwin_inference_messages_in_total`: feature vectors received.
+    pub messages_in: Counter,
+    /// `dtwin_inference_messages_out_total`: risk verdicts published.
+    pub messages_out: Counter,
+    /// `dtwin_inference_rejected_total{reason}`: inputs dead-lettered, by reason.
+    pub rejected: CounterVec,
+    /// `dtwin_inference_verdicts_total{status,level}`: verdicts by status and level.
+    pub verdicts: CounterVec,
+    /// `dtwin_inference_cold_verdicts_total`: verdicts on a cold (half-empty) window.
+    pub cold: Counter,
+    /// `dtwin_inference_model_info{model_id,version,feature_set}`: 1 for the running model.
+    pub model_info: GaugeVec,
+    /// `dtwin_inference_model_swaps_total{result}`: deployed models accepted or refused.
+    pub swaps: CounterVec,
+    /// `dtwin_inference_scoring_seconds`: decode + forest + rules, per feature vector.
+    pub scoring: Histogram,
+    /// `dtwin_inference_telemetry_age_seconds`: verdict time minus the telemetry's `ts`.
+    pub age: Histogram,
+    /// `dtwin_inference_inbox_depth`: messages waiting in the service's MQTT inbox.
+    pub inbox: Gauge,
+}
+
+/// The running model's labels for `model_info`.
+pub fn model_labels(model_id: &str, version: &str, feature_set: &str) -> Labels {
+    vec![
+        ("model_id".to_owned(), model_id.to_owned()),
+        ("version".to_owned(), version.to_owned()),
+        ("feature_set".to_owned(), feature_set.to_owned()),
+    ]
+}
+
+impl InferenceMetrics {
+    /// Registers every metric in `registry` (give it the `dtwin_inference` prefix).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            messages_in: Counter::default(),
+            messages_out: Counter::default(),
+            rejected: CounterVec::default(),
+            verdicts: CounterVec::default(),
+            cold: Counter::default(),
+            model_info: GaugeVec::default(),
+            swaps: CounterVec::default(),
+            scoring: Histogram::new(dtwin_obs::latency_buckets()),
+            // 1 ms to ~131 s, doubling: broker hops to a backlog after an outage.
+            age: Histogram::new(exponential_buckets(1e-3, 2.0, 18)),
+            inbox: Gauge::default(),
+        };
+        let r = registry;
+        r.register(
+            "messages_in",
+            "Feature vectors received",
+            m.messages_in.clone(),
+        );
+        r.register(
+            "messages_out",
+            "Risk verdicts published",
+            m.messages_out.clone(),
+        );
+        r.register(
+            "rejected",
+            "Inputs dead-lettered, by reason",
+            m.rejected.clone(),
+        );
+        r.register(
+            "verdicts",
+            "Risk verdicts by status and level",
+            m.verdicts.clone(),
+        );
+        r.register(
+            "cold_verdicts",
+            "Verdicts on a cold window (flagged, not acted on by the alerter)",
+            m.cold.clone(),
+        );
+        r.register(
+            "model_info",
+            "The running model (value 1)",
+            m.model_info.clone(),
+        );
+        r.register(
+            "model_swaps",
+            "Deployed models accepted or refused",
+            m.swaps.clone(),
+        );
+        r.register(
+            "scoring_seconds",
+            "Decoding and scoring one feature vector (forest and rules)",
+            m.scoring.clone(),
+        );
+        r.register(
+            "telemetry_age_seconds",
+            "Verdict time minus the source telemetry's timestamp (end-to-end latency)",
+            m.age.clone(),
+        );
+        r.register(
+            "inbox_depth",
+            "Messages waiting in the MQTT inbox",
+            m.inbox.clone(),
+        );
+        m
+    }
+
+    /// Counts a dead letter.
+    pub fn rejected(&self, reason: &str) {
+        self.rejected.get_or_create(&label("reason", reason)).inc();
+    }
+
+    /// Counts a verdict.
+    pub fn verdict(&self, status: RiskStatus, level: Level, cold: bool) {
+        let labels = vec![
+            ("status".to_owned(), status.as_str().to_owned()),
+            ("level".to_owned(), level.as_str().to_owned()),
+        ];
+        self.verdicts.get_or_create(&labels).inc();
+        if cold {
+            self.cold.inc();
+        }
+    }
+
+    /// Makes `labels` the only running model.
+    pub fn model(&self, labels: &Labels) {
+        self.model_info.clear();
+        self.model_info.get_or_create(labels).set(1);
+    }
+
+    /// Counts a deployed model, accepted or refused.
+    pub fn swap(&self, accepted: bool) {
+        let result = if accepted { "accepted" } else { "refused" };
+        self.swaps.get_or_create(&label("result", result)).inc();
+    }
+}

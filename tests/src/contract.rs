@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto-schemas");
 
 /// The schema files, by short name (`{name}.schema.json`).
-pub const SCHEMAS: [&str; 8] = [
+pub const SCHEMAS: [&str; 9] = [
     "telemetry",
     "features",
     "risk",
@@ -32,6 +32,7 @@ pub const SCHEMAS: [&str; 8] = [
     "status",
     "control",
     "drift",
+    "silence",
 ];
 
 /// The name [`Contract::check`] returns for `{prefix}/models/current`, which has no JSON
@@ -186,6 +187,11 @@ impl Contract {
                 return Ok(("drift", Some(service)));
             }
         }
+        if let Some(id) = rest.strip_prefix("control/silences/") {
+            if !id.is_empty() && !id.contains('/') {
+                return Ok(("silence", Some(id)));
+            }
+        }
         if rest == "control/twin" {
             return Ok(("control", None));
         }
@@ -210,6 +216,10 @@ impl Contract {
                 payload.len()
             ));
         }
+        if name == "silence" && payload.is_empty() {
+            // Removing a retained silence.
+            return Ok(name);
+        }
         let value: Value = serde_json::from_slice(payload)
             .map_err(|e| format!("{name}: payload is not JSON: {e}"))?;
         if name == MODEL {
@@ -224,6 +234,7 @@ impl Contract {
         self.validate(name, &value)?;
         match (name, &value) {
             ("deadletter" | "drift", _) => expect_field(&value, "service", id, name)?,
+            ("silence", _) => expect_field(&value, "silence_id", id, name)?,
             // A gateway batch: every reading names the topic's machine.
             ("telemetry", Value::Array(items)) => {
                 for item in items {

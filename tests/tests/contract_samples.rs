@@ -367,6 +367,7 @@ fn every_alert_event_kind_validates() {
         AlertEventKind::Resolved,
         AlertEventKind::Sent,
         AlertEventKind::Failed,
+        AlertEventKind::Silenced,
     ];
     let wire: BTreeSet<String> = kinds
         .iter()
@@ -493,6 +494,7 @@ fn schema_examples_validate_and_decode_with_the_rust_types() {
                 }),
                 "status" => decode::<MachineStatus>(&bytes),
                 "drift" => decode::<DriftStatus>(&bytes),
+                "silence" => decode::<dtwin_schema::Silence>(&bytes),
                 "control" => dtwin_twin_publisher::control::decode(&bytes)
                     .map(|_| ())
                     .map_err(|e| e.detail),
@@ -524,6 +526,7 @@ fn asyncapi_documents_every_topic_and_schema() {
         "{prefix}/models/current",
         "{prefix}/publishers/{client_id}/status",
         "{prefix}/drift/{service}",
+        "{prefix}/control/silences/{silenceId}",
     ] {
         assert!(doc.contains(&format!("address: '{address}'")), "{address}");
     }

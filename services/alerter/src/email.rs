@@ -53,7 +53,8 @@ pub enum MailError {
 }
 
 /// Which notification an e-mail is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MailKind {
     /// The alert started firing.
     Firing,
@@ -65,8 +66,8 @@ pub enum MailKind {
     Resolved,
 }
 
-/// Everything one alert e-mail shows.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything one alert e-mail shows (kept in the spool as JSON until it is sent).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertMail {
     /// The machine.
     pub machine_id: MachineId,
@@ -82,6 +83,7 @@ pub struct AlertMail {
     /// The latest risk probability, 0..1.
     pub probability: f64,
     /// When the verdict behind it was made.
+    #[serde(with = "time::serde::rfc3339")]
     pub ts: OffsetDateTime,
     /// Recommended actions, most severe first.
     pub actions: Vec<Action>,
@@ -185,28 +187,141 @@ pub fn subject(alert: &AlertMail, cfg: &MailConfig) -> String {
     ))
 }
 
+/// How one send of an e-mail differs from the rendering: who gets it, and whether it may be
+/// a second copy (a send was started before a crash; the server may have the first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// Recipients (at least one).
+    pub to: Vec<Mailbox>,
+    /// Mark the e-mail as a possible duplicate (subject prefix and
+    /// `X-Dtwin-Possible-Duplicate: yes`); it keeps its Message-ID, so clients that
+    /// deduplicate by it show one.
+    pub possible_duplicate: bool,
+}
+
+/// Header marking a possible second copy.
+pub const DUPLICATE_HEADER: &str = "X-Dtwin-Possible-Duplicate";
+
+/// Renders `alert` to the configured recipients (see [`render_for`]).
+///
+/// # Errors
+/// [`MailError`] when a template fails or lettre refuses the message (no recipient).
+pub fn render(alert: &AlertMail, cfg: &MailConfig) -> Result<Message, MailError> {
+    render_for(
+        alert,
+        cfg,
+        &Envelope {
+            to: cfg.to.clone(),
+            possible_duplicate: false,
+        },
+    )
+}
+
 /// Renders `alert` as a multipart/alternative (text/plain + text/html) e-mail. Follow-ups
 /// (escalation, repeat, resolution) reply to the firing e-mail, so clients thread them.
 ///
 /// # Errors
 /// [`MailError`] when a template fails or lettre refuses the message (no recipient).
-pub fn render(alert: &AlertMail, cfg: &MailConfig) -> Result<Message, MailError> {
-    let view = View::new(alert, cfg);
+pub fn render_for(
+    alert: &AlertMail,
+    cfg: &MailConfig,
+    env: &Envelope,
+) -> Result<Message, MailError> {
+    let mut view = View::new(alert, cfg);
+    if env.possible_duplicate {
+        view.subject = format!("[possible duplicate] {}", view.subject);
+    }
     let text = TextMail { v: &view }.render()?;
     let html = HtmlMail { v: &view }.render()?;
-    let mut b = Message::builder()
-        .from(cfg.from.clone())
-        .subject(view.subject.clone())
-        .message_id(Some(alert.message_id()))
-        .date(SystemTime::from(alert.ts));
-    for to in &cfg.to {
-        b = b.to(to.clone());
-    }
+    let mut b = builder(cfg, env, &view.subject, alert.message_id(), alert.ts);
     if alert.kind != MailKind::Firing {
         let parent = message_id(&alert.alert_id, "firing");
         b = b.in_reply_to(parent.clone()).references(parent);
     }
-    let body = MultiPart::alternative()
+    Ok(b.multipart(alternative(text, html))?)
+}
+
+/// Renders one digest e-mail listing `alerts` in the given order (highest priority first).
+///
+/// # Errors
+/// [`MailError`] when a template fails or lettre refuses the message.
+pub fn render_digest(
+    alerts: &[AlertMail],
+    cfg: &MailConfig,
+    env: &Envelope,
+    now: OffsetDateTime,
+) -> Result<Message, MailError> {
+    let rows: Vec<View> = alerts.iter().map(|a| View::new(a, cfg)).collect();
+    let critical = alerts.iter().filter(|a| a.level == Level::Critical).count();
+    let mut subject = sanitize_header(&format!(
+        "{} {} machines AT RISK ({critical} CRITICAL): {}",
+        cfg.subject_prefix,
+        alerts.len(),
+        alerts
+            .iter()
+            .take(3)
+            .map(|a| a.machine_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+            + if alerts.len() > 3 { ", ..." } else { "" }
+    ));
+    if env.possible_duplicate {
+        subject = format!("[possible duplicate] {subject}");
+    }
+    let digest = DigestView {
+        subject: subject.clone(),
+        count: alerts.len(),
+        critical,
+        time_rfc3339: time_fmt::format(now),
+        time_human: human_time(now),
+        rows,
+    };
+    let text = DigestText { d: &digest }.render()?;
+    let html = DigestHtml { d: &digest }.render()?;
+    let names: Vec<String> = alerts.iter().map(AlertMail::file_name).collect();
+    let id = digest_message_id(&names);
+    let b = builder(cfg, env, &subject, id, now);
+    Ok(b.multipart(alternative(text, html))?)
+}
+
+/// `<digest-{first}-{n}-{hash}@dtwin>`: the same records give the same id.
+pub fn digest_message_id(names: &[String]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for n in names {
+        for b in n.bytes().chain([0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let first = names.first().map_or("", String::as_str);
+    format!("<digest-{first}-{}-{h:016x}@dtwin>", names.len())
+}
+
+fn builder(
+    cfg: &MailConfig,
+    env: &Envelope,
+    subject: &str,
+    message_id: String,
+    date: OffsetDateTime,
+) -> lettre::message::MessageBuilder {
+    let mut b = Message::builder()
+        .from(cfg.from.clone())
+        .subject(subject.to_owned())
+        .message_id(Some(message_id))
+        .date(SystemTime::from(date));
+    for to in &env.to {
+        b = b.to(to.clone());
+    }
+    if env.possible_duplicate {
+        b = b.raw_header(lettre::message::header::HeaderValue::new(
+            lettre::message::header::HeaderName::new_from_ascii_str(DUPLICATE_HEADER),
+            "yes".to_owned(),
+        ));
+    }
+    b
+}
+
+fn alternative(text: String, html: String) -> MultiPart {
+    MultiPart::alternative()
         .singlepart(
             lettre::message::SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
@@ -216,8 +331,29 @@ pub fn render(alert: &AlertMail, cfg: &MailConfig) -> Result<Message, MailError>
             lettre::message::SinglePart::builder()
                 .header(ContentType::TEXT_HTML)
                 .body(html),
-        );
-    Ok(b.multipart(body)?)
+        )
+}
+
+/// A digest: the alerts it lists, already formatted.
+struct DigestView {
+    subject: String,
+    count: usize,
+    critical: usize,
+    time_rfc3339: String,
+    time_human: String,
+    rows: Vec<View>,
+}
+
+#[derive(Template)]
+#[template(path = "digest.html")]
+struct DigestHtml<'a> {
+    d: &'a DigestView,
+}
+
+#[derive(Template)]
+#[template(path = "digest.txt")]
+struct DigestText<'a> {
+    d: &'a DigestView,
 }
 
 /// What the templates show, pre-formatted so they hold no logic.

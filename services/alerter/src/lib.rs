@@ -1,44 +1,65 @@
-//! The alerter: turns risk verdicts into alert lifecycle events and HTML e-mails.
+//! The alerter: turns risk verdicts into alert lifecycle events and HTML e-mails that are
+//! never lost and never sent twice.
 //!
-//! It subscribes to every machine's risk topic with a persistent session and manual acks.
-//! Per verdict it steps the machine's alert state machine; on a transition it renders the
-//! e-mail, writes it to the outbox, publishes the lifecycle event and a `sent` event, and only
-//! then acks the verdict, so a crash anywhere redelivers the verdict instead of losing it.
-//! Outbox file names are stable per notification, so a redelivery rewrites the same file.
+//! It subscribes to every machine's risk topic with a persistent session (fixed client id,
+//! clean session off, QoS 1) and manual acks. Per verdict it steps the machine's alert state
+//! machine; on a transition it queues a [`spool::Record`] durably, publishes the lifecycle
+//! event and only then acks the verdict, so a crash anywhere redelivers the verdict instead of
+//! losing it, and the record's fixed name makes the redelivery queue nothing twice. The
+//! [`sender`] drains the spool into SMTP (or the `.eml` outbox) with retries, digests, rate
+//! limits and silences; a record leaves the spool only once the server accepted it.
+//!
+//! Delivery guarantee: every alert e-mail is delivered at least once; it is delivered twice
+//! only when the alerter dies between the server accepting it and the record moving to
+//! `sent/` (a window of one rename), and then the second copy has the same Message-ID and is
+//! marked `[possible duplicate]` (header `X-Dtwin-Possible-Duplicate: yes`).
 //!
 //! # Layout
 //! - [`lifecycle`]: the pure per-machine state machine ([`step`]): confirm k of n, escalate,
 //!   repeat, resolve with hysteresis.
-//! - [`email`]: pure rendering of an [`AlertMail`] into a multipart lettre [`Message`] with
-//!   askama templates from `templates/`.
-//! - [`outbox`]: [`Outbox`], the durable `.eml` drop (atomic write + fsync + rename).
 //! - [`processor`]: [`Processor`], the pure core: topic + bytes in, [`Outcome`] out.
-//! - [`run`]: the async shell: one connection, one worker, write → publish → ack.
-//!
-//! [`Message`]: lettre::Message
+//! - [`spool`]: [`Spool`], the durable queue and record of every notification.
+//! - [`plan`]: pure: silences, routing, digests, rate limits.
+//! - [`email`]: pure rendering (askama templates in `templates/`) of alerts and digests.
+//! - [`transport`]: [`Mailer`]: lettre SMTP (pooled, STARTTLS/TLS/AUTH) or the [`Outbox`].
+//! - [`sender`]: the async loop from spool to transport.
+//! - [`run`]: the async shell: one connection, queue → publish → ack.
 
 pub mod email;
+pub mod fsutil;
 pub mod lifecycle;
 pub mod outbox;
+pub mod plan;
 pub mod processor;
+pub mod sender;
+pub mod spool;
+pub mod transport;
 
+use dtwin_schema::AlertEventKind;
 pub use email::{render, AlertMail, MailConfig, MailError, MailKind};
 pub use lettre::message::Mailbox;
 pub use lifecycle::{
     step, AlertState, Firing, LifecycleConfig, LifecycleConfigError, Transition, VerdictInput,
 };
 pub use outbox::{Outbox, OutboxError};
+pub use plan::{Policy, Routing};
 pub use processor::{Notification, Outcome, Processor, ProcessorStats};
+pub use sender::RetryPolicy;
+pub use spool::Spool;
+pub use transport::Mailer;
 
 use anyhow::Context;
 use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
-use dtwin_schema::{time_fmt, AlertEventKind, TopicKind, Topics};
+use dtwin_schema::{Silence, TopicKind, Topics, SILENCE_SCHEMA};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-/// Longest wait between outbox write retries (disk full, permissions): the verdict stays
+/// Longest wait between spool write retries (disk full, permissions): the verdict stays
 /// unacknowledged meanwhile, so nothing is lost while the operator fixes the disk.
 pub const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -51,28 +72,46 @@ pub struct AlerterConfig {
     pub prefix: String,
     /// MQTT client id; fixed so the persistent session survives restarts.
     pub client_id: String,
-    /// Where e-mails are written as `.eml` files.
+    /// Where e-mails are written as `.eml` files when no SMTP server is set.
     pub outbox_dir: PathBuf,
+    /// The durable spool.
+    pub spool_dir: PathBuf,
+    /// SMTP server URL (`smtp://`, `smtps://`, `?tls=required`); `None`: the outbox.
+    pub smtp_url: Option<String>,
     /// When alerts fire, repeat and resolve.
     pub lifecycle: LifecycleConfig,
     /// Sender, recipients and subject prefix.
     pub mail: MailConfig,
     /// Dashboard link shown in e-mails.
     pub dashboard_url: Option<String>,
+    /// Recipients by machine, line and level.
+    pub routing: Routing,
+    /// Grouping and rate limits.
+    pub policy: Policy,
+    /// Backoff after a failed send.
+    pub retry: RetryPolicy,
+    /// How long delivered records stay in the spool.
+    pub retention: Duration,
 }
 
 impl AlerterConfig {
     /// Defaults for a broker at `broker`: prefix `dtwin/v1`, client id `dtwin-alerter`,
-    /// outbox `outbox/`, default lifecycle and addresses, no dashboard link.
+    /// outbox `outbox/`, spool `outbox/.spool/`, no SMTP, default lifecycle, addresses and policy.
     pub fn new(broker: BrokerUrl) -> Self {
         Self {
             broker,
             prefix: dtwin_schema::DEFAULT_PREFIX.to_owned(),
             client_id: "dtwin-alerter".to_owned(),
             outbox_dir: PathBuf::from("outbox"),
+            spool_dir: PathBuf::from("outbox/.spool"),
+            smtp_url: None,
             lifecycle: LifecycleConfig::default(),
             mail: MailConfig::default(),
             dashboard_url: None,
+            routing: Routing::default(),
+            policy: Policy::default(),
+            retry: RetryPolicy::default(),
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -80,31 +119,94 @@ impl AlerterConfig {
 /// Runs the alerter until `shutdown` fires, then disconnects cleanly.
 ///
 /// # Errors
-/// When the lifecycle settings are invalid, the outbox folder cannot be created, or the
+/// When the settings are invalid, the spool or outbox folder cannot be opened, or the
 /// connection closes under a publish or ack.
 pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config
         .lifecycle
         .validate()
         .context("alerter lifecycle settings")?;
-    let outbox = Outbox::new(&config.outbox_dir).context("opening the outbox")?;
+    anyhow::ensure!(
+        config.retention > config.lifecycle.repeat_interval.unsigned_abs(),
+        "the spool retention must be longer than the repeat interval"
+    );
+    let spool = Spool::open(&config.spool_dir).context("opening the alert spool")?;
+    let mailer = match &config.smtp_url {
+        Some(url) => Mailer::smtp(url).map_err(anyhow::Error::msg)?,
+        None => Mailer::Outbox(Outbox::new(&config.outbox_dir).context("opening the outbox")?),
+    };
     let topics = Topics::new(&config.prefix);
-    let subs = vec![Subscription::new(
-        topics.all(TopicKind::Risk),
-        QoS::AtLeastOnce,
-    )];
+    let mut processor = Processor::new(topics.clone(), config.lifecycle, config.dashboard_url);
+    let firing = spool.firing_states().context("reading the alert spool")?;
+    if !firing.is_empty() {
+        info!(
+            firing = firing.len(),
+            "alerts still firing from before the restart"
+        );
+    }
+    processor.resume(firing);
+    processor.resume_windows(spool.windows().context("reading the alert spool")?);
+    let subs = vec![
+        Subscription::new(topics.all(TopicKind::Risk), QoS::AtLeastOnce),
+        Subscription::new(topics.silences(), QoS::AtLeastOnce),
+    ];
     let mut bus = BusConfig::new(config.broker.clone(), &config.client_id);
     bus.clean_session = false;
     bus.manual_acks = true;
     let mut conn = dtwin_bus::connect(&bus, subs);
-    let mut processor = Processor::new(topics, config.lifecycle, config.mail, config.dashboard_url);
-    info!(broker = %config.broker, outbox = %outbox.dir().display(), "alerter started");
+    let (silence_tx, silence_rx) = watch::channel(Vec::new());
+    let mut silences: BTreeMap<String, Silence> = BTreeMap::new();
+    let wake = Arc::new(Notify::new());
+    let sender = sender::Sender {
+        spool: spool.clone(),
+        mailer,
+        client: conn.client.clone(),
+        topics: topics.clone(),
+        mail: config.mail,
+        routing: config.routing,
+        policy: config.policy,
+        retry: config.retry,
+        retention: config.retention,
+        silences: silence_rx,
+        wake: wake.clone(),
+    };
+    let sender_stop = shutdown.child_token();
+    let sender_task = tokio::spawn(sender.run(sender_stop.clone()));
+    info!(broker = %config.broker, spool = %spool.root().display(), "alerter started");
     let result = loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             msg = conn.inbox.recv() => match msg { Some(m) => m, None => break Ok(()) },
         };
+        if let Some(id) = topics.parse_silence(&msg.topic) {
+            match silence_update(id, &msg.payload) {
+                Ok(Some(s)) => {
+                    info!(silence = %s.silence_id, until = %s.until, machines = ?s.machines, lines = ?s.lines, "silence set");
+                    silences.insert(id.to_owned(), s);
+                }
+                Ok(None) => {
+                    if silences.remove(id).is_some() {
+                        info!(silence = id, "silence removed");
+                    }
+                }
+                Err(e) => warn!(topic = %msg.topic, error = %e, "bad silence ignored"),
+            }
+            silence_tx.send_replace(silences.values().cloned().collect());
+            if let Err(e) = conn.client.ack(&msg).await {
+                break Err(e).context("acking a silence");
+            }
+            continue;
+        }
         let outcome = processor.handle(&msg.topic, &msg.payload);
+        if let Some((machine, window)) = processor.take_window_change() {
+            // Before the ack, so a restart still counts this verdict towards firing.
+            let s = spool.clone();
+            match tokio::task::spawn_blocking(move || s.save_window(&machine, window)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "confirmation window not saved"),
+                Err(e) => warn!(error = %e, "confirmation window not saved"),
+            }
+        }
         let done = match outcome {
             Outcome::Quiet => {
                 debug!(topic = %msg.topic, "verdict applied");
@@ -118,8 +220,11 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
                 warn!(topic = %msg.topic, reason = reason.as_str(), "risk verdict rejected");
                 publish(&conn.client, topic, payload).await.map(|()| true)
             }
-            Outcome::Notify(n) => deliver(&conn.client, &outbox, &n, &shutdown).await,
+            Outcome::Notify(n) => queue(&conn.client, &spool, &n, &shutdown).await,
         };
+        if matches!(done, Ok(true)) {
+            wake.notify_one();
+        }
         match done {
             // Acked only after the work: a crash before this line redelivers the verdict.
             Ok(true) => {
@@ -127,7 +232,7 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
                     break Err(e).context("acking a risk verdict");
                 }
             }
-            // Shut down while the outbox was failing: leave it unacked for the next session.
+            // Shut down while the spool was failing: leave it unacked for the next session.
             Ok(false) => break Ok(()),
             Err(e) => break Err(e),
         }
@@ -140,28 +245,51 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
         firing = stats.firing,
         "alerter stopping"
     );
+    // Let the sender finish the mail in hand, then stop it.
+    sender_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), sender_task).await;
     conn.close().await;
     result
 }
 
-/// Writes the mail, then publishes the lifecycle event and `sent` (or `failed`). Returns
-/// false when shut down before the mail could be written.
-async fn deliver(
+/// A silence message: `Some` to set, `None` (empty payload) to remove.
+///
+/// # Errors
+/// Not a silence, a different id than the topic's, or a bad pattern.
+pub fn silence_update(id: &str, payload: &[u8]) -> Result<Option<Silence>, String> {
+    if payload.is_empty() {
+        return Ok(None);
+    }
+    let s: Silence = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    if s.schema != SILENCE_SCHEMA {
+        return Err(format!(
+            "schema is {:?}; expected {SILENCE_SCHEMA:?}",
+            s.schema
+        ));
+    }
+    if s.silence_id != id {
+        return Err(format!(
+            "silence_id {:?} differs from the topic's {id:?}",
+            s.silence_id
+        ));
+    }
+    if s.machines.is_empty() && s.lines.is_empty() {
+        return Err("a silence needs machines or lines".to_owned());
+    }
+    Ok(Some(s))
+}
+
+/// Queues the record, then publishes the lifecycle event. Returns false when shut down
+/// before the record could be written.
+async fn queue(
     client: &BusClient,
-    outbox: &Outbox,
+    spool: &Spool,
     n: &Notification,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<bool> {
-    let follow_up = match &n.mail {
-        Ok(bytes) => match write_with_retry(outbox, &n.file_name, bytes, shutdown).await {
-            Some(path) => (AlertEventKind::Sent, path.display().to_string()),
-            None => return Ok(false),
-        },
-        Err(e) => {
-            error!(machine_id = %n.machine_id, alert_id = %n.event.alert_id, error = %e, "alert e-mail could not be rendered");
-            (AlertEventKind::Failed, e.clone())
-        }
-    };
+    if !write_with_retry(spool, &n.record, shutdown).await {
+        return Ok(false);
+    }
     let (id, alert_id, level) = (&n.machine_id, &n.event.alert_id, n.event.level.as_str());
     match n.event.event {
         AlertEventKind::Firing => info!(machine_id = %id, alert_id, level, "alert fired"),
@@ -169,32 +297,33 @@ async fn deliver(
         _ => debug!(machine_id = %id, alert_id, level, tag = %n.transition.tag(), "alert updated"),
     }
     publish(client, n.topic.clone(), dtwin_schema::to_json(&n.event)).await?;
-    let (kind, detail) = follow_up;
-    let event = n.delivery_event(kind, detail, time_fmt::now());
-    publish(client, n.topic.clone(), dtwin_schema::to_json(&event)).await?;
     Ok(true)
 }
 
 /// Writes on a blocking thread (fsync can take a while), retrying with backoff until it
-/// works or `shutdown` fires (then `None`).
+/// works or `shutdown` fires (then false).
 async fn write_with_retry(
-    outbox: &Outbox,
-    name: &str,
-    bytes: &[u8],
+    spool: &Spool,
+    record: &spool::Record,
     shutdown: &CancellationToken,
-) -> Option<PathBuf> {
+) -> bool {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let (o, n, b) = (outbox.clone(), name.to_owned(), bytes.to_vec());
-        let result = tokio::task::spawn_blocking(move || o.write(&n, &b)).await;
+        let (s, r) = (spool.clone(), record.clone());
+        let result = tokio::task::spawn_blocking(move || s.put(&r)).await;
         let err = match result {
-            Ok(Ok(path)) => return Some(path),
+            Ok(Ok(queued)) => {
+                if !queued {
+                    debug!(record = %record.name(), "already delivered; not queued again");
+                }
+                return true;
+            }
             Ok(Err(e)) => e.to_string(),
             Err(e) => e.to_string(),
         };
-        error!(file = name, error = %err, retry_in_ms = backoff.as_millis() as u64, "outbox write failed");
+        error!(record = %record.name(), error = %err, retry_in_ms = backoff.as_millis() as u64, "spool write failed");
         tokio::select! {
-            _ = shutdown.cancelled() => return None,
+            _ = shutdown.cancelled() => return false,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(MAX_WRITE_BACKOFF);

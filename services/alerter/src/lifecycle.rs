@@ -110,15 +110,17 @@ impl From<&Risk> for VerdictInput {
 }
 
 /// A firing alert.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Firing {
     /// Stable id: machine id + firing start time.
     pub alert_id: String,
     /// When it started firing.
+    #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
     /// Its level (never below WARNING; only rises).
     pub level: Level,
     /// When it last notified (fire, escalate or repeat).
+    #[serde(with = "time::serde::rfc3339")]
     pub last_notified: OffsetDateTime,
     /// Repeats sent so far.
     pub repeats: u32,
@@ -142,6 +144,35 @@ impl AlertState {
             machine,
             recent: 0,
             firing: None,
+        }
+    }
+
+    /// A machine whose alert was firing before a restart (see [`crate::spool`]): the alert
+    /// carries on; the confirmation window starts empty.
+    pub fn resume(machine: MachineId, firing: Firing) -> Self {
+        Self {
+            machine,
+            recent: 0,
+            firing: Some(firing),
+        }
+    }
+
+    /// An idle machine whose confirmation window was `window` before a restart.
+    pub fn resume_window(machine: MachineId, window: u64) -> Self {
+        Self {
+            machine,
+            recent: window,
+            firing: None,
+        }
+    }
+
+    /// The confirmation window of an idle machine (bit 0: the newest verdict; 1 = AT_RISK);
+    /// 0 while firing.
+    pub fn window(&self) -> u64 {
+        if self.firing.is_some() {
+            0
+        } else {
+            self.recent
         }
     }
 

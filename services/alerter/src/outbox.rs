@@ -1,12 +1,10 @@
-//! The durable mail drop: each e-mail becomes `<dir>/<name>.eml`, written atomically (a
-//! temporary file, fsync, rename, fsync of the directory), so a crash leaves either the whole
-//! file or none. Names come from the alert id and the notification tag, so writing the same
-//! notification again replaces the same file: redelivery after a crash is idempotent.
-//!
-//! A later SMTP sender drains this folder and deletes a file once the server accepted it.
+//! The `.eml` outbox: the mail transport used when no SMTP server is configured. Each e-mail
+//! becomes `<dir>/<name>.eml`, written atomically (see [`crate::fsutil`]). Names come from the
+//! alert id and the notification tag, so writing the same notification again replaces the
+//! same file.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use crate::fsutil::{self, FsError};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Extension of finished mails.
@@ -19,15 +17,8 @@ pub enum OutboxError {
     #[error("bad outbox file name {0:?}")]
     BadName(String),
     /// A file-system step failed.
-    #[error("{step} {path}: {source}")]
-    Io {
-        /// What was being done.
-        step: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The error.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FsError),
 }
 
 /// A folder of `.eml` files.
@@ -43,7 +34,7 @@ impl Outbox {
     /// [`OutboxError::Io`] when the folder cannot be created.
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, OutboxError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        fs::create_dir_all(&dir).map_err(fsutil::err("creating", &dir))?;
         Ok(Self { dir })
     }
 
@@ -64,21 +55,14 @@ impl Outbox {
     /// [`OutboxError::BadName`] for a name that could escape the folder or hide as a dot
     /// file; [`OutboxError::Io`] when a step fails (the temporary file is removed).
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, OutboxError> {
-        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
-        if name.is_empty() || name.starts_with('.') || !name.chars().all(ok) {
+        if !fsutil::safe_name(name) {
             return Err(OutboxError::BadName(name.to_owned()));
         }
-        let path = self.path_for(name);
-        // A leading dot and another extension keep senders from picking up a half file.
-        let tmp = self.dir.join(format!(".{name}.{EML_EXT}.tmp"));
-        let result = write_synced(&tmp, bytes).and_then(|()| {
-            fs::rename(&tmp, &path).map_err(io_err("renaming to", &path))?;
-            sync_dir(&self.dir)
-        });
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map(|()| path)
+        Ok(fsutil::write_atomic(
+            &self.dir,
+            &format!("{name}.{EML_EXT}"),
+            bytes,
+        )?)
     }
 
     /// The finished mails, sorted by name.
@@ -87,8 +71,9 @@ impl Outbox {
     /// [`OutboxError::Io`] when the folder cannot be read.
     pub fn list(&self) -> Result<Vec<PathBuf>, OutboxError> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(io_err("reading", &self.dir))? {
-            let p = entry.map_err(io_err("reading", &self.dir))?.path();
+        let read = |e| OutboxError::Io(fsutil::err("reading", &self.dir)(e));
+        for entry in fs::read_dir(&self.dir).map_err(read)? {
+            let p = entry.map_err(read)?.path();
             let visible = p
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -100,28 +85,6 @@ impl Outbox {
         out.sort();
         Ok(out)
     }
-}
-
-fn write_synced(tmp: &Path, bytes: &[u8]) -> Result<(), OutboxError> {
-    let mut f = File::create(tmp).map_err(io_err("creating", tmp))?;
-    f.write_all(bytes).map_err(io_err("writing", tmp))?;
-    f.sync_all().map_err(io_err("syncing", tmp))
-}
-
-/// Makes the rename itself durable. Directories cannot be opened as files on Windows; there
-/// the rename is as durable as the platform makes it.
-fn sync_dir(dir: &Path) -> Result<(), OutboxError> {
-    if cfg!(unix) {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("syncing", dir))?;
-    }
-    Ok(())
-}
-
-fn io_err(step: &'static str, path: &Path) -> impl FnOnce(io::Error) -> OutboxError {
-    let path = path.to_path_buf();
-    move |source| OutboxError::Io { step, path, source }
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The alerter's pure core: one incoming risk message (topic + bytes) in, an [`Outcome`] out.
 //! It owns every machine's [`AlertState`], decodes and checks the verdict, steps the lifecycle
-//! and renders the e-mail; the async shell in [`crate::run`] only writes and publishes what it
-//! is told, in order.
+//! and builds the spool [`Record`]; the async shell in [`crate::run`] only queues and
+//! publishes what it is told, in order.
 
-use crate::email::{self, AlertMail, MailConfig};
-use crate::lifecycle::{self, AlertState, LifecycleConfig, Transition, VerdictInput};
+use crate::email::AlertMail;
+use crate::lifecycle::{self, AlertState, Firing, LifecycleConfig, Transition, VerdictInput};
+use crate::spool::Record;
 use dtwin_schema::{
     AlertEvent, AlertEventKind, DeadLetter, MachineId, RejectReason, Rejection, Risk, TopicKind,
     Topics, ALERT_SCHEMA, RISK_SCHEMA,
@@ -33,7 +34,7 @@ pub enum Outcome {
         /// Why it was rejected.
         reason: RejectReason,
     },
-    /// A lifecycle transition: write the mail, then publish the events.
+    /// A lifecycle transition: queue the record, then publish the event.
     Notify(Box<Notification>),
 }
 
@@ -46,28 +47,24 @@ pub struct Notification {
     pub transition: Transition,
     /// `{prefix}/alerts/{machine_id}`
     pub topic: String,
-    /// The outbox file name (`{alert_id}.{tag}`).
-    pub file_name: String,
-    /// The formatted e-mail, or why it could not be rendered.
-    pub mail: Result<Vec<u8>, String>,
+    /// What goes into the spool (the e-mail's content and the alert after it).
+    pub record: Record,
     /// The lifecycle event (firing, updated or resolved).
     pub event: AlertEvent,
 }
 
-impl Notification {
-    /// The follow-up event: `sent` (with the outbox path) or `failed` (with the error).
-    pub fn delivery_event(
-        &self,
-        kind: AlertEventKind,
-        detail: String,
-        now: OffsetDateTime,
-    ) -> AlertEvent {
-        AlertEvent {
-            ts: now,
-            event: kind,
-            detail: Some(detail),
-            ..self.event.clone()
-        }
+/// The follow-up of a lifecycle event: `sent`, `failed` or `silenced`, with a detail.
+pub fn delivery_event(
+    event: &AlertEvent,
+    kind: AlertEventKind,
+    detail: String,
+    now: OffsetDateTime,
+) -> AlertEvent {
+    AlertEvent {
+        ts: now,
+        event: kind,
+        detail: Some(detail),
+        ..event.clone()
     }
 }
 
@@ -89,27 +86,22 @@ pub struct ProcessorStats {
 pub struct Processor {
     topics: Topics,
     lifecycle: LifecycleConfig,
-    mail: MailConfig,
     dashboard_url: Option<String>,
     states: HashMap<MachineId, AlertState>,
     stats: ProcessorStats,
+    window_change: Option<(MachineId, u64)>,
 }
 
 impl Processor {
     /// A processor with no machine state. `lifecycle` should be validated first.
-    pub fn new(
-        topics: Topics,
-        lifecycle: LifecycleConfig,
-        mail: MailConfig,
-        dashboard_url: Option<String>,
-    ) -> Self {
+    pub fn new(topics: Topics, lifecycle: LifecycleConfig, dashboard_url: Option<String>) -> Self {
         Self {
             topics,
             lifecycle,
-            mail,
             dashboard_url,
             states: HashMap::new(),
             stats: ProcessorStats::default(),
+            window_change: None,
         }
     }
 
@@ -123,6 +115,29 @@ impl Processor {
                 .count(),
             ..self.stats
         }
+    }
+
+    /// Carries on alerts that were firing before a restart (from [`crate::Spool::firing_states`]).
+    pub fn resume(&mut self, firing: Vec<(MachineId, Firing)>) {
+        for (m, f) in firing {
+            self.states.insert(m.clone(), AlertState::resume(m, f));
+        }
+    }
+
+    /// Restores idle machines' confirmation windows saved before a restart (machines already
+    /// resumed as firing keep firing).
+    pub fn resume_windows(&mut self, windows: Vec<(MachineId, u64)>) {
+        for (m, w) in windows {
+            self.states
+                .entry(m.clone())
+                .or_insert_with(|| AlertState::resume_window(m, w));
+        }
+    }
+
+    /// The machine whose confirmation window the last [`Processor::handle`] changed, and the
+    /// new window: the shell saves it before acking, so a restart keeps the evidence.
+    pub fn take_window_change(&mut self) -> Option<(MachineId, u64)> {
+        self.window_change.take()
     }
 
     /// The alert state of `machine`, if it has sent a verdict.
@@ -148,21 +163,30 @@ impl Processor {
             .or_insert_with(|| AlertState::new(risk.machine_id.clone()));
         let (next, transition) =
             lifecycle::step(state, &VerdictInput::from(&risk), risk.ts, &self.lifecycle);
+        self.window_change =
+            (next.window() != state.window()).then(|| (risk.machine_id.clone(), next.window()));
         *state = next;
+        let firing = state.firing().cloned();
         match transition {
             None => Outcome::Quiet,
             Some(t) => {
                 self.stats.notifications += 1;
-                Outcome::Notify(Box::new(self.notification(&risk, t)))
+                Outcome::Notify(Box::new(self.notification(&risk, t, firing)))
             }
         }
     }
 
-    fn notification(&self, risk: &Risk, transition: Transition) -> Notification {
-        let mail = AlertMail::new(risk, &transition, self.dashboard_url.clone());
-        let rendered = email::render(&mail, &self.mail)
-            .map(|m| m.formatted())
-            .map_err(|e| e.to_string());
+    fn notification(
+        &self,
+        risk: &Risk,
+        transition: Transition,
+        firing: Option<Firing>,
+    ) -> Notification {
+        let dashboard = self
+            .dashboard_url
+            .as_ref()
+            .map(|u| format!("{}/machine/{}", u.trim_end_matches('/'), risk.machine_id));
+        let mail = AlertMail::new(risk, &transition, dashboard);
         let event = AlertEvent {
             schema: ALERT_SCHEMA.to_owned(),
             machine_id: risk.machine_id.clone(),
@@ -181,8 +205,11 @@ impl Processor {
         Notification {
             machine_id: risk.machine_id.clone(),
             topic: self.topics.alert(&risk.machine_id),
-            file_name: mail.file_name(),
-            mail: rendered,
+            record: Record {
+                mail,
+                event: event.clone(),
+                firing,
+            },
             event,
             transition,
         }

@@ -9,12 +9,7 @@ fn topics() -> Topics {
 }
 
 fn processor() -> Processor {
-    Processor::new(
-        topics(),
-        LifecycleConfig::default(),
-        MailConfig::default(),
-        None,
-    )
+    Processor::new(topics(), LifecycleConfig::default(), None)
 }
 
 fn risk(id: &str, status: RiskStatus, p: f64, secs: i64) -> Risk {
@@ -59,12 +54,24 @@ fn confirmed_risk_fires_then_resolves_with_mails_and_events() {
         panic!("second at-risk verdict fires");
     };
     assert_eq!(n.topic, "dtwin/v1/alerts/m-1");
-    assert_eq!(n.file_name, "m-1-20261122T100001000Z.firing");
+    assert_eq!(n.record.name(), "m-1-20261122T100001000Z.firing");
+    assert!(
+        n.record.firing.is_some(),
+        "the record carries the firing alert"
+    );
     assert_eq!(n.event.event, AlertEventKind::Firing);
     assert_eq!(n.event.level, Level::Critical);
-    let mail = String::from_utf8(n.mail.clone().expect("renders")).expect("ascii");
+    let mail = crate::email::render(&n.record.mail, &crate::MailConfig::default())
+        .expect("renders")
+        .formatted();
+    let mail = String::from_utf8(mail).expect("ascii");
     assert!(mail.contains("Subject: [dtwin] AT RISK m-1: 90 % risk (CRITICAL)"));
-    let sent = n.delivery_event(AlertEventKind::Sent, "outbox/x.eml".to_owned(), n.event.ts);
+    let sent = delivery_event(
+        &n.event,
+        AlertEventKind::Sent,
+        "outbox/x.eml".to_owned(),
+        n.event.ts,
+    );
     assert_eq!(
         (sent.event, sent.alert_id.as_str()),
         (AlertEventKind::Sent, n.event.alert_id.as_str())
@@ -81,6 +88,7 @@ fn confirmed_risk_fires_then_resolves_with_mails_and_events() {
     };
     assert_eq!(r.event.event, AlertEventKind::Resolved);
     assert_eq!(r.event.alert_id, n.event.alert_id);
+    assert!(r.record.firing.is_none(), "a resolution ends the alert");
     assert_eq!(p.stats().firing, 0);
     assert_eq!(p.stats().notifications, 2);
 }
@@ -136,4 +144,31 @@ fn bad_input_becomes_a_dead_letter() {
     }
     assert_eq!(p.stats().rejected, 5);
     assert_eq!(p.stats().verdicts, 0);
+}
+
+#[test]
+fn a_saved_confirmation_window_survives_a_restart() {
+    let mut p = processor();
+    feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 0));
+    let saved = p.take_window_change().expect("the window changed");
+    assert_eq!(saved.1, 1);
+    assert_eq!(p.take_window_change(), None, "taken once");
+    // A restarted alerter that restores the window fires on the next AT_RISK verdict.
+    let mut restarted = processor();
+    restarted.resume_windows(vec![saved]);
+    assert!(matches!(
+        feed(&mut restarted, &risk("m-1", RiskStatus::AtRisk, 0.9, 1)),
+        Outcome::Notify(_)
+    ));
+    assert_eq!(
+        restarted.take_window_change().map(|(_, w)| w),
+        Some(0),
+        "firing clears the window"
+    );
+    // Without it, one verdict is not enough.
+    let mut forgetful = processor();
+    assert!(matches!(
+        feed(&mut forgetful, &risk("m-1", RiskStatus::AtRisk, 0.9, 1)),
+        Outcome::Quiet
+    ));
 }

@@ -55,6 +55,7 @@ async fn verdicts_become_an_outbox_mail_and_alert_events() {
     let mut config = AlerterConfig::new(broker);
     config.client_id = format!("dtwin-alerter-test-{port}");
     config.outbox_dir = outbox.path().to_path_buf();
+    config.spool_dir = outbox.path().join(".spool");
     let shutdown = CancellationToken::new();
     let alerter = tokio::spawn(run(config, shutdown.clone()));
 

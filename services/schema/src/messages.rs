@@ -21,6 +21,8 @@ pub const DEADLETTER_SCHEMA: &str = "dtwin.deadletter.v1";
 pub const STATUS_SCHEMA: &str = "dtwin.status.v1";
 /// Schema id of drift status messages.
 pub const DRIFT_SCHEMA: &str = "dtwin.drift.v1";
+/// Schema id of a silence.
+pub const SILENCE_SCHEMA: &str = "dtwin.silence.v1";
 
 /// Rolling-window features of one machine after one reading (`dtwin.features.v1`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,8 +189,10 @@ pub enum AlertEventKind {
     Resolved,
     /// Its e-mail was accepted by the mail server or written to the outbox.
     Sent,
-    /// Its e-mail could not be delivered (will be retried).
+    /// Its e-mail could not be delivered (`detail` says whether it is retried).
     Failed,
+    /// A silence matched: recorded, not sent (`detail` names the silence).
+    Silenced,
 }
 
 /// An alert lifecycle event (`dtwin.alert.v1`), on `{prefix}/alerts/{machine_id}`.
@@ -352,6 +356,61 @@ pub struct DriftStatus {
     pub risk: Option<DriftScore>,
     /// The worst-scoring features (at most 10), worst first.
     pub features: Vec<DriftScore>,
+}
+
+/// An operator's silence (`dtwin.silence.v1`), retained on
+/// `{prefix}/control/silences/{silence_id}`; an empty retained message removes it. While it
+/// lasts, alert e-mails for the machines it matches are recorded, not sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    /// Always [`SILENCE_SCHEMA`].
+    pub schema: String,
+    /// Its id (the topic's last segment): `[A-Za-z0-9_.-]`, 1-64 characters.
+    pub silence_id: String,
+    /// Machine ids it matches; `*` matches any run of characters (`press-*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<String>,
+    /// Lines it matches (lines come from the alerter's routing file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
+    /// When it ends.
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    /// Why (shown in logs and events).
+    #[serde(default)]
+    pub reason: String,
+    /// Who set it.
+    #[serde(default)]
+    pub created_by: String,
+}
+
+impl Silence {
+    /// True when it lasts at `now` and names `machine` (or its `line`).
+    pub fn matches(&self, machine: &str, line: Option<&str>, now: OffsetDateTime) -> bool {
+        now < self.until
+            && (self.machines.iter().any(|p| glob_match(p, machine))
+                || line.is_some_and(|l| self.lines.iter().any(|p| glob_match(p, l))))
+    }
+}
+
+/// `*` matches any run of characters (possibly empty); everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Encodes any message as JSON.

@@ -11,6 +11,7 @@
 //! {prefix}/models/current                    deployed model (retained)
 //! {prefix}/publishers/{client_id}/status     a publisher's online/offline (retained, LWT)
 //! {prefix}/drift/{service}                   drift status of a service's inputs (retained)
+//! {prefix}/control/silences/{silence_id}      an operator's silence (retained; empty = removed)
 //! ```
 
 use crate::machine_id::MachineId;
@@ -114,6 +115,24 @@ impl Topics {
     /// `{prefix}/drift/{service}` (retained)
     pub fn drift(&self, service: &str) -> String {
         format!("{}/drift/{}", self.prefix, service)
+    }
+
+    /// `{prefix}/control/silences/{silence_id}` (retained)
+    pub fn silence(&self, silence_id: &str) -> String {
+        format!("{}/control/silences/{}", self.prefix, silence_id)
+    }
+
+    /// `{prefix}/control/silences/+`
+    pub fn silences(&self) -> String {
+        format!("{}/control/silences/+", self.prefix)
+    }
+
+    /// The silence id of a `{prefix}/control/silences/{id}` topic.
+    pub fn parse_silence<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("/control/silences/")
+            .filter(|id| !id.is_empty() && !id.contains('/'))
     }
 
     /// The filter matching `kind` for every machine, e.g. `{prefix}/machines/+/telemetry`.

@@ -310,6 +310,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
         tokio::spawn(dtwin_inference::run(inference, stop.clone()));
         let mut alerter = dtwin_alerter::AlerterConfig::new(url.clone());
         alerter.outbox_dir = _outbox.path().to_path_buf();
+        alerter.spool_dir = _outbox.path().join("spool");
         tokio::spawn(dtwin_alerter::run(alerter, stop.clone()));
         // Let the services subscribe before the first reading.
         tokio::time::sleep(Duration::from_millis(500)).await;

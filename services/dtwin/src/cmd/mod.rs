@@ -9,5 +9,6 @@ pub mod generate;
 pub mod loadtest;
 pub mod predict;
 pub mod replay;
+pub mod silence;
 pub mod train;
 pub mod up;

@@ -60,7 +60,7 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         }
         None => None,
     };
-    let alerter = args.alerter.config(broker.clone(), &prefix);
+    let mut alerter = args.alerter.config(broker.clone(), &prefix)?;
     let mut dashboard = dtwin_dashboard::DashboardConfig::new(broker.clone());
     dashboard.prefix = prefix.clone();
     dashboard.listen = args.dashboard_listen;
@@ -68,6 +68,9 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     dashboard.inference = inference.clone();
     let (dashboard_listener, dashboard_state) = dtwin_dashboard::bind(&dashboard).await?;
     let dashboard_url = format!("http://{}", dashboard_listener.local_addr()?);
+    alerter
+        .dashboard_url
+        .get_or_insert_with(|| dashboard_url.clone());
 
     println!("dtwin up: broker {broker}, prefix {prefix}");
     println!(

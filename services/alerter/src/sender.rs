@@ -1,0 +1,337 @@
+//! The sender: drains the spool into the mail transport. Each round it plans
+//! ([`crate::plan::plan`]: silences, routing, digests, rate limits), marks what it sends as
+//! `.sending`, sends, and moves each record to `sent/` (or `silenced/`, `failed/`) before
+//! publishing the matching alert event. A transient failure (server down, 4xx) stops the
+//! round and retries with exponential backoff and jitter; nothing leaves `pending/` unsent.
+
+use crate::email::{self, AlertMail, Envelope, MailConfig};
+use crate::plan::{self, Policy, Routing, SendLog, Step};
+use crate::processor::delivery_event;
+use crate::spool::{Done, Pending, Spool};
+use crate::transport::{Mailer, SendError};
+use dtwin_bus::{BusClient, QoS};
+use dtwin_schema::{AlertEventKind, Silence, Topics};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+/// Retry timing after a transient failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The first wait.
+    pub initial: Duration,
+    /// The longest wait (the wait doubles up to this).
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after `failures` consecutive failures (1 = the first): `initial x 2^(n-1)`
+    /// capped at `max`, scaled by `jitter` in [0.5, 1] ("equal jitter", so many alerters
+    /// retrying after one outage do not hit the server in step).
+    pub fn delay(&self, failures: u32, jitter: f64) -> Duration {
+        let exp = self
+            .initial
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(self.max);
+        exp.mul_f64(jitter.clamp(0.5, 1.0))
+    }
+}
+
+/// What the sender needs.
+pub struct Sender {
+    /// The spool it drains.
+    pub spool: Spool,
+    /// Where mails go.
+    pub mailer: Mailer,
+    /// For alert events.
+    pub client: BusClient,
+    /// Topic builder.
+    pub topics: Topics,
+    /// From, default recipients, subject prefix.
+    pub mail: MailConfig,
+    /// Recipients by machine, line and level; lines; criticality.
+    pub routing: Routing,
+    /// Grouping and rate limits.
+    pub policy: Policy,
+    /// Backoff.
+    pub retry: RetryPolicy,
+    /// Delivered records older than this are deleted from the spool.
+    pub retention: Duration,
+    /// The live silences.
+    pub silences: watch::Receiver<Vec<Silence>>,
+    /// Woken when a record is queued or a silence changes.
+    pub wake: Arc<Notify>,
+}
+
+/// How often the spool is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+impl Sender {
+    /// Runs until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut log = SendLog::default();
+        let mut failures: u32 = 0;
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut next_prune = tokio::time::Instant::now();
+        info!(transport = %self.mailer.describe(), spool = %self.spool.root().display(), "alert sender started");
+        loop {
+            let mut wake_at: Option<tokio::time::Instant> = None;
+            if retry_at.is_none_or(|t| t <= tokio::time::Instant::now()) {
+                retry_at = None;
+                match self.round(&mut log).await {
+                    Ok(wake) => {
+                        failures = 0;
+                        wake_at = wake;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        let delay = self
+                            .retry
+                            .delay(failures, rand::random::<f64>() * 0.5 + 0.5);
+                        warn!(error = %e, failures, retry_in_ms = delay.as_millis() as u64, "alert e-mail not sent; will retry");
+                        retry_at = Some(tokio::time::Instant::now() + delay);
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
+                let before = std::time::SystemTime::now() - self.retention;
+                match self.spool.prune(before) {
+                    Ok(0) => {}
+                    Ok(n) => info!(deleted = n, "old alert records pruned from the spool"),
+                    Err(e) => warn!(error = %e, "spool prune failed"),
+                }
+                log.forget_before(OffsetDateTime::now_utc() - self.policy.rate_window);
+            }
+            let until = [wake_at, retry_at, Some(next_prune)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(next_prune);
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified(), if retry_at.is_none() => {}
+                _ = self.silences.changed() => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+        debug!("alert sender stopped");
+    }
+
+    /// One pass over the spool. Returns when to look again for waiting records.
+    ///
+    /// # Errors
+    /// A transient send or spool failure: the caller backs off.
+    async fn round(&mut self, log: &mut SendLog) -> Result<Option<tokio::time::Instant>, String> {
+        let (pending, bad) = self.spool.pending().map_err(|e| e.to_string())?;
+        for (path, why) in bad {
+            error!(file = %path.display(), error = %why, "unreadable spool record left in place");
+        }
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        let now = OffsetDateTime::now_utc();
+        let silences = self.silences.borrow().clone();
+        let plan = plan::plan(
+            &pending,
+            now,
+            &self.routing,
+            &self.mail.to,
+            &silences,
+            &self.policy,
+            log,
+        );
+        let find = |name: &str| pending.iter().find(|p| p.record.name() == name);
+        for step in plan.steps {
+            match step {
+                Step::Silence { name, silence_id } => {
+                    let Some(p) = find(&name) else { continue };
+                    self.spool
+                        .finish(&name, Done::Silenced)
+                        .map_err(|e| e.to_string())?;
+                    info!(machine_id = %p.record.mail.machine_id, alert = %name, silence = %silence_id, "alert silenced");
+                    self.event(p, AlertEventKind::Silenced, format!("silence {silence_id}"))
+                        .await;
+                }
+                Step::Send { to, names } => {
+                    let records: Vec<&Pending> = names.iter().filter_map(|n| find(n)).collect();
+                    self.send(&records, &to, log).await?;
+                }
+            }
+        }
+        let wake = plan.wake_at.map(|t| {
+            let secs = (t - now).as_seconds_f64().max(0.0);
+            tokio::time::Instant::now() + Duration::from_secs_f64(secs)
+        });
+        Ok(wake)
+    }
+
+    async fn send(
+        &self,
+        records: &[&Pending],
+        to: &[lettre::message::Mailbox],
+        log: &mut SendLog,
+    ) -> Result<(), String> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let env = Envelope {
+            to: to.to_vec(),
+            possible_duplicate: records.iter().any(|p| p.maybe_sent),
+        };
+        let names: Vec<String> = records.iter().map(|p| p.record.name()).collect();
+        let (file, message) = if records.len() == 1 {
+            (
+                names[0].clone(),
+                email::render_for(&first.record.mail, &self.mail, &env),
+            )
+        } else {
+            let mails: Vec<AlertMail> = records.iter().map(|p| p.record.mail.clone()).collect();
+            let id = email::digest_message_id(&names);
+            (
+                id.trim_matches(['<', '>'])
+                    .trim_end_matches("@dtwin")
+                    .to_owned(),
+                email::render_digest(&mails, &self.mail, &env, OffsetDateTime::now_utc()),
+            )
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                // A mail that cannot be built never will be: park it, say so.
+                for p in records {
+                    self.finish(
+                        p,
+                        Done::Failed,
+                        AlertEventKind::Failed,
+                        format!("not sent: {e}"),
+                    )
+                    .await?;
+                }
+                return Ok(());
+            }
+        };
+        for n in &names {
+            self.spool.mark_sending(n).map_err(|e| e.to_string())?;
+        }
+        match self.mailer.send(&file, message).await {
+            Ok(detail) => {
+                log.record(to, OffsetDateTime::now_utc());
+                let what = if records.len() > 1 {
+                    format!("{detail} (digest of {})", records.len())
+                } else {
+                    detail
+                };
+                for p in records {
+                    self.finish(p, Done::Sent, AlertEventKind::Sent, what.clone())
+                        .await?;
+                }
+                info!(
+                    alerts = records.len(),
+                    to = to.len(),
+                    duplicate = env.possible_duplicate,
+                    "alert e-mail sent"
+                );
+                Ok(())
+            }
+            Err(SendError::Permanent(e)) => {
+                error!(error = %e, "alert e-mail refused for good");
+                for p in records {
+                    self.finish(
+                        p,
+                        Done::Failed,
+                        AlertEventKind::Failed,
+                        format!("refused, not retried: {e}"),
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            Err(SendError::Transient {
+                detail: e,
+                maybe_delivered,
+            }) => {
+                if !maybe_delivered {
+                    // Known not to have arrived: the retry is not a possible duplicate.
+                    for n in &names {
+                        self.spool.clear_sending(n);
+                    }
+                }
+                for p in records {
+                    self.event(p, AlertEventKind::Failed, format!("{e}; will retry"))
+                        .await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        p: &Pending,
+        done: Done,
+        kind: AlertEventKind,
+        detail: String,
+    ) -> Result<(), String> {
+        self.spool
+            .finish(&p.record.name(), done)
+            .map_err(|e| e.to_string())?;
+        self.event(p, kind, detail).await;
+        Ok(())
+    }
+
+    /// Publishes a follow-up alert event; a broker outage only loses the event, never the
+    /// mail (the spool has the record).
+    async fn event(&self, p: &Pending, kind: AlertEventKind, detail: String) {
+        let event = delivery_event(&p.record.event, kind, detail, OffsetDateTime::now_utc());
+        let topic = self.topics.alert(&p.record.mail.machine_id);
+        if let Err(e) = self
+            .client
+            .publish(
+                topic,
+                QoS::AtLeastOnce,
+                false,
+                dtwin_schema::to_json(&event),
+            )
+            .await
+        {
+            warn!(error = %e, "alert event not published");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitters_down_to_half() {
+        let r = RetryPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        assert_eq!(r.delay(1, 1.0), Duration::from_millis(100));
+        assert_eq!(r.delay(2, 1.0), Duration::from_millis(200));
+        assert_eq!(r.delay(4, 1.0), Duration::from_millis(800));
+        assert_eq!(r.delay(5, 1.0), Duration::from_secs(1));
+        assert_eq!(r.delay(60, 1.0), Duration::from_secs(1));
+        assert_eq!(r.delay(3, 0.5), Duration::from_millis(200));
+        assert_eq!(
+            r.delay(3, 0.0),
+            Duration::from_millis(200),
+            "jitter below half is clamped"
+        );
+    }
+}

@@ -26,6 +26,8 @@ pub struct MailConfig {
     pub to: Vec<Mailbox>,
     /// Start of every subject.
     pub subject_prefix: String,
+    /// Also show times in this zone (UTC is always shown).
+    pub time_zone: Option<jiff::tz::TimeZone>,
 }
 
 impl Default for MailConfig {
@@ -37,6 +39,7 @@ impl Default for MailConfig {
             from,
             to: vec![to],
             subject_prefix: "[dtwin]".to_owned(),
+            time_zone: None,
         }
     }
 }
@@ -368,6 +371,7 @@ struct View {
     level: &'static str,
     time_rfc3339: String,
     time_human: String,
+    time_local: Option<String>,
     actions: Vec<ActionView>,
     factors: Vec<FactorView>,
     latest: Vec<Reading>,
@@ -405,6 +409,7 @@ impl View {
             level: a.level.as_str(),
             time_rfc3339: time_fmt::format(a.ts),
             time_human: human_time(a.ts),
+            time_local: cfg.time_zone.as_ref().map(|tz| local_time(a.ts, tz)),
             actions: a
                 .actions
                 .iter()
@@ -481,6 +486,19 @@ fn human_time(ts: OffsetDateTime) -> String {
     ts.to_offset(time::UtcOffset::UTC)
         .format(fmt)
         .unwrap_or_else(|_| time_fmt::format(ts))
+}
+
+/// `Mon, 23 Nov 2026 11:00:00 CET (Europe/Berlin)`: the time in the configured zone.
+pub fn local_time(ts: OffsetDateTime, tz: &jiff::tz::TimeZone) -> String {
+    let nanos = ts.unix_timestamp_nanos();
+    let name = tz.iana_name().unwrap_or("local");
+    match jiff::Timestamp::from_nanosecond(nanos) {
+        Ok(t) => format!(
+            "{} ({name})",
+            t.to_zoned(tz.clone()).strftime("%a, %-d %b %Y %H:%M:%S %Z")
+        ),
+        Err(_) => human_time(ts),
+    }
 }
 
 /// A reading with at most 2 decimals and no trailing zeros.

@@ -192,3 +192,77 @@ fn percent_and_numbers_format_for_people() {
     assert_eq!(number(-0.001), "0");
     assert_eq!(number(300.256), "300.26");
 }
+
+#[test]
+fn a_configured_time_zone_is_shown_beside_utc() {
+    let mail = AlertMail::new(&risk(), &fire(), None);
+    let cfg = MailConfig {
+        time_zone: Some(jiff::tz::TimeZone::get("Europe/Berlin").expect("bundled tzdb")),
+        ..MailConfig::default()
+    };
+    let (_, text, html) = parts(&render(&mail, &cfg).expect("renders"));
+    for body in [&text, &html] {
+        assert!(
+            body.contains("Sunday, 22 November 2026 10:00:00 UTC"),
+            "UTC stays"
+        );
+        assert!(
+            body.contains("Sun, 22 Nov 2026 11:00:00 CET (Europe/Berlin)"),
+            "{body}"
+        );
+    }
+    // Summer time: the offset follows the zone's rules, not a fixed hour.
+    let summer = OffsetDateTime::from_unix_timestamp(1_783_000_000).expect("valid");
+    let tz = jiff::tz::TimeZone::get("Europe/Berlin").expect("bundled tzdb");
+    assert!(local_time(summer, &tz).contains("CEST"));
+}
+
+#[test]
+fn a_digest_lists_every_alert_and_marks_duplicates() {
+    let mut first = AlertMail::new(&risk(), &fire(), None);
+    first.probability = 0.95;
+    let mut second = first.clone();
+    second.machine_id = MachineId::parse("m-2").expect("valid");
+    second.alert_id = "m-2-20261122T100000000Z".to_owned();
+    let env = Envelope {
+        to: vec!["ops@example.com".parse().expect("address")],
+        possible_duplicate: true,
+    };
+    let now = OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("valid");
+    let msg = render_digest(
+        &[first.clone(), second.clone()],
+        &MailConfig::default(),
+        &env,
+        now,
+    )
+    .expect("renders");
+    let (headers, text, html) = parts(&msg);
+    let headers = headers.replace("\r\n ", " ");
+    assert!(
+        headers.contains(
+            "Subject: [possible duplicate] [dtwin] 2 machines AT RISK (2 CRITICAL): m-1, m-2"
+        ),
+        "{headers}"
+    );
+    assert!(headers.contains("X-Dtwin-Possible-Duplicate: yes"));
+    let names = [first.file_name(), second.file_name()];
+    assert!(headers.contains(&format!("Message-ID: {}", digest_message_id(&names))));
+    assert_eq!(
+        digest_message_id(&names),
+        digest_message_id(&names),
+        "stable"
+    );
+    for body in [&text, &html] {
+        let (a, b) = (
+            body.find("m-1").expect("m-1"),
+            body.find("m-2").expect("m-2"),
+        );
+        assert!(a < b, "listed in the given order");
+        assert!(body.contains("95 %"));
+    }
+    assert!(
+        html.contains("&lt;script&gt;"),
+        "actions escaped in the digest too"
+    );
+    assert!(!html.contains("<script>"));
+}

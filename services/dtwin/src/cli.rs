@@ -309,6 +309,9 @@ pub struct AlerterOpts {
     /// Longest wait between retries, in milliseconds.
     #[arg(long, env = "DTWIN_SMTP_RETRY_MAX_MS", default_value_t = 300_000)]
     pub smtp_retry_max_ms: u64,
+    /// Also show e-mail times in this IANA time zone (e.g. Europe/Berlin); UTC is always shown.
+    #[arg(long, env = "DTWIN_MAIL_TIME_ZONE")]
+    pub mail_time_zone: Option<String>,
     /// The dashboard's address, for the machine links in e-mails (`up` sets its own).
     #[arg(long, env = "DTWIN_DASHBOARD_URL")]
     pub dashboard_url: Option<String>,
@@ -405,6 +408,12 @@ impl AlerterOpts {
         c.mail.to = self.mail_to.clone();
         c.mail.from = self.mail_from.clone();
         c.dashboard_url = self.dashboard_url.clone();
+        if let Some(name) = &self.mail_time_zone {
+            c.mail.time_zone =
+                Some(jiff::tz::TimeZone::get(name).with_context(|| {
+                    format!("--mail-time-zone {name:?} is not an IANA time zone")
+                })?);
+        }
         let (k, n) = self
             .alert_confirm
             .split_once('/')

@@ -196,6 +196,11 @@ async fn metrics_count_real_traffic() {
     );
     assert_eq!(sample(&im, &info), Some(1.0), "{info}");
     assert!(sample(&im, "dtwin_inference_inbox_depth").is_some());
+    // The first drift evaluation runs at start: too few vectors yet.
+    assert_eq!(
+        sample(&im, "dtwin_inference_drift_state{state=\"warming_up\"}"),
+        Some(1.0)
+    );
 
     stop.cancel();
     feature.await.unwrap().unwrap();

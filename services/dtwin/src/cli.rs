@@ -117,6 +117,9 @@ pub struct UpArgs {
     /// address (off when unset).
     #[arg(long, env = "DTWIN_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Drift detection flags.
+    #[command(flatten)]
+    pub drift: DriftOpts,
     /// Twin flags.
     #[command(flatten)]
     pub twin: TwinOpts,
@@ -235,6 +238,57 @@ pub struct InferenceServiceOpts {
     /// Serve Prometheus /metrics and /healthz on this address (off when unset).
     #[arg(long, env = "DTWIN_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Drift detection.
+    #[command(flatten)]
+    pub drift: DriftOpts,
+}
+
+/// Drift detection flags of the inference service.
+#[derive(Debug, Clone, Args)]
+pub struct DriftOpts {
+    /// Scored feature vectors (all machines together) in the rolling window compared with the
+    /// model's training reference; a verdict needs a quarter of it.
+    #[arg(long, env = "DTWIN_DRIFT_WINDOW", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(4..=1_000_000))]
+    pub drift_window: u32,
+    /// KS statistic (0..1) above which a feature or the risk counts as drifted.
+    #[arg(long, env = "DTWIN_DRIFT_KS", default_value_t = dtwin_inference::drift::DEFAULT_KS_THRESHOLD)]
+    pub drift_ks: f64,
+    /// Jensen-Shannon divergence (bits, 0..1) above which a feature or the risk counts as
+    /// drifted.
+    #[arg(long, env = "DTWIN_DRIFT_JS", default_value_t = dtwin_inference::drift::DEFAULT_JS_THRESHOLD)]
+    pub drift_js: f64,
+    /// Seconds between drift statuses, retained on {prefix}/drift/inference (0: none).
+    #[arg(long, env = "DTWIN_DRIFT_INTERVAL_S", default_value_t = 5.0)]
+    pub drift_interval_s: f64,
+}
+
+// The flag's default is the library's.
+const _: () = assert!(dtwin_inference::drift::DEFAULT_WINDOW == 2000);
+
+impl DriftOpts {
+    /// Sets the drift settings of an inference config.
+    ///
+    /// # Errors
+    /// A threshold outside 0..1 or a negative interval.
+    pub fn apply(&self, c: &mut dtwin_inference::InferenceConfig) -> anyhow::Result<()> {
+        for (flag, v) in [("--drift-ks", self.drift_ks), ("--drift-js", self.drift_js)] {
+            anyhow::ensure!((0.0..=1.0).contains(&v), "{flag} must be in 0..1, not {v}");
+        }
+        anyhow::ensure!(
+            self.drift_interval_s.is_finite() && self.drift_interval_s >= 0.0,
+            "--drift-interval-s must be 0 or more, not {}",
+            self.drift_interval_s
+        );
+        let window = self.drift_window as usize;
+        c.drift = dtwin_inference::DriftConfig {
+            window,
+            min_samples: (window / 4).max(1),
+            ks_threshold: self.drift_ks,
+            js_threshold: self.drift_js,
+        };
+        c.drift_interval = std::time::Duration::from_secs_f64(self.drift_interval_s);
+        Ok(())
+    }
 }
 
 /// Inference service flags.
@@ -483,6 +537,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let mut config = a.opts.inference.config(a.bus.broker, &a.bus.prefix);
             config.instance = a.opts.instance.clone();
             config.metrics_listen = a.opts.metrics_listen;
+            a.opts.drift.apply(&mut config)?;
             dtwin_inference::run(config, crate::shutdown::on_signal()).await
         }
         Command::Alerter(a) => {

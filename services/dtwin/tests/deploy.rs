@@ -114,6 +114,10 @@ async fn inference_swaps_to_a_deployed_model_and_refuses_a_mismatched_one() {
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
     other["feature_set_hash"] = Value::from(dtwin_schema::feature_set_hash(&names));
+    // The training reference names the features too.
+    if let Some(reference) = other["reference"]["features"].as_array_mut() {
+        reference[last]["name"] = Value::from("product_kind");
+    }
     other["version"] = Value::from("3-mismatch");
     let other_path = dir.path().join("other.json");
     std::fs::write(&other_path, serde_json::to_vec(&other).unwrap()).unwrap();

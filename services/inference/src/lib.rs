@@ -7,15 +7,19 @@
 //! - [`rules`]: the expert system, rules as TOML data.
 //! - [`scorer`]: [`Scorer`], the pure core (features in, risk out) and [`scorer::decide`].
 //! - [`model`]: loading and checking artifacts (the shipped default, a file, or MQTT bytes).
+//! - [`drift`]: [`drift::DriftMonitor`], live feature and risk distributions against the
+//!   model's training reference (KS and Jensen-Shannon over a rolling window); pure.
 //! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
 //! - [`run`]: the async shell: one task reads the MQTT inbox, scores inline (microseconds per
 //!   row) and publishes.
 
+pub mod drift;
 pub mod metrics;
 pub mod model;
 pub mod rules;
 pub mod scorer;
 
+pub use drift::{DriftConfig, DriftMonitor};
 pub use metrics::InferenceMetrics;
 pub use model::{load_model, ModelSource, SHIPPED_MODEL};
 pub use rules::{RuleSet, RulesError, DEFAULT_RULES};
@@ -33,6 +37,19 @@ use tracing::{debug, info, warn};
 
 /// The name under which this service dead-letters.
 pub const SERVICE: &str = "inference";
+
+/// How often the drift status is published by default.
+pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The `{service}` segment of this instance's drift topic: `inference`, or
+/// `inference.{instance}` when scaled out (each instance sees only its machines), cut to the
+/// 64 characters a topic segment may have.
+pub fn drift_service(instance: Option<&str>) -> String {
+    match instance {
+        None => SERVICE.to_owned(),
+        Some(name) => format!("{SERVICE}.{name}").chars().take(64).collect(),
+    }
+}
 
 /// Settings of the inference service.
 #[derive(Debug, Clone)]
@@ -57,6 +74,11 @@ pub struct InferenceConfig {
     /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
     /// service on one port); takes precedence over `metrics_listen`.
     pub metrics_shared: Option<dtwin_obs::Exposition>,
+    /// Drift window and thresholds.
+    pub drift: DriftConfig,
+    /// How often the drift status is published (retained on `{prefix}/drift/{service}`);
+    /// zero: never.
+    pub drift_interval: Duration,
 }
 
 impl InferenceConfig {
@@ -72,6 +94,8 @@ impl InferenceConfig {
             instance: None,
             metrics_listen: None,
             metrics_shared: None,
+            drift: DriftConfig::default(),
+            drift_interval: DEFAULT_DRIFT_INTERVAL,
         }
     }
 
@@ -153,6 +177,7 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
             .await?;
     }
     info!(model = %scorer.model().model_id, version = %scorer.model().version, "inference service started");
+    let drift = DriftMonitor::new(scorer.model().reference.clone(), config.drift);
     let mut svc = Service {
         client: conn.client.clone(),
         topics,
@@ -160,14 +185,32 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
         scorer,
         expected,
         rules_text,
+        drift,
+        drift_service: drift_service(config.instance.as_deref()),
+        drift_state: None,
     };
     svc.model_changed();
     let model_topic = svc.topics.model_current();
+    // The first tick fires at once: the status (warming up, or no reference) is there from
+    // the start.
+    let mut drift_tick = tokio::time::interval(if config.drift_interval.is_zero() {
+        Duration::from_secs(3600)
+    } else {
+        config.drift_interval
+    });
+    drift_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut result = Ok(());
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
             msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
+            _ = drift_tick.tick(), if !config.drift_interval.is_zero() => {
+                if let Err(e) = svc.publish_drift().await {
+                    result = Err(e);
+                    break;
+                }
+                continue;
+            }
         };
         svc.metrics
             .inbox
@@ -216,6 +259,10 @@ struct Service {
     /// The feature set deployed models must match.
     expected: String,
     rules_text: String,
+    drift: DriftMonitor,
+    drift_service: String,
+    /// The last published drift verdict (state changes are logged).
+    drift_state: Option<dtwin_schema::DriftState>,
 }
 
 impl Service {
@@ -242,6 +289,9 @@ impl Service {
                     "model swapped"
                 );
                 self.scorer = next;
+                // Another model, another reference: the window starts again.
+                self.drift =
+                    DriftMonitor::new(self.scorer.model().reference.clone(), *self.drift.config());
                 self.metrics.swap(true);
                 self.model_changed();
                 Ok(())
@@ -262,12 +312,16 @@ impl Service {
         let now = dtwin_schema::time_fmt::now();
         let verdict = from_json::<Features>(payload)
             .map_err(|e| Rejection::new(dtwin_schema::RejectReason::WrongType, e.to_string()))
-            .and_then(|f| self.scorer.score(&f, now));
+            .and_then(|f| self.scorer.score_with_row(&f, now));
         self.metrics
             .scoring
             .observe(started.elapsed().as_secs_f64());
         match verdict {
-            Ok(risk) => {
+            Ok((risk, scored)) => {
+                // Cold windows are left out, as they are of the training rows.
+                if !risk.cold {
+                    self.drift.observe(&scored.row, scored.probability);
+                }
                 self.metrics.verdict(risk.status, risk.level, risk.cold);
                 let age = (now - risk.source_ts).as_seconds_f64();
                 if age >= 0.0 {
@@ -289,6 +343,36 @@ impl Service {
                 self.dead_letter(topic, payload, rejection).await
             }
         }
+    }
+
+    /// Publishes the drift status, retained, and records it in the metrics.
+    async fn publish_drift(&mut self) -> anyhow::Result<()> {
+        let m = self.scorer.model();
+        let model = dtwin_schema::ModelRef {
+            id: m.model_id.clone(),
+            version: m.version.clone(),
+        };
+        let status = self
+            .drift
+            .status(&self.drift_service, model, dtwin_schema::time_fmt::now());
+        self.metrics.drift(&status);
+        if self.drift_state != Some(status.state) {
+            if status.state == dtwin_schema::DriftState::Drift {
+                warn!(drifted = ?status.drifted, window = status.window, "live inputs drifted from the training reference");
+            } else {
+                info!(state = ?status.state, window = status.window, "drift status");
+            }
+            self.drift_state = Some(status.state);
+        }
+        self.client
+            .publish(
+                self.topics.drift(&self.drift_service),
+                QoS::AtLeastOnce,
+                true,
+                to_json(&status),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn dead_letter(

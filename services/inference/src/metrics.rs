@@ -2,10 +2,15 @@
 //! service loop after each message.
 
 use dtwin_obs::prometheus_client::metrics::counter::Counter;
+use dtwin_obs::prometheus_client::metrics::family::Family;
 use dtwin_obs::prometheus_client::metrics::gauge::Gauge;
 use dtwin_obs::prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use dtwin_obs::{label, CounterVec, GaugeVec, Labels, Registry};
-use dtwin_schema::{Level, RiskStatus};
+use dtwin_schema::{DriftState, DriftStatus, Level, RiskStatus};
+use std::sync::atomic::AtomicU64;
+
+/// Float gauges by label set.
+pub type FloatGaugeVec = Family<Labels, Gauge<f64, AtomicU64>>;
 
 /// Every metric of the inference service. Cheap to clone (shared atomics).
 #[derive(Clone)]
@@ -30,6 +35,13 @@ pub struct InferenceMetrics {
     pub age: Histogram,
     /// `dtwin_inference_inbox_depth`: messages waiting in the service's MQTT inbox.
     pub inbox: Gauge,
+    /// `dtwin_inference_drift_state{state}`: 1 for the current drift verdict.
+    pub drift_state: GaugeVec,
+    /// `dtwin_inference_drift_ks{feature}`: KS statistic of `risk` and of every drifted
+    /// feature at the last evaluation.
+    pub drift_ks: FloatGaugeVec,
+    /// `dtwin_inference_drift_window`: scored vectors in the drift window.
+    pub drift_window: Gauge,
 }
 
 /// The running model's labels for `model_info`.
@@ -56,6 +68,9 @@ impl InferenceMetrics {
             // 1 ms to ~131 s, doubling: broker hops to a backlog after an outage.
             age: Histogram::new(exponential_buckets(1e-3, 2.0, 18)),
             inbox: Gauge::default(),
+            drift_state: GaugeVec::default(),
+            drift_ks: FloatGaugeVec::default(),
+            drift_window: Gauge::default(),
         };
         let r = registry;
         r.register(
@@ -108,6 +123,21 @@ impl InferenceMetrics {
             "Messages waiting in the MQTT inbox",
             m.inbox.clone(),
         );
+        r.register(
+            "drift_state",
+            "Drift verdict against the model's training reference (value 1)",
+            m.drift_state.clone(),
+        );
+        r.register(
+            "drift_ks",
+            "KS statistic of risk and of each drifted feature at the last drift evaluation",
+            m.drift_ks.clone(),
+        );
+        r.register(
+            "drift_window",
+            "Scored vectors in the drift window",
+            m.drift_window.clone(),
+        );
         m
     }
 
@@ -138,5 +168,31 @@ impl InferenceMetrics {
     pub fn swap(&self, accepted: bool) {
         let result = if accepted { "accepted" } else { "refused" };
         self.swaps.get_or_create(&label("result", result)).inc();
+    }
+
+    /// Records a drift status: its state, the window and the KS statistics worth watching.
+    pub fn drift(&self, status: &DriftStatus) {
+        let state = match status.state {
+            DriftState::Ok => "ok",
+            DriftState::Drift => "drift",
+            DriftState::WarmingUp => "warming_up",
+            DriftState::NoReference => "no_reference",
+        };
+        self.drift_state.clear();
+        self.drift_state
+            .get_or_create(&label("state", state))
+            .set(1);
+        self.drift_window
+            .set(i64::try_from(status.window).unwrap_or(i64::MAX));
+        self.drift_ks.clear();
+        let watched = status
+            .risk
+            .iter()
+            .chain(status.features.iter().filter(|s| s.drift));
+        for s in watched {
+            self.drift_ks
+                .get_or_create(&label("feature", s.feature.clone()))
+                .set(s.ks);
+        }
     }
 }

@@ -106,6 +106,19 @@ impl Scorer {
     /// [`RejectReason::FeatureSetMismatch`] when the vector was computed with other features
     /// than the model was trained on.
     pub fn score(&self, f: &Features, now: OffsetDateTime) -> Result<Risk, Rejection> {
+        self.score_with_row(f, now).map(|(risk, _)| risk)
+    }
+
+    /// Scores one features message and also returns the model input row (in the model's
+    /// feature order) and the unrounded probability, for drift detection.
+    ///
+    /// # Errors
+    /// As [`Scorer::score`].
+    pub fn score_with_row(
+        &self,
+        f: &Features,
+        now: OffsetDateTime,
+    ) -> Result<(Risk, Scored), Rejection> {
         if f.feature_set != self.model.feature_set_hash {
             return Err(Rejection::new(
                 RejectReason::FeatureSetMismatch,
@@ -123,7 +136,7 @@ impl Scorer {
             self.critical,
             &actions,
         );
-        Ok(Risk {
+        let risk = Risk {
             schema: RISK_SCHEMA.to_owned(),
             machine_id: f.machine_id.clone(),
             ts: now,
@@ -141,8 +154,18 @@ impl Scorer {
             },
             cold: f.cold,
             latest: f.latest.clone(),
-        })
+        };
+        Ok((risk, Scored { row, probability }))
     }
+}
+
+/// What a verdict was computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// The model input, in the model's feature order (NaN = missing).
+    pub row: Vec<f32>,
+    /// The probability before rounding.
+    pub probability: f64,
 }
 
 fn model_threshold(m: &ModelArtifact) -> f64 {

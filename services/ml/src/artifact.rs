@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::forest::{Forest, ForestParams};
+use crate::reference::TrainingReference;
 
 /// Schema id of the artifact format this crate writes and reads.
 pub const ARTIFACT_SCHEMA: &str = "dtwin.model.v1";
@@ -44,6 +45,9 @@ pub enum ArtifactError {
     /// A floor rule names a feature the model does not have.
     #[error("floor rule on {0:?}, which is not one of the model's features")]
     FloorRule(String),
+    /// The training reference does not fit the model (see [`TrainingReference::validate`]).
+    #[error("training reference: {0}")]
+    Reference(String),
 }
 
 /// An expert rule that raises the probability to 1 when it fires: the row's value of
@@ -99,6 +103,10 @@ pub struct ModelArtifact {
     /// empty for the twin models. Absent in older artifacts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub floor_rules: Vec<FloorRule>,
+    /// The training data's distributions, for drift detection by the inference service.
+    /// Absent in older artifacts (then drift is reported as `no_reference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<TrainingReference>,
     /// The trees.
     pub forest: Forest,
 }
@@ -127,6 +135,7 @@ impl ModelArtifact {
             metrics: serde_json::Value::Null,
             training,
             floor_rules: Vec::new(),
+            reference: None,
             forest,
         }
     }
@@ -134,6 +143,12 @@ impl ModelArtifact {
     /// Set the floor rules.
     pub fn with_floor_rules(mut self, rules: Vec<FloorRule>) -> Self {
         self.floor_rules = rules;
+        self
+    }
+
+    /// Set the training reference (drift detection).
+    pub fn with_reference(mut self, reference: TrainingReference) -> Self {
+        self.reference = Some(reference);
         self
     }
 
@@ -155,7 +170,8 @@ impl ModelArtifact {
         self
     }
 
-    /// Check the schema id, the feature-set hash, the feature count and the threshold.
+    /// Check the schema id, the feature-set hash, the feature count, the threshold, the floor
+    /// rules and the training reference.
     pub fn validate(&self) -> Result<(), ArtifactError> {
         if self.schema != ARTIFACT_SCHEMA {
             return Err(ArtifactError::Schema {
@@ -184,6 +200,10 @@ impl ModelArtifact {
             .find(|r| !self.feature_names.contains(&r.feature))
         {
             return Err(ArtifactError::FloorRule(r.feature.clone()));
+        }
+        if let Some(r) = &self.reference {
+            r.validate(&self.feature_names)
+                .map_err(ArtifactError::Reference)?;
         }
         Ok(())
     }

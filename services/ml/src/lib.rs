@@ -26,6 +26,8 @@
 //!   prediction, contributions, importance; [`MlError`].
 //! - [`artifact`]: [`ModelArtifact`] (JSON, schema `dtwin.model.v1`) and its validation
 //!   against `dtwin_schema::feature_set_hash`.
+//! - [`reference`]: [`TrainingReference`], the training data's binned distributions stored in
+//!   the artifact for drift detection.
 //! - [`metrics`]: confusion counts, ROC/PR AUC and curves, threshold pickers, stratified splits.
 
 mod binning;
@@ -35,9 +37,11 @@ mod tree;
 pub mod artifact;
 pub mod forest;
 pub mod metrics;
+pub mod reference;
 
 pub use artifact::{ArtifactError, FloorRule, ModelArtifact, TrainingMeta, ARTIFACT_SCHEMA};
 pub use forest::{ClassWeight, Forest, ForestParams, MaxFeatures, MlError};
+pub use reference::{Binned, TrainingReference, DEFAULT_REFERENCE_BINS};
 
 #[cfg(test)]
 mod tests;

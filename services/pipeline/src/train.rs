@@ -10,7 +10,10 @@ use crate::evaluate::{
 };
 use crate::events::{AlertPolicy, EventReport};
 use crate::tabular::{ai4i_floor_rules, Tabular};
-use dtwin_ml::{FloorRule, Forest, ForestParams, MlError, ModelArtifact, TrainingMeta};
+use dtwin_ml::{
+    FloorRule, Forest, ForestParams, MlError, ModelArtifact, TrainingMeta, TrainingReference,
+    DEFAULT_REFERENCE_BINS,
+};
 use serde_json::json;
 use std::time::Instant;
 
@@ -172,6 +175,15 @@ pub fn train_on(
         "split": "by machine: index % 5 == 0 test, == 1 validation (threshold), rest train",
         "alert_policy": policy,
     });
+    // Drift reference: the training rows' features; the probability on the validation machines,
+    // which the forest did not see (its in-sample scores are more extreme than live ones).
+    let reference = TrainingReference::build(
+        &data.names,
+        x.view(),
+        &pv,
+        DEFAULT_REFERENCE_BINS,
+        "features: training machines; risk: validation machines",
+    );
     let artifact = finish(
         spec,
         data.names.clone(),
@@ -180,7 +192,8 @@ pub fn train_on(
         meta,
         forest,
     )
-    .with_metrics(metrics);
+    .with_metrics(metrics)
+    .with_reference(reference);
     Ok((artifact, rep))
 }
 

@@ -44,6 +44,7 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         std::path::absolute(&args.alerter.outbox).unwrap_or_else(|_| args.alerter.outbox.clone());
     // Build what can fail before anything starts, so a bad model or rules file stops `up` at once.
     let mut inference = args.inference.config(broker.clone(), &prefix);
+    args.drift.apply(&mut inference)?;
     dtwin_inference::build_scorer(&inference).context("inference")?;
     let twin = args.twin.config(broker.clone(), &prefix)?;
     let mut feature = dtwin_feature::FeatureConfig {

@@ -404,3 +404,33 @@ proptest! {
         })?;
     }
 }
+
+#[test]
+fn training_reference_is_optional_and_checked() {
+    let a = artifact();
+    let json = a.to_json();
+    assert!(
+        !String::from_utf8_lossy(&json).contains("\"reference\""),
+        "no reference, no field"
+    );
+    // An artifact written before references existed loads without one.
+    assert!(ModelArtifact::from_json(&json).unwrap().reference.is_none());
+    let (x, _) = synthetic(400, 3, 11, 0.0);
+    let p: Vec<f32> = x
+        .outer_iter()
+        .map(|r| a.predict_row(r.as_slice().unwrap()))
+        .collect();
+    let reference = crate::TrainingReference::build(&a.feature_names, x.view(), &p, 10, "t");
+    let with = a.clone().with_reference(reference);
+    let back = ModelArtifact::from_json(&with.to_json()).unwrap();
+    assert_eq!(back.reference, with.reference);
+    // A reference that names other features is refused.
+    let mut bad = with.clone();
+    if let Some(r) = bad.reference.as_mut() {
+        r.features[0].name = "zz".into();
+    }
+    assert!(matches!(
+        ModelArtifact::from_json(&bad.to_json()),
+        Err(ArtifactError::Reference(_))
+    ));
+}

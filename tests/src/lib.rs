@@ -1,3 +1,4 @@
 //! test harness
 pub mod contract;
+pub mod fuzz;
 pub mod harness;

@@ -185,6 +185,12 @@ async fn metrics_count_real_traffic() {
         sample(&im, "dtwin_inference_scoring_seconds_count"),
         Some(GOOD as f64 + 1.0)
     );
+    // Every vector went through a micro-batch of one or more.
+    assert_eq!(
+        sample(&im, "dtwin_inference_batch_size_sum"),
+        Some(GOOD as f64 + 1.0)
+    );
+    assert!(sample(&im, "dtwin_inference_batch_size_count").unwrap() >= 1.0);
     assert_eq!(
         sample(&im, "dtwin_inference_telemetry_age_seconds_count"),
         Some(GOOD as f64)

@@ -300,6 +300,10 @@ pub struct InferenceOpts {
     /// Expert rules (TOML); default: the shipped rules.
     #[arg(long, env = "DTWIN_RULES")]
     pub rules: Option<PathBuf>,
+    /// Most feature vectors scored together when several are already waiting (micro-batch;
+    /// never waits for more, so a light load gets no added latency). 1: one at a time.
+    #[arg(long, env = "DTWIN_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_batch: u32,
 }
 
 /// Alerter flags.
@@ -437,6 +441,7 @@ impl InferenceOpts {
             c.model = dtwin_inference::ModelSource::File(p.clone());
         }
         c.rules_path = self.rules.clone();
+        c.max_batch = self.max_batch as usize;
         c
     }
 }

@@ -41,6 +41,9 @@ pub const SERVICE: &str = "inference";
 /// How often the drift status is published by default.
 pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Most feature vectors scored in one micro-batch by default.
+pub const DEFAULT_MAX_BATCH: usize = 64;
+
 /// The `{service}` segment of this instance's drift topic: `inference`, or
 /// `inference.{instance}` when scaled out (each instance sees only its machines), cut to the
 /// 64 characters a topic segment may have.
@@ -79,6 +82,10 @@ pub struct InferenceConfig {
     /// How often the drift status is published (retained on `{prefix}/drift/{service}`);
     /// zero: never.
     pub drift_interval: Duration,
+    /// Most feature vectors scored together when several are already waiting in the inbox
+    /// (micro-batch). The service never waits to fill a batch, so a light load gets no added
+    /// latency; 1 scores one at a time.
+    pub max_batch: usize,
 }
 
 impl InferenceConfig {
@@ -96,6 +103,7 @@ impl InferenceConfig {
             metrics_shared: None,
             drift: DriftConfig::default(),
             drift_interval: DEFAULT_DRIFT_INTERVAL,
+            max_batch: DEFAULT_MAX_BATCH,
         }
     }
 
@@ -200,16 +208,22 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     });
     drift_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut result = Ok(());
+    // A message taken from the inbox while filling a batch that is not part of it.
+    let mut held: Option<dtwin_bus::Message> = None;
     loop {
-        let msg = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
-            _ = drift_tick.tick(), if !config.drift_interval.is_zero() => {
-                if let Err(e) = svc.publish_drift().await {
-                    result = Err(e);
-                    break;
+        let msg = if let Some(m) = held.take() {
+            m
+        } else {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
+                _ = drift_tick.tick(), if !config.drift_interval.is_zero() => {
+                    if let Err(e) = svc.publish_drift().await {
+                        result = Err(e);
+                        break;
+                    }
+                    continue;
                 }
-                continue;
             }
         };
         svc.metrics
@@ -221,15 +235,32 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
             }
             continue;
         }
-        if let Some((_, machine)) = svc.topics.parse(&msg.topic) {
-            if !node.owns(machine) {
-                continue;
+        let handled = match route(&svc.topics, &node, &msg) {
+            Route::NotMine => continue,
+            Route::Other if msg.topic == model_topic => {
+                svc.deployed(&msg.topic, &msg.payload).await
             }
-        }
-        let handled = if msg.topic == model_topic {
-            svc.deployed(&msg.topic, &msg.payload).await
-        } else {
-            svc.features(&msg.topic, &msg.payload).await
+            Route::Other => svc.features(std::slice::from_ref(&msg)).await,
+            Route::Features => {
+                // Micro-batch: whatever else is already waiting, never waiting for more. The
+                // batch ends at the first message of another kind, which is handled next, so
+                // the order of model swaps and cluster changes relative to vectors holds.
+                let mut batch = vec![msg];
+                while batch.len() < config.max_batch {
+                    let Ok(next) = conn.inbox.try_recv() else {
+                        break;
+                    };
+                    match route(&svc.topics, &node, &next) {
+                        Route::Features => batch.push(next),
+                        Route::NotMine => {}
+                        Route::Other => {
+                            held = Some(next);
+                            break;
+                        }
+                    }
+                }
+                svc.features(&batch).await
+            }
         };
         if let Err(e) = handled {
             result = Err(e);
@@ -248,6 +279,24 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
         server.abort();
     }
     result
+}
+
+/// What the service loop does with an inbox message.
+enum Route {
+    /// A feature vector of a machine this instance owns: scored, possibly in a batch.
+    Features,
+    /// A feature vector of a machine another instance owns: skipped.
+    NotMine,
+    /// Anything else (a deployed model, a topic that is not ours): handled on its own.
+    Other,
+}
+
+fn route(topics: &Topics, node: &dtwin_cluster::Node, msg: &dtwin_bus::Message) -> Route {
+    match topics.parse(&msg.topic) {
+        Some((_, machine)) if !node.owns(machine) => Route::NotMine,
+        Some((TopicKind::Features, _)) => Route::Features,
+        _ => Route::Other,
+    }
 }
 
 /// The service's state between messages.
@@ -304,45 +353,65 @@ impl Service {
         }
     }
 
-    /// A feature vector: score it and publish the verdict, or dead-letter it.
-    async fn features(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
-        self.metrics.messages_in.inc();
-        // Scoring one row takes microseconds, so it runs inline rather than on a blocking pool.
+    /// Feature vectors (one, or a micro-batch of several): score them together and publish a
+    /// verdict for each in order, or dead-letter the ones that do not parse or fit the model.
+    async fn features(&mut self, batch: &[dtwin_bus::Message]) -> anyhow::Result<()> {
+        self.metrics.messages_in.inc_by(batch.len() as u64);
+        self.metrics.batch.observe(batch.len() as f64);
+        // Scoring takes microseconds per row, so it runs inline rather than on a blocking pool.
         let started = Instant::now();
         let now = dtwin_schema::time_fmt::now();
-        let verdict = from_json::<Features>(payload)
-            .map_err(|e| Rejection::new(dtwin_schema::RejectReason::WrongType, e.to_string()))
-            .and_then(|f| self.scorer.score_with_row(&f, now));
-        self.metrics
-            .scoring
-            .observe(started.elapsed().as_secs_f64());
-        match verdict {
-            Ok((risk, scored)) => {
-                // Cold windows are left out, as they are of the training rows.
-                if !risk.cold {
-                    self.drift.observe(&scored.row, scored.probability);
+        let mut parsed = Vec::with_capacity(batch.len());
+        let mut outcomes: Vec<Option<Rejection>> = Vec::with_capacity(batch.len());
+        for msg in batch {
+            match from_json::<Features>(&msg.payload) {
+                Ok(f) => {
+                    parsed.push(f);
+                    outcomes.push(None);
                 }
-                self.metrics.verdict(risk.status, risk.level, risk.cold);
-                let age = (now - risk.source_ts).as_seconds_f64();
-                if age >= 0.0 {
-                    self.metrics.age.observe(age);
-                }
-                self.client
-                    .publish(
-                        self.topics.risk(&risk.machine_id),
-                        QoS::AtLeastOnce,
-                        false,
-                        to_json(&risk),
-                    )
-                    .await?;
-                self.metrics.messages_out.inc();
-                Ok(())
-            }
-            Err(rejection) => {
-                debug!(topic, error = %rejection, "features rejected");
-                self.dead_letter(topic, payload, rejection).await
+                Err(e) => outcomes.push(Some(Rejection::new(
+                    dtwin_schema::RejectReason::WrongType,
+                    e.to_string(),
+                ))),
             }
         }
+        let mut verdicts = self.scorer.score_batch(&parsed, now).into_iter();
+        let per_message = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
+        for (msg, outcome) in batch.iter().zip(outcomes) {
+            self.metrics.scoring.observe(per_message);
+            let verdict = match outcome {
+                Some(rejection) => Err(rejection),
+                None => verdicts.next().expect("one verdict per parsed vector"),
+            };
+            match verdict {
+                Ok((risk, scored)) => {
+                    // Cold windows are left out, as they are of the training rows.
+                    if !risk.cold {
+                        self.drift.observe(&scored.row, scored.probability);
+                    }
+                    self.metrics.verdict(risk.status, risk.level, risk.cold);
+                    let age = (now - risk.source_ts).as_seconds_f64();
+                    if age >= 0.0 {
+                        self.metrics.age.observe(age);
+                    }
+                    self.client
+                        .publish(
+                            self.topics.risk(&risk.machine_id),
+                            QoS::AtLeastOnce,
+                            false,
+                            to_json(&risk),
+                        )
+                        .await?;
+                    self.metrics.messages_out.inc();
+                }
+                Err(rejection) => {
+                    debug!(topic = %msg.topic, error = %rejection, "features rejected");
+                    self.dead_letter(&msg.topic, &msg.payload, rejection)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Publishes the drift status, retained, and records it in the metrics.

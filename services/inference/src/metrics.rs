@@ -31,6 +31,8 @@ pub struct InferenceMetrics {
     pub swaps: CounterVec,
     /// `dtwin_inference_scoring_seconds`: decode + forest + rules, per feature vector.
     pub scoring: Histogram,
+    /// `dtwin_inference_batch_size`: feature vectors scored together (micro-batches).
+    pub batch: Histogram,
     /// `dtwin_inference_telemetry_age_seconds`: verdict time minus the telemetry's `ts`.
     pub age: Histogram,
     /// `dtwin_inference_inbox_depth`: messages waiting in the service's MQTT inbox.
@@ -65,6 +67,8 @@ impl InferenceMetrics {
             model_info: GaugeVec::default(),
             swaps: CounterVec::default(),
             scoring: Histogram::new(dtwin_obs::latency_buckets()),
+            // 1, 2, 4, ... 4096.
+            batch: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             // 1 ms to ~131 s, doubling: broker hops to a backlog after an outage.
             age: Histogram::new(exponential_buckets(1e-3, 2.0, 18)),
             inbox: Gauge::default(),
@@ -112,6 +116,11 @@ impl InferenceMetrics {
             "scoring_seconds",
             "Decoding and scoring one feature vector (forest and rules)",
             m.scoring.clone(),
+        );
+        r.register(
+            "batch_size",
+            "Feature vectors scored together (a micro-batch of what was already waiting)",
+            m.batch.clone(),
         );
         r.register(
             "telemetry_age_seconds",

@@ -56,6 +56,36 @@ fn bench(c: &mut Criterion) {
         b.iter(|| one_thread.install(|| forest.predict_proba(black_box(xt.view()))))
     });
     g.finish();
+
+    // What the inference service does per verdict: probability plus per-feature contributions,
+    // row by row (two walks per tree) or as a micro-batch (one tree-major walk for all rows).
+    let mut g = c.benchmark_group("explain");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let rows: Vec<f32> = xt.rows().into_iter().take(64).flatten().copied().collect();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("row_by_row_1", |b| {
+        b.iter(|| {
+            let row = black_box(&rows[..10]);
+            (forest.predict_proba_row(row), forest.contributions(row))
+        })
+    });
+    g.bench_function("explain_rows_1", |b| {
+        b.iter(|| forest.explain_rows(black_box(&rows[..10]), 10))
+    });
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("row_by_row_64", |b| {
+        b.iter(|| {
+            black_box(&rows)
+                .chunks(10)
+                .map(|row| (forest.predict_proba_row(row), forest.contributions(row)))
+                .collect::<Vec<_>>()
+        })
+    });
+    g.bench_function("explain_rows_64", |b| {
+        b.iter(|| forest.explain_rows(black_box(&rows), 10))
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -235,6 +235,20 @@ impl ModelArtifact {
         p
     }
 
+    /// Probabilities ([`ModelArtifact::predict_row`], floor rules included) and contributions
+    /// for many rows at once; see [`Forest::explain_rows`](crate::Forest::explain_rows).
+    pub fn explain_rows(&self, rows: &[f32], width: usize) -> crate::Explained {
+        let mut e = self.forest.explain_rows(rows, width);
+        if !self.floor_rules.is_empty() {
+            for (i, p) in e.probability.iter_mut().enumerate() {
+                if self.floor_fires(&rows[i * width..(i + 1) * width]) {
+                    *p = 1.0;
+                }
+            }
+        }
+        e
+    }
+
     fn floor_fires(&self, row: &[f32]) -> bool {
         self.floor_rules.iter().any(|r| {
             self.feature_names

@@ -311,9 +311,59 @@ impl Forest {
         self.trees.contributions(row)
     }
 
+    /// [`Forest::predict_proba_row`] and [`Forest::contributions`] for many rows at once
+    /// (`rows` holds `width` values per row), in one pass over the trees: cheaper per row than
+    /// row by row once a few rows are waiting. Identical numbers.
+    pub fn explain_rows(&self, rows: &[f32], width: usize) -> Explained {
+        let n_rows = rows.len().checked_div(width).unwrap_or(0);
+        let rows = &rows[..n_rows * width];
+        let n_features = self.n_features();
+        let mut probability = vec![0.0; n_rows];
+        let mut contributions = vec![0.0; n_rows * n_features];
+        let bias = self
+            .trees
+            .explain_block(rows, width, &mut probability, &mut contributions);
+        Explained {
+            bias,
+            probability,
+            contributions,
+            n_features,
+        }
+    }
+
     /// Mean decrease in weighted gini impurity per feature, normalized per tree then overall;
     /// sums to 1.
     pub fn feature_importance(&self) -> Vec<f32> {
         self.importance.clone()
+    }
+}
+
+/// What [`Forest::explain_rows`] computed for a batch of rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explained {
+    /// The mean root value (the same for every row).
+    pub bias: f32,
+    /// Positive-class probability per row.
+    pub probability: Vec<f32>,
+    /// Per-feature contributions, `n_features` per row, row-major.
+    pub contributions: Vec<f32>,
+    /// Features per row in `contributions`.
+    pub n_features: usize,
+}
+
+impl Explained {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.probability.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.probability.is_empty()
+    }
+
+    /// The contributions of row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.contributions[i * self.n_features..(i + 1) * self.n_features]
     }
 }

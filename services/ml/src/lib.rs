@@ -40,7 +40,7 @@ pub mod metrics;
 pub mod reference;
 
 pub use artifact::{ArtifactError, FloorRule, ModelArtifact, TrainingMeta, ARTIFACT_SCHEMA};
-pub use forest::{ClassWeight, Forest, ForestParams, MaxFeatures, MlError};
+pub use forest::{ClassWeight, Explained, Forest, ForestParams, MaxFeatures, MlError};
 pub use reference::{Binned, TrainingReference, DEFAULT_REFERENCE_BINS};
 
 #[cfg(test)]

@@ -405,6 +405,39 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+    /// The batched walk gives exactly the per-row numbers, for any batch size (lanes of 8 and a
+    /// remainder) and rows with missing values or fewer values than features.
+    #[test]
+    fn explain_rows_equals_row_by_row(
+        rows in proptest::collection::vec(proptest::collection::vec(
+            prop_oneof![4 => -1.5f32..1.5, 1 => Just(f32::NAN)], 5), 0..21),
+        short in any::<bool>(),
+    ) {
+        thread_local! {
+            static FOREST: Forest = {
+                let (x, y) = synthetic(800, 5, 12, 0.1);
+                fit(&x, &y, &small_params())
+            };
+        }
+        let width = if short { 4 } else { 5 };
+        let flat: Vec<f32> = rows.iter().flat_map(|r| r[..width].iter().copied()).collect();
+        FOREST.with(|forest| {
+            let e = forest.explain_rows(&flat, width);
+            prop_assert_eq!(e.len(), rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                let row = &row[..width];
+                prop_assert_eq!(e.probability[i].to_bits(), forest.predict_proba_row(row).to_bits());
+                let (bias, contrib) = forest.contributions(row);
+                prop_assert_eq!(e.bias, bias);
+                prop_assert_eq!(e.row(i), &contrib[..]);
+            }
+            Ok(())
+        })?;
+    }
+}
+
 #[test]
 fn training_reference_is_optional_and_checked() {
     let a = artifact();

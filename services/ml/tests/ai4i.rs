@@ -29,13 +29,16 @@ const FEATURES: [&str; 9] = [
 ];
 
 /// Rows as features plus the "Machine failure" label.
-fn load(text: &str) -> (Array2<f32>, Vec<bool>) {
+/// The 9 features, the labels, and AI4I's three physical rules (HDF and PWF as 0/1, OSF as
+/// strain over the type's limit) per row.
+fn load(text: &str) -> (Array2<f32>, Vec<bool>, Array2<f32>) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut values = Vec::new();
+    let mut rules = Vec::new();
     let mut y = Vec::new();
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let c: Vec<&str> = line.split(',').collect();
-        let num = |i: usize| -> f32 { c[i].trim().parse().expect("numeric AI4I column") }; // fixed, known file
+        let num = |i: usize| -> f64 { c[i].trim().parse().expect("numeric AI4I column") }; // fixed, known file
         let kind = match c[2] {
             "L" => 0.0,
             "M" => 1.0,
@@ -43,21 +46,36 @@ fn load(text: &str) -> (Array2<f32>, Vec<bool>) {
             other => panic!("unknown product type {other}"),
         };
         let (air, process, rpm, torque, wear) = (num(3), num(4), num(5), num(6), num(7));
+        // Derived values in f64 as `dtwin train` computes them: the physical rules compare them
+        // with thresholds that many rows sit exactly on (a 8.6 K difference), and f32
+        // arithmetic moves such rows across (it cost 5 of the 68 test failures: F1 0.876, not 0.921).
+        let (diff, power, strain) = (
+            process - air,
+            torque * rpm * std::f64::consts::TAU / 60.0,
+            wear * torque,
+        );
+        let limit = [11_000.0, 12_000.0, 13_000.0][kind as usize];
+        rules.extend_from_slice(&[
+            f32::from(diff < 8.6 && rpm < 1380.0),
+            f32::from(!(3500.0..=9000.0).contains(&power)),
+            (strain / limit) as f32,
+        ]);
         values.extend_from_slice(&[
             kind,
-            air,
-            process,
-            rpm,
-            torque,
-            wear,
-            process - air,
-            torque * rpm * std::f32::consts::TAU / 60.0,
-            wear * torque,
+            air as f32,
+            process as f32,
+            rpm as f32,
+            torque as f32,
+            wear as f32,
+            diff as f32,
+            power as f32,
+            strain as f32,
         ]);
         y.push(c[8].trim() == "1");
     }
     let x = Array2::from_shape_vec((y.len(), FEATURES.len()), values).expect("rows × features"); // 9 values pushed per row
-    (x, y)
+    let rules = Array2::from_shape_vec((y.len(), 3), rules).expect("3 rule values per row");
+    (x, y, rules)
 }
 
 fn report(name: &str, threshold: f32, c: &Confusion, auc: f64, ap: f64) {
@@ -77,7 +95,7 @@ fn forest_on_ai4i_beats_a_single_tree() {
         println!("skipping: AI4I CSV not found at {path}");
         return;
     };
-    let (x, y) = load(&text);
+    let (x, y, _) = load(&text);
     assert_eq!(x.nrows(), 10_000);
     let (train, test) = metrics::stratified_split(&y, 0.2, 42);
     let (xtr, xte) = (
@@ -156,20 +174,8 @@ fn forest_on_ai4i_beats_a_single_tree() {
 
 /// AI4I's physical rules (the data set's own failure definitions for HDF, PWF and OSF), as
 /// features: heat-dissipation flag, power-band flag, strain over the type's overstrain limit.
-fn with_rule_features(x: &Array2<f32>) -> Array2<f32> {
-    let n = x.nrows();
-    let mut out = Array2::zeros((n, x.ncols() + 3));
-    for (i, row) in x.outer_iter().enumerate() {
-        for (j, v) in row.iter().enumerate() {
-            out[[i, j]] = *v;
-        }
-        let (kind, rpm, diff, power, strain) = (row[0], row[3], row[6], row[7], row[8]);
-        let limit = [11_000.0, 12_000.0, 13_000.0][kind as usize];
-        out[[i, x.ncols()]] = f32::from(diff < 8.6 && rpm < 1380.0);
-        out[[i, x.ncols() + 1]] = f32::from(!(3500.0..=9000.0).contains(&power));
-        out[[i, x.ncols() + 2]] = strain / limit;
-    }
-    out
+fn with_rule_features(x: &Array2<f32>, rules: &Array2<f32>) -> Array2<f32> {
+    ndarray::concatenate(ndarray::Axis(1), &[x.view(), rules.view()]).expect("same rows")
 }
 
 /// The expert rules fire: the machine fails by AI4I's own definitions of HDF, PWF or OSF.
@@ -195,11 +201,11 @@ fn subset(x: &Array2<f32>, y: &[bool], idx: &[usize]) -> (Array2<f32>, Vec<bool>
 }
 
 /// Issue 4's bar on AI4I (stratified 80/20, seed 42, no failure-mode columns): ROC-AUC >= 0.983
-/// is met; F1 >= 0.90 is not. At a threshold chosen without looking at the test rows (best F1 on
-/// the training rows' out-of-fold predictions) the forest adds no positives beyond the rules:
-/// what the rules miss is tool-wear failure (a random point between 200 and 240 min, where
-/// most tools are replaced before failing) and random failures, which no feature predicts
-/// without false alarms. The assertions pin what is reached, so a regression fails.
+/// and F1 >= 0.90, both met. The threshold is chosen without looking at the test rows (best F1
+/// on the training rows' out-of-fold predictions); at it, the positives are the rows where a
+/// physical rule fires or every tree agrees. What is missed is tool-wear failure (a random point
+/// between 200 and 240 min, where most tools are replaced before failing) and random failures.
+/// The assertions pin what is reached, so a regression fails.
 #[test]
 fn forest_plus_physical_rules_meets_the_ai4i_bar() {
     let path = std::env::var("AI4I_CSV").unwrap_or_else(|_| DEFAULT_CSV.to_string());
@@ -207,9 +213,9 @@ fn forest_plus_physical_rules_meets_the_ai4i_bar() {
         println!("skipping: AI4I CSV not found at {path}");
         return;
     };
-    let (x0, y) = load(&text);
+    let (x0, y, rules) = load(&text);
     let base = x0.ncols();
-    let x = with_rule_features(&x0);
+    let x = with_rule_features(&x0, &rules);
     let params = ForestParams::default();
     let (train, test) = metrics::stratified_split(&y, 0.2, 42);
     let (xtr, ytr) = subset(&x, &y, &train);
@@ -272,11 +278,7 @@ fn forest_plus_physical_rules_meets_the_ai4i_bar() {
         sd(&aucs)
     );
     assert!(auc >= 0.983, "ROC-AUC {auc:.4} below the bar 0.983");
-    assert!(
-        c.f1() >= 0.86,
-        "F1 {:.3} fell below the 0.876 reached (bar: 0.90)",
-        c.f1()
-    );
+    assert!(c.f1() >= 0.90, "F1 {:.3} below the bar 0.90", c.f1());
     assert!(c.precision() >= 0.95, "precision {:.3}", c.precision());
-    assert!(mean(&f1s) >= 0.86, "CV F1 {:.3}", mean(&f1s));
+    assert!(mean(&f1s) >= 0.89, "CV F1 {:.3}", mean(&f1s));
 }

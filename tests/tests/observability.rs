@@ -2,8 +2,11 @@
 //! and `/healthz` over TCP. Real telemetry (good and bad) flows through both on the embedded
 //! broker, then the test scrapes both endpoints and checks the counters moved by exactly what
 //! went through; `/healthz` answers 503 while the broker link is down (no broker, or a
-//! Mosquitto killed under the service); `dtwin up --metrics-listen` serves both services on one
-//! port.
+//! Mosquitto killed under the service); `dtwin up --metrics-listen` serves every service on
+//! one port. The alerter and the twin publisher do the same: risk verdicts through the alerter
+//! (one alert fired, mailed, resolved, mailed) and the twin's fleet and control commands are
+//! counted exactly; an SMTP server that is down shows as `dtwin_alerter_smtp_up 0` with mails
+//! retried and held in the spool while `/healthz` stays 200 (the broker link is what counts).
 
 use clap::Parser;
 use dtwin::cli::{Cli, Command};
@@ -263,7 +266,7 @@ async fn healthz_turns_503_when_the_broker_dies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_serves_both_services_on_one_port() {
+async fn up_serves_every_service_on_one_port() {
     let port = dtwin_broker::free_port().unwrap();
     let addr = metrics_addr();
     let outbox = tempfile::tempdir().unwrap();
@@ -302,7 +305,288 @@ async fn up_serves_both_services_on_one_port() {
     };
     assert!(sample(&text, "dtwin_feature_messages_out_total").unwrap() >= 10.0);
     assert!(sample(&text, "dtwin_inference_messages_out_total").unwrap() >= 10.0);
+    // The twin published what the feature service turned into vectors.
+    assert!(sample(&text, "dtwin_twin_readings_published_total").unwrap() >= 10.0);
+    assert_eq!(sample(&text, "dtwin_twin_machines"), Some(2.0));
+    assert!(sample(&text, "dtwin_alerter_verdicts_in_total").is_some());
+    assert!(sample(&text, "dtwin_alerter_smtp_up").is_some());
     assert_eq!(text.matches("# EOF").count(), 1);
     stop.cancel();
     stack.await.unwrap().unwrap();
+}
+
+/// A risk verdict for `machine` (`seq` orders them), at risk or healthy.
+fn verdict(machine: &str, seq: u64, at_risk: bool) -> Vec<u8> {
+    use dtwin_schema::{Level, MachineId, ModelRef, Risk, RiskStatus, RISK_SCHEMA};
+    let p = if at_risk { 0.9 } else { 0.05 };
+    let now = time::OffsetDateTime::now_utc();
+    dtwin_schema::to_json(&Risk {
+        schema: RISK_SCHEMA.to_owned(),
+        machine_id: MachineId::parse(machine).unwrap(),
+        ts: now,
+        source_ts: now,
+        seq,
+        probability: p,
+        status: if at_risk {
+            RiskStatus::AtRisk
+        } else {
+            RiskStatus::Healthy
+        },
+        level: if at_risk {
+            Level::Critical
+        } else {
+            Level::Normal
+        },
+        health_score: 100.0 * (1.0 - p),
+        actions: Vec::new(),
+        factors: Vec::new(),
+        model: ModelRef {
+            id: "rf".to_owned(),
+            version: "1".to_owned(),
+        },
+        cold: false,
+        latest: Default::default(),
+    })
+}
+
+fn alerter_config(
+    broker: &BrokerUrl,
+    dir: &std::path::Path,
+    addr: SocketAddr,
+) -> dtwin_alerter::AlerterConfig {
+    let mut a = dtwin_alerter::AlerterConfig::new(broker.clone());
+    a.client_id = format!("obs-alerter-{}", addr.port());
+    a.outbox_dir = dir.join("outbox");
+    a.spool_dir = dir.join("spool");
+    a.metrics_listen = Some(addr);
+    a.policy.group_wait = time::Duration::ZERO;
+    a.retry = dtwin_alerter::RetryPolicy {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+    };
+    a
+}
+
+/// Polls `/metrics` until `series` reaches at least `min`; returns the text.
+async fn wait_metric(addr: SocketAddr, series: &str, min: f64) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, text) = get(addr, "/metrics").await.expect("metrics answer");
+        if sample(&text, series).is_some_and(|v| v >= min) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never reached {min}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerter_metrics_count_an_alert_from_firing_to_resolved() {
+    let broker = harness::embedded_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let addr = metrics_addr();
+    let stop = CancellationToken::new();
+    let alerter = tokio::spawn(dtwin_alerter::run(
+        alerter_config(&broker, dir.path(), addr),
+        stop.clone(),
+    ));
+    wait_status(addr, "/healthz", 200).await;
+    let recorder = Recorder::start(&broker, "dtwin/v1/alerts/#").await;
+    let client = recorder.client();
+    let topic = "dtwin/v1/machines/obs-a/risk";
+    let send = |payload: Vec<u8>| client.publish(topic, QoS::AtLeastOnce, false, payload);
+    // Two at-risk verdicts of three fire (default 2/3); one unreadable verdict in between.
+    send(verdict("obs-a", 1, true)).await.unwrap();
+    send(b"not json".to_vec()).await.unwrap();
+    send(verdict("obs-a", 2, true)).await.unwrap();
+    let sent = |m: &dtwin_bus::Message| {
+        dtwin_schema::from_json::<dtwin_schema::AlertEvent>(&m.payload)
+            .is_ok_and(|e| e.event == dtwin_schema::AlertEventKind::Sent)
+    };
+    recorder.wait_for(WAIT, sent).await.expect("firing mailed");
+    let text = wait_metric(addr, "dtwin_alerter_events_total{kind=\"sent\"}", 1.0).await;
+    println!("--- alerter /metrics while firing ---\n{text}");
+    assert_eq!(sample(&text, "dtwin_alerter_firing"), Some(1.0));
+    assert_eq!(sample(&text, "dtwin_alerter_spool_pending"), Some(0.0));
+    // Three healthy verdicts below the resolve threshold resolve it (default after 3).
+    for seq in 3..=5 {
+        send(verdict("obs-a", seq, false)).await.unwrap();
+    }
+    let text = wait_metric(addr, "dtwin_alerter_events_total{kind=\"sent\"}", 2.0).await;
+    println!("--- alerter /metrics after resolving ---\n{text}");
+    for (series, want) in [
+        ("dtwin_alerter_verdicts_in_total", 6.0),
+        ("dtwin_alerter_rejected_total{reason=\"not_json\"}", 1.0),
+        ("dtwin_alerter_events_total{kind=\"firing\"}", 1.0),
+        ("dtwin_alerter_events_total{kind=\"resolved\"}", 1.0),
+        ("dtwin_alerter_events_total{kind=\"sent\"}", 2.0),
+        ("dtwin_alerter_notifications_spooled_total", 2.0),
+        ("dtwin_alerter_mails_sent_total", 2.0),
+        ("dtwin_alerter_mails_failed_total", 0.0),
+        ("dtwin_alerter_mails_retried_total", 0.0),
+        ("dtwin_alerter_spool_pending", 0.0),
+        ("dtwin_alerter_smtp_up", 1.0),
+        ("dtwin_alerter_firing", 0.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(want), "{series}");
+    }
+    assert_eq!(family_sum(&text, "dtwin_alerter_events_total"), 4.0);
+    let emls = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .count();
+    assert_eq!(emls, 2, "the counters match the outbox");
+    stop.cancel();
+    alerter.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smtp_outage_is_a_gauge_not_ill_health() {
+    let broker = harness::embedded_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let addr = metrics_addr();
+    // Nothing listens here: every SMTP attempt is refused.
+    let smtp_port = dtwin_broker::free_port().unwrap();
+    let mut config = alerter_config(&broker, dir.path(), addr);
+    config.smtp_url = Some(format!("smtp://127.0.0.1:{smtp_port}"));
+    let stop = CancellationToken::new();
+    let alerter = tokio::spawn(dtwin_alerter::run(config, stop.clone()));
+    wait_status(addr, "/healthz", 200).await;
+    let recorder = Recorder::start(&broker, "dtwin/v1/alerts/#").await;
+    for seq in 1..=2 {
+        recorder
+            .client()
+            .publish(
+                "dtwin/v1/machines/obs-b/risk",
+                QoS::AtLeastOnce,
+                false,
+                verdict("obs-b", seq, true),
+            )
+            .await
+            .unwrap();
+    }
+    let text = wait_metric(addr, "dtwin_alerter_mails_retried_total", 2.0).await;
+    println!("--- alerter /metrics with SMTP down ---\n{text}");
+    assert_eq!(sample(&text, "dtwin_alerter_smtp_up"), Some(0.0));
+    assert_eq!(
+        sample(&text, "dtwin_alerter_notifications_spooled_total"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "dtwin_alerter_spool_pending"), Some(1.0));
+    assert_eq!(sample(&text, "dtwin_alerter_mails_sent_total"), Some(0.0));
+    assert!(sample(&text, "dtwin_alerter_events_total{kind=\"failed\"}").unwrap() >= 1.0);
+    // The spool holds the mail: the alerter itself is healthy.
+    let (status, body) = get(addr, "/healthz").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    stop.cancel();
+    alerter.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_metrics_count_the_fleet_and_its_control_commands() {
+    let broker = harness::embedded_broker();
+    let addr = metrics_addr();
+    let mut t = dtwin_twin_publisher::TwinConfig::new(broker.clone());
+    t.client_id = format!("obs-twin-{}", addr.port());
+    t.machines = 3;
+    t.rate_hz = 20.0;
+    t.metrics_listen = Some(addr);
+    let recorder = Recorder::start(&broker, "dtwin/v1/#").await;
+    let stop = CancellationToken::new();
+    let twin = tokio::spawn(dtwin_twin_publisher::run(t, stop.clone()));
+    wait_status(addr, "/healthz", 200).await;
+    let control = "dtwin/v1/control/twin";
+    let client = recorder.client();
+    let inject = r#"{"command":"inject","machine_id":"machine-002","fault":"bearing"}"#;
+    let unknown = r#"{"command":"inject","machine_id":"machine-999","fault":"bearing"}"#;
+    for payload in [inject, unknown, "not json"] {
+        client
+            .publish(control, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    let telemetry = |m: &dtwin_bus::Message| m.topic.ends_with("/telemetry");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while recorder.all().iter().filter(|m| telemetry(m)).count() < 30 {
+        assert!(tokio::time::Instant::now() < deadline, "no telemetry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dead = |r: &Recorder| {
+        r.all()
+            .iter()
+            .filter(|m| m.topic == "dtwin/v1/deadletter/twin")
+            .count()
+    };
+    while dead(&recorder) < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no dead letters");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = recorder.all().iter().filter(|m| telemetry(m)).count();
+    // Counted right after each publish is queued: give the last increments a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = wait_metric(
+        addr,
+        "dtwin_twin_control_commands_total{result=\"applied\"}",
+        1.0,
+    )
+    .await;
+    println!("--- twin /metrics ---\n{text}");
+    let published = sample(&text, "dtwin_twin_readings_published_total").unwrap();
+    assert!(
+        published >= received as f64,
+        "{published} published, {received} received"
+    );
+    assert_eq!(sample(&text, "dtwin_twin_machines"), Some(3.0));
+    assert_eq!(sample(&text, "dtwin_twin_publish_errors_total"), Some(0.0));
+    assert_eq!(
+        sample(
+            &text,
+            "dtwin_twin_control_commands_total{result=\"applied\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "dtwin_twin_control_commands_total{result=\"rejected\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(dead(&recorder), 2);
+    stop.cancel();
+    twin.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerter_and_twin_healthz_are_503_without_a_broker() {
+    let port = dtwin_broker::free_port().unwrap();
+    let nowhere = BrokerUrl::new("127.0.0.1", port);
+    let dir = tempfile::tempdir().unwrap();
+    let (aa, ta) = (metrics_addr(), metrics_addr());
+    let stop = CancellationToken::new();
+    let alerter = tokio::spawn(dtwin_alerter::run(
+        alerter_config(&nowhere, dir.path(), aa),
+        stop.clone(),
+    ));
+    let mut t = dtwin_twin_publisher::TwinConfig::new(nowhere);
+    t.machines = 2;
+    t.metrics_listen = Some(ta);
+    let twin = tokio::spawn(dtwin_twin_publisher::run(t, stop.clone()));
+    for addr in [aa, ta] {
+        let body = wait_status(addr, "/healthz", 503).await;
+        assert!(body.contains("broker link Down"), "{body}");
+        assert_eq!(get(addr, "/metrics").await.unwrap().0, 200);
+    }
+    stop.cancel();
+    alerter.await.unwrap().unwrap();
+    // The twin queues its offline statuses for a broker that never came; it stops anyway.
+    tokio::time::timeout(WAIT, twin)
+        .await
+        .expect("twin stops")
+        .unwrap()
+        .unwrap();
 }

@@ -23,11 +23,15 @@
 //! - [`email`]: pure rendering (askama templates in `templates/`) of alerts and digests.
 //! - [`transport`]: [`Mailer`]: lettre SMTP (pooled, STARTTLS/TLS/AUTH) or the [`Outbox`].
 //! - [`sender`]: the async loop from spool to transport.
+//! - [`metrics`]: [`AlerterMetrics`], the Prometheus metrics behind `/metrics`; `/healthz`
+//!   follows the broker link (an SMTP outage is the `smtp_up` gauge, not ill health: the
+//!   spool holds the mail).
 //! - [`run`]: the async shell: one connection, queue → publish → ack.
 
 pub mod email;
 pub mod fsutil;
 pub mod lifecycle;
+pub mod metrics;
 pub mod outbox;
 pub mod plan;
 pub mod processor;
@@ -41,6 +45,7 @@ pub use lettre::message::Mailbox;
 pub use lifecycle::{
     step, AlertState, Firing, LifecycleConfig, LifecycleConfigError, Transition, VerdictInput,
 };
+pub use metrics::AlerterMetrics;
 pub use outbox::{Outbox, OutboxError};
 pub use plan::{Policy, Routing};
 pub use processor::{Notification, Outcome, Processor, ProcessorStats};
@@ -52,6 +57,7 @@ use anyhow::Context;
 use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
 use dtwin_schema::{Silence, TopicKind, Topics, SILENCE_SCHEMA};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +98,11 @@ pub struct AlerterConfig {
     pub retry: RetryPolicy,
     /// How long delivered records stay in the spool.
     pub retention: Duration,
+    /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
+    /// service on one port); takes precedence over `metrics_listen`.
+    pub metrics_shared: Option<dtwin_obs::Exposition>,
 }
 
 impl AlerterConfig {
@@ -112,6 +123,8 @@ impl AlerterConfig {
             policy: Policy::default(),
             retry: RetryPolicy::default(),
             retention: Duration::from_secs(7 * 24 * 3600),
+            metrics_listen: None,
+            metrics_shared: None,
         }
     }
 }
@@ -119,8 +132,8 @@ impl AlerterConfig {
 /// Runs the alerter until `shutdown` fires, then disconnects cleanly.
 ///
 /// # Errors
-/// When the settings are invalid, the spool or outbox folder cannot be opened, or the
-/// connection closes under a publish or ack.
+/// When the settings are invalid, the spool or outbox folder cannot be opened, the metrics
+/// port cannot be bound, or the connection closes under a publish or ack.
 pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config
         .lifecycle
@@ -146,6 +159,22 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     }
     processor.resume(firing);
     processor.resume_windows(spool.windows().context("reading the alert spool")?);
+    let mut registry = dtwin_obs::Registry::with_prefix("dtwin_alerter");
+    let metrics = AlerterMetrics::register(&mut registry);
+    metrics.processor(&processor.stats());
+    let health = dtwin_obs::Health::new();
+    let mut server = None;
+    if let Some(shared) = &config.metrics_shared {
+        shared.add("alerter", Arc::new(registry), health.clone());
+    } else if let Some(listen) = config.metrics_listen {
+        let listener = dtwin_obs::bind(listen).await?;
+        server = Some(tokio::spawn(dtwin_obs::serve_on(
+            listener,
+            Arc::new(registry),
+            health.clone(),
+            shutdown.clone(),
+        )));
+    }
     let subs = vec![
         Subscription::new(topics.all(TopicKind::Risk), QoS::AtLeastOnce),
         Subscription::new(topics.silences(), QoS::AtLeastOnce),
@@ -154,6 +183,12 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     bus.clean_session = false;
     bus.manual_acks = true;
     let mut conn = dtwin_bus::connect(&bus, subs);
+    // Healthy while subscribed; an SMTP outage is the smtp_up gauge (the spool holds the mail).
+    tokio::spawn(health.follow(
+        conn.client.link_state(),
+        dtwin_bus::LinkState::check_subscribed,
+        shutdown.clone(),
+    ));
     let (silence_tx, silence_rx) = watch::channel(Vec::new());
     let mut silences: BTreeMap<String, Silence> = BTreeMap::new();
     let wake = Arc::new(Notify::new());
@@ -169,6 +204,7 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
         retention: config.retention,
         silences: silence_rx,
         wake: wake.clone(),
+        metrics: metrics.clone(),
     };
     let sender_stop = shutdown.child_token();
     let sender_task = tokio::spawn(sender.run(sender_stop.clone()));
@@ -198,6 +234,7 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
             continue;
         }
         let outcome = processor.handle(&msg.topic, &msg.payload);
+        metrics.processor(&processor.stats());
         if let Some((machine, window)) = processor.take_window_change() {
             // Before the ack, so a restart still counts this verdict towards firing.
             let s = spool.clone();
@@ -218,9 +255,10 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
                 reason,
             } => {
                 warn!(topic = %msg.topic, reason = reason.as_str(), "risk verdict rejected");
+                metrics.rejected(reason.as_str());
                 publish(&conn.client, topic, payload).await.map(|()| true)
             }
-            Outcome::Notify(n) => queue(&conn.client, &spool, &n, &shutdown).await,
+            Outcome::Notify(n) => queue(&conn.client, &spool, &n, &metrics, &shutdown).await,
         };
         if matches!(done, Ok(true)) {
             wake.notify_one();
@@ -249,6 +287,11 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     sender_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), sender_task).await;
     conn.close().await;
+    // It stops on shutdown by itself; a run that ends on its own (`--steps`, a closed
+    // connection) stops it here.
+    if let Some(server) = server {
+        server.abort();
+    }
     result
 }
 
@@ -285,10 +328,16 @@ async fn queue(
     client: &BusClient,
     spool: &Spool,
     n: &Notification,
+    metrics: &AlerterMetrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<bool> {
-    if !write_with_retry(spool, &n.record, shutdown).await {
-        return Ok(false);
+    match write_with_retry(spool, &n.record, shutdown).await {
+        None => return Ok(false),
+        Some(true) => {
+            metrics.spooled.inc();
+            metrics.spool_pending.inc();
+        }
+        Some(false) => {}
     }
     let (id, alert_id, level) = (&n.machine_id, &n.event.alert_id, n.event.level.as_str());
     match n.event.event {
@@ -297,16 +346,17 @@ async fn queue(
         _ => debug!(machine_id = %id, alert_id, level, tag = %n.transition.tag(), "alert updated"),
     }
     publish(client, n.topic.clone(), dtwin_schema::to_json(&n.event)).await?;
+    metrics.event(n.event.event);
     Ok(true)
 }
 
 /// Writes on a blocking thread (fsync can take a while), retrying with backoff until it
-/// works or `shutdown` fires (then false).
+/// works (then whether it was queued; false: delivered before) or `shutdown` fires (`None`).
 async fn write_with_retry(
     spool: &Spool,
     record: &spool::Record,
     shutdown: &CancellationToken,
-) -> bool {
+) -> Option<bool> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let (s, r) = (spool.clone(), record.clone());
@@ -316,14 +366,14 @@ async fn write_with_retry(
                 if !queued {
                     debug!(record = %record.name(), "already delivered; not queued again");
                 }
-                return true;
+                return Some(queued);
             }
             Ok(Err(e)) => e.to_string(),
             Err(e) => e.to_string(),
         };
         error!(record = %record.name(), error = %err, retry_in_ms = backoff.as_millis() as u64, "spool write failed");
         tokio::select! {
-            _ = shutdown.cancelled() => return false,
+            _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(MAX_WRITE_BACKOFF);

@@ -5,6 +5,7 @@
 //! round and retries with exponential backoff and jitter; nothing leaves `pending/` unsent.
 
 use crate::email::{self, AlertMail, Envelope, MailConfig};
+use crate::metrics::AlerterMetrics;
 use crate::plan::{self, Policy, Routing, SendLog, Step};
 use crate::processor::delivery_event;
 use crate::spool::{Done, Pending, Spool};
@@ -73,10 +74,16 @@ pub struct Sender {
     pub silences: watch::Receiver<Vec<Silence>>,
     /// Woken when a record is queued or a silence changes.
     pub wake: Arc<Notify>,
+    /// Mail counters, spool depth and whether the transport works.
+    pub metrics: AlerterMetrics,
 }
 
 /// How often the spool is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often an idle sender checks that the mail transport still works (the `smtp_up`
+/// gauge), so an SMTP outage shows before the next alert needs the server.
+pub const PROBE_EVERY: Duration = Duration::from_secs(30);
 
 impl Sender {
     /// Runs until `shutdown`.
@@ -85,6 +92,7 @@ impl Sender {
         let mut failures: u32 = 0;
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut next_prune = tokio::time::Instant::now();
+        let mut next_probe = tokio::time::Instant::now();
         info!(transport = %self.mailer.describe(), spool = %self.spool.root().display(), "alert sender started");
         loop {
             let mut wake_at: Option<tokio::time::Instant> = None;
@@ -105,6 +113,15 @@ impl Sender {
                     }
                 }
             }
+            // While retrying, the attempts themselves keep the gauge current.
+            if retry_at.is_none() && tokio::time::Instant::now() >= next_probe {
+                next_probe = tokio::time::Instant::now() + PROBE_EVERY;
+                let up = self.mailer.probe().await;
+                if !up {
+                    warn!(transport = %self.mailer.describe(), "mail transport not reachable; alerts wait in the spool");
+                }
+                self.metrics.transport_up(up);
+            }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
                 let before = std::time::SystemTime::now() - self.retention;
@@ -115,7 +132,7 @@ impl Sender {
                 }
                 log.forget_before(OffsetDateTime::now_utc() - self.policy.rate_window);
             }
-            let until = [wake_at, retry_at, Some(next_prune)]
+            let until = [wake_at, retry_at, Some(next_prune), Some(next_probe)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -139,6 +156,7 @@ impl Sender {
         for (path, why) in bad {
             error!(file = %path.display(), error = %why, "unreadable spool record left in place");
         }
+        self.metrics.pending(pending.len());
         if pending.is_empty() {
             return Ok(None);
         }
@@ -161,6 +179,7 @@ impl Sender {
                     self.spool
                         .finish(&name, Done::Silenced)
                         .map_err(|e| e.to_string())?;
+                    self.metrics.spool_pending.dec();
                     info!(machine_id = %p.record.mail.machine_id, alert = %name, silence = %silence_id, "alert silenced");
                     self.event(p, AlertEventKind::Silenced, format!("silence {silence_id}"))
                         .await;
@@ -211,6 +230,7 @@ impl Sender {
             Ok(m) => m,
             Err(e) => {
                 // A mail that cannot be built never will be: park it, say so.
+                self.metrics.mails_failed.inc();
                 for p in records {
                     self.finish(
                         p,
@@ -228,6 +248,8 @@ impl Sender {
         }
         match self.mailer.send(&file, message).await {
             Ok(detail) => {
+                self.metrics.mails_sent.inc();
+                self.metrics.transport_up(true);
                 log.record(to, OffsetDateTime::now_utc());
                 let what = if records.len() > 1 {
                     format!("{detail} (digest of {})", records.len())
@@ -248,6 +270,9 @@ impl Sender {
             }
             Err(SendError::Permanent(e)) => {
                 error!(error = %e, "alert e-mail refused for good");
+                self.metrics.mails_failed.inc();
+                // The server answered: it is up, it just will not take this mail.
+                self.metrics.transport_up(true);
                 for p in records {
                     self.finish(
                         p,
@@ -263,6 +288,8 @@ impl Sender {
                 detail: e,
                 maybe_delivered,
             }) => {
+                self.metrics.mails_retried.inc();
+                self.metrics.transport_up(false);
                 if !maybe_delivered {
                     // Known not to have arrived: the retry is not a possible duplicate.
                     for n in &names {
@@ -288,6 +315,7 @@ impl Sender {
         self.spool
             .finish(&p.record.name(), done)
             .map_err(|e| e.to_string())?;
+        self.metrics.spool_pending.dec();
         self.event(p, kind, detail).await;
         Ok(())
     }
@@ -308,6 +336,8 @@ impl Sender {
             .await
         {
             warn!(error = %e, "alert event not published");
+        } else {
+            self.metrics.event(kind);
         }
     }
 }

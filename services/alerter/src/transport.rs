@@ -70,6 +70,19 @@ impl Mailer {
         }
     }
 
+    /// Whether the transport works now: the SMTP server answers a NOOP (within
+    /// [`SMTP_TIMEOUT`]), or the outbox folder exists. Sends nothing.
+    pub async fn probe(&self) -> bool {
+        match self {
+            Self::Outbox(outbox) => outbox.dir().is_dir(),
+            Self::Smtp { transport, .. } => {
+                tokio::time::timeout(SMTP_TIMEOUT, transport.test_connection())
+                    .await
+                    .is_ok_and(|r| r.unwrap_or(false))
+            }
+        }
+    }
+
     /// Sends `message` (`name` is its spool name, used as the outbox file name). Returns a
     /// detail for the `sent` event: the outbox path or the server's reply.
     ///
@@ -154,5 +167,22 @@ mod tests {
         let e = Mailer::smtp("ftp://u:hunter2@h").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(Mailer::smtp("smtp://127.0.0.1:2525").is_ok());
+    }
+
+    #[tokio::test]
+    async fn probes_say_whether_the_transport_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Mailer::Outbox(Outbox::new(dir.path().join("out")).unwrap());
+        assert!(outbox.probe().await);
+        std::fs::remove_dir(dir.path().join("out")).unwrap();
+        assert!(!outbox.probe().await, "a vanished outbox folder is down");
+        // Nothing listens on a port just freed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let smtp = Mailer::smtp(&format!("smtp://127.0.0.1:{port}")).unwrap();
+        assert!(!smtp.probe().await);
     }
 }

@@ -39,13 +39,13 @@ pub enum Command {
     /// Add or change a user in the embedded broker's password file (password on stdin).
     Passwd(crate::cmd::broker::PasswdArgs),
     /// Run the digital twin publisher.
-    Twin(ServiceArgs<TwinOpts>),
+    Twin(ServiceArgs<TwinServiceOpts>),
     /// Run the feature service.
     Feature(ServiceArgs<FeatureOpts>),
     /// Run the inference service.
     Inference(ServiceArgs<InferenceServiceOpts>),
     /// Run the alerter.
-    Alerter(ServiceArgs<AlerterOpts>),
+    Alerter(ServiceArgs<AlerterServiceOpts>),
     /// Run the dashboard (what-if form and live fleet view) against a broker.
     Dashboard(ServiceArgs<DashboardOpts>),
     /// Write a labelled data set from the twin (telemetry CSV, or AI4I format).
@@ -113,8 +113,8 @@ pub struct UpArgs {
     /// Dashboard access token, required when it listens beyond 127.0.0.1.
     #[arg(long, env = "DTWIN_DASHBOARD_TOKEN", hide_env_values = true)]
     pub dashboard_token: Option<String>,
-    /// Serve the feature and inference services' Prometheus /metrics and /healthz on this
-    /// address (off when unset).
+    /// Serve every service's Prometheus /metrics and /healthz (twin, feature, inference,
+    /// alerter) on this one address (off when unset).
     #[arg(long, env = "DTWIN_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Drift detection flags.
@@ -192,6 +192,29 @@ pub struct TwinOpts {
     /// Stop after this many readings per machine.
     #[arg(long, env = "DTWIN_STEPS")]
     pub steps: Option<u64>,
+}
+
+/// `dtwin twin`: the twin flags plus its metrics endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct TwinServiceOpts {
+    /// Fleet, rate and scenario.
+    #[command(flatten)]
+    pub twin: TwinOpts,
+    /// Serve Prometheus /metrics and /healthz on this address (off when unset).
+    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// `dtwin alerter`: the alerter flags plus its metrics endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct AlerterServiceOpts {
+    /// Mail, lifecycle, routing and spool.
+    #[command(flatten)]
+    pub alerter: AlerterOpts,
+    /// Serve Prometheus /metrics and /healthz on this address (off when unset). /healthz
+    /// follows the broker link; an SMTP outage shows as dtwin_alerter_smtp_up 0.
+    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Feature service flags.
@@ -525,11 +548,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Broker(args) => crate::cmd::broker::run(args).await,
         Command::Passwd(args) => crate::cmd::broker::passwd(args),
         Command::Twin(a) => {
-            dtwin_twin_publisher::run(
-                a.opts.config(a.bus.broker, &a.bus.prefix)?,
-                crate::shutdown::on_signal(),
-            )
-            .await
+            let mut config = a.opts.twin.config(a.bus.broker, &a.bus.prefix)?;
+            config.metrics_listen = a.opts.metrics_listen;
+            dtwin_twin_publisher::run(config, crate::shutdown::on_signal()).await
         }
         Command::Feature(a) => {
             dtwin_feature::run(
@@ -546,11 +567,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             dtwin_inference::run(config, crate::shutdown::on_signal()).await
         }
         Command::Alerter(a) => {
-            dtwin_alerter::run(
-                a.opts.config(a.bus.broker, &a.bus.prefix)?,
-                crate::shutdown::on_signal(),
-            )
-            .await
+            let mut config = a.opts.alerter.config(a.bus.broker, &a.bus.prefix)?;
+            config.metrics_listen = a.opts.metrics_listen;
+            dtwin_alerter::run(config, crate::shutdown::on_signal()).await
         }
         Command::Dashboard(a) => {
             dtwin_dashboard::run(

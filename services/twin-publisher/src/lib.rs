@@ -18,16 +18,23 @@
 //! # Layout
 //! - [`scenario`]: "machine X enters fault F at time T" events and scenario files.
 //! - [`control`]: the control topic's commands (pure decoder).
+//! - [`metrics`]: [`TwinMetrics`], the Prometheus metrics behind `/metrics`; `/healthz`
+//!   follows the control connection's broker link.
 //! - [`run`]: the shell: control connection, workers, shutdown.
 
 pub mod control;
+pub mod metrics;
 pub mod scenario;
+
+pub use metrics::TwinMetrics;
 
 pub use scenario::{ScenarioError, ScenarioEvent};
 
 use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
 use dtwin_schema::{to_json, DeadLetter, MachineStatus, Presence, Topics, STATUS_SCHEMA};
 use dtwin_twin_sim::{Clock, Fault, Fleet, Machine, SimConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -68,6 +75,11 @@ pub struct TwinConfig {
     pub steps: Option<u64>,
     /// Start of stream time (`None`: now). Fix it to reproduce an `afap` stream byte for byte.
     pub epoch: Option<OffsetDateTime>,
+    /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
+    /// service on one port); takes precedence over `metrics_listen`.
+    pub metrics_shared: Option<dtwin_obs::Exposition>,
 }
 
 impl TwinConfig {
@@ -88,6 +100,8 @@ impl TwinConfig {
             afap: false,
             steps: None,
             epoch: None,
+            metrics_listen: None,
+            metrics_shared: None,
         }
     }
 
@@ -129,7 +143,7 @@ struct Due {
 ///
 /// # Errors
 /// An invalid configuration (no machines, rate not positive, a scenario naming an unknown
-/// machine), or a closed connection.
+/// machine), the metrics port cannot be bound, or a closed connection.
 pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::ensure!(config.machines > 0, "--machines must be at least 1");
     anyhow::ensure!(
@@ -159,6 +173,25 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
         )
     })?;
 
+    let mut registry = dtwin_obs::Registry::with_prefix("dtwin_twin");
+    let metrics = TwinMetrics::register(&mut registry);
+    metrics
+        .machines
+        .set(i64::try_from(config.machines).unwrap_or(i64::MAX));
+    let health = dtwin_obs::Health::new();
+    let mut server = None;
+    if let Some(shared) = &config.metrics_shared {
+        shared.add("twin", Arc::new(registry), health.clone());
+    } else if let Some(listen) = config.metrics_listen {
+        let listener = dtwin_obs::bind(listen).await?;
+        server = Some(tokio::spawn(dtwin_obs::serve_on(
+            listener,
+            Arc::new(registry),
+            health.clone(),
+            shutdown.clone(),
+        )));
+    }
+
     // The control connection: publisher status (with its last will), machine statuses,
     // control commands in, dead letters out.
     let mut bus = BusConfig::new(config.broker.clone(), &config.client_id);
@@ -172,23 +205,32 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
         vec![Subscription::new(control_topic.clone(), QoS::AtLeastOnce)],
     );
     let client = conn.client.clone();
-    client
-        .publish(
-            topics.publisher_status(&config.client_id),
-            QoS::AtLeastOnce,
-            true,
-            status(&publisher_id, Presence::Online, None),
-        )
-        .await?;
-    for m in &fleet.machines {
+    tokio::spawn(health.follow(
+        client.link_state(),
+        dtwin_bus::LinkState::check_subscribed,
+        shutdown.clone(),
+    ));
+    metrics.publish_result(
         client
             .publish(
-                topics.status(m.id()),
+                topics.publisher_status(&config.client_id),
                 QoS::AtLeastOnce,
                 true,
-                status(m.id(), Presence::Online, Some(m.product_type())),
+                status(&publisher_id, Presence::Online, None),
             )
-            .await?;
+            .await,
+    )?;
+    for m in &fleet.machines {
+        metrics.publish_result(
+            client
+                .publish(
+                    topics.status(m.id()),
+                    QoS::AtLeastOnce,
+                    true,
+                    status(m.id(), Presence::Online, Some(m.product_type())),
+                )
+                .await,
+        )?;
     }
     let statuses: Vec<_> = fleet
         .machines
@@ -236,6 +278,7 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
                 steps: config.steps,
                 period: Duration::from_secs_f64(1.0 / config.rate_hz),
                 topics: topics.clone(),
+                metrics: metrics.clone(),
             },
             worker_conn,
             rx,
@@ -276,12 +319,13 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
                     }
                     Err(r) => Some(r),
                 };
+                metrics.control(rejected.is_none());
                 if let Some(r) = rejected {
                     warn!(reason = r.reason.as_str(), detail = %r.detail, "control command rejected");
                     let dl = DeadLetter::new("twin", &msg.topic, &msg.payload, r.reason, r.detail);
-                    let _ = client
+                    let _ = metrics.publish_result(client
                         .publish(topics.deadletter("twin"), QoS::AtLeastOnce, false, to_json(&dl))
-                        .await;
+                        .await);
                 }
             }
         }
@@ -294,28 +338,37 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
     }
 
     for (id, product) in &statuses {
+        metrics.publish_result(
+            client
+                .publish(
+                    topics.status(id),
+                    QoS::AtLeastOnce,
+                    true,
+                    status(id, Presence::Offline, Some(*product)),
+                )
+                .await,
+        )?;
+    }
+    metrics.publish_result(
         client
             .publish(
-                topics.status(id),
+                topics.publisher_status(&config.client_id),
                 QoS::AtLeastOnce,
                 true,
-                status(id, Presence::Offline, Some(*product)),
+                status(&publisher_id, Presence::Offline, None),
             )
-            .await?;
-    }
-    client
-        .publish(
-            topics.publisher_status(&config.client_id),
-            QoS::AtLeastOnce,
-            true,
-            status(&publisher_id, Presence::Offline, None),
-        )
-        .await?;
+            .await,
+    )?;
     if tokio::time::timeout(Duration::from_secs(1), conn.close())
         .await
         .is_err()
     {
         warn!("twin did not disconnect in time");
+    }
+    // It stops on shutdown by itself; a run that ends on its own (`--steps`, a closed
+    // connection) stops it here.
+    if let Some(server) = server {
+        server.abort();
     }
     info!("twin stopped");
     result
@@ -330,6 +383,7 @@ struct WorkerSetup {
     steps: Option<u64>,
     period: Duration,
     topics: Topics,
+    metrics: TwinMetrics,
 }
 
 /// Steps and publishes one shard of the fleet.
@@ -348,6 +402,7 @@ async fn worker(
         steps,
         period,
         topics,
+        metrics,
     } = setup;
     due.sort_by_key(|d| d.before_seq);
     let client: BusClient = conn.client.clone();
@@ -392,9 +447,10 @@ async fn worker(
             let ts = if afap { clock.at(reading.seq) } else { now };
             let payload = reading.to_telemetry(m.id(), ts).encode();
             tokio::select! {
-                r = client.publish(topic.clone(), qos, false, payload) => r?,
+                r = client.publish(topic.clone(), qos, false, payload) => metrics.publish_result(r)?,
                 _ = stop.cancelled() => break 'run,
             }
+            metrics.readings.inc();
         }
         published += 1;
     }

@@ -46,22 +46,24 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     let mut inference = args.inference.config(broker.clone(), &prefix);
     args.drift.apply(&mut inference)?;
     dtwin_inference::build_scorer(&inference).context("inference")?;
-    let twin = args.twin.config(broker.clone(), &prefix)?;
+    let mut twin = args.twin.config(broker.clone(), &prefix)?;
     let mut feature = dtwin_feature::FeatureConfig {
         prefix: prefix.clone(),
         ..dtwin_feature::FeatureConfig::new(broker.clone())
     };
-    // One endpoint for the feature and inference services' metrics and health.
+    let mut alerter = args.alerter.config(broker.clone(), &prefix)?;
+    // One endpoint for every service's metrics and health.
     let metrics = match args.metrics_listen {
         Some(listen) => {
             let exposition = dtwin_obs::Exposition::new();
+            twin.metrics_shared = Some(exposition.clone());
             feature.metrics_shared = Some(exposition.clone());
             inference.metrics_shared = Some(exposition.clone());
+            alerter.metrics_shared = Some(exposition.clone());
             Some((dtwin_obs::bind(listen).await?, exposition))
         }
         None => None,
     };
-    let mut alerter = args.alerter.config(broker.clone(), &prefix)?;
     let mut dashboard = dtwin_dashboard::DashboardConfig::new(broker.clone());
     dashboard.prefix = prefix.clone();
     dashboard.listen = args.dashboard_listen;

@@ -11,7 +11,7 @@
 //!
 //! The generator must not be what is measured: readings are rendered from pre-encoded pieces
 //! (64 rotating sets of plausible AI4I-range values; only the id, `ts` and `seq` change), and
-//! each connection spreads its machines over [`SLOTS`] time slots per period instead of one
+//! each connection spreads its machines over `--slots` time slots per period instead of one
 //! burst. A reading's `ts` is the wall clock when its slot is rendered.
 //!
 //! # Layout
@@ -34,9 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Machine ids of the load test: `lt-000042`.
 const ID_PREFIX: &str = "lt-";
-/// Time slots per period: each connection spreads its machines over these, so a period's
-/// readings leave in small batches instead of one burst.
-pub const SLOTS: usize = 50;
+/// Default time slots per period (`--slots`): each connection spreads its machines over these
+/// (at most one per millisecond, tokio's timer resolution).
+pub const SLOTS: u16 = 50;
 /// Topic prefix of the broker-alone measurement: no service subscribes to it.
 const RAW_PREFIX: &str = "dtwin-loadtest/raw";
 /// Pre-encoded value sets a machine rotates through.
@@ -76,6 +76,10 @@ pub struct LoadtestArgs {
     /// Publisher connections.
     #[arg(long, env = "DTWIN_LOADTEST_CONNECTIONS", default_value_t = 2)]
     pub connections: usize,
+    /// Time slots per period over which each connection spreads its machines (at most one a
+    /// millisecond): fewer slots send burstier loads, like gateways polling in step.
+    #[arg(long, env = "DTWIN_LOADTEST_SLOTS", default_value_t = SLOTS, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub slots: u16,
     /// Telemetry QoS (0 or 1).
     #[arg(long, env = "DTWIN_LOADTEST_QOS", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub qos: u8,
@@ -625,12 +629,13 @@ async fn run_step(
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
             .context("telemetry topic without the machine id")?;
         let qos = ctx.qos;
+        let slots = usize::from(args.slots);
         pubs.push(tokio::spawn(async move {
             let mut seq = start_seq;
             // Per machine: first and last seq published in the window.
             let mut window: Vec<Option<(u64, u64)>> = vec![None; mine.len()];
             // At least 1 ms per slot: tokio's timer resolution.
-            let slots = SLOTS
+            let slots = slots
                 .min(mine.len())
                 .min(period.as_millis().max(1) as usize)
                 .max(1);

@@ -68,6 +68,9 @@ pub enum Command {
     /// Explore a CSV: statistics, missing values, class balance, histograms and box plots by
     /// class, correlation, machines leading into a failure; writes report.html and SVG charts.
     Eda(crate::cmd::eda::EdaArgs),
+    /// GET a health URL (e.g. http://127.0.0.1:9464/healthz): exit 0 for a 2xx answer, 1
+    /// otherwise. For container healthchecks in images without curl.
+    Healthcheck(crate::cmd::healthcheck::HealthcheckArgs),
 }
 
 /// Where the broker is and which topics to use (standalone services).
@@ -581,6 +584,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => crate::cmd::train::run(args),
         Command::Evaluate(args) => crate::cmd::evaluate::run(&args).map(|_| ()),
         Command::Eda(args) => crate::cmd::eda::run(&args).map(|_| ()),
+        Command::Healthcheck(args) => crate::cmd::healthcheck::run(&args),
         Command::Loadtest(args) => {
             let json = args.json;
             let report = crate::cmd::loadtest::run(args).await?;

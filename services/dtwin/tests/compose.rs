@@ -1,6 +1,8 @@
 //! docker-compose.yml must use only commands and environment variables the CLI really has:
 //! no Docker engine runs in CI, so this static check is what keeps compose from rotting when a
-//! flag is renamed.
+//! flag is renamed. Every service has a healthcheck; a dtwin service's is `dtwin healthcheck`
+//! on the `/healthz` of the port it really serves; `depends_on` waits only for services that
+//! have a healthcheck. The Kubernetes manifests get the same checks for their probes.
 
 use clap::CommandFactory;
 use dtwin::cli::Cli;
@@ -8,8 +10,49 @@ use std::collections::BTreeSet;
 
 fn compose() -> serde_yaml::Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docker-compose.yml");
-    serde_yaml::from_str(&std::fs::read_to_string(path).expect("docker-compose.yml"))
-        .expect("valid YAML")
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).expect("docker-compose.yml"))
+            .expect("valid YAML");
+    // `<<: *anchor` merge keys, as compose applies them.
+    doc.apply_merge().expect("valid merge keys");
+    doc
+}
+
+/// The port of a `host:port` listen address.
+fn listen_port(addr: &str) -> u16 {
+    addr.parse::<std::net::SocketAddr>()
+        .unwrap_or_else(|e| panic!("{addr:?} is not host:port: {e}"))
+        .port()
+}
+
+/// Where a dtwin service serves `/healthz`: the dashboard on its page port, every other
+/// service on its metrics port.
+fn health_port(sub: &str, env: &dyn Fn(&str) -> Option<String>) -> u16 {
+    let var = if sub == "dashboard" {
+        "DTWIN_DASHBOARD_LISTEN"
+    } else {
+        "DTWIN_METRICS_LISTEN"
+    };
+    let addr = env(var).unwrap_or_else(|| panic!("`dtwin {sub}` sets no {var}: no /healthz"));
+    listen_port(&addr)
+}
+
+/// A `dtwin healthcheck URL` command must parse with the CLI and name `/healthz` on loopback.
+fn check_healthcheck_argv(who: &str, argv: &[&str], port: u16) {
+    assert_eq!(argv[0], "dtwin", "{who}: the probe is the dtwin binary");
+    assert_eq!(argv[1], "healthcheck", "{who}: {argv:?}");
+    let cli = <Cli as clap::Parser>::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("{who}: {argv:?} does not parse: {e}"));
+    let dtwin::cli::Command::Healthcheck(args) = cli.command else {
+        unreachable!()
+    };
+    let target = dtwin::cmd::healthcheck::parse_url(&args.url).unwrap();
+    assert_eq!(
+        target.host, "127.0.0.1",
+        "{who}: probe the container itself"
+    );
+    assert_eq!(target.port, port, "{who}: probes a port it does not serve");
+    assert_eq!(target.path, "/healthz", "{who}");
 }
 
 /// Environment variables (and long flags) a subcommand accepts, including global ones.
@@ -38,8 +81,37 @@ fn every_compose_service_matches_the_cli() {
     let mut checked = 0;
     for (name, svc) in services {
         let name = name.as_str().unwrap();
+        let test: Vec<&str> = svc["healthcheck"]["test"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("service {name} has no healthcheck test"))
+            .iter()
+            .map(|v| v.as_str().expect("string args"))
+            .collect();
+        assert_eq!(test[0], "CMD", "service {name}: exec-form healthcheck");
+        assert!(
+            svc["restart"].as_str().is_some(),
+            "service {name} has no restart policy"
+        );
+        if let Some(deps) = svc["depends_on"].as_mapping() {
+            for (dep, how) in deps {
+                let dep = dep.as_str().unwrap();
+                assert!(
+                    services.contains_key(dep),
+                    "service {name} depends on unknown {dep}"
+                );
+                if how["condition"].as_str() == Some("service_healthy") {
+                    assert!(
+                        services[dep]["healthcheck"]["test"].as_sequence().is_some(),
+                        "service {name} waits for {dep} to be healthy, which has no healthcheck"
+                    );
+                }
+            }
+        }
         let Some(command) = svc["command"].as_sequence() else {
-            assert_eq!(name, "broker", "only the broker runs another image");
+            assert!(
+                matches!(name, "broker" | "mailpit"),
+                "only the broker and mailpit run another image"
+            );
             continue;
         };
         let argv: Vec<&str> = command
@@ -88,6 +160,9 @@ fn every_compose_service_matches_the_cli() {
         }
         <Cli as clap::Parser>::try_parse_from(&full)
             .unwrap_or_else(|e| panic!("service {name}: {full:?} does not parse: {e}"));
+        let env_of = |k: &str| vars.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let port = health_port(argv[0], &env_of);
+        check_healthcheck_argv(&format!("service {name}"), &test[1..], port);
         checked += 1;
     }
     assert_eq!(
@@ -126,6 +201,28 @@ fn every_kubernetes_container_matches_the_cli() {
                 assert!(
                     env.contains(name),
                     "k8s {sub}: {name} is not a variable of `dtwin {sub}`"
+                );
+            }
+            let env_of = |k: &str| {
+                c["env"]
+                    .as_sequence()?
+                    .iter()
+                    .find(|e| e["name"].as_str() == Some(k))?["value"]
+                    .as_str()
+                    .map(str::to_owned)
+            };
+            let port = health_port(sub, &env_of);
+            for probe in ["readinessProbe", "livenessProbe"] {
+                let get = &c[probe]["httpGet"];
+                assert_eq!(
+                    get["path"].as_str(),
+                    Some("/healthz"),
+                    "k8s {sub}: {probe} on /healthz"
+                );
+                assert_eq!(
+                    get["port"].as_u64(),
+                    Some(u64::from(port)),
+                    "k8s {sub}: {probe} on a port it does not serve"
                 );
             }
             checked.push(sub.to_owned());

@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod eda;
 pub mod evaluate;
 pub mod generate;
+pub mod healthcheck;
 pub mod loadtest;
 pub mod predict;
 pub mod replay;

@@ -152,13 +152,20 @@ pub struct DashboardOpts {
 
 impl DashboardOpts {
     /// The dashboard's config.
-    pub fn config(&self, broker: BrokerUrl, prefix: &str) -> dtwin_dashboard::DashboardConfig {
+    ///
+    /// # Errors
+    /// Bad window flags.
+    pub fn config(
+        &self,
+        broker: BrokerUrl,
+        prefix: &str,
+    ) -> anyhow::Result<dtwin_dashboard::DashboardConfig> {
         let mut c = dtwin_dashboard::DashboardConfig::new(broker.clone());
         c.prefix = prefix.to_owned();
         c.listen = self.dashboard_listen;
         c.token = self.dashboard_token.clone();
-        c.inference = self.inference.config(broker, prefix);
-        c
+        c.inference = self.inference.config(broker, prefix)?;
+        Ok(c)
     }
 }
 
@@ -243,13 +250,66 @@ pub struct FeatureOpts {
     /// Seconds a silent machine keeps its window (then it restarts cold).
     #[arg(long, env = "DTWIN_IDLE_EVICT_S", default_value_t = 600)]
     pub idle_evict_s: u64,
+    /// Windows and feature set.
+    #[command(flatten)]
+    pub window: WindowOpts,
+    /// Serve Prometheus /metrics and /healthz on this address (off when unset).
+    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// The feature windows. The feature service, the inference service, training and scoring must
+/// agree on them: they are part of the feature names, so a model trained on other windows is
+/// refused with a clear error.
+#[derive(Debug, Clone, Args)]
+pub struct WindowOpts {
     /// Feature set: default (what the shipped model is trained on) or extended (adds min/max,
     /// time windows, EWMA, deltas, threshold flags; needs a model trained on it).
     #[arg(long, env = "DTWIN_FEATURE_SET", default_value = "default")]
     pub feature_set: dtwin_features::FeatureSetKind,
-    /// Serve Prometheus /metrics and /healthz on this address (off when unset).
-    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
-    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Readings in the short count window (mean, std and slope per sensor; warm once full).
+    #[arg(long, env = "DTWIN_SHORT_WINDOW", default_value_t = 10, value_parser = clap::value_parser!(u16).range(2..=10_000))]
+    pub short_window: u16,
+    /// Readings in the long count window (each sensor's deviation from its mean).
+    #[arg(long, env = "DTWIN_LONG_WINDOW", default_value_t = 60, value_parser = clap::value_parser!(u16).range(2..=10_000))]
+    pub long_window: u16,
+    /// Time windows of the extended set, seconds, comma-separated.
+    #[arg(
+        long,
+        env = "DTWIN_TIME_WINDOWS_S",
+        default_value = "60,600",
+        value_delimiter = ','
+    )]
+    pub time_windows_s: Vec<u64>,
+}
+
+impl WindowOpts {
+    /// The window configuration.
+    ///
+    /// # Errors
+    /// A long window shorter than the short one, or a zero or repeated time window.
+    pub fn config(&self) -> anyhow::Result<dtwin_features::WindowConfig> {
+        anyhow::ensure!(
+            self.long_window >= self.short_window,
+            "--long-window ({}) must be at least --short-window ({})",
+            self.long_window,
+            self.short_window
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for &t in &self.time_windows_s {
+            anyhow::ensure!(
+                t > 0 && seen.insert(t),
+                "--time-windows-s: {t} is zero or given twice"
+            );
+        }
+        Ok(dtwin_features::WindowConfig {
+            feature_set: self.feature_set,
+            short: usize::from(self.short_window),
+            long: usize::from(self.long_window),
+            time_windows_s: self.time_windows_s.clone(),
+            ..dtwin_features::WindowConfig::default()
+        })
+    }
 }
 
 /// `dtwin inference`: the inference flags plus scale-out.
@@ -326,6 +386,9 @@ pub struct InferenceOpts {
     /// Expert rules (TOML); default: the shipped rules.
     #[arg(long, env = "DTWIN_RULES")]
     pub rules: Option<PathBuf>,
+    /// The feature service's windows (models must be trained on them).
+    #[command(flatten)]
+    pub window: WindowOpts,
     /// Most feature vectors scored together when several are already waiting (micro-batch;
     /// never waits for more, so a light load gets no added latency). 1: one at a time.
     #[arg(long, env = "DTWIN_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -452,7 +515,7 @@ impl FeatureOpts {
             max_hold_ms: self.reorder_hold_ms,
         };
         c.idle_evict = std::time::Duration::from_secs(self.idle_evict_s);
-        c.window.feature_set = self.feature_set;
+        c.window = self.window.config()?;
         c.metrics_listen = self.metrics_listen;
         Ok(c)
     }
@@ -460,15 +523,23 @@ impl FeatureOpts {
 
 impl InferenceOpts {
     /// The inference service's config.
-    pub fn config(&self, broker: BrokerUrl, prefix: &str) -> dtwin_inference::InferenceConfig {
+    ///
+    /// # Errors
+    /// Bad window flags.
+    pub fn config(
+        &self,
+        broker: BrokerUrl,
+        prefix: &str,
+    ) -> anyhow::Result<dtwin_inference::InferenceConfig> {
         let mut c = dtwin_inference::InferenceConfig::new(broker);
         c.prefix = prefix.to_owned();
+        c.window = self.window.config()?;
         if let Some(p) = &self.model {
             c.model = dtwin_inference::ModelSource::File(p.clone());
         }
         c.rules_path = self.rules.clone();
         c.max_batch = self.max_batch as usize;
-        c
+        Ok(c)
     }
 }
 
@@ -563,7 +634,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Inference(a) => {
-            let mut config = a.opts.inference.config(a.bus.broker, &a.bus.prefix);
+            let mut config = a.opts.inference.config(a.bus.broker, &a.bus.prefix)?;
             config.instance = a.opts.instance.clone();
             config.metrics_listen = a.opts.metrics_listen;
             a.opts.drift.apply(&mut config)?;
@@ -576,7 +647,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dashboard(a) => {
             dtwin_dashboard::run(
-                a.opts.config(a.bus.broker, &a.bus.prefix),
+                a.opts.config(a.bus.broker, &a.bus.prefix)?,
                 crate::shutdown::on_signal(),
             )
             .await

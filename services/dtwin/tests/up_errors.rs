@@ -78,3 +78,25 @@ async fn a_taken_dashboard_port_names_the_flag() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn inconsistent_windows_stop_up_with_the_flags_named() {
+    let port = dtwin_broker::free_port().unwrap().to_string();
+    for (extra, expect) in [
+        (
+            vec!["--short-window", "20", "--long-window", "10"],
+            "--long-window",
+        ),
+        (vec!["--time-windows-s", "60,60"], "--time-windows-s"),
+        // Other windows than the shipped model's: refused, naming both feature sets.
+        (vec!["--short-window", "5"], "feature set"),
+    ] {
+        let mut args = vec!["--port", port.as_str()];
+        args.extend(extra.iter().copied());
+        let err = dtwin::cmd::up::run_until(up_args(&args), CancellationToken::new())
+            .await
+            .expect_err("refused");
+        assert!(format!("{err:#}").contains(expect), "{extra:?}: {err:#}");
+    }
+    assert!(Cli::try_parse_from(["dtwin", "feature", "--short-window", "1"]).is_err());
+}

@@ -107,16 +107,18 @@ impl InferenceConfig {
         }
     }
 
-    /// Loads the rules text named by the config.
+    /// Loads the rules text named by the config, with `{short}` and `{long}` replaced by the
+    /// configured window sizes ([`rules::expand_windows`]).
     ///
     /// # Errors
     /// When the rules file cannot be read.
     pub fn rules_text(&self) -> anyhow::Result<String> {
-        match &self.rules_path {
+        let text = match &self.rules_path {
             Some(p) => std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read rules file {}", p.display())),
-            None => Ok(DEFAULT_RULES.to_owned()),
-        }
+                .with_context(|| format!("cannot read rules file {}", p.display()))?,
+            None => DEFAULT_RULES.to_owned(),
+        };
+        Ok(rules::expand_windows(&text, &self.window))
     }
 }
 

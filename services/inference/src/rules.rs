@@ -7,6 +7,14 @@ use serde::Deserialize;
 /// The rules shipped with dtwin (`rules/default.toml`).
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
 
+/// A rules file with `{short}` and `{long}` replaced by the window sizes, so feature names like
+/// `vibration_mm_s_mean_{short}` follow the configured windows. Lines stay where they were, so
+/// errors point at the right line.
+pub fn expand_windows(text: &str, window: &dtwin_features::WindowConfig) -> String {
+    text.replace("{short}", &window.short.to_string())
+        .replace("{long}", &window.long.to_string())
+}
+
 /// A comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Op {
@@ -141,12 +149,15 @@ impl RuleSet {
         Ok(Self { rules })
     }
 
-    /// The shipped default rules.
+    /// The shipped default rules for the default windows.
     ///
     /// # Errors
     /// Only if the shipped file does not fit `feature_names` (a test guards this).
     pub fn default_for(feature_names: &[String]) -> Result<Self, RulesError> {
-        Self::parse(DEFAULT_RULES, feature_names)
+        Self::parse(
+            &expand_windows(DEFAULT_RULES, &dtwin_features::WindowConfig::default()),
+            feature_names,
+        )
     }
 
     /// Number of rules.
@@ -232,6 +243,33 @@ mod tests {
             rules.evaluate(&vec![f32::NAN; names().len()]).is_empty(),
             "missing values never fire"
         );
+    }
+
+    #[test]
+    fn rules_follow_the_configured_windows() {
+        let window = WindowConfig {
+            short: 5,
+            long: 20,
+            ..WindowConfig::default()
+        };
+        let names = feature_names(&window);
+        // Unexpanded, the shipped rules name features these windows do not have.
+        assert!(matches!(
+            RuleSet::parse(DEFAULT_RULES, &names),
+            Err(RulesError::UnknownFeature { .. }) | Err(RulesError::Parse(_))
+        ));
+        let rules = RuleSet::parse(&expand_windows(DEFAULT_RULES, &window), &names).unwrap();
+        let mut row = vec![f32::NAN; names.len()];
+        let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+        row[at("vibration_mm_s_mean_5")] = 8.0;
+        row[at("vibration_mm_s_slope_5")] = 0.2;
+        let codes: Vec<String> = rules.evaluate(&row).into_iter().map(|a| a.code).collect();
+        assert!(codes.contains(&"HIGH_VIBRATION".to_owned()), "{codes:?}");
+        assert!(codes.contains(&"VIBRATION_RISING".to_owned()), "{codes:?}");
+        // Expansion keeps line numbers: an error still points at the right line.
+        let bad = "\n\n[[rule]]\ncode = \"X\"\nseverity = \"WARNING\"\ntext = \"{short}\"\nwhen = [{ feature = \"x_{long}\", op = \"=\", value = 1.0 }]\n";
+        let err = RuleSet::parse(&expand_windows(bad, &window), &names).unwrap_err();
+        assert!(err.to_string().contains("line 7"), "{err}");
     }
 
     #[test]

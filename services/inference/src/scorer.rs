@@ -276,7 +276,7 @@ mod tests {
     fn shipped() -> Scorer {
         let model =
             ModelArtifact::from_json(crate::SHIPPED_MODEL).expect("the shipped model loads");
-        let rules = RuleSet::parse(crate::DEFAULT_RULES, &model.feature_names).unwrap();
+        let rules = RuleSet::default_for(&model.feature_names).unwrap();
         Scorer::new(Arc::new(model), Arc::new(rules))
     }
 

@@ -37,20 +37,23 @@ pub struct LabelArgs {
     /// Count NOK parts as events in the label too (twin data; default: failures only).
     #[arg(long)]
     pub include_nok: bool,
+    /// The feature windows (as the feature service runs them).
+    #[command(flatten)]
+    pub window: crate::cli::WindowOpts,
 }
 
 impl LabelArgs {
     /// The label spec.
     ///
     /// # Errors
-    /// A zero horizon.
+    /// A zero horizon or bad window flags.
     pub fn spec(&self) -> anyhow::Result<LabelSpec> {
         anyhow::ensure!(self.horizon >= 1, "--horizon must be at least 1");
         Ok(LabelSpec {
             horizon: self.horizon,
             include_nok: self.include_nok,
             modes: self.label_modes,
-            ..LabelSpec::default()
+            window: self.window.config()?,
         })
     }
 }

@@ -8,7 +8,7 @@ use crate::cmd::common::read_model;
 use crate::cmd::replay::{load_csv, ReplayFormat};
 use anyhow::Context;
 use clap::Args;
-use dtwin_features::{feature_set, row_from_message, MachineWindow, WindowConfig};
+use dtwin_features::{feature_set, row_from_message, MachineWindow};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -28,6 +28,9 @@ pub struct PredictArgs {
     /// Machine id for AI4I rows.
     #[arg(long, default_value = "ai4i-machine")]
     pub machine: String,
+    /// The feature windows the model was trained on.
+    #[command(flatten)]
+    pub window: crate::cli::WindowOpts,
 }
 
 /// Scores the file; returns the number of rows written.
@@ -36,11 +39,11 @@ pub struct PredictArgs {
 /// A bad model or data file, a model trained on another feature set, or a write error.
 pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
     let model = read_model(&args.model)?;
-    let window = WindowConfig::default();
+    let window = args.window.config()?;
     let (names, hash) = feature_set(&window);
     anyhow::ensure!(
         model.feature_set_hash == hash,
-        "the model uses feature set {}, the feature service {hash}",
+        "the model uses feature set {}, these windows give {hash} (set --feature-set and the window flags as in training)",
         model.feature_set_hash
     );
     let (rows, skipped) = load_csv(&args.data, args.format, &args.machine)?;
@@ -64,7 +67,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
         let fv = w.update(t);
         let msg = fv.to_message(&names, &hash, t, now);
         let row = row_from_message(&msg, &model.feature_names);
-        let p = f64::from(model.forest.predict_proba_row(&row));
+        let p = f64::from(model.predict_row(&row));
         out.write_record([
             t.machine_id.to_string(),
             t.seq.to_string(),

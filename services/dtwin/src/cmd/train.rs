@@ -81,6 +81,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             horizon: label.horizon,
             include_nok: label.include_nok,
             modes: label.modes,
+            window: label.window.clone(),
             ..TwinDataSpec::default()
         },
         params: ForestParams {

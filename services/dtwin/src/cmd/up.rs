@@ -28,30 +28,34 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 /// As [`run`].
 pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let broker = match &args.broker {
-        Some(url) => {
-            info!(broker = %url, "using external broker");
-            url.clone()
-        }
-        None => {
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-            let cfg = dtwin_broker::BrokerConfig::new(listen);
-            tokio::task::spawn_blocking(move || dtwin_broker::start(&cfg)).await??;
-            BrokerUrl::new("127.0.0.1", args.port)
-        }
+        Some(url) => url.clone(),
+        None => BrokerUrl::new("127.0.0.1", args.port),
     };
     let prefix = args.prefix.clone();
     let outbox =
         std::path::absolute(&args.alerter.outbox).unwrap_or_else(|_| args.alerter.outbox.clone());
     // Build what can fail before anything starts, so a bad model or rules file stops `up` at once.
-    let mut inference = args.inference.config(broker.clone(), &prefix);
+    let mut inference = args.inference.config(broker.clone(), &prefix)?;
     args.drift.apply(&mut inference)?;
     dtwin_inference::build_scorer(&inference).context("inference")?;
     let mut twin = args.twin.config(broker.clone(), &prefix)?;
+    // One window configuration for the feature service, inference and the dashboard.
     let mut feature = dtwin_feature::FeatureConfig {
         prefix: prefix.clone(),
+        window: inference.window.clone(),
         ..dtwin_feature::FeatureConfig::new(broker.clone())
     };
     let mut alerter = args.alerter.config(broker.clone(), &prefix)?;
+    // The broker starts only now: the embedded one cannot be stopped inside this process, so
+    // every check of the flags, the model and the rules comes first.
+    match &args.broker {
+        Some(url) => info!(broker = %url, "using external broker"),
+        None => {
+            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+            let cfg = dtwin_broker::BrokerConfig::new(listen);
+            tokio::task::spawn_blocking(move || dtwin_broker::start(&cfg)).await??;
+        }
+    }
     // One endpoint for every service's metrics and health.
     let metrics = match args.metrics_listen {
         Some(listen) => {

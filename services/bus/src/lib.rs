@@ -41,6 +41,8 @@ pub const DEFAULT_REQUEST_CAPACITY: usize = 4096;
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest reconnect delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// After a DISCONNECT, how long the poll task waits for the broker to close the connection.
+pub const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
 /// How one connection is opened.
 #[derive(Debug, Clone)]
@@ -278,15 +280,24 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Disconnects cleanly and waits (at most 1 s) for the poll task to finish.
+    /// Disconnects cleanly and waits (at most [`CLOSE_DRAIN`] and a second) for the poll task
+    /// to finish.
     pub async fn close(self) {
+        self.close_within(CLOSE_DRAIN + Duration::from_secs(1))
+            .await;
+    }
+
+    /// Disconnects cleanly and waits at most `timeout` for the poll task to finish.
+    ///
+    /// The DISCONNECT is queued behind every publish already requested, so a poll task that
+    /// ends in time has handed all of them to the broker. Give a long `timeout` when those
+    /// publishes matter (a `--steps` run): under load, QoS 1 publishes beyond the in-flight
+    /// window wait for acks, and aborting the task early would drop them.
+    pub async fn close_within(self, timeout: Duration) {
         self.client.disconnect().await;
         drop(self.inbox);
         let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(1), &mut task)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(timeout, &mut task).await.is_err() {
             task.abort();
         }
     }
@@ -385,8 +396,17 @@ async fn poll_loop(
             }
             Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
                 state.send_replace(LinkState::Down);
-                // Keep polling once more so the DISCONNECT is flushed, then stop.
-                let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+                // Read until the broker closes the connection. Dropping the socket with the
+                // broker's last acks still unread makes the kernel answer with a RST, and the
+                // broker's kernel then discards whatever it had not read yet: the publishes
+                // written just before the DISCONNECT would be lost.
+                let drain = async { while eventloop.poll().await.is_ok() {} };
+                if tokio::time::timeout(CLOSE_DRAIN, drain).await.is_err() {
+                    debug!(
+                        client_id,
+                        "broker kept the connection open after DISCONNECT"
+                    );
+                }
                 debug!(client_id, "disconnected");
                 return;
             }

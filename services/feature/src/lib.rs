@@ -243,7 +243,7 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
         tasks.abort_all();
     }
     info!(not_mine, "feature service stopping");
-    if tokio::time::timeout(Duration::from_secs(1), conn.close())
+    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, conn.close())
         .await
         .is_err()
     {

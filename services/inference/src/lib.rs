@@ -271,7 +271,7 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     }
     let scored = svc.metrics.messages_out.get();
     info!(scored, "inference service stopping");
-    if tokio::time::timeout(Duration::from_secs(1), conn.close())
+    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, conn.close())
         .await
         .is_err()
     {

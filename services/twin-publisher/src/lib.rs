@@ -359,7 +359,7 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
             )
             .await,
     )?;
-    if tokio::time::timeout(Duration::from_secs(1), conn.close())
+    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, conn.close())
         .await
         .is_err()
     {
@@ -454,9 +454,15 @@ async fn worker(
         }
         published += 1;
     }
-    // In afap mode the last publishes may still sit in the request queue: give the
-    // connection a moment to flush them before it closes.
-    if tokio::time::timeout(Duration::from_secs(2), conn.close())
+    // The last publishes may still sit in the request queue or wait for in-flight room:
+    // the DISCONNECT goes out after them, so wait for it (generously when a --steps run
+    // promised a fixed number of readings) rather than cut them off.
+    let flush = if steps.is_some() {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(2)
+    };
+    if tokio::time::timeout(flush + Duration::from_secs(1), conn.close_within(flush))
         .await
         .is_err()
     {

@@ -105,16 +105,19 @@ impl Processor {
         }
     }
 
-    /// Counters so far.
+    /// Counters so far. O(1): the shell reads them after every message (the firing count
+    /// used to be a scan of every machine's state, 10 % of the CPU at 10,000 machines).
     pub fn stats(&self) -> ProcessorStats {
-        ProcessorStats {
-            firing: self
-                .states
-                .values()
-                .filter(|s| s.firing().is_some())
-                .count(),
-            ..self.stats
-        }
+        self.stats
+    }
+
+    /// Recounts firing alerts after states were replaced wholesale (restart only).
+    fn recount_firing(&mut self) {
+        self.stats.firing = self
+            .states
+            .values()
+            .filter(|s| s.firing().is_some())
+            .count();
     }
 
     /// Carries on alerts that were firing before a restart (from [`crate::Spool::firing_states`]).
@@ -122,6 +125,7 @@ impl Processor {
         for (m, f) in firing {
             self.states.insert(m.clone(), AlertState::resume(m, f));
         }
+        self.recount_firing();
     }
 
     /// Restores idle machines' confirmation windows saved before a restart (machines already
@@ -132,6 +136,7 @@ impl Processor {
                 .entry(m.clone())
                 .or_insert_with(|| AlertState::resume_window(m, w));
         }
+        self.recount_firing();
     }
 
     /// The machine whose confirmation window the last [`Processor::handle`] changed, and the
@@ -165,8 +170,14 @@ impl Processor {
             lifecycle::step(state, &VerdictInput::from(&risk), risk.ts, &self.lifecycle);
         self.window_change =
             (next.window() != state.window()).then(|| (risk.machine_id.clone(), next.window()));
+        let was_firing = state.firing().is_some();
         *state = next;
         let firing = state.firing().cloned();
+        match (was_firing, firing.is_some()) {
+            (false, true) => self.stats.firing += 1,
+            (true, false) => self.stats.firing -= 1,
+            _ => {}
+        }
         match transition {
             None => Outcome::Quiet,
             Some(t) => {

@@ -172,3 +172,25 @@ fn a_saved_confirmation_window_survives_a_restart() {
         Outcome::Quiet
     ));
 }
+
+proptest::proptest! {
+    /// The firing count kept step by step equals a scan of every machine's state.
+    #[test]
+    fn firing_count_matches_a_scan(
+        input in proptest::collection::vec((0usize..4, proptest::bool::weighted(0.4), 0i64..=600), 0..200),
+    ) {
+        let mut p = processor();
+        let mut secs = 0;
+        for (machine, at_risk, gap) in input {
+            secs += gap;
+            let (status, prob) = if at_risk {
+                (RiskStatus::AtRisk, 0.9)
+            } else {
+                (RiskStatus::Healthy, 0.1)
+            };
+            feed(&mut p, &risk(&format!("m-{machine}"), status, prob, secs));
+            let scanned = p.states.values().filter(|s| s.firing().is_some()).count();
+            proptest::prop_assert_eq!(p.stats().firing, scanned);
+        }
+    }
+}

@@ -242,6 +242,12 @@ fn forest_plus_physical_rules_meets_the_ai4i_bar() {
     let auc = metrics::roc_auc(&yte, &p);
     let ap = metrics::pr_auc(&yte, &p);
     report("forest + rules, 80/20 test", threshold, &c, auc, ap);
+    let rules_only: Vec<f32> = xte
+        .outer_iter()
+        .map(|row| if rules_fire(row, base) { 1.0 } else { 0.0 })
+        .collect();
+    let rc = metrics::confusion(&yte, &rules_only, 0.5);
+    report("physical rules alone", 0.5, &rc, f64::NAN, f64::NAN);
     let rf_only = forest.predict_proba(xte.view());
     report(
         "forest alone (rule features)",

@@ -182,7 +182,7 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     let mut bus = BusConfig::new(config.broker.clone(), &config.client_id);
     bus.clean_session = false;
     bus.manual_acks = true;
-    let mut conn = dtwin_bus::connect(&bus, subs);
+    let (mut conn, publisher) = dtwin_bus::connect_with_publisher(&bus, subs);
     // Healthy while subscribed; an SMTP outage is the smtp_up gauge (the spool holds the mail).
     tokio::spawn(health.follow(
         conn.client.link_state(),
@@ -195,7 +195,7 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     let sender = sender::Sender {
         spool: spool.clone(),
         mailer,
-        client: conn.client.clone(),
+        client: publisher.client.clone(),
         topics: topics.clone(),
         mail: config.mail,
         routing: config.routing,
@@ -256,9 +256,11 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
             } => {
                 warn!(topic = %msg.topic, reason = reason.as_str(), "risk verdict rejected");
                 metrics.rejected(reason.as_str());
-                publish(&conn.client, topic, payload).await.map(|()| true)
+                publish(&publisher.client, topic, payload)
+                    .await
+                    .map(|()| true)
             }
-            Outcome::Notify(n) => queue(&conn.client, &spool, &n, &metrics, &shutdown).await,
+            Outcome::Notify(n) => queue(&publisher.client, &spool, &n, &metrics, &shutdown).await,
         };
         if matches!(done, Ok(true)) {
             wake.notify_one();
@@ -286,7 +288,7 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     // Let the sender finish the mail in hand, then stop it.
     sender_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), sender_task).await;
-    conn.close().await;
+    tokio::join!(publisher.close(), conn.close());
     // It stops on shutdown by itself; a run that ends on its own (`--steps`, a closed
     // connection) stops it here.
     if let Some(server) = server {

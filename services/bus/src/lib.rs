@@ -303,6 +303,28 @@ impl Connection {
     }
 }
 
+/// Opens a subscribing connection plus a second, publish-only connection (client id
+/// `{client_id}-pub`, no last will): what a service that consumes and publishes needs.
+///
+/// With one connection, a service under overload deadlocks: the poll task waits for room in
+/// the full inbox, the worker waits for room in the full request queue, and only the poll task
+/// drains that queue. With two, the publisher's poll task never waits on the inbox, so the
+/// worker always gets on and a slow service slows only its own socket read. Acks for manual
+/// acknowledgement still go through the subscribing connection (its packet ids); they are
+/// bounded by the broker's in-flight window.
+pub fn connect_with_publisher(
+    config: &BusConfig,
+    subscriptions: Vec<Subscription>,
+) -> (Connection, Connection) {
+    let sub = connect(config, subscriptions);
+    let mut pub_config = config.clone();
+    pub_config.client_id = format!("{}-pub", config.client_id);
+    pub_config.last_will = None;
+    pub_config.manual_acks = false;
+    pub_config.inbox_capacity = 16;
+    (sub, connect(&pub_config, Vec::new()))
+}
+
 /// Opens a connection that subscribes to `subscriptions` on every connect.
 ///
 /// Nothing is awaited here: the poll task connects in the background, retrying with backoff

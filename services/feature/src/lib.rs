@@ -152,7 +152,7 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
     };
     let mut bus = BusConfig::new(config.broker.clone(), &client_id);
     bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
-    let mut conn = dtwin_bus::connect(&bus, subs);
+    let (mut conn, publisher) = dtwin_bus::connect_with_publisher(&bus, subs);
     tokio::spawn(health.clone().follow(
         conn.client.link_state(),
         dtwin_bus::LinkState::check_subscribed,
@@ -171,7 +171,7 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
         let processor = Processor::with_config(topics.clone(), config.processor_config());
         let ctx = WorkerCtx {
             index: i,
-            client: conn.client.clone(),
+            client: publisher.client.clone(),
             metrics: metrics.clone(),
             epoch,
         };
@@ -243,7 +243,8 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
         tasks.abort_all();
     }
     info!(not_mine, "feature service stopping");
-    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, conn.close())
+    let close = async { tokio::join!(publisher.close(), conn.close()) };
+    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, close)
         .await
         .is_err()
     {

@@ -175,7 +175,7 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     };
     let mut bus = BusConfig::new(config.broker.clone(), &client_id);
     bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
-    let mut conn = dtwin_bus::connect(&bus, subs);
+    let (mut conn, publisher) = dtwin_bus::connect_with_publisher(&bus, subs);
     tokio::spawn(health.clone().follow(
         conn.client.link_state(),
         dtwin_bus::LinkState::check_subscribed,
@@ -189,7 +189,7 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     info!(model = %scorer.model().model_id, version = %scorer.model().version, "inference service started");
     let drift = DriftMonitor::new(scorer.model().reference.clone(), config.drift);
     let mut svc = Service {
-        client: conn.client.clone(),
+        client: publisher.client.clone(),
         topics,
         metrics,
         scorer,
@@ -271,7 +271,8 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     }
     let scored = svc.metrics.messages_out.get();
     info!(scored, "inference service stopping");
-    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, conn.close())
+    let close = async { tokio::join!(publisher.close(), conn.close()) };
+    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, close)
         .await
         .is_err()
     {

@@ -250,6 +250,11 @@ pub struct FeatureOpts {
     /// Seconds a silent machine keeps its window (then it restarts cold).
     #[arg(long, env = "DTWIN_IDLE_EVICT_S", default_value_t = 600)]
     pub idle_evict_s: u64,
+    /// Shed load: drop (and count in dtwin_feature_stale_dropped_total) readings whose ts is
+    /// more than this many seconds behind the clock on arrival (0: off; keep it off to replay
+    /// history or take a gateway's late backlog).
+    #[arg(long, env = "DTWIN_MAX_LAG_S", default_value_t = 0.0)]
+    pub max_lag_s: f64,
     /// Windows and feature set.
     #[command(flatten)]
     pub window: WindowOpts,
@@ -515,6 +520,12 @@ impl FeatureOpts {
             max_hold_ms: self.reorder_hold_ms,
         };
         c.idle_evict = std::time::Duration::from_secs(self.idle_evict_s);
+        anyhow::ensure!(
+            self.max_lag_s.is_finite() && self.max_lag_s >= 0.0,
+            "--max-lag-s must be a number of seconds, 0 or more (0: off)"
+        );
+        c.max_lag =
+            (self.max_lag_s > 0.0).then(|| std::time::Duration::from_secs_f64(self.max_lag_s));
         c.window = self.window.config()?;
         c.metrics_listen = self.metrics_listen;
         Ok(c)

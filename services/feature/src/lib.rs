@@ -62,6 +62,8 @@ pub struct FeatureConfig {
     pub order: OrderConfig,
     /// Seconds a silent machine keeps its window.
     pub idle_evict: Duration,
+    /// Drop (and count) readings further behind the clock than this on arrival; `None`: off.
+    pub max_lag: Option<Duration>,
     /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
     pub metrics_listen: Option<SocketAddr>,
     /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
@@ -82,6 +84,7 @@ impl FeatureConfig {
             workers: 2,
             order: OrderConfig::default(),
             idle_evict: Duration::from_secs(600),
+            max_lag: None,
             metrics_listen: None,
             metrics_shared: None,
         }
@@ -92,6 +95,9 @@ impl FeatureConfig {
             window: self.window.clone(),
             order: self.order,
             idle_evict_ms: u64::try_from(self.idle_evict.as_millis()).unwrap_or(u64::MAX),
+            max_lag_ms: self.max_lag.map_or(0, |d| {
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+            }),
         }
     }
 }

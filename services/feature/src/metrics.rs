@@ -27,6 +27,8 @@ pub struct FeatureMetrics {
     pub restarts: Counter,
     /// `dtwin_feature_evicted_total`: idle machines whose window was dropped.
     pub evicted: Counter,
+    /// `dtwin_feature_stale_dropped_total`: readings shed for arriving later than --max-lag-s.
+    pub stale: Counter,
     /// `dtwin_feature_machines{worker}`: machines with a window.
     pub machines: GaugeVec,
     /// `dtwin_feature_held{worker}`: readings held for reordering.
@@ -50,6 +52,7 @@ impl FeatureMetrics {
             reordered: Counter::default(),
             restarts: Counter::default(),
             evicted: Counter::default(),
+            stale: Counter::default(),
             machines: GaugeVec::default(),
             held: GaugeVec::default(),
             queue: GaugeVec::default(),
@@ -102,6 +105,11 @@ impl FeatureMetrics {
             m.evicted.clone(),
         );
         r.register(
+            "stale_dropped",
+            "Readings shed unprocessed for arriving later than --max-lag-s",
+            m.stale.clone(),
+        );
+        r.register(
             "machines",
             "Machines with a window, per worker",
             m.machines.clone(),
@@ -149,6 +157,7 @@ impl FeatureMetrics {
         self.reordered.inc_by(d(before.reordered, now.reordered));
         self.restarts.inc_by(d(before.restarts, now.restarts));
         self.evicted.inc_by(d(before.evicted, now.evicted));
+        self.stale.inc_by(d(before.stale, now.stale));
     }
 
     /// Sets a worker's gauges from its processor's counters.

@@ -115,6 +115,10 @@ pub struct LoadtestArgs {
     /// answer normally again after an overload.
     #[arg(long, env = "DTWIN_LOADTEST_RECOVERY_MACHINES", default_value_t = 0)]
     pub recovery_machines: usize,
+    /// The in-process feature service sheds readings more than this many seconds behind the
+    /// clock (its --max-lag-s; 0: off), to see overload with load shedding.
+    #[arg(long, env = "DTWIN_LOADTEST_MAX_LAG_S", default_value_t = 0.0)]
+    pub max_lag_s: f64,
     /// Print the report as JSON.
     #[arg(long, env = "DTWIN_LOADTEST_JSON")]
     pub json: bool,
@@ -307,7 +311,12 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
         }
     };
     if args.target == Target::InProcess {
-        let feature = dtwin_feature::FeatureConfig::new(url.clone());
+        let mut feature = dtwin_feature::FeatureConfig::new(url.clone());
+        anyhow::ensure!(
+            args.max_lag_s.is_finite() && args.max_lag_s >= 0.0,
+            "--max-lag-s must be a number of seconds, 0 or more (0: off)"
+        );
+        feature.max_lag = (args.max_lag_s > 0.0).then(|| Duration::from_secs_f64(args.max_lag_s));
         tokio::spawn(dtwin_feature::run(feature, stop.clone()));
         let inference = dtwin_inference::InferenceConfig::new(url.clone());
         dtwin_inference::build_scorer(&inference)?;

@@ -303,6 +303,32 @@ impl Connection {
     }
 }
 
+/// `filter` as a shared subscription of `group` (`$share/{group}/{filter}`), or `filter` itself
+/// when `group` is `None`. In a shared subscription the broker hands each message to one
+/// member of the group; which one is the broker's choice (EMQX `hash_topic` keeps a topic, so
+/// a machine, on one member; Mosquitto and rumqttd take turns).
+///
+/// # Errors
+/// A message when the group name is empty or holds `/`, `+` or `#`.
+pub fn shared_filter(group: Option<&str>, filter: String) -> Result<String, String> {
+    match group {
+        None => Ok(filter),
+        Some(g) if g.is_empty() || g.contains(['/', '+', '#']) => Err(format!(
+            "share group {g:?} must be a non-empty name without '/', '+' or '#'"
+        )),
+        Some(g) => Ok(format!("$share/{g}/{filter}")),
+    }
+}
+
+/// `{prefix}-{16 random hex digits}`: a client id for an instance with no name of its own
+/// (a member of a share group), so that two members never take each other's session.
+pub fn unique_client_id(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{prefix}-{:016x}", h.finish())
+}
+
 /// Opens a subscribing connection plus a second, publish-only connection (client id
 /// `{client_id}-pub`, no last will): what a service that consumes and publishes needs.
 ///
@@ -452,4 +478,24 @@ async fn poll_loop(
 /// A message when the number is not 0, 1 or 2.
 pub fn qos_from_u8(q: u8) -> Result<QoS, String> {
     rumqttc::qos(q).map_err(|_| format!("QoS must be 0, 1 or 2, not {q}"))
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    #[test]
+    fn shared_filters_are_built_and_bad_groups_refused() {
+        let f = "dtwin/v1/machines/+/telemetry".to_owned();
+        assert_eq!(shared_filter(None, f.clone()).unwrap(), f);
+        assert_eq!(
+            shared_filter(Some("feature"), f.clone()).unwrap(),
+            "$share/feature/dtwin/v1/machines/+/telemetry"
+        );
+        for bad in ["", "a/b", "a+", "#"] {
+            assert!(shared_filter(Some(bad), f.clone()).is_err(), "{bad:?}");
+        }
+        let (a, b) = (unique_client_id("x"), unique_client_id("x"));
+        assert!(a.starts_with("x-") && a.len() == 18 && a != b, "{a} {b}");
+    }
 }

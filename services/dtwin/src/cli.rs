@@ -237,6 +237,11 @@ pub struct FeatureOpts {
     /// hashing over the live instances); unset: the only instance.
     #[arg(long, env = "DTWIN_INSTANCE")]
     pub instance: Option<String>,
+    /// Scale-out by the broker instead: subscribe to telemetry as a member of this MQTT
+    /// shared-subscription group ($share/GROUP/...); the broker must keep each machine on one
+    /// member (EMQX: shared_subscription_strategy = hash_topic). Excludes --instance.
+    #[arg(long, env = "DTWIN_SHARE_GROUP", conflicts_with = "instance")]
+    pub share_group: Option<String>,
     /// Worker tasks machines are sharded over (by a hash of the machine id).
     #[arg(long, env = "DTWIN_FEATURE_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
@@ -326,6 +331,11 @@ pub struct InferenceServiceOpts {
     /// Scale-out: this instance's name among several; unset: the only instance.
     #[arg(long, env = "DTWIN_INSTANCE")]
     pub instance: Option<String>,
+    /// Scale-out by the broker instead: subscribe to feature vectors as a member of this MQTT
+    /// shared-subscription group ($share/GROUP/...); the broker must keep each machine on one
+    /// member (EMQX: hash_topic). Excludes --instance.
+    #[arg(long, env = "DTWIN_SHARE_GROUP", conflicts_with = "instance")]
+    pub share_group: Option<String>,
     /// Serve Prometheus /metrics and /healthz on this address (off when unset).
     #[arg(long, env = "DTWIN_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -514,6 +524,7 @@ impl FeatureOpts {
         c.prefix = prefix.to_owned();
         c.telemetry_qos = dtwin_bus::qos_from_u8(self.telemetry_qos).map_err(anyhow::Error::msg)?;
         c.instance = self.instance.clone();
+        c.share_group = self.share_group.clone();
         c.workers = usize::from(self.workers);
         c.order = dtwin_feature::OrderConfig {
             tolerance: self.reorder_tolerance,
@@ -647,6 +658,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Inference(a) => {
             let mut config = a.opts.inference.config(a.bus.broker, &a.bus.prefix)?;
             config.instance = a.opts.instance.clone();
+            config.share_group = a.opts.share_group.clone();
             config.metrics_listen = a.opts.metrics_listen;
             a.opts.drift.apply(&mut config)?;
             dtwin_inference::run(config, crate::shutdown::on_signal()).await

@@ -56,6 +56,10 @@ pub struct FeatureConfig {
     /// This instance's name when several feature services share the fleet (scale-out, see
     /// `dtwin-cluster`); `None`: the only instance, owning every machine.
     pub instance: Option<String>,
+    /// Subscribe to telemetry as a member of this MQTT shared-subscription group (scale-out
+    /// by the broker: needs a broker that keeps one machine on one member, such as EMQX with
+    /// `hash_topic`); excludes `instance`.
+    pub share_group: Option<String>,
     /// Worker tasks machines are sharded over (at least 1).
     pub workers: usize,
     /// Reorder tolerance.
@@ -81,6 +85,7 @@ impl FeatureConfig {
             telemetry_qos: QoS::AtMostOnce,
             window: WindowConfig::default(),
             instance: None,
+            share_group: None,
             workers: 2,
             order: OrderConfig::default(),
             idle_evict: Duration::from_secs(600),
@@ -142,10 +147,16 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
         let (registry, health, stop) = (Arc::new(registry), health.clone(), shutdown.clone());
         tasks.spawn(async move { dtwin_obs::serve_on(listener, registry, health, stop).await });
     }
-    let mut subs = vec![Subscription::new(
+    anyhow::ensure!(
+        config.share_group.is_none() || config.instance.is_none(),
+        "--share-group and --instance are two ways to scale out; use one"
+    );
+    let telemetry = dtwin_bus::shared_filter(
+        config.share_group.as_deref(),
         topics.all(TopicKind::Telemetry),
-        config.telemetry_qos,
-    )];
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut subs = vec![Subscription::new(telemetry, config.telemetry_qos)];
     subs.extend(
         node.subscription()
             .map(|f| Subscription::new(f, QoS::AtLeastOnce)),
@@ -154,6 +165,10 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
     // other.
     let client_id = match &config.instance {
         Some(name) if config.client_id == "dtwin-feature" => format!("dtwin-feature-{name}"),
+        // Members of a share group have no name of their own.
+        None if config.share_group.is_some() && config.client_id == "dtwin-feature" => {
+            dtwin_bus::unique_client_id("dtwin-feature")
+        }
         _ => config.client_id.clone(),
     };
     let mut bus = BusConfig::new(config.broker.clone(), &client_id);

@@ -72,6 +72,9 @@ pub struct InferenceConfig {
     /// This instance's name when several inference services share the fleet (scale-out, see
     /// `dtwin-cluster`); `None`: the only instance.
     pub instance: Option<String>,
+    /// Subscribe to feature vectors as a member of this MQTT shared-subscription group (see
+    /// `dtwin_bus::shared_filter`); excludes `instance`.
+    pub share_group: Option<String>,
     /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
     pub metrics_listen: Option<SocketAddr>,
     /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
@@ -99,6 +102,7 @@ impl InferenceConfig {
             rules_path: None,
             window: WindowConfig::default(),
             instance: None,
+            share_group: None,
             metrics_listen: None,
             metrics_shared: None,
             drift: DriftConfig::default(),
@@ -159,8 +163,17 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
             shutdown.clone(),
         )));
     }
+    anyhow::ensure!(
+        config.share_group.is_none() || config.instance.is_none(),
+        "--share-group and --instance are two ways to scale out; use one"
+    );
+    let features = dtwin_bus::shared_filter(
+        config.share_group.as_deref(),
+        topics.all(TopicKind::Features),
+    )
+    .map_err(anyhow::Error::msg)?;
     let mut subs = vec![
-        Subscription::new(topics.all(TopicKind::Features), QoS::AtLeastOnce),
+        Subscription::new(features, QoS::AtLeastOnce),
         Subscription::new(topics.model_current(), QoS::AtLeastOnce),
     ];
     subs.extend(
@@ -171,6 +184,9 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     // other.
     let client_id = match &config.instance {
         Some(name) if config.client_id == "dtwin-inference" => format!("dtwin-inference-{name}"),
+        None if config.share_group.is_some() && config.client_id == "dtwin-inference" => {
+            dtwin_bus::unique_client_id("dtwin-inference")
+        }
         _ => config.client_id.clone(),
     };
     let mut bus = BusConfig::new(config.broker.clone(), &client_id);

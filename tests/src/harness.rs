@@ -41,6 +41,22 @@ pub fn mosquitto_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// `started`, or `None` (saying why) when Mosquitto is simply not installed on a developer's
+/// machine; under CI (`CI` set) or when installed, a failure to start is a test failure.
+///
+/// # Panics
+/// When Mosquitto is installed, or `CI` is set, and it did not start.
+pub fn mosquitto_or_skip(started: anyhow::Result<Mosquitto>) -> Option<Mosquitto> {
+    match started {
+        Ok(m) => Some(m),
+        Err(e) if std::env::var_os("CI").is_none() && mosquitto_binary().is_none() => {
+            eprintln!("skipping: {e:#}");
+            None
+        }
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
 impl Mosquitto {
     /// Starts Mosquitto on a free port with a config file written here.
     ///

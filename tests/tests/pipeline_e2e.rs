@@ -195,13 +195,8 @@ async fn pipeline_on_embedded_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_on_mosquitto() {
-    let mosquitto = match harness::Mosquitto::start() {
-        Ok(m) => m,
-        Err(e) if std::env::var_os("CI").is_none() && harness::mosquitto_binary().is_none() => {
-            eprintln!("skipping: {e:#}");
-            return;
-        }
-        Err(e) => panic!("{e:#}"),
+    let Some(mosquitto) = harness::mosquitto_or_skip(harness::Mosquitto::start()) else {
+        return;
     };
     let url = mosquitto.url();
     run_pipeline(vec!["--broker".into(), url.to_string()], url, true).await;

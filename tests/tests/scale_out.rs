@@ -23,13 +23,8 @@ async fn collect(conn: &mut dtwin_bus::Connection, for_how_long: Duration) -> Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_the_fleet_and_survive_a_kill() {
-    let mosquitto = match Mosquitto::start() {
-        Ok(m) => m,
-        Err(e) if std::env::var_os("CI").is_none() && harness::mosquitto_binary().is_none() => {
-            eprintln!("skipping: {e:#}");
-            return;
-        }
-        Err(e) => panic!("{e:#}"),
+    let Some(mosquitto) = harness::mosquitto_or_skip(Mosquitto::start()) else {
+        return;
     };
     let url = mosquitto.url();
     let stop = CancellationToken::new();

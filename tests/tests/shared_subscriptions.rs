@@ -17,13 +17,8 @@ const STEPS: u64 = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_group_members_split_the_stream_without_duplicates() {
-    let mosquitto = match Mosquitto::start() {
-        Ok(m) => m,
-        Err(e) if std::env::var_os("CI").is_none() && harness::mosquitto_binary().is_none() => {
-            eprintln!("skipping: {e:#}");
-            return;
-        }
-        Err(e) => panic!("{e:#}"),
+    let Some(mosquitto) = harness::mosquitto_or_skip(Mosquitto::start()) else {
+        return;
     };
     let url = mosquitto.url();
     let stop = CancellationToken::new();

@@ -163,18 +163,16 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     let metrics = AlerterMetrics::register(&mut registry);
     metrics.processor(&processor.stats());
     let health = dtwin_obs::Health::new();
-    let mut server = None;
-    if let Some(shared) = &config.metrics_shared {
-        shared.add("alerter", Arc::new(registry), health.clone());
-    } else if let Some(listen) = config.metrics_listen {
-        let listener = dtwin_obs::bind(listen).await?;
-        server = Some(tokio::spawn(dtwin_obs::serve_on(
-            listener,
-            Arc::new(registry),
-            health.clone(),
-            shutdown.clone(),
-        )));
-    }
+    let server = dtwin_obs::expose(
+        "alerter",
+        registry,
+        health.clone(),
+        config.metrics_shared.as_ref(),
+        config.metrics_listen,
+        shutdown.clone(),
+    )
+    .await?
+    .map(tokio::spawn);
     let subs = vec![
         Subscription::new(topics.all(TopicKind::Risk), QoS::AtLeastOnce),
         Subscription::new(topics.silences(), QoS::AtLeastOnce),

@@ -26,7 +26,6 @@ use dtwin_cluster::Membership;
 use dtwin_features::WindowConfig;
 use dtwin_schema::{TopicKind, Topics};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -140,12 +139,17 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
     let metrics = FeatureMetrics::register(&mut registry, workers);
     let health = dtwin_obs::Health::new();
     let mut tasks = JoinSet::new();
-    if let Some(shared) = &config.metrics_shared {
-        shared.add(processor::SERVICE, Arc::new(registry), health.clone());
-    } else if let Some(listen) = config.metrics_listen {
-        let listener = dtwin_obs::bind(listen).await?;
-        let (registry, health, stop) = (Arc::new(registry), health.clone(), shutdown.clone());
-        tasks.spawn(async move { dtwin_obs::serve_on(listener, registry, health, stop).await });
+    if let Some(server) = dtwin_obs::expose(
+        processor::SERVICE,
+        registry,
+        health.clone(),
+        config.metrics_shared.as_ref(),
+        config.metrics_listen,
+        shutdown.clone(),
+    )
+    .await?
+    {
+        tasks.spawn(server);
     }
     anyhow::ensure!(
         config.share_group.is_none() || config.instance.is_none(),

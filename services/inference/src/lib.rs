@@ -151,18 +151,16 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     let mut registry = dtwin_obs::Registry::with_prefix("dtwin_inference");
     let metrics = InferenceMetrics::register(&mut registry);
     let health = dtwin_obs::Health::new();
-    let mut server = None;
-    if let Some(shared) = &config.metrics_shared {
-        shared.add(SERVICE, Arc::new(registry), health.clone());
-    } else if let Some(listen) = config.metrics_listen {
-        let listener = dtwin_obs::bind(listen).await?;
-        server = Some(tokio::spawn(dtwin_obs::serve_on(
-            listener,
-            Arc::new(registry),
-            health.clone(),
-            shutdown.clone(),
-        )));
-    }
+    let server = dtwin_obs::expose(
+        SERVICE,
+        registry,
+        health.clone(),
+        config.metrics_shared.as_ref(),
+        config.metrics_listen,
+        shutdown.clone(),
+    )
+    .await?
+    .map(tokio::spawn);
     anyhow::ensure!(
         config.share_group.is_none() || config.instance.is_none(),
         "--share-group and --instance are two ways to scale out; use one"

@@ -270,6 +270,33 @@ pub async fn serve(
     serve_on(listener, Arc::new(registry), Health::new(), shutdown).await
 }
 
+/// How a service exposes its metrics and health: added to `shared` (one endpoint for every
+/// in-process service, as in `dtwin up`), else served on `listen`, else not at all. Binds at
+/// once, so a taken port is an error at start; returns the server for the caller to spawn.
+///
+/// # Errors
+/// `listen` cannot be bound.
+pub async fn expose(
+    name: &str,
+    registry: Registry,
+    health: Health,
+    shared: Option<&Exposition>,
+    listen: Option<SocketAddr>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Option<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static>>
+{
+    let registry = Arc::new(registry);
+    if let Some(shared) = shared {
+        shared.add(name, registry, health);
+        return Ok(None);
+    }
+    let Some(listen) = listen else {
+        return Ok(None);
+    };
+    let listener = bind(listen).await?;
+    Ok(Some(serve_on(listener, registry, health, shutdown)))
+}
+
 /// Serves on an already bound listener, with a [`Health`] the service updates.
 ///
 /// # Errors

@@ -34,7 +34,6 @@ use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
 use dtwin_schema::{to_json, DeadLetter, MachineStatus, Presence, Topics, STATUS_SCHEMA};
 use dtwin_twin_sim::{Clock, Fault, Fleet, Machine, SimConfig};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -179,18 +178,16 @@ pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Res
         .machines
         .set(i64::try_from(config.machines).unwrap_or(i64::MAX));
     let health = dtwin_obs::Health::new();
-    let mut server = None;
-    if let Some(shared) = &config.metrics_shared {
-        shared.add("twin", Arc::new(registry), health.clone());
-    } else if let Some(listen) = config.metrics_listen {
-        let listener = dtwin_obs::bind(listen).await?;
-        server = Some(tokio::spawn(dtwin_obs::serve_on(
-            listener,
-            Arc::new(registry),
-            health.clone(),
-            shutdown.clone(),
-        )));
-    }
+    let server = dtwin_obs::expose(
+        "twin",
+        registry,
+        health.clone(),
+        config.metrics_shared.as_ref(),
+        config.metrics_listen,
+        shutdown.clone(),
+    )
+    .await?
+    .map(tokio::spawn);
 
     // The control connection: publisher status (with its last will), machine statuses,
     // control commands in, dead letters out.

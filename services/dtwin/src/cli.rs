@@ -531,16 +531,23 @@ impl FeatureOpts {
             max_hold_ms: self.reorder_hold_ms,
         };
         c.idle_evict = std::time::Duration::from_secs(self.idle_evict_s);
-        anyhow::ensure!(
-            self.max_lag_s.is_finite() && self.max_lag_s >= 0.0,
-            "--max-lag-s must be a number of seconds, 0 or more (0: off)"
-        );
-        c.max_lag =
-            (self.max_lag_s > 0.0).then(|| std::time::Duration::from_secs_f64(self.max_lag_s));
+        c.max_lag = max_lag(self.max_lag_s)?;
         c.window = self.window.config()?;
         c.metrics_listen = self.metrics_listen;
         Ok(c)
     }
+}
+
+/// `--max-lag-s` as the feature service takes it: `None` for 0 (off).
+///
+/// # Errors
+/// A negative or non-finite number.
+pub fn max_lag(seconds: f64) -> anyhow::Result<Option<std::time::Duration>> {
+    anyhow::ensure!(
+        seconds.is_finite() && seconds >= 0.0,
+        "--max-lag-s must be a number of seconds, 0 or more (0: off)"
+    );
+    Ok((seconds > 0.0).then(|| std::time::Duration::from_secs_f64(seconds)))
 }
 
 impl InferenceOpts {
@@ -707,5 +714,18 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn max_lag_is_off_at_zero_and_refuses_nonsense() {
+        assert_eq!(max_lag(0.0).unwrap(), None);
+        assert_eq!(
+            max_lag(2.5).unwrap(),
+            Some(std::time::Duration::from_millis(2500))
+        );
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let e = max_lag(bad).unwrap_err().to_string();
+            assert!(e.contains("--max-lag-s"), "{e}");
+        }
     }
 }

@@ -312,11 +312,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     };
     if args.target == Target::InProcess {
         let mut feature = dtwin_feature::FeatureConfig::new(url.clone());
-        anyhow::ensure!(
-            args.max_lag_s.is_finite() && args.max_lag_s >= 0.0,
-            "--max-lag-s must be a number of seconds, 0 or more (0: off)"
-        );
-        feature.max_lag = (args.max_lag_s > 0.0).then(|| Duration::from_secs_f64(args.max_lag_s));
+        feature.max_lag = crate::cli::max_lag(args.max_lag_s)?;
         tokio::spawn(dtwin_feature::run(feature, stop.clone()));
         let inference = dtwin_inference::InferenceConfig::new(url.clone());
         dtwin_inference::build_scorer(&inference)?;

@@ -23,11 +23,12 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto-schemas");
 
 /// The schema files, by short name (`{name}.schema.json`).
-pub const SCHEMAS: [&str; 9] = [
+pub const SCHEMAS: [&str; 10] = [
     "telemetry",
     "features",
     "risk",
     "alert",
+    "alert-state",
     "deadletter",
     "status",
     "control",
@@ -180,6 +181,11 @@ impl Contract {
                 if !service.is_empty() && !name.is_empty() && !name.contains('/') {
                     return Ok(("status", Some(name)));
                 }
+            }
+        }
+        if let Some(id) = rest.strip_prefix("alert-state/") {
+            if !id.is_empty() && !id.contains('/') {
+                return Ok(("alert-state", Some(id)));
             }
         }
         if let Some(service) = rest.strip_prefix("drift/") {

@@ -258,6 +258,46 @@ pub fn unquote_printable(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A risk verdict for `machine` at 2026-11-22 10:00:00 UTC + `seq` seconds, with probability
+/// `p`: AT_RISK and CRITICAL from 0.5, else HEALTHY and NORMAL; warm, no actions. For feeding
+/// the alerter directly.
+///
+/// # Panics
+/// When `machine` is not a valid machine id.
+pub fn verdict(machine: &str, seq: u64, p: f64) -> dtwin_schema::Risk {
+    use dtwin_schema::{Level, RiskStatus};
+    let ts = time::macros::datetime!(2026-11-22 10:00:00 UTC)
+        + time::Duration::seconds(i64::try_from(seq).unwrap_or(i64::MAX));
+    let at_risk = p >= 0.5;
+    dtwin_schema::Risk {
+        schema: dtwin_schema::RISK_SCHEMA.to_owned(),
+        machine_id: dtwin_schema::MachineId::parse(machine).expect("a valid machine id"),
+        ts,
+        source_ts: ts,
+        seq,
+        probability: p,
+        status: if at_risk {
+            RiskStatus::AtRisk
+        } else {
+            RiskStatus::Healthy
+        },
+        level: if at_risk {
+            Level::Critical
+        } else {
+            Level::Normal
+        },
+        health_score: 100.0 * (1.0 - p),
+        actions: Vec::new(),
+        factors: Vec::new(),
+        model: dtwin_schema::ModelRef {
+            id: "rf".to_owned(),
+            version: "1".to_owned(),
+        },
+        cold: false,
+        latest: std::collections::BTreeMap::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -394,6 +394,43 @@ fn every_alert_event_kind_validates() {
 }
 
 #[test]
+fn alert_states_validate_firing_and_resolved() {
+    let c = contract();
+    let firing = |level| dtwin_schema::Firing {
+        alert_id: "machine-002-20261122T100000000Z".into(),
+        since: datetime!(2026-11-22 10:00:00 UTC),
+        level,
+        last_notified: datetime!(2026-11-22 10:30:00.5 UTC),
+        repeats: 2,
+        healthy_run: 1,
+    };
+    let state = |f| dtwin_schema::AlertSnapshot {
+        schema: dtwin_schema::ALERT_STATE_SCHEMA.into(),
+        machine_id: id("machine-002"),
+        ts: datetime!(2026-11-22 10:31:00 UTC),
+        firing: f,
+    };
+    let topic = topics().alert_state(&id("machine-002"));
+    for s in [
+        state(Some(firing(Level::Warning))),
+        state(Some(firing(Level::Critical))),
+        state(None),
+    ] {
+        assert_valid(&c, &topic, &to_json(&s), "alert-state");
+    }
+    let full = to_value(&state(Some(firing(Level::Critical))));
+    assert_eq!(keys(&full), required(&c, "alert-state"));
+    assert_eq!(keys(&full), properties(&c, "alert-state"));
+    // A NORMAL alert, an unknown field, another machine's topic: refused.
+    assert_invalid(&c, &topic, &to_json(&state(Some(firing(Level::Normal)))));
+    let mut extra = full.clone();
+    extra["firing"]["note"] = "x".into();
+    assert_invalid(&c, &topic, extra.to_string().as_bytes());
+    let other = topics().alert_state(&id("machine-003"));
+    assert_invalid(&c, &other, &to_json(&state(None)));
+}
+
+#[test]
 fn dead_letters_for_every_reason_validate() {
     let c = contract();
     let reasons = all_reasons();
@@ -484,6 +521,7 @@ fn schema_examples_validate_and_decode_with_the_rust_types() {
                 "features" => decode::<Features>(&bytes),
                 "risk" => decode::<Risk>(&bytes),
                 "alert" => decode::<AlertEvent>(&bytes),
+                "alert-state" => decode::<dtwin_schema::AlertSnapshot>(&bytes),
                 "deadletter" => decode::<DeadLetter>(&bytes).and_then(|_| {
                     let dl: DeadLetter = serde_json::from_slice(&bytes).unwrap();
                     (dl.payload.len() == dl.payload_bytes)
@@ -522,6 +560,7 @@ fn asyncapi_documents_every_topic_and_schema() {
         "{prefix}/machines/{machine_id}/risk",
         "{prefix}/machines/{machine_id}/status",
         "{prefix}/alerts/{machine_id}",
+        "{prefix}/alert-state/{machine_id}",
         "{prefix}/deadletter/{service}",
         "{prefix}/models/current",
         "{prefix}/publishers/{client_id}/status",

@@ -1,6 +1,8 @@
 //! The shipped Mosquitto access control (deploy/mosquitto/acl) on a real Mosquitto: hashed
 //! passwords, anonymous access off, a wrong password refused, and a gateway that can publish
-//! only its own machines' telemetry, so a spoofed machine never reaches the services.
+//! only its own machines' telemetry, so a spoofed machine never reaches the services. And the
+//! services, scaled out under their own accounts, may do all they need: announce themselves,
+//! follow their peers, hand alert state over, read silences.
 
 use dtwin_bus::{BrokerUrl, BusConfig, QoS};
 use dtwin_schema::{to_json, MachineId, Telemetry};
@@ -14,10 +16,13 @@ const ACL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/mosquitto/acl"
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Users of this test and their passwords.
-const USERS: [(&str, &str); 3] = [
+const USERS: [(&str, &str); 6] = [
     ("gateway-line1", "gw1-secret"),
     ("dtwin-feature", "feature-secret"),
     ("dtwin-dashboard", "dashboard-secret"),
+    ("dtwin-inference", "inference-secret"),
+    ("dtwin-alerter", "alerter-secret"),
+    ("dtwin-operator", "operator-secret"),
 ];
 
 fn url(port: u16, user: &str, password: &str) -> BrokerUrl {
@@ -229,4 +234,143 @@ async fn gateways_publish_only_their_own_machines() {
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), feature).await;
     gateway.close().await;
+}
+
+/// Waits until the reader has a message on `topic` that `pred` accepts.
+async fn seen(reader: &Recorder, topic: &str, pred: impl Fn(&[u8]) -> bool) -> bool {
+    reader
+        .wait_for(WAIT, |m| m.topic == topic && pred(&m.payload))
+        .await
+        .is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaled_out_services_have_every_permission_they_need() {
+    let Some(mosquitto) = harness::mosquitto_or_skip(secured_mosquitto()) else {
+        return;
+    };
+    let port = mosquitto.port;
+    let reader = Recorder::start(
+        &url(port, "dtwin-dashboard", "dashboard-secret"),
+        "dtwin/v1/#",
+    )
+    .await;
+    // The operator silences machine-001 (retained) before the alerter starts.
+    let operator = dtwin_bus::connect(
+        &BusConfig::new(
+            url(port, "dtwin-operator", "operator-secret"),
+            "acl-operator",
+        ),
+        vec![],
+    );
+    assert!(operator.client.wait_ready(WAIT).await);
+    let silence = dtwin_schema::Silence {
+        schema: dtwin_schema::SILENCE_SCHEMA.into(),
+        silence_id: "acl-test".into(),
+        machines: vec!["machine-001".into()],
+        lines: Vec::new(),
+        until: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        reason: "maintenance".into(),
+        created_by: "test".into(),
+    };
+    operator
+        .client
+        .publish(
+            "dtwin/v1/control/silences/acl-test",
+            QoS::AtLeastOnce,
+            true,
+            to_json(&silence),
+        )
+        .await
+        .unwrap();
+    assert!(seen(&reader, "dtwin/v1/control/silences/acl-test", |_| true).await);
+
+    let shutdown = CancellationToken::new();
+    let outbox = tempfile::tempdir().unwrap();
+    let mut feature =
+        dtwin_feature::FeatureConfig::new(url(port, "dtwin-feature", "feature-secret"));
+    feature.instance = Some("feature-a".into());
+    let mut inference =
+        dtwin_inference::InferenceConfig::new(url(port, "dtwin-inference", "inference-secret"));
+    inference.instance = Some("inference-a".into());
+    let mut alerter =
+        dtwin_alerter::AlerterConfig::new(url(port, "dtwin-alerter", "alerter-secret"));
+    alerter.instance = Some("alerter-a".into());
+    alerter.outbox_dir = outbox.path().to_path_buf();
+    alerter.spool_dir = outbox.path().join(".spool");
+    alerter.policy.digest_min = 1000;
+    alerter.policy.group_wait = time::Duration::ZERO;
+    let tasks = [
+        tokio::spawn(dtwin_feature::run(feature, shutdown.clone())),
+        tokio::spawn(dtwin_inference::run(inference, shutdown.clone())),
+        tokio::spawn(dtwin_alerter::run(alerter, shutdown.clone())),
+    ];
+    for (service, name) in [
+        ("feature", "feature-a"),
+        ("inference", "inference-a"),
+        ("alerter", "alerter-a"),
+    ] {
+        let topic = format!("dtwin/v1/instances/{service}/{name}");
+        assert!(
+            seen(&reader, &topic, |p| String::from_utf8_lossy(p)
+                .contains("online"))
+            .await,
+            "{name} may announce itself"
+        );
+    }
+
+    // Verdicts under the inference account: both machines fire; the silenced one is recorded,
+    // the other mailed; both alert states are published.
+    let scorer = dtwin_bus::connect(
+        &BusConfig::new(
+            url(port, "dtwin-inference", "inference-secret"),
+            "acl-scorer",
+        ),
+        vec![],
+    );
+    assert!(scorer.client.wait_ready(WAIT).await);
+    for seq in 1..=2 {
+        for machine in ["machine-001", "machine-002"] {
+            let r = harness::verdict(machine, seq, 0.9);
+            scorer
+                .client
+                .publish(
+                    format!("dtwin/v1/machines/{machine}/risk"),
+                    QoS::AtLeastOnce,
+                    false,
+                    to_json(&r),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    for machine in ["machine-001", "machine-002"] {
+        let topic = format!("dtwin/v1/alert-state/{machine}");
+        assert!(
+            seen(&reader, &topic, |p| {
+                dtwin_schema::from_json::<dtwin_schema::AlertSnapshot>(p)
+                    .is_ok_and(|s| s.firing.is_some())
+            })
+            .await,
+            "the alerter may publish {machine}'s alert state"
+        );
+    }
+    let event = |kind: &'static str| {
+        move |p: &[u8]| {
+            dtwin_schema::from_json::<dtwin_schema::AlertEvent>(p)
+                .is_ok_and(|e| serde_json::to_value(e.event).unwrap() == kind)
+        }
+    };
+    assert!(
+        seen(&reader, "dtwin/v1/alerts/machine-001", event("silenced")).await,
+        "the alerter may read the operator's silence"
+    );
+    assert!(seen(&reader, "dtwin/v1/alerts/machine-002", event("sent")).await);
+
+    shutdown.cancel();
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    operator.close().await;
+    scorer.close().await;
 }

@@ -23,13 +23,17 @@
 //! - [`email`]: pure rendering (askama templates in `templates/`) of alerts and digests.
 //! - [`transport`]: [`Mailer`]: lettre SMTP (pooled, STARTTLS/TLS/AUTH) or the [`Outbox`].
 //! - [`sender`]: the async loop from spool to transport.
+//! - [`handover`]: pure: scale-out (`--instance`), which machines this instance handles and
+//!   the alert states that move with them.
 //! - [`metrics`]: [`AlerterMetrics`], the Prometheus metrics behind `/metrics`; `/healthz`
 //!   follows the broker link (an SMTP outage is the `smtp_up` gauge, not ill health: the
 //!   spool holds the mail).
-//! - [`run`]: the async shell: one connection, queue → publish → ack.
+//! - [`run`]: the async shell: one connection in (plus one to publish), queue → publish →
+//!   ack.
 
 pub mod email;
 pub mod fsutil;
+pub mod handover;
 pub mod lifecycle;
 pub mod metrics;
 pub mod outbox;
@@ -76,8 +80,12 @@ pub struct AlerterConfig {
     pub broker: BrokerUrl,
     /// Topic prefix.
     pub prefix: String,
-    /// MQTT client id; fixed so the persistent session survives restarts.
+    /// MQTT client id; fixed so the persistent session survives restarts. With an
+    /// `instance` and the default id, `dtwin-alerter-{instance}`.
     pub client_id: String,
+    /// This instance's name when several alerters share the fleet (scale-out, see
+    /// [`handover`]); `None`: the only instance. Each instance needs its own spool and outbox.
+    pub instance: Option<String>,
     /// Where e-mails are written as `.eml` files when no SMTP server is set.
     pub outbox_dir: PathBuf,
     /// The durable spool.
@@ -113,6 +121,7 @@ impl AlerterConfig {
             broker,
             prefix: dtwin_schema::DEFAULT_PREFIX.to_owned(),
             client_id: "dtwin-alerter".to_owned(),
+            instance: None,
             outbox_dir: PathBuf::from("outbox"),
             spool_dir: PathBuf::from("outbox/.spool"),
             smtp_url: None,
@@ -173,14 +182,35 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     )
     .await?
     .map(tokio::spawn);
-    let subs = vec![
+    let mut node = dtwin_cluster::Node::new(
+        topics.prefix(),
+        processor::SERVICE,
+        config.instance.as_deref(),
+    );
+    let mut handover = handover::Handover::new();
+    let mut subs = vec![
         Subscription::new(topics.all(TopicKind::Risk), QoS::AtLeastOnce),
         Subscription::new(topics.silences(), QoS::AtLeastOnce),
     ];
-    let mut bus = BusConfig::new(config.broker.clone(), &config.client_id);
+    if let Some(filter) = node.subscription() {
+        // The peers, and the alert states they publish (the handover).
+        subs.push(Subscription::new(filter, QoS::AtLeastOnce));
+        subs.push(Subscription::new(topics.alert_states(), QoS::AtLeastOnce));
+    }
+    let client_id = match &config.instance {
+        Some(name) if config.client_id == "dtwin-alerter" => format!("dtwin-alerter-{name}"),
+        _ => config.client_id.clone(),
+    };
+    let mut bus = BusConfig::new(config.broker.clone(), &client_id);
     bus.clean_session = false;
     bus.manual_acks = true;
+    bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
     let (mut conn, publisher) = dtwin_bus::connect_with_publisher(&bus, subs);
+    if let Some((topic, payload)) = node.online().map_err(anyhow::Error::msg)? {
+        conn.client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await?;
+    }
     // Healthy while subscribed; an SMTP outage is the smtp_up gauge (the spool holds the mail).
     tokio::spawn(health.follow(
         conn.client.link_state(),
@@ -206,7 +236,7 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     };
     let sender_stop = shutdown.child_token();
     let sender_task = tokio::spawn(sender.run(sender_stop.clone()));
-    info!(broker = %config.broker, spool = %spool.root().display(), "alerter started");
+    info!(broker = %config.broker, spool = %spool.root().display(), instance = config.instance.as_deref(), "alerter started");
     let result = loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
@@ -230,6 +260,17 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
                 break Err(e).context("acking a silence");
             }
             continue;
+        }
+        match cluster_message(&msg, &topics, &mut node, &mut handover, &mut processor) {
+            Cluster::NotCluster => {}
+            Cluster::Handled { adopted } => {
+                metrics.handovers.inc_by(adopted);
+                metrics.processor(&processor.stats());
+                if let Err(e) = conn.client.ack(&msg).await {
+                    break Err(e).context("acking a cluster message");
+                }
+                continue;
+            }
         }
         let outcome = processor.handle(&msg.topic, &msg.payload);
         metrics.processor(&processor.stats());
@@ -258,7 +299,12 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
                     .await
                     .map(|()| true)
             }
-            Outcome::Notify(n) => queue(&publisher.client, &spool, &n, &metrics, &shutdown).await,
+            Outcome::Notify(n) => {
+                if node.membership().is_clustered() {
+                    handover.produced(&n.state);
+                }
+                queue(&publisher.client, &spool, &n, &metrics, &shutdown).await
+            }
         };
         if matches!(done, Ok(true)) {
             wake.notify_one();
@@ -347,7 +393,83 @@ async fn queue(
     }
     publish(client, n.topic.clone(), dtwin_schema::to_json(&n.event)).await?;
     metrics.event(n.event.event);
+    client
+        .publish(
+            n.state_topic.clone(),
+            QoS::AtLeastOnce,
+            true,
+            dtwin_schema::to_json(&n.state),
+        )
+        .await
+        .context("publishing the alert state")?;
     Ok(true)
+}
+
+/// What [`cluster_message`] did.
+enum Cluster {
+    /// A risk verdict of this instance's, or a silence: handle it.
+    NotCluster,
+    /// A peer's announcement, an alert state, or a verdict another instance handles: done
+    /// (ack it); `adopted` machines took over another instance's alert state.
+    Handled { adopted: u64 },
+}
+
+/// The scale-out part of the loop: membership changes move machines in and out of the
+/// processor, alert states feed the [`handover::Handover`], verdicts of machines another
+/// instance owns are skipped. A single instance (no `--instance`) handles everything itself.
+fn cluster_message(
+    msg: &dtwin_bus::Message,
+    topics: &Topics,
+    node: &mut dtwin_cluster::Node,
+    handover: &mut handover::Handover,
+    processor: &mut Processor,
+) -> Cluster {
+    if !node.membership().is_clustered() {
+        return Cluster::NotCluster;
+    }
+    if let Some(id) = topics.parse_alert_state(&msg.topic) {
+        let mut adopted = 0;
+        match handover::decode(id, &msg.payload) {
+            Ok(s) => {
+                if let Some(firing) = handover.received(&s, node.owns(id)) {
+                    debug!(machine_id = %s.machine_id, firing = firing.is_some(), "late alert state adopted");
+                    processor.adopt(s.machine_id, firing);
+                    adopted = 1;
+                }
+            }
+            Err(e) => warn!(topic = %msg.topic, error = %e, "bad alert state ignored"),
+        }
+        return Cluster::Handled { adopted };
+    }
+    if let Some((TopicKind::Risk, id)) = topics.parse(&msg.topic) {
+        return if node.owns(id) {
+            Cluster::NotCluster
+        } else {
+            Cluster::Handled { adopted: 0 }
+        };
+    }
+    let before = node.membership().clone();
+    match node.handle(&msg.topic, &msg.payload) {
+        None => Cluster::NotCluster,
+        Some(None) => Cluster::Handled { adopted: 0 },
+        Some(Some(change)) => {
+            let r = handover.reassign(processor.machines(), &before, node.membership());
+            info!(
+                ?change,
+                adopted = r.adopt.len(),
+                forgotten = r.forget.len(),
+                "alerter cluster changed"
+            );
+            for m in &r.forget {
+                processor.forget(m);
+            }
+            let adopted = r.adopt.len() as u64;
+            for (m, firing) in r.adopt {
+                processor.adopt(m, firing);
+            }
+            Cluster::Handled { adopted }
+        }
+    }
 }
 
 /// Writes on a blocking thread (fsync can take a while), retrying with backoff until it

@@ -7,6 +7,7 @@
 //! consecutive HEALTHY verdicts below `resolve_below` (hysteresis, so a machine hovering at the
 //! threshold does not flap). Cold verdicts (too little history to trust) are ignored.
 
+pub use dtwin_schema::Firing;
 use dtwin_schema::{Level, MachineId, Risk, RiskStatus};
 use time::{Duration, OffsetDateTime};
 
@@ -107,25 +108,6 @@ impl From<&Risk> for VerdictInput {
             cold: r.cold,
         }
     }
-}
-
-/// A firing alert.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Firing {
-    /// Stable id: machine id + firing start time.
-    pub alert_id: String,
-    /// When it started firing.
-    #[serde(with = "time::serde::rfc3339")]
-    pub since: OffsetDateTime,
-    /// Its level (never below WARNING; only rises).
-    pub level: Level,
-    /// When it last notified (fire, escalate or repeat).
-    #[serde(with = "time::serde::rfc3339")]
-    pub last_notified: OffsetDateTime,
-    /// Repeats sent so far.
-    pub repeats: u32,
-    /// Consecutive HEALTHY verdicts below `resolve_below`.
-    pub healthy_run: u32,
 }
 
 /// One machine's alert state. Start with [`AlertState::new`].

@@ -40,6 +40,9 @@ pub struct AlerterMetrics {
     pub smtp_up: Gauge,
     /// `dtwin_alerter_firing`: alerts firing now.
     pub firing: Gauge,
+    /// `dtwin_alerter_handovers_total`: machines whose alert state this instance took over
+    /// from another (scale-out; see [`crate::handover`]).
+    pub handovers: Counter,
 }
 
 /// The `kind` label of an alert event (as in `alert.schema.json`).
@@ -79,6 +82,7 @@ impl AlerterMetrics {
             spool_pending: Gauge::default(),
             smtp_up: Gauge::default(),
             firing: Gauge::default(),
+            handovers: Counter::default(),
         };
         let r = registry;
         r.register(
@@ -127,6 +131,11 @@ impl AlerterMetrics {
             m.smtp_up.clone(),
         );
         r.register("firing", "Alerts firing now", m.firing.clone());
+        r.register(
+            "handovers",
+            "Machines whose alert state this instance took over from another (scale-out)",
+            m.handovers.clone(),
+        );
         m
     }
 
@@ -211,6 +220,7 @@ mod tests {
             "dtwin_alerter_mails_failed_total 0",
             "dtwin_alerter_mails_retried_total 0",
             "dtwin_alerter_notifications_spooled_total 0",
+            "dtwin_alerter_handovers_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

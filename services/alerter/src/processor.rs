@@ -7,8 +7,8 @@ use crate::email::AlertMail;
 use crate::lifecycle::{self, AlertState, Firing, LifecycleConfig, Transition, VerdictInput};
 use crate::spool::Record;
 use dtwin_schema::{
-    AlertEvent, AlertEventKind, DeadLetter, MachineId, RejectReason, Rejection, Risk, TopicKind,
-    Topics, ALERT_SCHEMA, RISK_SCHEMA,
+    AlertEvent, AlertEventKind, AlertSnapshot, DeadLetter, MachineId, RejectReason, Rejection,
+    Risk, TopicKind, Topics, ALERT_SCHEMA, ALERT_STATE_SCHEMA, RISK_SCHEMA,
 };
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -51,6 +51,10 @@ pub struct Notification {
     pub record: Record,
     /// The lifecycle event (firing, updated or resolved).
     pub event: AlertEvent,
+    /// `{prefix}/alert-state/{machine_id}`
+    pub state_topic: String,
+    /// The machine's alert state after the transition, published retained.
+    pub state: AlertSnapshot,
 }
 
 /// The follow-up of a lifecycle event: `sent`, `failed` or `silenced`, with a detail.
@@ -139,6 +143,31 @@ impl Processor {
         self.recount_firing();
     }
 
+    /// Takes over `machine` with the alert state another instance left for it (scale-out,
+    /// see [`crate::handover`]): `Some` carries its firing alert on, `None` makes it idle. The
+    /// confirmation window starts empty either way.
+    pub fn adopt(&mut self, machine: MachineId, firing: Option<Firing>) {
+        self.stats.firing += usize::from(firing.is_some());
+        let state = match firing {
+            Some(f) => AlertState::resume(machine.clone(), f),
+            None => AlertState::new(machine.clone()),
+        };
+        self.forget(&machine);
+        self.states.insert(machine, state);
+    }
+
+    /// Drops `machine`'s state: another instance handles it now.
+    pub fn forget(&mut self, machine: &MachineId) {
+        if let Some(old) = self.states.remove(machine) {
+            self.stats.firing -= usize::from(old.firing().is_some());
+        }
+    }
+
+    /// The machines with a state here.
+    pub fn machines(&self) -> impl Iterator<Item = &MachineId> {
+        self.states.keys()
+    }
+
     /// The machine whose confirmation window the last [`Processor::handle`] changed, and the
     /// new window: the shell saves it before acking, so a restart keeps the evidence.
     pub fn take_window_change(&mut self) -> Option<(MachineId, u64)> {
@@ -216,6 +245,13 @@ impl Processor {
         Notification {
             machine_id: risk.machine_id.clone(),
             topic: self.topics.alert(&risk.machine_id),
+            state_topic: self.topics.alert_state(&risk.machine_id),
+            state: AlertSnapshot {
+                schema: ALERT_STATE_SCHEMA.to_owned(),
+                machine_id: risk.machine_id.clone(),
+                ts: risk.ts,
+                firing: firing.clone(),
+            },
             record: Record {
                 mail,
                 event: event.clone(),

@@ -78,6 +78,12 @@ fn confirmed_risk_fires_then_resolves_with_mails_and_events() {
     );
     assert_eq!(sent.detail.as_deref(), Some("outbox/x.eml"));
     assert_eq!(p.stats().firing, 1);
+    assert_eq!(n.state_topic, "dtwin/v1/alert-state/m-1");
+    assert_eq!(
+        n.state.firing, n.record.firing,
+        "the retained state is the alert"
+    );
+    assert_eq!(n.state.ts, n.event.ts);
 
     let mut last = None;
     for s in 2..5 {
@@ -89,8 +95,47 @@ fn confirmed_risk_fires_then_resolves_with_mails_and_events() {
     assert_eq!(r.event.event, AlertEventKind::Resolved);
     assert_eq!(r.event.alert_id, n.event.alert_id);
     assert!(r.record.firing.is_none(), "a resolution ends the alert");
+    assert_eq!(r.state.firing, None, "the retained state says so");
     assert_eq!(p.stats().firing, 0);
     assert_eq!(p.stats().notifications, 2);
+}
+
+#[test]
+fn an_adopted_alert_carries_on_under_its_id_and_a_forgotten_one_is_gone() {
+    // Instance a fired m-1's alert, then died; instance b adopts it from the retained state.
+    let mut a = processor();
+    feed(&mut a, &risk("m-1", RiskStatus::AtRisk, 0.9, 0));
+    let Outcome::Notify(fired) = feed(&mut a, &risk("m-1", RiskStatus::AtRisk, 0.9, 1)) else {
+        panic!("fires");
+    };
+    let mut b = processor();
+    b.adopt(fired.machine_id.clone(), fired.state.firing.clone());
+    assert_eq!(b.stats().firing, 1);
+    // Still AT_RISK: no second firing on b.
+    assert!(matches!(
+        feed(&mut b, &risk("m-1", RiskStatus::AtRisk, 0.9, 2)),
+        Outcome::Quiet
+    ));
+    let mut last = None;
+    for s in 3..6 {
+        last = Some(feed(&mut b, &risk("m-1", RiskStatus::Healthy, 0.1, s)));
+    }
+    let Some(Outcome::Notify(resolved)) = last else {
+        panic!("b resolves it");
+    };
+    assert_eq!(resolved.event.event, AlertEventKind::Resolved);
+    assert_eq!(
+        resolved.event.alert_id, fired.event.alert_id,
+        "the same alert"
+    );
+    assert_eq!(b.stats().firing, 0);
+    // Adopting "resolved" over a firing state, and forgetting, keep the count right.
+    b.adopt(fired.machine_id.clone(), fired.state.firing.clone());
+    b.adopt(fired.machine_id.clone(), None);
+    assert_eq!(b.stats().firing, 0);
+    b.adopt(fired.machine_id.clone(), fired.state.firing.clone());
+    b.forget(&fired.machine_id);
+    assert_eq!((b.stats().firing, b.machines().count()), (0, 0));
 }
 
 #[test]

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 use time::OffsetDateTime;
 
 /// One notification waiting for (or done with) delivery.
@@ -88,28 +89,66 @@ pub enum SpoolError {
     /// A record name that could escape its folder.
     #[error("bad spool record name {0:?}")]
     BadName(String),
+    /// Another process holds the spool's lock.
+    #[error(
+        "the spool {0} is in use by another alerter; give every alerter instance its own \
+         spool (and outbox) folder"
+    )]
+    InUse(PathBuf),
 }
 
-/// The spool folder.
+/// The spool folder. While any clone is alive, the process holds an exclusive lock on
+/// `<root>/.lock`, so two alerters never share one spool (each would send the other's mail).
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
+    _lock: Arc<fs::File>,
 }
+
+/// How long [`Spool::open`] waits for the lock (a previous run in the same process may still
+/// be letting go of it).
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 const FOLDERS: [&str; 4] = ["pending", "sent", "silenced", "failed"];
 
 impl Spool {
-    /// Opens (creating) the spool at `root`.
+    /// Opens (creating) the spool at `root` and locks it.
     ///
     /// # Errors
-    /// [`SpoolError::Io`] when a folder cannot be created.
+    /// [`SpoolError::Io`] when a folder cannot be created, [`SpoolError::InUse`] when another
+    /// process holds the lock.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, SpoolError> {
-        let root = root.into();
+        Self::open_waiting(root.into(), LOCK_WAIT)
+    }
+
+    fn open_waiting(root: PathBuf, wait: Duration) -> Result<Self, SpoolError> {
         for f in FOLDERS.iter().chain(&["windows"]) {
             let d = root.join(f);
             fs::create_dir_all(&d).map_err(fsutil::err("creating", &d))?;
         }
-        Ok(Self { root })
+        let path = root.join(".lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(fsutil::err("opening", &path))?;
+        let deadline = Instant::now() + wait;
+        loop {
+            use rustix::fs::{flock, FlockOperation};
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => return Err(SpoolError::InUse(root)),
+                Err(e) => return Err(fsutil::err("locking", &path)(e.into()).into()),
+            }
+        }
+        Ok(Self {
+            root,
+            _lock: Arc::new(file),
+        })
     }
 
     /// The root folder.

@@ -117,6 +117,25 @@ fn firing_states_come_from_each_machines_newest_record() {
 }
 
 #[test]
+fn a_spool_is_locked_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Spool::open(dir.path()).expect("opens");
+    let clone = first.clone();
+    let err = Spool::open_waiting(dir.path().to_path_buf(), std::time::Duration::ZERO)
+        .expect_err("a second alerter is refused");
+    assert!(matches!(err, SpoolError::InUse(_)), "{err}");
+    assert!(err.to_string().contains("its own"), "{err}");
+    drop(first);
+    assert!(
+        Spool::open_waiting(dir.path().to_path_buf(), std::time::Duration::ZERO).is_err(),
+        "a clone still holds it"
+    );
+    drop(clone);
+    Spool::open_waiting(dir.path().to_path_buf(), std::time::Duration::ZERO)
+        .expect("free once every clone is gone");
+}
+
+#[test]
 fn bad_files_are_reported_not_fatal() {
     let dir = tempfile::tempdir().expect("temp dir");
     let spool = Spool::open(dir.path()).expect("opens");

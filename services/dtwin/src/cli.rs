@@ -225,6 +225,12 @@ pub struct AlerterServiceOpts {
     /// follows the broker link; an SMTP outage shows as dtwin_alerter_smtp_up 0.
     #[arg(long, env = "DTWIN_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Scale-out: this instance's name among several (machines are shared out by rendezvous
+    /// hashing over the live instances; a machine that moves takes its open alert along via
+    /// the retained {prefix}/alert-state topics); unset: the only instance. Every instance
+    /// needs its own --outbox/--spool.
+    #[arg(long, env = "DTWIN_INSTANCE")]
+    pub instance: Option<String>,
 }
 
 /// Feature service flags.
@@ -673,6 +679,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Alerter(a) => {
             let mut config = a.opts.alerter.config(a.bus.broker, &a.bus.prefix)?;
             config.metrics_listen = a.opts.metrics_listen;
+            config.instance = a.opts.instance.clone();
             dtwin_alerter::run(config, crate::shutdown::on_signal()).await
         }
         Command::Dashboard(a) => {

@@ -23,6 +23,8 @@ pub const STATUS_SCHEMA: &str = "dtwin.status.v1";
 pub const DRIFT_SCHEMA: &str = "dtwin.drift.v1";
 /// Schema id of a silence.
 pub const SILENCE_SCHEMA: &str = "dtwin.silence.v1";
+/// Schema id of [`AlertSnapshot`].
+pub const ALERT_STATE_SCHEMA: &str = "dtwin.alertstate.v1";
 
 /// Rolling-window features of one machine after one reading (`dtwin.features.v1`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +220,42 @@ pub struct AlertEvent {
     /// Free-form detail (e.g. the file an e-mail was written to, or an SMTP error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// A firing alert: what the alerter remembers of it between verdicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Firing {
+    /// Stable id: machine id + firing start time.
+    pub alert_id: String,
+    /// When it started firing.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// Its level (never below WARNING; only rises).
+    pub level: Level,
+    /// When it last notified (fire, escalate or repeat).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_notified: OffsetDateTime,
+    /// Repeats sent so far.
+    pub repeats: u32,
+    /// Consecutive HEALTHY verdicts below the resolve threshold.
+    pub healthy_run: u32,
+}
+
+/// A machine's alert state after its latest lifecycle transition (`dtwin.alertstate.v1`),
+/// retained on `{prefix}/alert-state/{machine_id}`: which alert is firing now (or none).
+/// Alerter instances hand machines over through it when they scale out, and anyone can read
+/// the fleet's open alerts from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertSnapshot {
+    /// Always [`ALERT_STATE_SCHEMA`].
+    pub schema: String,
+    /// The machine.
+    pub machine_id: MachineId,
+    /// The verdict time of the transition.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// The alert firing after it; `None` once resolved.
+    pub firing: Option<Firing>,
 }
 
 /// An input a service rejected (`dtwin.deadletter.v1`), on `{prefix}/deadletter/{service}`.

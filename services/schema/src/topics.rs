@@ -7,6 +7,7 @@
 //! {prefix}/machines/{machine_id}/risk        risk verdict
 //! {prefix}/machines/{machine_id}/status      online/offline (retained)
 //! {prefix}/alerts/{machine_id}               alert events
+//! {prefix}/alert-state/{machine_id}          the machine's open alert, if any (retained)
 //! {prefix}/deadletter/{service}              rejected input + reason
 //! {prefix}/models/current                    deployed model (retained)
 //! {prefix}/publishers/{client_id}/status     a publisher's online/offline (retained, LWT)
@@ -135,6 +136,24 @@ impl Topics {
             .filter(|id| !id.is_empty() && !id.contains('/'))
     }
 
+    /// `{prefix}/alert-state/{machine_id}` (retained)
+    pub fn alert_state(&self, id: &MachineId) -> String {
+        format!("{}/alert-state/{}", self.prefix, id)
+    }
+
+    /// `{prefix}/alert-state/+`
+    pub fn alert_states(&self) -> String {
+        format!("{}/alert-state/+", self.prefix)
+    }
+
+    /// The raw machine segment of a `{prefix}/alert-state/{machine_id}` topic.
+    pub fn parse_alert_state<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("/alert-state/")
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+    }
+
     /// The filter matching `kind` for every machine, e.g. `{prefix}/machines/+/telemetry`.
     pub fn all(&self, kind: TopicKind) -> String {
         match kind {
@@ -189,6 +208,11 @@ mod tests {
         assert_eq!(t.deadletter("feature"), "dtwin/v1/deadletter/feature");
         assert_eq!(t.model_current(), "dtwin/v1/models/current");
         assert_eq!(t.drift("inference"), "dtwin/v1/drift/inference");
+        assert_eq!(t.alert_state(&id), "dtwin/v1/alert-state/m-1");
+        assert_eq!(t.parse_alert_state("dtwin/v1/alert-state/m-1"), Some("m-1"));
+        assert_eq!(t.parse_alert_state("dtwin/v1/alert-state/m/x"), None);
+        assert_eq!(t.parse_alert_state("dtwin/v1/alerts/m-1"), None);
+        assert_eq!(t.parse("dtwin/v1/alert-state/m-1"), None);
         assert_eq!(t.all(TopicKind::Telemetry), "dtwin/v1/machines/+/telemetry");
         assert_eq!(Topics::new("plant/a/").prefix(), "plant/a");
     }

@@ -116,6 +116,57 @@ impl Drop for Mosquitto {
     }
 }
 
+/// Debian's aiosmtpd (`/usr/bin/python3 -m aiosmtpd`, package python3-aiosmtpd, installed by
+/// `tests/run.sh`) on 127.0.0.1:`port`, storing every message it accepts in a maildir; killed
+/// on drop.
+pub struct Smtpd {
+    child: Child,
+}
+
+impl Smtpd {
+    /// Starts it and waits until it listens, or returns `None` (saying why) when aiosmtpd is not
+    /// installed on a developer's machine.
+    ///
+    /// # Panics
+    /// When aiosmtpd is missing under CI (`CI` set), or does not start.
+    pub fn start(port: u16, maildir: &Path) -> Option<Self> {
+        let python = "/usr/bin/python3";
+        let installed = Command::new(python)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "python3-aiosmtpd must be installed in CI"
+            );
+            eprintln!("no aiosmtpd: bash tests/run.sh installs Debian's python3-aiosmtpd");
+            return None;
+        }
+        let child = Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        let me = Self { child };
+        wait_for_port(port, Duration::from_secs(15)).expect("aiosmtpd listens");
+        Some(me)
+    }
+}
+
+impl Drop for Smtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Waits until something accepts connections on 127.0.0.1:`port`.
 ///
 /// # Errors

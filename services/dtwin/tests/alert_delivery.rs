@@ -11,58 +11,11 @@
 
 use dtwin_bus::{BrokerUrl, BusConfig, QoS};
 use dtwin_schema::{Action, Level, MachineId, ModelRef, Risk, RiskStatus, Topics, RISK_SCHEMA};
+use dtwin_tests::harness;
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const PYTHON: &str = "/usr/bin/python3";
-
-/// aiosmtpd with the Mailbox handler on 127.0.0.1:`port`, writing into a maildir.
-struct Smtpd {
-    child: Child,
-}
-
-impl Smtpd {
-    fn start(port: u16, maildir: &Path) -> Option<Self> {
-        let ok = Command::new(PYTHON)
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: Debian's python3-aiosmtpd is not installed (bash tests/run.sh installs it)");
-            return None;
-        }
-        let child = Command::new(PYTHON)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("aiosmtpd starts");
-        let me = Self { child };
-        wait_for_port(port, Duration::from_secs(15));
-        Some(me)
-    }
-}
-
-impl Drop for Smtpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_port(port: u16, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A received e-mail, parsed.
 #[derive(Debug, Clone)]
@@ -221,15 +174,6 @@ async fn fire(broker: &BrokerUrl, machines: &[String]) {
         .expect("the broker takes the verdicts");
 }
 
-fn embedded_broker() -> BrokerUrl {
-    let port = dtwin_broker::free_port().expect("a free port");
-    dtwin_broker::start(&dtwin_broker::BrokerConfig::new(
-        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-    ))
-    .expect("broker starts");
-    BrokerUrl::new("127.0.0.1", port)
-}
-
 fn machines(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:02}")).collect()
 }
@@ -253,7 +197,7 @@ async fn smtp_down_then_back_delivers_all_50_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("maildir");
     let spool = dir.path().join("spool");
-    let broker = embedded_broker();
+    let broker = harness::embedded_broker();
     let smtp_port = dtwin_broker::free_port().unwrap();
     // Nothing listens on smtp_port yet: the server is down.
     let _alerter = Alerter::start(&broker, smtp_port, &spool, &[]);
@@ -277,7 +221,7 @@ async fn smtp_down_then_back_delivers_all_50_exactly_once() {
         "nothing dropped while down"
     );
 
-    let Some(_smtpd) = Smtpd::start(smtp_port, &maildir) else {
+    let Some(_smtpd) = harness::Smtpd::start(smtp_port, &maildir) else {
         return;
     };
     wait_mails(&maildir, 50, Duration::from_secs(30));
@@ -362,9 +306,9 @@ async fn a_sigkilled_alerter_loses_nothing_and_marks_any_second_copy() {
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("maildir");
     let spool = dir.path().join("spool");
-    let broker = embedded_broker();
+    let broker = harness::embedded_broker();
     let smtp_port = dtwin_broker::free_port().unwrap();
-    let Some(_smtpd) = Smtpd::start(smtp_port, &maildir) else {
+    let Some(_smtpd) = harness::Smtpd::start(smtp_port, &maildir) else {
         return;
     };
     let mut alerter = Alerter::start(&broker, smtp_port, &spool, &[]);
@@ -422,9 +366,9 @@ async fn the_alerter_rides_out_a_broker_restart() {
             .expect("dtwin broker starts")
     };
     let mut b = start_broker();
-    wait_for_port(port, Duration::from_secs(10));
+    harness::wait_for_port(port, Duration::from_secs(10)).unwrap();
     let smtp_port = dtwin_broker::free_port().unwrap();
-    let Some(_smtpd) = Smtpd::start(smtp_port, &maildir) else {
+    let Some(_smtpd) = harness::Smtpd::start(smtp_port, &maildir) else {
         let _ = b.kill();
         let _ = b.wait();
         return;
@@ -438,7 +382,7 @@ async fn the_alerter_rides_out_a_broker_restart() {
     let _ = b.wait();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut b = start_broker();
-    wait_for_port(port, Duration::from_secs(10));
+    harness::wait_for_port(port, Duration::from_secs(10)).unwrap();
     // The alerter must reconnect and resubscribe (the restarted broker forgot its session).
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut round = 0;

@@ -7,6 +7,7 @@
 //! exits 0.
 
 use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
+use dtwin_tests::harness::{self, Mosquitto};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -23,37 +24,6 @@ impl Drop for Kill {
     }
 }
 
-/// aiosmtpd (Debian's python3-aiosmtpd) on `port` writing a maildir, or `None` when not
-/// installed.
-fn smtpd(port: u16, maildir: &Path) -> Option<Child> {
-    let python = "/usr/bin/python3";
-    let ok = Command::new(python)
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3-aiosmtpd must be installed in CI"
-        );
-        eprintln!("no aiosmtpd: the alerter writes the outbox instead of mailing (bash tests/run.sh installs it)");
-        return None;
-    }
-    let child = Command::new(python)
-        .args(["-m", "aiosmtpd", "-n", "-l"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(maildir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("aiosmtpd starts");
-    wait_for_port(port);
-    Some(child)
-}
-
 /// Files in `dir` that pass `keep`.
 fn files(dir: &Path, keep: impl Fn(&Path) -> bool) -> usize {
     std::fs::read_dir(dir)
@@ -64,52 +34,21 @@ fn files(dir: &Path, keep: impl Fn(&Path) -> bool) -> usize {
         .count()
 }
 
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_stack_runs_as_local_processes() {
-    let Some(mosquitto) = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "mosquitto must be installed in CI"
-        );
-        eprintln!("skipping: mosquitto not installed (bash tests/run.sh installs it)");
+    let Some(mosquitto) = harness::mosquitto_or_skip(Mosquitto::start()) else {
         return;
     };
+    let port = mosquitto.port;
     let dir = tempfile::tempdir().unwrap();
-    let port = dtwin_broker::free_port().unwrap();
-    std::fs::write(
-        dir.path().join("mosquitto.conf"),
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"),
-    )
-    .unwrap();
-    let mut children = Kill(vec![Command::new(mosquitto)
-        .arg("-c")
-        .arg(dir.path().join("mosquitto.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()]);
-    wait_for_port(port);
+    let mut children = Kill(Vec::new());
     let broker = format!("mqtt://127.0.0.1:{port}");
     let outbox = dir.path().join("outbox");
     let dash_port = dtwin_broker::free_port().unwrap();
     let maildir = dir.path().join("maildir");
     let smtp_port = dtwin_broker::free_port().unwrap();
-    let smtp = smtpd(smtp_port, &maildir);
-    if let Some(child) = smtp {
-        children.0.push(child);
-    }
-    let mailing = children.0.len() == 2;
+    let smtpd = harness::Smtpd::start(smtp_port, &maildir);
+    let mailing = smtpd.is_some();
 
     let mut risk = dtwin_bus::connect(
         &BusConfig::new(BrokerUrl::new("127.0.0.1", port), "compose-watch"),

@@ -116,6 +116,22 @@ impl Drop for Mosquitto {
     }
 }
 
+/// Publishes `risk` on its machine's risk topic under the default prefix (QoS 1).
+///
+/// # Panics
+/// When the connection is closed.
+pub async fn publish_verdict(client: &dtwin_bus::BusClient, risk: &dtwin_schema::Risk) {
+    client
+        .publish(
+            dtwin_schema::Topics::default().risk(&risk.machine_id),
+            QoS::AtLeastOnce,
+            false,
+            dtwin_schema::to_json(risk),
+        )
+        .await
+        .expect("the verdict is queued");
+}
+
 /// Debian's aiosmtpd (`/usr/bin/python3 -m aiosmtpd`, package python3-aiosmtpd, installed by
 /// `tests/run.sh`) on 127.0.0.1:`port`, storing every message it accepts in a maildir; killed
 /// on drop.

@@ -310,38 +310,10 @@ async fn up_serves_every_service_on_one_port() {
     stack.await.unwrap().unwrap();
 }
 
-/// A risk verdict for `machine` (`seq` orders them), at risk or healthy.
+/// A risk verdict for `machine` (`seq` orders them), at risk or healthy, encoded.
 fn verdict(machine: &str, seq: u64, at_risk: bool) -> Vec<u8> {
-    use dtwin_schema::{Level, MachineId, ModelRef, Risk, RiskStatus, RISK_SCHEMA};
     let p = if at_risk { 0.9 } else { 0.05 };
-    let now = time::OffsetDateTime::now_utc();
-    dtwin_schema::to_json(&Risk {
-        schema: RISK_SCHEMA.to_owned(),
-        machine_id: MachineId::parse(machine).unwrap(),
-        ts: now,
-        source_ts: now,
-        seq,
-        probability: p,
-        status: if at_risk {
-            RiskStatus::AtRisk
-        } else {
-            RiskStatus::Healthy
-        },
-        level: if at_risk {
-            Level::Critical
-        } else {
-            Level::Normal
-        },
-        health_score: 100.0 * (1.0 - p),
-        actions: Vec::new(),
-        factors: Vec::new(),
-        model: ModelRef {
-            id: "rf".to_owned(),
-            version: "1".to_owned(),
-        },
-        cold: false,
-        latest: Default::default(),
-    })
+    dtwin_schema::to_json(&harness::verdict(machine, seq, p))
 }
 
 fn alerter_config(

@@ -9,8 +9,8 @@
 //! (c) the broker restarted: the alerter reconnects, resubscribes and goes on.
 //! Plus the message itself: headers, text and HTML parts, escaping, threading.
 
-use dtwin_bus::{BrokerUrl, BusConfig, QoS};
-use dtwin_schema::{Action, Level, MachineId, ModelRef, Risk, RiskStatus, Topics, RISK_SCHEMA};
+use dtwin_bus::{BrokerUrl, BusConfig};
+use dtwin_schema::{Action, Level, MachineId, ModelRef, Risk, RiskStatus, RISK_SCHEMA};
 use dtwin_tests::harness;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -154,19 +154,9 @@ fn risk(machine: &str, seq: u64, p: f64) -> Risk {
 async fn fire(broker: &BrokerUrl, machines: &[String]) {
     let conn = dtwin_bus::connect(&BusConfig::new(broker.clone(), "verdict-feeder"), vec![]);
     assert!(conn.client.wait_ready(Duration::from_secs(10)).await);
-    let topics = Topics::default();
     for seq in 1..=2 {
         for m in machines {
-            let r = risk(m, seq, 0.9);
-            conn.client
-                .publish(
-                    topics.risk(&r.machine_id),
-                    QoS::AtLeastOnce,
-                    false,
-                    dtwin_schema::to_json(&r),
-                )
-                .await
-                .expect("publishes");
+            harness::publish_verdict(&conn.client, &risk(m, seq, 0.9)).await;
         }
     }
     tokio::time::timeout(Duration::from_secs(10), conn.close())

@@ -5,7 +5,7 @@
 //! nothing new, and the recovery resolves each alert once, under the alert id it fired with.
 
 use dtwin_bus::{BrokerUrl, BusConfig, Connection, QoS, Subscription};
-use dtwin_schema::{from_json, AlertSnapshot, Topics};
+use dtwin_schema::{from_json, AlertSnapshot};
 use dtwin_tests::harness::{self, Mosquitto};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -53,18 +53,8 @@ impl Drop for Alerter {
 }
 
 async fn publish_round(conn: &Connection, machines: &[String], seq: u64, p: f64) {
-    let topics = Topics::default();
     for m in machines {
-        let r = harness::verdict(m, seq, p);
-        conn.client
-            .publish(
-                topics.risk(&r.machine_id),
-                QoS::AtLeastOnce,
-                false,
-                dtwin_schema::to_json(&r),
-            )
-            .await
-            .unwrap();
+        harness::publish_verdict(&conn.client, &harness::verdict(m, seq, p)).await;
     }
 }
 

@@ -198,6 +198,28 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
     anyhow::bail!("nothing listens on port {port} after {timeout:?}")
 }
 
+/// A connection subscribed (QoS 1) to every machine's feature vectors and risk verdicts under
+/// the default prefix, with room for 65,536 waiting messages, ready when returned.
+///
+/// # Panics
+/// When the subscription is not acknowledged within 10 s.
+pub async fn watch_features_and_risk(broker: &BrokerUrl, client_id: &str) -> dtwin_bus::Connection {
+    let mut cfg = BusConfig::new(broker.clone(), client_id);
+    cfg.inbox_capacity = 1 << 16;
+    let conn = dtwin_bus::connect(
+        &cfg,
+        vec![
+            Subscription::new("dtwin/v1/machines/+/features", QoS::AtLeastOnce),
+            Subscription::new("dtwin/v1/machines/+/risk", QoS::AtLeastOnce),
+        ],
+    );
+    assert!(
+        conn.client.wait_ready(Duration::from_secs(10)).await,
+        "watcher subscribed"
+    );
+    conn
+}
+
 /// Records every message under a filter.
 pub struct Recorder {
     messages: Arc<Mutex<Vec<Message>>>,

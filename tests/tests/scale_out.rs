@@ -3,7 +3,7 @@
 //! is featurised or scored twice, none is skipped), and killing a feature instance moves its
 //! machines to the survivor, whose first vector for each of them is flagged cold.
 
-use dtwin_bus::{BusConfig, Message, QoS, Subscription};
+use dtwin_bus::{Message, QoS};
 use dtwin_schema::{from_json, Features, Risk};
 use dtwin_tests::harness::{self, Mosquitto};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,16 +29,7 @@ async fn two_instances_share_the_fleet_and_survive_a_kill() {
     let url = mosquitto.url();
     let stop = CancellationToken::new();
 
-    let mut watch_cfg = BusConfig::new(url.clone(), "scale-watch");
-    watch_cfg.inbox_capacity = 1 << 16;
-    let mut watch = dtwin_bus::connect(
-        &watch_cfg,
-        vec![
-            Subscription::new("dtwin/v1/machines/+/features", QoS::AtLeastOnce),
-            Subscription::new("dtwin/v1/machines/+/risk", QoS::AtLeastOnce),
-        ],
-    );
-    assert!(watch.client.wait_ready(Duration::from_secs(10)).await);
+    let mut watch = harness::watch_features_and_risk(&url, "scale-watch").await;
 
     let feature = |name: &str, token: CancellationToken| {
         let mut c = dtwin_feature::FeatureConfig::new(url.clone());

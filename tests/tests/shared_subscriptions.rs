@@ -5,7 +5,7 @@
 //! on one member needs EMQX's `hash_topic`, see deploy/README.md. Here the two instances split
 //! each machine's readings, which shows up as gaps, not as duplicates.)
 
-use dtwin_bus::{BusConfig, QoS, Subscription};
+use dtwin_bus::QoS;
 use dtwin_schema::{from_json, Features, Risk};
 use dtwin_tests::harness::{self, Mosquitto};
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,16 +23,7 @@ async fn share_group_members_split_the_stream_without_duplicates() {
     let url = mosquitto.url();
     let stop = CancellationToken::new();
 
-    let mut watch_cfg = BusConfig::new(url.clone(), "share-watch");
-    watch_cfg.inbox_capacity = 1 << 16;
-    let mut watch = dtwin_bus::connect(
-        &watch_cfg,
-        vec![
-            Subscription::new("dtwin/v1/machines/+/features", QoS::AtLeastOnce),
-            Subscription::new("dtwin/v1/machines/+/risk", QoS::AtLeastOnce),
-        ],
-    );
-    assert!(watch.client.wait_ready(Duration::from_secs(10)).await);
+    let mut watch = harness::watch_features_and_risk(&url, "share-watch").await;
 
     for _ in 0..2 {
         let mut c = dtwin_feature::FeatureConfig::new(url.clone());

@@ -1,6 +1,6 @@
 //! Restart (issue 5, item 8): a feature service restarted mid-stream rebuilds its windows from
 //! the live stream. Its first vectors for every machine are flagged cold (fewer readings than
-//! the short window: `cold` in `dtwin-features`), and so are the inference verdicts on them,
+//! the short window: `cold` in `dtwin-windows`), and so are the inference verdicts on them,
 //! until the window has filled again; then they are warm again.
 
 use dtwin_schema::{from_json, Features, Risk};

@@ -10,7 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use dtwin_features::WindowConfig;
+use dtwin_windows::WindowConfig;
 use dtwin_inference::Scorer;
 use dtwin_schema::{Level, Risk, RiskStatus};
 use std::convert::Infallible;

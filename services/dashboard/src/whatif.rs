@@ -3,7 +3,7 @@
 //! [`MachineWindow`] turns a steady window of them into the feature vector, and the inference
 //! service's [`Scorer`] scores it with the same model and rules.
 
-use dtwin_features::{MachineWindow, WindowConfig};
+use dtwin_windows::{MachineWindow, WindowConfig};
 use dtwin_inference::Scorer;
 use dtwin_schema::telemetry::SENSOR_SPECS;
 use dtwin_schema::{MachineId, ProductType, Risk, Telemetry};
@@ -174,7 +174,7 @@ pub fn score(
     reading: &Telemetry,
     now: OffsetDateTime,
 ) -> Risk {
-    let (names, hash) = dtwin_features::feature_set(window);
+    let (names, hash) = dtwin_windows::feature_set(window);
     let mut w = MachineWindow::new(window);
     let mut fv = None;
     for seq in 1..=window.long.max(window.short) as u64 {

@@ -267,7 +267,7 @@ pub struct WindowOpts {
     /// Feature set: default (what the shipped model is trained on) or extended (adds min/max,
     /// time windows, EWMA, deltas, threshold flags; needs a model trained on it).
     #[arg(long, env = "DTWIN_FEATURE_SET", default_value = "default")]
-    pub feature_set: dtwin_features::FeatureSetKind,
+    pub feature_set: dtwin_windows::FeatureSetKind,
     /// Readings in the short count window (mean, std and slope per sensor; warm once full).
     #[arg(long, env = "DTWIN_SHORT_WINDOW", default_value_t = 10, value_parser = clap::value_parser!(u16).range(2..=10_000))]
     pub short_window: u16,
@@ -289,7 +289,7 @@ impl WindowOpts {
     ///
     /// # Errors
     /// A long window shorter than the short one, or a zero or repeated time window.
-    pub fn config(&self) -> anyhow::Result<dtwin_features::WindowConfig> {
+    pub fn config(&self) -> anyhow::Result<dtwin_windows::WindowConfig> {
         anyhow::ensure!(
             self.long_window >= self.short_window,
             "--long-window ({}) must be at least --short-window ({})",
@@ -303,12 +303,12 @@ impl WindowOpts {
                 "--time-windows-s: {t} is zero or given twice"
             );
         }
-        Ok(dtwin_features::WindowConfig {
+        Ok(dtwin_windows::WindowConfig {
             feature_set: self.feature_set,
             short: usize::from(self.short_window),
             long: usize::from(self.long_window),
             time_windows_s: self.time_windows_s.clone(),
-            ..dtwin_features::WindowConfig::default()
+            ..dtwin_windows::WindowConfig::default()
         })
     }
 }

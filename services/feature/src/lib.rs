@@ -23,7 +23,7 @@ pub use processor::{Outgoing, Processor, ProcessorConfig, ProcessorStats};
 
 use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
 use dtwin_cluster::Membership;
-use dtwin_features::WindowConfig;
+use dtwin_windows::WindowConfig;
 use dtwin_schema::{TopicKind, Topics};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -202,7 +202,7 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::
         };
         tasks.spawn(worker(ctx, processor, rx));
     }
-    info!(broker = %config.broker, workers, feature_set = %dtwin_features::feature_set(&config.window).1, "feature service started");
+    info!(broker = %config.broker, workers, feature_set = %dtwin_windows::feature_set(&config.window).1, "feature service started");
     let mut not_mine: u64 = 0;
     let mut failed = None;
     loop {

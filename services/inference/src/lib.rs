@@ -27,7 +27,7 @@ pub use scorer::{decide, Scorer};
 
 use anyhow::Context;
 use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
-use dtwin_features::WindowConfig;
+use dtwin_windows::WindowConfig;
 use dtwin_schema::{from_json, to_json, DeadLetter, Features, Rejection, TopicKind, Topics};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -131,7 +131,7 @@ impl InferenceConfig {
 /// # Errors
 /// A bad or mismatched model, or a bad rules file (with line and reason).
 pub fn build_scorer(config: &InferenceConfig) -> anyhow::Result<Scorer> {
-    let (_, expected) = dtwin_features::feature_set(&config.window);
+    let (_, expected) = dtwin_windows::feature_set(&config.window);
     let model = load_model(&config.model, &expected)?;
     let rules = RuleSet::parse(&config.rules_text()?, &model.feature_names)?;
     Ok(Scorer::new(Arc::new(model), Arc::new(rules)))
@@ -145,7 +145,7 @@ pub fn build_scorer(config: &InferenceConfig) -> anyhow::Result<Scorer> {
 pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let scorer = build_scorer(&config)?;
     let rules_text = config.rules_text()?;
-    let (_, expected) = dtwin_features::feature_set(&config.window);
+    let (_, expected) = dtwin_windows::feature_set(&config.window);
     let topics = Topics::new(&config.prefix);
     let mut node = dtwin_cluster::Node::new(&config.prefix, SERVICE, config.instance.as_deref());
     let mut registry = dtwin_obs::Registry::with_prefix("dtwin_inference");

@@ -10,7 +10,7 @@ pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
 /// A rules file with `{short}` and `{long}` replaced by the window sizes, so feature names like
 /// `vibration_mm_s_mean_{short}` follow the configured windows. Lines stay where they were, so
 /// errors point at the right line.
-pub fn expand_windows(text: &str, window: &dtwin_features::WindowConfig) -> String {
+pub fn expand_windows(text: &str, window: &dtwin_windows::WindowConfig) -> String {
     text.replace("{short}", &window.short.to_string())
         .replace("{long}", &window.long.to_string())
 }
@@ -155,7 +155,7 @@ impl RuleSet {
     /// Only if the shipped file does not fit `feature_names` (a test guards this).
     pub fn default_for(feature_names: &[String]) -> Result<Self, RulesError> {
         Self::parse(
-            &expand_windows(DEFAULT_RULES, &dtwin_features::WindowConfig::default()),
+            &expand_windows(DEFAULT_RULES, &dtwin_windows::WindowConfig::default()),
             feature_names,
         )
     }
@@ -198,7 +198,7 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dtwin_features::{feature_names, WindowConfig};
+    use dtwin_windows::{feature_names, WindowConfig};
 
     fn names() -> Vec<String> {
         feature_names(&WindowConfig::default())

@@ -7,7 +7,7 @@
 //! 25 per critical rule, clamped to 0..100.
 
 use crate::rules::RuleSet;
-use dtwin_features::row_from_message;
+use dtwin_windows::row_from_message;
 use dtwin_ml::ModelArtifact;
 use dtwin_schema::{
     Action, Factor, Features, Level, ModelRef, RejectReason, Rejection, Risk, RiskStatus,

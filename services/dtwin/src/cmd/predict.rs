@@ -8,7 +8,7 @@ use crate::cmd::common::read_model;
 use crate::cmd::replay::{load_csv, ReplayFormat};
 use anyhow::Context;
 use clap::Args;
-use dtwin_features::{feature_set, row_from_message, MachineWindow};
+use dtwin_windows::{feature_set, row_from_message, MachineWindow};
 use std::collections::HashMap;
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! The ML pipeline's data side.
 //!
 //! Training data comes from the twin (simulated in memory or read from a telemetry CSV) and
-//! goes through [`dtwin_features::MachineWindow`], the very code the feature service runs, so
+//! goes through [`dtwin_windows::MachineWindow`], the very code the feature service runs, so
 //! the model sees in training exactly what it is served. AI4I 2020 is read as a table of
 //! independent cycles. Everything here is pure: text and values in, values out.
 //!

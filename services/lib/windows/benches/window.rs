@@ -1,12 +1,12 @@
 //! The feature service's per-reading work: the machine's window update, the vector turned into
 //! a `dtwin.features.v1` message, that message encoded as JSON (and decoded, as inference does).
 //!
-//! `cargo bench -p dtwin-features --bench window -- --warm-up-time 1 --measurement-time 3`.
+//! `cargo bench -p dtwin-windows --bench window -- --warm-up-time 1 --measurement-time 3`.
 //! Inputs are the twin's readings (`dtwin-twin-sim`, default config: faults and sensor
 //! glitches included), windows warm (the long window full) before anything is measured.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dtwin_features::{feature_set, FeatureVector, MachineWindow, WindowConfig};
+use dtwin_windows::{feature_set, FeatureVector, MachineWindow, WindowConfig};
 use dtwin_schema::{from_json, to_json, Features, Telemetry};
 use dtwin_twin_sim::{Machine, SimConfig};
 use std::hint::black_box;

@@ -12,7 +12,7 @@ use ndarray::{Array1, Array2};
 
 const DEFAULT_CSV: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/datasets/ai4i2020.csv"
+    "/../../../../shared/datasets/ai4i2020.csv"
 );
 
 /// Derived and raw features, in model order (never the failure-mode columns).

@@ -1,6 +1,6 @@
 //! Labelled data sets from machine telemetry (simulated or read from a CSV).
 //!
-//! Features: every machine's readings go, in order, through [`dtwin_features::MachineWindow`],
+//! Features: every machine's readings go, in order, through [`dtwin_windows::MachineWindow`],
 //! the very code the feature service runs live, so a model is trained on exactly what it is
 //! served.
 //!
@@ -20,7 +20,7 @@
 //! Readings whose window is still cold are left out, as the alerter ignores them live, and so
 //! are the last `horizon` readings of a machine, whose label is not known yet.
 
-use dtwin_features::{feature_set, MachineWindow, WindowConfig};
+use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
 use dtwin_schema::{FailureMode, Telemetry};
 use dtwin_twin_sim::{Fleet, SimConfig};
 use ndarray::Array2;

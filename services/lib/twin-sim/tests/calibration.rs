@@ -11,7 +11,7 @@ fn real() -> Option<Vec<Ai4iRow>> {
     let path = std::env::var("AI4I_CSV").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/datasets/ai4i2020.csv"
+            "/../../../../shared/datasets/ai4i2020.csv"
         )
         .to_owned()
     });
@@ -100,7 +100,7 @@ fn header_matches_the_real_file() {
     let path = std::env::var("AI4I_CSV").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/datasets/ai4i2020.csv"
+            "/../../../../shared/datasets/ai4i2020.csv"
         )
         .to_owned()
     });

@@ -1,8 +1,11 @@
 //! Classification metrics, threshold selection and stratified splits.
 //!
 //! Conventions: a row is predicted positive when `p >= threshold`. Scores are ordered with
-//! `f32::total_cmp`, so a NaN score ranks above every number. A ratio whose denominator is zero
-//! (no positives, no alarms, no rows) is `NaN` rather than a panic or a made-up value.
+//! `f32::total_cmp`, so a NaN score ranks above every number. A ratio of the confusion matrix
+//! whose denominator is zero (no positives, no alarms, no rows) is `NaN` rather than a panic or
+//! a made-up value. The threshold-free areas ([`roc_auc`], [`pr_auc`]) are `None` when they are
+//! undefined (no rows, or a class they need is absent), so a caller cannot mistake "undefined"
+//! for a number.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -97,12 +100,13 @@ fn cumulative(y: &[bool], p: &[f32]) -> (Vec<(f32, usize, usize)>, usize, usize)
     (levels, tp, fp)
 }
 
-/// Area under the ROC curve from ranks (Mann–Whitney U), tied scores sharing the mean rank.
-/// NaN when either class is absent.
-pub fn roc_auc(y: &[bool], p: &[f32]) -> f64 {
+/// Area under the ROC curve from ranks (Mann–Whitney U), tied scores sharing the mean rank
+/// (so all-equal scores give 0.5). `None` when either class is absent (no rows, all positive or
+/// all negative): no pair of a positive and a negative to rank.
+pub fn roc_auc(y: &[bool], p: &[f32]) -> Option<f64> {
     let (levels, n_pos, n_neg) = cumulative(y, p);
     if n_pos == 0 || n_neg == 0 {
-        return f64::NAN;
+        return None;
     }
     // Walking from high to low: each positive beats the negatives below it, ties count half.
     let (mut area, mut prev_tp, mut prev_fp) = (0.0f64, 0usize, 0usize);
@@ -112,15 +116,16 @@ pub fn roc_auc(y: &[bool], p: &[f32]) -> f64 {
         prev_tp = tp;
         prev_fp = fp;
     }
-    area / (n_pos as f64 * n_neg as f64)
+    Some(area / (n_pos as f64 * n_neg as f64))
 }
 
 /// Average precision, `Σ (R_k − R_{k−1}) P_k` over distinct thresholds (scikit-learn's
-/// `average_precision_score`). NaN when there are no positives.
-pub fn pr_auc(y: &[bool], p: &[f32]) -> f64 {
+/// `average_precision_score`); tied scores form one threshold. `None` when there are no
+/// positives (no rows or all negative: recall is undefined); with positives only it is 1.
+pub fn pr_auc(y: &[bool], p: &[f32]) -> Option<f64> {
     let (levels, n_pos, _) = cumulative(y, p);
     if n_pos == 0 {
-        return f64::NAN;
+        return None;
     }
     let mut prev_recall = 0.0;
     let mut ap = 0.0;
@@ -129,7 +134,7 @@ pub fn pr_auc(y: &[bool], p: &[f32]) -> f64 {
         ap += (recall - prev_recall) * tp as f64 / (tp + fp) as f64;
         prev_recall = recall;
     }
-    ap
+    Some(ap)
 }
 
 /// ROC points `(false positive rate, true positive rate)` from `(0, 0)` to `(1, 1)`, one per

@@ -6,6 +6,11 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
+/// A defined area close to `b`.
+fn area_close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| close(a, b))
+}
+
 #[test]
 fn confusion_counts_and_ratios() {
     let y = [true, true, false, false, true];
@@ -46,11 +51,11 @@ fn confusion_edge_cases_are_nan_not_panics() {
 #[test]
 fn roc_auc_perfect_inverted_and_ties() {
     let y = [false, false, true, true];
-    assert!(close(roc_auc(&y, &[0.1, 0.2, 0.8, 0.9]), 1.0));
-    assert!(close(roc_auc(&y, &[0.9, 0.8, 0.2, 0.1]), 0.0));
-    assert!(close(roc_auc(&y, &[0.5; 4]), 0.5));
+    assert!(area_close(roc_auc(&y, &[0.1, 0.2, 0.8, 0.9]), 1.0));
+    assert!(area_close(roc_auc(&y, &[0.9, 0.8, 0.2, 0.1]), 0.0));
+    assert!(area_close(roc_auc(&y, &[0.5; 4]), 0.5));
     // Pairs (pos, neg): 0.8 beats 0.1 and ties 0.8 → 1.5; 0.3 beats 0.1, loses to 0.8 → 1.
-    assert!(close(roc_auc(&y, &[0.1, 0.8, 0.8, 0.3]), 2.5 / 4.0));
+    assert!(area_close(roc_auc(&y, &[0.1, 0.8, 0.8, 0.3]), 2.5 / 4.0));
 }
 
 #[test]
@@ -73,22 +78,66 @@ fn roc_auc_matches_pair_counting() {
             }
         }
     }
-    assert!(close(roc_auc(&y, &p), wins / pairs));
+    assert!(area_close(roc_auc(&y, &p), wins / pairs));
 }
 
 #[test]
-fn single_class_gives_nan_and_empty_curves() {
+fn single_class_gives_undefined_areas_and_empty_curves() {
     let y = [false, false];
     let p = [0.2, 0.7];
-    assert!(roc_auc(&y, &p).is_nan());
-    assert!(pr_auc(&y, &p).is_nan());
+    assert_eq!(roc_auc(&y, &p), None);
+    assert_eq!(pr_auc(&y, &p), None);
     assert!(roc_curve(&y, &p).is_empty());
     assert!(pr_curve(&y, &p).is_empty());
     assert!(best_f1_threshold(&y, &p).is_nan());
     assert!(threshold_for_recall(&y, &p, 0.5).is_nan());
     assert!(threshold_for_precision(&y, &p, 0.5).is_nan());
-    assert!(roc_auc(&[true], &[0.3]).is_nan());
-    assert!(roc_auc(&[], &[]).is_nan());
+    assert_eq!(roc_auc(&[true], &[0.3]), None);
+    assert_eq!(roc_auc(&[], &[]), None);
+}
+
+#[test]
+fn all_positive_rows_rank_nothing_but_have_full_precision() {
+    let y = [true, true, true];
+    let p = [0.9, 0.1, 0.5];
+    // No negative to rank a positive against.
+    assert_eq!(roc_auc(&y, &p), None);
+    assert!(roc_curve(&y, &p).is_empty());
+    // Every alarm is right, so precision is 1 at every recall.
+    assert!(area_close(pr_auc(&y, &p), 1.0));
+    assert_eq!(pr_curve(&y, &p).last(), Some(&(1.0, 1.0)));
+    // Empty input: nothing is defined, nothing panics.
+    assert_eq!(pr_auc(&[], &[]), None);
+    assert!(roc_curve(&[], &[]).is_empty() && pr_curve(&[], &[]).is_empty());
+    assert!(best_f1_threshold(&[], &[]).is_nan());
+}
+
+#[test]
+fn tied_scores_are_one_threshold_for_both_areas() {
+    // All equal: one level with every row; ROC is the diagonal, AP the positive share.
+    let y = [true, false, false, true, false];
+    assert!(area_close(roc_auc(&y, &[0.3; 5]), 0.5));
+    assert!(area_close(pr_auc(&y, &[0.3; 5]), 0.4));
+    assert_eq!(roc_curve(&y, &[0.3; 5]), vec![(0.0, 0.0), (1.0, 1.0)]);
+    // A positive tied with a negative at the top, then a positive alone, then a negative:
+    // level 0.8 → R 0.5, P 0.5; level 0.6 → R 1, P 2/3.
+    let y = [true, false, true, false];
+    let p = [0.8, 0.8, 0.6, 0.1];
+    assert!(area_close(pr_auc(&y, &p), 0.5 * 0.5 + 0.5 * 2.0 / 3.0));
+    // Pairs: (0.8+, 0.8−) ½, (0.8+, 0.1−) 1, (0.6+, 0.8−) 0, (0.6+, 0.1−) 1 → 2.5 / 4.
+    assert!(area_close(roc_auc(&y, &p), 2.5 / 4.0));
+}
+
+#[test]
+fn perfect_and_inverted_rankings_bound_average_precision() {
+    let y = [false, true, false, true];
+    assert!(area_close(pr_auc(&y, &[0.1, 0.9, 0.2, 0.8]), 1.0));
+    // Inverted: the positives come last; levels 0.2 (R 0.5, P 1/3) and 0.1 (R 1, P 1/2).
+    assert!(area_close(
+        pr_auc(&y, &[0.9, 0.2, 0.8, 0.1]),
+        0.5 / 3.0 + 0.5 * 0.5
+    ));
+    assert!(area_close(roc_auc(&y, &[0.9, 0.2, 0.8, 0.1]), 0.0));
 }
 
 #[test]
@@ -96,8 +145,8 @@ fn average_precision_by_hand() {
     // Sorted: 0.9 (pos) P=1 R=.5; 0.8 (neg); 0.7 (pos) P=2/3 R=1.
     let y = [true, false, true, false];
     let p = [0.9, 0.8, 0.7, 0.1];
-    assert!(close(pr_auc(&y, &p), 0.5 * 1.0 + 0.5 * 2.0 / 3.0));
-    assert!(close(pr_auc(&[true, false], &[0.9, 0.1]), 1.0));
+    assert!(area_close(pr_auc(&y, &p), 0.5 * 1.0 + 0.5 * 2.0 / 3.0));
+    assert!(area_close(pr_auc(&[true, false], &[0.9, 0.1]), 1.0));
 }
 
 #[test]

@@ -54,7 +54,7 @@ fn separable_problem_is_learned() {
     let (x, y) = separable(2000, 1);
     let (xt, yt) = separable(1000, 2);
     let forest = fit(&x, &y, &small_params());
-    let auc = roc_auc(&yt, &forest.predict_proba(xt.view()));
+    let auc = roc_auc(&yt, &forest.predict_proba(xt.view())).expect("both classes");
     assert!(auc > 0.99, "auc {auc}");
     assert_eq!(forest.n_trees(), 30);
     assert_eq!(forest.n_features(), 4);
@@ -121,12 +121,13 @@ fn missing_values_in_prediction_and_training() {
     let (x, y) = synthetic(3000, 5, 7, 0.2);
     let (xt, yt) = synthetic(2000, 5, 8, 0.0);
     let forest = fit(&x, &y, &small_params());
-    let auc = roc_auc(&yt, &forest.predict_proba(xt.view()));
+    let auc = roc_auc(&yt, &forest.predict_proba(xt.view())).expect("both classes");
     let (xc, yc) = synthetic(3000, 5, 7, 0.0);
     let clean = roc_auc(
         &yt,
         &fit(&xc, &yc, &small_params()).predict_proba(xt.view()),
-    );
+    )
+    .expect("both classes");
     // 5 % label noise caps the clean AUC near 0.88; missing values should barely cost.
     assert!(
         auc > 0.85 && auc > clean - 0.02,
@@ -182,7 +183,7 @@ fn parameter_variants_train() {
     ] {
         let forest = fit(&x, &y, &params);
         assert!(
-            roc_auc(&y, &forest.predict_proba(x.view())) > 0.8,
+            roc_auc(&y, &forest.predict_proba(x.view())).expect("both classes") > 0.8,
             "{params:?}"
         );
     }

@@ -110,8 +110,8 @@ fn forest_on_ai4i_beats_a_single_tree() {
         .expect("AI4I has both classes");
     let seconds = started.elapsed().as_secs_f64();
     let p = forest.predict_proba(xte.view());
-    let auc = metrics::roc_auc(&yte, &p);
-    let ap = metrics::pr_auc(&yte, &p);
+    let auc = metrics::roc_auc(&yte, &p).expect("the test rows hold both classes");
+    let ap = metrics::pr_auc(&yte, &p).expect("the test rows hold both classes");
     println!(
         "AI4I: {} train / {} test rows, {} trees, {} nodes, trained in {seconds:.3} s",
         train.len(),
@@ -153,13 +153,13 @@ fn forest_on_ai4i_beats_a_single_tree() {
         .map(|&c| c as f32)
         .collect();
     let tree_c = metrics::confusion(&yte, &tree_pred, 0.5);
-    let tree_auc = metrics::roc_auc(&yte, &tree_pred);
+    let tree_auc = metrics::roc_auc(&yte, &tree_pred).expect("the test rows hold both classes");
     report(
         "linfa-trees DecisionTree",
         0.5,
         &tree_c,
         tree_auc,
-        metrics::pr_auc(&yte, &tree_pred),
+        metrics::pr_auc(&yte, &tree_pred).expect("the test rows hold both classes"),
     );
 
     assert!(
@@ -239,8 +239,8 @@ fn forest_plus_physical_rules_meets_the_ai4i_bar() {
     let forest = Forest::fit(xtr.view(), &ytr, &params, &|| {}).unwrap();
     let p = combined(&forest, &xte, base);
     let c = metrics::confusion(&yte, &p, threshold);
-    let auc = metrics::roc_auc(&yte, &p);
-    let ap = metrics::pr_auc(&yte, &p);
+    let auc = metrics::roc_auc(&yte, &p).expect("the test rows hold both classes");
+    let ap = metrics::pr_auc(&yte, &p).expect("the test rows hold both classes");
     report("forest + rules, 80/20 test", threshold, &c, auc, ap);
     let rules_only: Vec<f32> = xte
         .outer_iter()
@@ -253,8 +253,8 @@ fn forest_plus_physical_rules_meets_the_ai4i_bar() {
         "forest alone (rule features)",
         0.5,
         &metrics::confusion(&yte, &rf_only, 0.5),
-        metrics::roc_auc(&yte, &rf_only),
-        metrics::pr_auc(&yte, &rf_only),
+        metrics::roc_auc(&yte, &rf_only).expect("the test rows hold both classes"),
+        metrics::pr_auc(&yte, &rf_only).expect("the test rows hold both classes"),
     );
 
     // 5-fold CV over all rows, same recipe (threshold from each training part's own OOF would
@@ -269,7 +269,7 @@ fn forest_plus_physical_rules_meets_the_ai4i_bar() {
         let f = Forest::fit(xa.view(), &ya, &params, &|| {}).unwrap();
         let pb = combined(&f, &xb, base);
         f1s.push(metrics::confusion(&yb, &pb, threshold).f1());
-        aucs.push(metrics::roc_auc(&yb, &pb));
+        aucs.push(metrics::roc_auc(&yb, &pb).expect("a stratified fold holds both classes"));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let sd = |v: &[f64]| {

@@ -20,9 +20,9 @@
 //! Readings whose window is still cold are left out, as the alerter ignores them live, and so
 //! are the last `horizon` readings of a machine, whose label is not known yet.
 
-use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
 use dtwin_schema::{FailureMode, Telemetry};
 use dtwin_twin_sim::{Fleet, SimConfig};
+use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
 use ndarray::Array2;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -372,6 +372,106 @@ pub fn build(spec: &TwinDataSpec, progress: &dyn Fn(usize)) -> Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dtwin_schema::MachineId;
+
+    /// 14 readings of one machine, 60 s apart: an HDF failure at step 3, a bearing failure at
+    /// step 7, a NOK part at step 12.
+    fn sequence() -> Vec<Telemetry> {
+        let id = MachineId::parse("m-1").unwrap();
+        (0..14u32)
+            .map(|s| {
+                let ts = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(60 * i64::from(s));
+                let mut t = Telemetry::new(id.clone(), ts, u64::from(s));
+                t.temperature_c = Some(40.0 + f64::from(s));
+                t.quality_ok = Some(s != 12);
+                t.failure = Some(matches!(s, 3 | 7));
+                t.failure_mode = match s {
+                    3 => Some(FailureMode::Hdf),
+                    7 => Some(FailureMode::Bearing),
+                    _ => None,
+                };
+                t
+            })
+            .collect()
+    }
+
+    /// The steps labelled positive when `spec` labels [`sequence`].
+    fn labelled(spec: LabelSpec) -> (Vec<u32>, Vec<u32>) {
+        let d = from_telemetry(&sequence(), spec);
+        let positive = d
+            .step
+            .iter()
+            .zip(&d.y)
+            .filter(|p| *p.1)
+            .map(|p| *p.0)
+            .collect();
+        (d.step.clone(), positive)
+    }
+
+    #[test]
+    fn horizon_labels_exactly_the_readings_before_a_counted_event() {
+        let spec = LabelSpec {
+            horizon: 3,
+            window: WindowConfig {
+                short: 3,
+                long: 5,
+                ..WindowConfig::default()
+            },
+            ..LabelSpec::default()
+        };
+        let d = from_telemetry(&sequence(), spec.clone());
+        // Rows: warm windows (from step short − 1 = 2) whose horizon is inside the data
+        // (t + 3 < 14): steps 2..=10.
+        assert_eq!(d.step, (2..=10).collect::<Vec<u32>>());
+        assert_eq!(d.machine, vec![0; 9]);
+        assert_eq!((d.readings.clone(), d.seconds_per_step), (vec![14], 60.0));
+        assert_eq!(d.machine_ids, vec!["m-1".to_owned()]);
+        assert_eq!(
+            d.failures,
+            vec![
+                Failure {
+                    machine: 0,
+                    step: 3,
+                    mode: Some(FailureMode::Hdf)
+                },
+                Failure {
+                    machine: 0,
+                    step: 7,
+                    mode: Some(FailureMode::Bearing)
+                }
+            ]
+        );
+        // Degradation failures only: the bearing failure at 7 makes steps 4, 5, 6 positive
+        // (7 is in t+1..=t+3); the failing reading itself looks at 8..=10 and is negative.
+        assert_eq!(
+            d.y,
+            [false, false, true, true, true, false, false, false, false]
+        );
+        // Every mode: the HDF failure at 3 adds step 2 (0 and 1 are cold).
+        let all = LabelSpec {
+            modes: LabelModes::All,
+            ..spec.clone()
+        };
+        assert_eq!(labelled(all).1, [2, 4, 5, 6]);
+        // NOK parts too: the NOK at 12 adds steps 9 and 10 (11 has no full horizon).
+        let nok = LabelSpec {
+            include_nok: true,
+            ..spec.clone()
+        };
+        assert_eq!(labelled(nok).1, [4, 5, 6, 9, 10]);
+        // A horizon of 1: only the reading right before the failure, and rows up to 12.
+        let one = LabelSpec {
+            horizon: 1,
+            ..spec.clone()
+        };
+        let (steps, positive) = labelled(one);
+        assert_eq!(steps, (2..=12).collect::<Vec<u32>>());
+        assert_eq!(positive, [6]);
+        assert_eq!(
+            spec.describe(),
+            "degradation failure (bearing, coolant, valve) within the next 3 readings"
+        );
+    }
 
     #[test]
     fn labels_look_ahead_and_cold_rows_are_dropped() {

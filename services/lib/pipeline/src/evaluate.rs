@@ -10,6 +10,11 @@
 //!   stratified folds of rows.
 //! - A threshold for a target (precision, recall or event recall) is chosen on the
 //!   cross-validation's out-of-fold scores, never on the held-out rows it is reported on.
+//! - Cross-validation needs one machine (twin data) or one row (AI4I) per fold at least;
+//!   a fold left with nothing to test is a [`CvError`], never a silently empty fold.
+//!
+//! Undefined figures (a ratio over zero rows, ROC-AUC without both classes, PR-AUC without
+//! positives) are `NaN` in [`Metrics`]: `null` in the JSON, "–" on the model card.
 
 use crate::dataset::Dataset;
 use crate::events::{event_report, AlertPolicy, EventReport, MachineScores};
@@ -111,9 +116,11 @@ pub struct Metrics {
     pub f1: f64,
     /// Share of positive predictions that are wrong, `fp / (tp + fp)`.
     pub false_alarm_share: f64,
-    /// ROC-AUC (threshold-free).
+    /// ROC-AUC (threshold-free); NaN (`null` in JSON) when the rows lack a class
+    /// ([`metrics::roc_auc`] is `None`).
     pub roc_auc: f64,
-    /// PR-AUC, average precision (threshold-free).
+    /// PR-AUC, average precision (threshold-free); NaN (`null` in JSON) when the rows hold no
+    /// positive ([`metrics::pr_auc`] is `None`).
     pub pr_auc: f64,
     /// True negatives.
     pub tn: usize,
@@ -125,7 +132,8 @@ pub struct Metrics {
     pub tp: usize,
 }
 
-/// Metrics of scores `p` against `y` at `threshold`.
+/// Metrics of scores `p` against `y` at `threshold`. Figures that are undefined on these rows
+/// are NaN (see [`Metrics`]).
 pub fn metrics_at(y: &[bool], p: &[f32], threshold: f32) -> Metrics {
     let c: Confusion = metrics::confusion(y, p, threshold);
     Metrics {
@@ -137,8 +145,8 @@ pub fn metrics_at(y: &[bool], p: &[f32], threshold: f32) -> Metrics {
         recall: c.recall(),
         f1: c.f1(),
         false_alarm_share: c.false_alarm_share(),
-        roc_auc: metrics::roc_auc(y, p),
-        pr_auc: metrics::pr_auc(y, p),
+        roc_auc: metrics::roc_auc(y, p).unwrap_or(f64::NAN),
+        pr_auc: metrics::pr_auc(y, p).unwrap_or(f64::NAN),
         tn: c.tn,
         fp: c.fp,
         fn_: c.fn_,
@@ -263,7 +271,7 @@ pub struct Fold {
     pub events: Option<EventReport>,
 }
 
-/// Mean and sample standard deviation.
+/// Mean and sample standard deviation over the folds where the figure is defined.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MeanSd {
     /// Mean.
@@ -272,6 +280,8 @@ pub struct MeanSd {
     pub sd: f64,
 }
 
+/// Mean and sample standard deviation of the finite values (a fold whose figure is undefined,
+/// NaN, is left out). Mean NaN with no finite value, standard deviation NaN with fewer than two.
 fn mean_sd(v: impl Iterator<Item = f64>) -> MeanSd {
     let v: Vec<f64> = v.filter(|x| x.is_finite()).collect();
     let n = v.len() as f64;
@@ -312,39 +322,70 @@ pub struct CrossValidation {
 /// Out-of-fold scores: `(rows, scores)` for the rows that were tested.
 pub type Oof = (Vec<usize>, Vec<f32>);
 
-/// How cross-validation trains and scores.
-#[derive(Debug, Clone)]
-pub struct CvSpec<'a> {
-    /// Folds (at least 2).
-    pub k: usize,
-    /// Forest parameters.
-    pub params: &'a ForestParams,
-    /// Floor rules applied to the forest's probability.
-    pub floor_rules: &'a [FloorRule],
-    /// Threshold the fold metrics are reported at.
-    pub threshold: f32,
-    /// Alert policy of the event view.
-    pub policy: AlertPolicy,
+/// Why cross-validation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CvError {
+    /// Twin data: fewer machines than folds, so a fold would have no machine to test.
+    #[error("{machines} machines for {folds} folds of machines: every fold needs one (use fewer folds or more machines)")]
+    TooFewMachines {
+        /// Machines among the rows.
+        machines: usize,
+        /// Folds asked for.
+        folds: usize,
+    },
+    /// AI4I: fewer rows than folds, so a fold would have no row to test.
+    #[error("{rows} rows for {folds} folds: every fold needs one (use fewer folds or more rows)")]
+    TooFewRows {
+        /// Rows given.
+        rows: usize,
+        /// Folds asked for.
+        folds: usize,
+    },
+    /// Twin data: a fold's machines have no row from [`CV_TIME_CUT`] of their readings on,
+    /// so there is nothing to test.
+    #[error("fold {fold} of {folds} has no rows to test (its machines have no readings after the time cut)")]
+    EmptyFold {
+        /// The fold (0-based).
+        fold: usize,
+        /// Folds.
+        folds: usize,
+    },
+    /// Training a fold's model failed (e.g. its training part has one class or no rows).
+    #[error("fold {fold} of {folds}: {source}")]
+    Fit {
+        /// The fold (0-based).
+        fold: usize,
+        /// Folds.
+        folds: usize,
+        /// Why.
+        source: MlError,
+    },
 }
 
-/// `k`-fold cross-validation on `rows` (see the module doc). Returns the folds and the
-/// out-of-fold scores. `on_fold` is called after each fold.
+/// `(train, test)` row indices of each fold (see the module doc and [`cross_validate`]).
+pub(crate) type FoldRows = Vec<(Vec<usize>, Vec<usize>)>;
+
+/// The `k` folds of `rows` (`k` at least 2). Twin data: machine `m` (the `j`-th smallest
+/// machine index among the rows) is tested in fold `j % k`; a fold trains on the other machines'
+/// rows before [`CV_TIME_CUT`] of their readings and tests its own machines' rows from there on.
+/// AI4I: stratified folds of rows; a fold trains on all the rows it does not test.
 ///
 /// # Errors
-/// [`MlError`] when a fold's training part has a single class.
-pub fn cross_validate(
-    data: &EvalData,
-    rows: &[usize],
-    spec: &CvSpec<'_>,
-    on_fold: &dyn Fn(),
-) -> Result<(CrossValidation, Oof), MlError> {
-    let (params, threshold, policy) = (spec.params, spec.threshold, &spec.policy);
-    let k = spec.k.max(2);
-    let folds: Vec<(Vec<usize>, Vec<usize>)> = match data {
+/// [`CvError::TooFewMachines`] / [`CvError::TooFewRows`] when a fold would be empty;
+/// [`CvError::EmptyFold`] when a fold's machines have no rows after the time cut.
+pub(crate) fn fold_rows(data: &EvalData, rows: &[usize], k: usize) -> Result<FoldRows, CvError> {
+    let k = k.max(2);
+    let folds: FoldRows = match data {
         EvalData::Twin(d) => {
             let mut machines: Vec<u32> = rows.iter().map(|&i| d.machine[i]).collect();
             machines.sort_unstable();
             machines.dedup();
+            if machines.len() < k {
+                return Err(CvError::TooFewMachines {
+                    machines: machines.len(),
+                    folds: k,
+                });
+            }
             (0..k)
                 .map(|f| {
                     let in_fold = |m: u32| machines.binary_search(&m).is_ok_and(|pos| pos % k == f);
@@ -364,6 +405,12 @@ pub fn cross_validate(
                 .collect()
         }
         EvalData::Tabular(t) => {
+            if rows.len() < k {
+                return Err(CvError::TooFewRows {
+                    rows: rows.len(),
+                    folds: k,
+                });
+            }
             let y: Vec<bool> = rows.iter().map(|&i| t.y[i]).collect();
             metrics::stratified_kfold(&y, k, 42)
                 .into_iter()
@@ -378,11 +425,52 @@ pub fn cross_validate(
                 .collect()
         }
     };
+    if let Some(fold) = folds.iter().position(|(_, test)| test.is_empty()) {
+        return Err(CvError::EmptyFold { fold, folds: k });
+    }
+    Ok(folds)
+}
+
+/// How cross-validation trains and scores.
+#[derive(Debug, Clone)]
+pub struct CvSpec<'a> {
+    /// Folds (at least 2).
+    pub k: usize,
+    /// Forest parameters.
+    pub params: &'a ForestParams,
+    /// Floor rules applied to the forest's probability.
+    pub floor_rules: &'a [FloorRule],
+    /// Threshold the fold metrics are reported at.
+    pub threshold: f32,
+    /// Alert policy of the event view.
+    pub policy: AlertPolicy,
+}
+
+/// `k`-fold cross-validation on `rows` (see the module doc): `k` below 2 counts as 2.
+/// Returns the folds and the out-of-fold scores. `on_fold` is called after each fold.
+///
+/// # Errors
+/// [`CvError`] when a fold would have nothing to test (fewer machines or rows than folds) or
+/// its training part cannot be fitted (a single class, no rows).
+pub fn cross_validate(
+    data: &EvalData,
+    rows: &[usize],
+    spec: &CvSpec<'_>,
+    on_fold: &dyn Fn(),
+) -> Result<(CrossValidation, Oof), CvError> {
+    let (params, threshold, policy) = (spec.params, spec.threshold, &spec.policy);
+    let k = spec.k.max(2);
+    let folds = fold_rows(data, rows, k)?;
     let mut out = Vec::new();
     let (mut oof_rows, mut oof_p) = (Vec::new(), Vec::new());
-    for (train, test) in folds {
+    for (fold, (train, test)) in folds.into_iter().enumerate() {
         let (xa, ya) = data.select(&train);
-        let forest = Forest::fit(xa.view(), &ya, params, &|| {})?;
+        let forest =
+            Forest::fit(xa.view(), &ya, params, &|| {}).map_err(|source| CvError::Fit {
+                fold,
+                folds: k,
+                source,
+            })?;
         let meta = TrainingMeta {
             rows: ya.len(),
             positives: ya.iter().filter(|&&b| b).count(),
@@ -577,15 +665,16 @@ pub enum EvalError {
     /// Nothing to evaluate.
     #[error("no rows to evaluate (too few readings per machine for the window and horizon?)")]
     Empty,
-    /// Training a fold failed.
+    /// Cross-validation could not run (too few machines or rows for the folds, or a fold's
+    /// training part with one class).
     #[error("cross-validation: {0}")]
-    Ml(#[from] MlError),
+    CrossValidation(#[from] CvError),
 }
 
 /// Evaluates `model` on `data` (see the module doc). `on_fold` reports CV progress.
 ///
 /// # Errors
-/// [`EvalError`] on mismatched features, no rows, or a fold with one class.
+/// [`EvalError`] on mismatched features, no rows, or cross-validation that cannot run.
 pub fn evaluate(
     model: &ModelArtifact,
     data: &EvalData,
@@ -703,3 +792,7 @@ pub fn evaluate(
         pr: thin(metrics::pr_curve(&y, &p), CURVE_POINTS),
     })
 }
+
+#[cfg(test)]
+#[path = "evaluate_tests.rs"]
+mod tests;

@@ -30,6 +30,9 @@ pub mod plots;
 pub mod tabular;
 pub mod train;
 
+#[cfg(test)]
+mod test_support;
+
 pub use dataset::{Dataset, LabelModes, LabelSpec, TwinDataSpec};
 pub use evaluate::{evaluate, EvalData, EvalOptions, EvalReport, ThresholdTarget};
-pub use train::{train_on, train_tabular, train_twin_model, TrainReport, TrainSpec};
+pub use train::{train_on, train_tabular, train_twin_model, TrainError, TrainReport, TrainSpec};

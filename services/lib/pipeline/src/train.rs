@@ -5,8 +5,8 @@
 
 use crate::dataset::{build, Dataset, TwinDataSpec};
 use crate::evaluate::{
-    choose_threshold, cross_validate, events_at, metrics_at, CrossValidation, CvSpec, EvalData,
-    Metrics, ThresholdTarget,
+    choose_threshold, cross_validate, events_at, metrics_at, CrossValidation, CvError, CvSpec,
+    EvalData, Metrics, ThresholdTarget,
 };
 use crate::events::{AlertPolicy, EventReport};
 use crate::tabular::{ai4i_floor_rules, Tabular};
@@ -74,9 +74,40 @@ pub struct TrainReport {
     pub cross_validation: Option<CrossValidation>,
 }
 
+/// Why training on AI4I failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Fitting the final forest failed (no rows, one class, bad parameters).
+    #[error(transparent)]
+    Fit(#[from] MlError),
+    /// The cross-validation the threshold is chosen on could not run.
+    #[error("cross-validation: {0}")]
+    CrossValidation(#[from] CvError),
+}
+
 /// Machines with index % 5 == 0 are the test set, == 1 the validation set.
 fn role(machine: u32) -> u32 {
     machine % 5
+}
+
+/// Row indices of the twin split by machine ([`role`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TwinSplit {
+    /// Rows of machines with index % 5 >= 2: the forest is fitted on them.
+    pub(crate) train: Vec<usize>,
+    /// Rows of machines with index % 5 == 1: the threshold is chosen on them.
+    pub(crate) validation: Vec<usize>,
+    /// Rows of machines with index % 5 == 0: the reported metrics.
+    pub(crate) test: Vec<usize>,
+}
+
+/// The split by machine `train_on` uses.
+pub(crate) fn twin_split(data: &Dataset) -> TwinSplit {
+    TwinSplit {
+        train: data.rows_where(|m| role(m) >= 2),
+        validation: data.rows_where(|m| role(m) == 1),
+        test: data.rows_where(|m| role(m) == 0),
+    }
 }
 
 /// Simulates, trains and evaluates. `on_machine` and `on_tree` report progress.
@@ -131,14 +162,14 @@ pub fn train_on(
     let target = spec
         .target
         .unwrap_or(ThresholdTarget::EventRecall(DEFAULT_EVENT_RECALL_TARGET));
-    let train_rows = data.rows_where(|m| role(m) >= 2);
-    let (x, y) = data.select(&train_rows);
+    let split = twin_split(data);
+    let (x, y) = data.select(&split.train);
     let started = Instant::now();
     let forest = Forest::fit(x.view(), &y, &spec.params, on_tree)?;
     let fit_seconds = started.elapsed().as_secs_f64();
 
     let wrapped = EvalData::Twin(data.clone());
-    let val_rows = data.rows_where(|m| role(m) == 1);
+    let val_rows = split.validation;
     let (xv, _) = data.select(&val_rows);
     let pv = forest.predict_proba(xv.view());
     let mut threshold = choose_threshold(&wrapped, &val_rows, &pv, target, &policy);
@@ -146,7 +177,7 @@ pub fn train_on(
         // The target is out of reach on the validation machines: fall back to best F1.
         threshold = choose_threshold(&wrapped, &val_rows, &pv, ThresholdTarget::BestF1, &policy);
     }
-    let test_rows = data.rows_where(|m| role(m) == 0);
+    let test_rows = split.test;
     let (xt, yt) = data.select(&test_rows);
     let pt = forest.predict_proba(xt.view());
     let mut rep = report(
@@ -222,12 +253,13 @@ fn finish(
 /// rules, threshold from 5-fold out-of-fold scores of the 80 %, metrics on the 20 %.
 ///
 /// # Errors
-/// [`MlError`] when the data has a single class or is empty.
+/// [`TrainError`] when the data has a single class or is empty, or has fewer rows than the
+/// 5 folds of the cross-validation.
 pub fn train_tabular(
     table: &Tabular,
     spec: &TrainSpec,
     on_tree: &(dyn Fn() + Sync),
-) -> Result<(ModelArtifact, TrainReport), MlError> {
+) -> Result<(ModelArtifact, TrainReport), TrainError> {
     let policy = AlertPolicy::default();
     let target = spec.target.unwrap_or(ThresholdTarget::BestF1);
     let floor: Vec<FloorRule> = ai4i_floor_rules();
@@ -293,3 +325,7 @@ pub fn train_tabular(
     });
     Ok((artifact.with_metrics(metrics), rep))
 }
+
+#[cfg(test)]
+#[path = "train_tests.rs"]
+mod tests;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::forest::{Forest, ForestParams};
-use crate::reference::TrainingReference;
+use crate::reference::{ReferenceError, TrainingReference};
 
 /// Schema id of the artifact format this crate writes and reads.
 pub const ARTIFACT_SCHEMA: &str = "dtwin.model.v1";
@@ -47,7 +47,7 @@ pub enum ArtifactError {
     FloorRule(String),
     /// The training reference does not fit the model (see [`TrainingReference::validate`]).
     #[error("training reference: {0}")]
-    Reference(String),
+    Reference(ReferenceError),
 }
 
 /// An expert rule that raises the probability to 1 when it fires: the row's value of

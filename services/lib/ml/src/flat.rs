@@ -234,21 +234,37 @@ impl FlatForest {
     }
 
     /// Check the invariants that make walking the trees panic-free and terminating.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), FlatForestError> {
         let n = self.nodes.len();
         if self.values.len() != n {
-            return Err(format!("{} values for {n} nodes", self.values.len()));
+            return Err(FlatForestError::ValueCount {
+                values: self.values.len(),
+                nodes: n,
+            });
         }
-        if self.n_features == 0 || self.roots.is_empty() || self.roots[0] != 0 {
-            return Err("forest has no features, no trees, or the first root is not 0".into());
+        if self.n_features == 0 {
+            return Err(FlatForestError::NoFeatures);
         }
-        if self.values.iter().any(|v| !(0.0..=1.0).contains(v)) {
-            return Err("node value outside [0, 1]".into());
+        match self.roots.first() {
+            None => return Err(FlatForestError::NoTrees),
+            Some(&first) if first != 0 => return Err(FlatForestError::FirstRoot(first)),
+            Some(_) => {}
+        }
+        if let Some(node) = self.values.iter().position(|v| !(0.0..=1.0).contains(v)) {
+            return Err(FlatForestError::Value {
+                node,
+                value: self.values[node],
+            });
         }
         for t in 0..self.roots.len() {
             let (start, end) = self.tree_span(t);
             if start >= end || end > n {
-                return Err(format!("tree {t} has an empty or out-of-range node span"));
+                return Err(FlatForestError::TreeSpan {
+                    tree: t,
+                    start,
+                    end,
+                    nodes: n,
+                });
             }
             for i in start..end {
                 let node = &self.nodes[i];
@@ -256,16 +272,132 @@ impl FlatForest {
                 if r == i {
                     continue; // leaf
                 }
-                if (node.feature & FEATURE_MASK) as usize >= self.n_features {
-                    return Err(format!("node {i} splits on unknown feature"));
+                let feature = (node.feature & FEATURE_MASK) as usize;
+                if feature >= self.n_features {
+                    return Err(FlatForestError::UnknownFeature {
+                        node: i,
+                        feature,
+                        n_features: self.n_features,
+                    });
                 }
                 if i + 1 >= end || r <= i + 1 || r >= end {
-                    return Err(format!("node {i} has children outside its tree"));
+                    return Err(FlatForestError::ChildOutside {
+                        node: i,
+                        right: r,
+                        tree: t,
+                        start,
+                        end,
+                    });
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Why serialized trees were refused: they would index out of bounds or loop when walked.
+/// Reported by serde while deserializing a forest (so inside `ArtifactError::Json`).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub(crate) enum FlatForestError {
+    /// The node arrays (`feature`, `threshold`, `missing_left`, `right`, `value`) differ in
+    /// length.
+    #[error(
+        "node arrays differ in length (feature {feature}, threshold {threshold}, missing_left {missing_left}, right {right}, value {value})"
+    )]
+    ArrayLengths {
+        /// Entries of `feature`.
+        feature: usize,
+        /// Entries of `threshold`.
+        threshold: usize,
+        /// Entries of `missing_left`.
+        missing_left: usize,
+        /// Entries of `right`.
+        right: usize,
+        /// Entries of `value`.
+        value: usize,
+    },
+    /// More nodes than a `u32` index reaches.
+    #[error("too many nodes (node {0} has no u32 index)")]
+    TooManyNodes(usize),
+    /// An internal node's feature index is negative-but-not-leaf or does not fit the index bits.
+    #[error("node {node} has feature index {feature}")]
+    FeatureIndex {
+        /// The node.
+        node: usize,
+        /// Its stored feature index.
+        feature: i64,
+    },
+    /// An internal node's right child does not come after its left one (the next node).
+    #[error("node {node} has its right child before its left (right child {right})")]
+    RightBeforeLeft {
+        /// The node.
+        node: usize,
+        /// Its right child.
+        right: u32,
+    },
+    /// The values do not match the nodes one to one.
+    #[error("{values} values for {nodes} nodes")]
+    ValueCount {
+        /// Values given.
+        values: usize,
+        /// Nodes given.
+        nodes: usize,
+    },
+    /// `n_features` is 0.
+    #[error("forest has no features")]
+    NoFeatures,
+    /// `roots` is empty.
+    #[error("forest has no trees")]
+    NoTrees,
+    /// The first tree does not start at node 0.
+    #[error("the first root is node {0}, not 0")]
+    FirstRoot(u32),
+    /// A node's value is not a probability.
+    #[error("node {node} has value {value}, outside [0, 1]")]
+    Value {
+        /// The node.
+        node: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A tree's nodes (from its root to the next root) are empty or past the node array.
+    #[error(
+        "tree {tree} has an empty or out-of-range node span ({start}..{end} of {nodes} nodes)"
+    )]
+    TreeSpan {
+        /// The tree.
+        tree: usize,
+        /// Its root.
+        start: usize,
+        /// The next tree's root (or the node count).
+        end: usize,
+        /// Nodes in the forest.
+        nodes: usize,
+    },
+    /// A node splits on a feature the forest does not have.
+    #[error("node {node} splits on unknown feature {feature} (the forest has {n_features})")]
+    UnknownFeature {
+        /// The node.
+        node: usize,
+        /// The feature index it splits on.
+        feature: usize,
+        /// Features of the forest.
+        n_features: usize,
+    },
+    /// A node's children are not inside its own tree, after it.
+    #[error("node {node} has children outside its tree (right child {right}, tree {tree} spans {start}..{end})")]
+    ChildOutside {
+        /// The node.
+        node: usize,
+        /// Its right child.
+        right: usize,
+        /// Its tree.
+        tree: usize,
+        /// The tree's first node.
+        start: usize,
+        /// One past the tree's last node.
+        end: usize,
+    },
 }
 
 /// On-disk form: parallel arrays; `feature` is -1 for leaves.
@@ -313,9 +445,9 @@ impl From<FlatForest> for FlatRepr {
 }
 
 impl TryFrom<FlatRepr> for FlatForest {
-    type Error = String;
+    type Error = FlatForestError;
 
-    fn try_from(r: FlatRepr) -> Result<Self, String> {
+    fn try_from(r: FlatRepr) -> Result<Self, FlatForestError> {
         let n = r.feature.len();
         let lengths = [
             r.threshold.len(),
@@ -324,12 +456,18 @@ impl TryFrom<FlatRepr> for FlatForest {
             r.value.len(),
         ];
         if lengths.iter().any(|&len| len != n) {
-            return Err("node arrays differ in length".into());
+            return Err(FlatForestError::ArrayLengths {
+                feature: n,
+                threshold: r.threshold.len(),
+                missing_left: r.missing_left.len(),
+                right: r.right.len(),
+                value: r.value.len(),
+            });
         }
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             let node = if r.feature[i] < 0 {
-                let right = u32::try_from(i).map_err(|_| "too many nodes".to_string())?;
+                let right = u32::try_from(i).map_err(|_| FlatForestError::TooManyNodes(i))?;
                 Node {
                     feature: 0,
                     threshold: f32::NAN,
@@ -339,9 +477,15 @@ impl TryFrom<FlatRepr> for FlatForest {
                 let f = u32::try_from(r.feature[i])
                     .ok()
                     .filter(|&f| f < MISSING_LEFT)
-                    .ok_or_else(|| format!("node {i} has feature index {}", r.feature[i]))?;
+                    .ok_or(FlatForestError::FeatureIndex {
+                        node: i,
+                        feature: r.feature[i],
+                    })?;
                 if (r.right[i] as usize) <= i + 1 {
-                    return Err(format!("node {i} has its right child before its left"));
+                    return Err(FlatForestError::RightBeforeLeft {
+                        node: i,
+                        right: r.right[i],
+                    });
                 }
                 let flag = if r.missing_left[i] { MISSING_LEFT } else { 0 };
                 Node {
@@ -364,5 +508,163 @@ impl TryFrom<FlatRepr> for FlatForest {
             .map(|t| forest.tree_depth(t))
             .collect();
         Ok(forest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One tree: the root splits feature 0 at 0.5 into leaves 0.2 (left) and 0.8 (right).
+    fn repr() -> FlatRepr {
+        FlatRepr {
+            n_features: 1,
+            roots: vec![0],
+            feature: vec![0, -1, -1],
+            threshold: vec![0.5, 0.0, 0.0],
+            missing_left: vec![false; 3],
+            right: vec![2, 0, 0],
+            value: vec![0.5, 0.2, 0.8],
+        }
+    }
+
+    fn refused(change: impl FnOnce(&mut FlatRepr)) -> FlatForestError {
+        let mut r = repr();
+        change(&mut r);
+        FlatForest::try_from(r).expect_err("corrupted trees are refused")
+    }
+
+    #[test]
+    fn a_valid_repr_loads_and_walks() {
+        let f = FlatForest::try_from(repr()).unwrap();
+        assert_eq!(f.depths, vec![1]);
+        assert_eq!(f.predict_row(&[0.1]), 0.2);
+        assert_eq!(f.predict_row(&[0.9]), 0.8);
+    }
+
+    #[test]
+    fn each_decoding_failure_has_its_own_error() {
+        let e = refused(|r| {
+            r.value.pop();
+        });
+        assert_eq!(
+            e,
+            FlatForestError::ArrayLengths {
+                feature: 3,
+                threshold: 3,
+                missing_left: 3,
+                right: 3,
+                value: 2
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "node arrays differ in length (feature 3, threshold 3, missing_left 3, right 3, value 2)"
+        );
+        let e = refused(|r| r.feature[0] = i64::from(MISSING_LEFT));
+        assert_eq!(
+            e,
+            FlatForestError::FeatureIndex {
+                node: 0,
+                feature: 1 << 31
+            }
+        );
+        assert_eq!(e.to_string(), "node 0 has feature index 2147483648");
+        let e = refused(|r| r.right[0] = 1);
+        assert_eq!(e, FlatForestError::RightBeforeLeft { node: 0, right: 1 });
+        assert_eq!(
+            e.to_string(),
+            "node 0 has its right child before its left (right child 1)"
+        );
+    }
+
+    #[test]
+    fn each_broken_invariant_has_its_own_error() {
+        assert_eq!(refused(|r| r.n_features = 0), FlatForestError::NoFeatures);
+        assert_eq!(refused(|r| r.roots.clear()), FlatForestError::NoTrees);
+        assert_eq!(
+            refused(|r| r.roots = vec![1]),
+            FlatForestError::FirstRoot(1)
+        );
+        let e = refused(|r| r.value[1] = 1.5);
+        assert_eq!(
+            e,
+            FlatForestError::Value {
+                node: 1,
+                value: 1.5
+            }
+        );
+        assert_eq!(e.to_string(), "node 1 has value 1.5, outside [0, 1]");
+        assert!(matches!(
+            refused(|r| r.value[2] = f32::NAN),
+            FlatForestError::Value { node: 2, .. }
+        ));
+        // A second root at the end: tree 1 has no nodes.
+        let e = refused(|r| r.roots = vec![0, 3]);
+        assert_eq!(
+            e,
+            FlatForestError::TreeSpan {
+                tree: 1,
+                start: 3,
+                end: 3,
+                nodes: 3
+            }
+        );
+        assert!(e
+            .to_string()
+            .starts_with("tree 1 has an empty or out-of-range node span"));
+        let e = refused(|r| r.feature[0] = 3);
+        assert_eq!(
+            e,
+            FlatForestError::UnknownFeature {
+                node: 0,
+                feature: 3,
+                n_features: 1
+            }
+        );
+        assert!(e
+            .to_string()
+            .starts_with("node 0 splits on unknown feature"));
+        // A second tree starting at node 2 cuts the root's right child off its tree.
+        let e = refused(|r| r.roots = vec![0, 2]);
+        assert_eq!(
+            e,
+            FlatForestError::ChildOutside {
+                node: 0,
+                right: 2,
+                tree: 0,
+                start: 0,
+                end: 2
+            }
+        );
+        assert!(e
+            .to_string()
+            .starts_with("node 0 has children outside its tree"));
+        // validate on its own: values that do not match the nodes.
+        let mut f = FlatForest::try_from(repr()).unwrap();
+        f.values.pop();
+        assert_eq!(
+            f.validate(),
+            Err(FlatForestError::ValueCount {
+                values: 2,
+                nodes: 3
+            })
+        );
+        assert_eq!(
+            f.validate().unwrap_err().to_string(),
+            "2 values for 3 nodes"
+        );
+    }
+
+    #[test]
+    fn serde_reports_the_reason() {
+        let mut v = serde_json::to_value(repr()).unwrap();
+        v["right"][0] = 1.into();
+        let e = serde_json::from_value::<FlatForest>(v).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("node 0 has its right child before its left"),
+            "{e}"
+        );
     }
 }

@@ -41,7 +41,9 @@ pub mod reference;
 
 pub use artifact::{ArtifactError, FloorRule, ModelArtifact, TrainingMeta, ARTIFACT_SCHEMA};
 pub use forest::{ClassWeight, Explained, Forest, ForestParams, MaxFeatures, MlError};
-pub use reference::{Binned, TrainingReference, DEFAULT_REFERENCE_BINS};
+pub use reference::{
+    Binned, BinnedError, ReferenceError, TrainingReference, DEFAULT_REFERENCE_BINS,
+};
 
 #[cfg(test)]
 mod tests;

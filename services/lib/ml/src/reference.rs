@@ -16,6 +16,68 @@ pub const DEFAULT_REFERENCE_BINS: usize = 10;
 /// Most bins a distribution may have (a live value's bin is stored in a byte).
 pub const MAX_REFERENCE_BINS: usize = 64;
 
+/// Why a [`Binned`] histogram is malformed (see [`Binned::validate`]). Every variant names the
+/// distribution.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum BinnedError {
+    /// More bins than a live value's byte can index.
+    #[error("reference for {name:?}: too many bins ({bins}, at most {MAX_REFERENCE_BINS})")]
+    TooManyBins {
+        /// The distribution.
+        name: String,
+        /// Its bins (`edges + 1`).
+        bins: usize,
+    },
+    /// An edge is NaN or infinite, or the edges do not strictly ascend.
+    #[error("reference for {name:?}: edges must be finite and strictly ascending")]
+    Edges {
+        /// The distribution.
+        name: String,
+    },
+    /// The proportions do not match the bins one to one.
+    #[error(
+        "reference for {name:?}: needs one proportion per bin ({proportions} proportions for {bins} bins)"
+    )]
+    Proportions {
+        /// The distribution.
+        name: String,
+        /// Proportions given.
+        proportions: usize,
+        /// Bins (`edges + 1`).
+        bins: usize,
+    },
+    /// A proportion or the missing share is not in `0..=1`.
+    #[error("reference for {name:?}: shares must be in 0..=1")]
+    Shares {
+        /// The distribution.
+        name: String,
+    },
+}
+
+/// Why a [`TrainingReference`] does not fit a model (see [`TrainingReference::validate`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ReferenceError {
+    /// The feature histograms are not the model's features, one per name, in order.
+    #[error(
+        "reference features do not match the model's feature names ({reference} reference features for {model} names; first difference at position {position}: {found:?} where the model has {expected:?})"
+    )]
+    FeatureNames {
+        /// Feature histograms in the reference.
+        reference: usize,
+        /// Feature names of the model.
+        model: usize,
+        /// Index of the first histogram or name that differs.
+        position: usize,
+        /// The reference's name there (`None`: the reference ends first).
+        found: Option<String>,
+        /// The model's name there (`None`: the model's names end first).
+        expected: Option<String>,
+    },
+    /// One histogram is malformed.
+    #[error(transparent)]
+    Binned(#[from] BinnedError),
+}
+
 /// One distribution as a histogram over fixed edges.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Binned {
@@ -87,22 +149,27 @@ impl Binned {
     /// Checks the shape: ascending finite edges, one proportion per bin, shares in 0..=1.
     ///
     /// # Errors
-    /// What is wrong, naming the distribution.
-    pub fn validate(&self) -> Result<(), String> {
-        let bad = |why: &str| Err(format!("reference for {:?}: {why}", self.name));
-        if self.edges.len() + 1 > MAX_REFERENCE_BINS {
-            return bad("too many bins");
+    /// [`BinnedError`]: what is wrong, naming the distribution.
+    pub fn validate(&self) -> Result<(), BinnedError> {
+        let name = || self.name.clone();
+        let bins = self.edges.len() + 1;
+        if bins > MAX_REFERENCE_BINS {
+            return Err(BinnedError::TooManyBins { name: name(), bins });
         }
         if self.edges.iter().any(|e| !e.is_finite()) || self.edges.windows(2).any(|w| w[0] >= w[1])
         {
-            return bad("edges must be finite and strictly ascending");
+            return Err(BinnedError::Edges { name: name() });
         }
-        if self.proportions.len() != self.edges.len() + 1 {
-            return bad("needs one proportion per bin");
+        if self.proportions.len() != bins {
+            return Err(BinnedError::Proportions {
+                name: name(),
+                proportions: self.proportions.len(),
+                bins,
+            });
         }
         let share = |p: &f64| (0.0..=1.0).contains(p);
         if !self.proportions.iter().all(share) || !share(&self.missing) {
-            return bad("shares must be in 0..=1");
+            return Err(BinnedError::Shares { name: name() });
         }
         Ok(())
     }
@@ -149,17 +216,24 @@ impl TrainingReference {
     /// Checks every histogram and that there is one per feature name, in order.
     ///
     /// # Errors
-    /// What is wrong.
-    pub fn validate(&self, names: &[String]) -> Result<(), String> {
-        if self.features.len() != names.len()
-            || self.features.iter().zip(names).any(|(b, n)| b.name != *n)
-        {
-            return Err("reference features do not match the model's feature names".into());
+    /// [`ReferenceError`]: the histograms are not the model's features, or one is malformed.
+    pub fn validate(&self, names: &[String]) -> Result<(), ReferenceError> {
+        let differs = (0..self.features.len().max(names.len()))
+            .find(|&i| self.features.get(i).map(|b| &b.name) != names.get(i));
+        if let Some(position) = differs {
+            return Err(ReferenceError::FeatureNames {
+                reference: self.features.len(),
+                model: names.len(),
+                position,
+                found: self.features.get(position).map(|b| b.name.clone()),
+                expected: names.get(position).cloned(),
+            });
         }
         self.features
             .iter()
             .chain(std::iter::once(&self.risk))
-            .try_for_each(Binned::validate)
+            .try_for_each(Binned::validate)?;
+        Ok(())
     }
 }
 
@@ -216,5 +290,115 @@ mod tests {
         let mut broken = r.clone();
         broken.features[0].edges.reverse();
         assert!(broken.validate(&names).is_err());
+    }
+
+    #[test]
+    fn each_malformation_has_its_own_error_naming_the_distribution() {
+        let good = Binned::from_values("temp", (0..100).map(f64::from), 10);
+        let broken = |change: &dyn Fn(&mut Binned)| {
+            let mut b = good.clone();
+            change(&mut b);
+            b.validate().unwrap_err()
+        };
+        let e = broken(&|b| {
+            b.edges = (0..MAX_REFERENCE_BINS).map(|i| i as f64).collect();
+            b.proportions = vec![0.0; MAX_REFERENCE_BINS + 1];
+        });
+        assert_eq!(
+            e,
+            BinnedError::TooManyBins {
+                name: "temp".into(),
+                bins: MAX_REFERENCE_BINS + 1
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "reference for \"temp\": too many bins (65, at most 64)"
+        );
+        let e = broken(&|b| b.edges[3] = f64::NAN);
+        assert_eq!(
+            e,
+            BinnedError::Edges {
+                name: "temp".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "reference for \"temp\": edges must be finite and strictly ascending"
+        );
+        assert_eq!(
+            broken(&|b| b.edges.swap(0, 1)),
+            BinnedError::Edges {
+                name: "temp".into()
+            }
+        );
+        let e = broken(&|b| {
+            b.proportions.pop();
+        });
+        assert_eq!(
+            e,
+            BinnedError::Proportions {
+                name: "temp".into(),
+                proportions: 9,
+                bins: 10
+            }
+        );
+        assert!(e.to_string().contains("needs one proportion per bin"));
+        let e = broken(&|b| b.proportions[0] = 1.5);
+        assert_eq!(
+            e,
+            BinnedError::Shares {
+                name: "temp".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "reference for \"temp\": shares must be in 0..=1"
+        );
+        assert_eq!(
+            broken(&|b| b.missing = -0.1),
+            BinnedError::Shares {
+                name: "temp".into()
+            }
+        );
+    }
+
+    #[test]
+    fn reference_errors_say_which_feature_differs_or_which_histogram_is_bad() {
+        let x = ndarray::Array2::from_shape_fn((20, 2), |(i, j)| (i + j) as f32);
+        let names = vec!["a".to_owned(), "b".to_owned()];
+        let r = TrainingReference::build(&names, x.view(), &[0.2, 0.8], 4, "test");
+        let e = r.validate(&["a".to_owned()]).unwrap_err();
+        assert_eq!(
+            e,
+            ReferenceError::FeatureNames {
+                reference: 2,
+                model: 1,
+                position: 1,
+                found: Some("b".into()),
+                expected: None
+            }
+        );
+        assert!(e
+            .to_string()
+            .starts_with("reference features do not match the model's feature names"));
+        let swapped = ["b".to_owned(), "a".to_owned()];
+        assert!(matches!(
+            r.validate(&swapped),
+            Err(ReferenceError::FeatureNames { position: 0, .. })
+        ));
+        let mut bad_risk = r.clone();
+        bad_risk.risk.missing = 2.0;
+        let e = bad_risk.validate(&names).unwrap_err();
+        assert_eq!(
+            e,
+            ReferenceError::Binned(BinnedError::Shares {
+                name: "risk".into()
+            })
+        );
+        assert_eq!(
+            e.to_string(),
+            "reference for \"risk\": shares must be in 0..=1"
+        );
     }
 }

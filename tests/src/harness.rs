@@ -12,6 +12,40 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A running service: its task, with the service's error as anyhow so tests can keep tasks of
+/// different services together.
+pub type ServiceTask = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// How long a test waits for a service to subscribe before it fails.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Spawns a service's run future (see [`ServiceTask`]).
+pub fn spawn<E>(run: impl std::future::Future<Output = Result<(), E>> + Send + 'static) -> ServiceTask
+where
+    anyhow::Error: From<E>,
+    E: 'static,
+{
+    tokio::spawn(async move { Ok(run.await?) })
+}
+
+/// Runs a built service until `stop` fires, returning once it is ready (connected and
+/// subscribed): what a test waits for before it publishes, instead of a fixed sleep.
+///
+/// # Panics
+/// When the service is not ready within [`READY_TIMEOUT`].
+pub async fn start<S: dtwin_runtime::Service>(
+    service: S,
+    stop: &tokio_util::sync::CancellationToken,
+) -> ServiceTask {
+    let stop = stop.clone();
+    let ready = service.ready();
+    let task = tokio::spawn(async move { service.run(stop).await.map_err(|e| anyhow::anyhow!(e)) });
+    if let Err(e) = ready.wait_for(READY_TIMEOUT).await {
+        panic!("service not ready: {e}");
+    }
+    task
+}
+
 /// Starts an embedded rumqttd on a free port and returns its URL.
 ///
 /// # Panics

@@ -71,8 +71,12 @@ async fn an_extended_model_on_custom_windows_is_served_end_to_end() {
     inference.window = window;
     inference.model = dtwin_inference::ModelSource::File(path);
     let services = [
-        tokio::spawn(dtwin_feature::run(feature, stop.clone())),
-        tokio::spawn(dtwin_inference::run(inference, stop.clone())),
+        harness::start(
+            dtwin_feature::FeatureService::build(feature).await.unwrap(),
+            &stop,
+        )
+        .await,
+        harness::spawn(dtwin_inference::run(inference, stop.clone())),
     ];
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut twin = dtwin_twin_publisher::TwinConfig::new(broker.clone());

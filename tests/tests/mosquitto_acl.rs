@@ -109,7 +109,7 @@ async fn gateways_publish_only_their_own_machines() {
     let shutdown = CancellationToken::new();
     let mut config =
         dtwin_feature::FeatureConfig::new(url(port, "dtwin-feature", "feature-secret"));
-    config.client_id = "acl-test-feature".into();
+    config.common.client_id = Some("acl-test-feature".into());
     let feature = tokio::spawn(dtwin_feature::run(config, shutdown.clone()));
     let reader = Recorder::start(
         &url(port, "dtwin-dashboard", "dashboard-secret"),
@@ -289,21 +289,21 @@ async fn scaled_out_services_have_every_permission_they_need() {
     let outbox = tempfile::tempdir().unwrap();
     let mut feature =
         dtwin_feature::FeatureConfig::new(url(port, "dtwin-feature", "feature-secret"));
-    feature.instance = Some("feature-a".into());
+    feature.common.instance = Some("feature-a".into());
     let mut inference =
         dtwin_inference::InferenceConfig::new(url(port, "dtwin-inference", "inference-secret"));
-    inference.instance = Some("inference-a".into());
+    inference.common.instance = Some("inference-a".into());
     let mut alerter =
         dtwin_alerter::AlerterConfig::new(url(port, "dtwin-alerter", "alerter-secret"));
-    alerter.instance = Some("alerter-a".into());
+    alerter.common.instance = Some("alerter-a".into());
     alerter.outbox_dir = outbox.path().to_path_buf();
     alerter.spool_dir = outbox.path().join(".spool");
     alerter.policy.digest_min = 1000;
     alerter.policy.group_wait = time::Duration::ZERO;
     let tasks = [
-        tokio::spawn(dtwin_feature::run(feature, shutdown.clone())),
-        tokio::spawn(dtwin_inference::run(inference, shutdown.clone())),
-        tokio::spawn(dtwin_alerter::run(alerter, shutdown.clone())),
+        harness::spawn(dtwin_feature::run(feature, shutdown.clone())),
+        harness::spawn(dtwin_inference::run(inference, shutdown.clone())),
+        harness::spawn(dtwin_alerter::run(alerter, shutdown.clone())),
     ];
     for (service, name) in [
         ("feature", "feature-a"),

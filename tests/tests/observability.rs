@@ -86,10 +86,10 @@ async fn metrics_count_real_traffic() {
     let stop = CancellationToken::new();
     let (feature_addr, inference_addr) = (metrics_addr(), metrics_addr());
     let mut f = dtwin_feature::FeatureConfig::new(broker.clone());
-    f.metrics_listen = Some(feature_addr);
+    f.common.metrics_listen = Some(feature_addr);
     f.telemetry_qos = QoS::AtLeastOnce;
     let mut i = dtwin_inference::InferenceConfig::new(broker.clone());
-    i.metrics_listen = Some(inference_addr);
+    i.common.metrics_listen = Some(inference_addr);
     let feature = tokio::spawn(dtwin_feature::run(f, stop.clone()));
     let inference = tokio::spawn(dtwin_inference::run(i, stop.clone()));
     // Healthy once each service's subscriptions are acknowledged.
@@ -223,7 +223,7 @@ async fn healthz_is_503_while_the_broker_is_unreachable() {
     let stop = CancellationToken::new();
     let addr = metrics_addr();
     let mut i = dtwin_inference::InferenceConfig::new(BrokerUrl::new("127.0.0.1", port));
-    i.metrics_listen = Some(addr);
+    i.common.metrics_listen = Some(addr);
     let inference = tokio::spawn(dtwin_inference::run(i, stop.clone()));
     let body = wait_status(addr, "/healthz", 503).await;
     assert!(body.contains("broker link Down"), "{body}");
@@ -241,9 +241,9 @@ async fn healthz_turns_503_when_the_broker_dies() {
     let stop = CancellationToken::new();
     let (fa, ia) = (metrics_addr(), metrics_addr());
     let mut f = dtwin_feature::FeatureConfig::new(mosquitto.url());
-    f.metrics_listen = Some(fa);
+    f.common.metrics_listen = Some(fa);
     let mut i = dtwin_inference::InferenceConfig::new(mosquitto.url());
-    i.metrics_listen = Some(ia);
+    i.common.metrics_listen = Some(ia);
     let feature = tokio::spawn(dtwin_feature::run(f, stop.clone()));
     let inference = tokio::spawn(dtwin_inference::run(i, stop.clone()));
     wait_status(fa, "/healthz", 200).await;
@@ -322,10 +322,10 @@ fn alerter_config(
     addr: SocketAddr,
 ) -> dtwin_alerter::AlerterConfig {
     let mut a = dtwin_alerter::AlerterConfig::new(broker.clone());
-    a.client_id = format!("obs-alerter-{}", addr.port());
+    a.common.client_id = Some(format!("obs-alerter-{}", addr.port()));
     a.outbox_dir = dir.join("outbox");
     a.spool_dir = dir.join("spool");
-    a.metrics_listen = Some(addr);
+    a.common.metrics_listen = Some(addr);
     a.policy.group_wait = time::Duration::ZERO;
     a.retry = dtwin_alerter::RetryPolicy {
         initial: Duration::from_millis(20),
@@ -458,10 +458,10 @@ async fn twin_metrics_count_the_fleet_and_its_control_commands() {
     let broker = harness::embedded_broker();
     let addr = metrics_addr();
     let mut t = dtwin_twin_publisher::TwinConfig::new(broker.clone());
-    t.client_id = format!("obs-twin-{}", addr.port());
+    t.common.client_id = Some(format!("obs-twin-{}", addr.port()));
     t.machines = 3;
     t.rate_hz = 20.0;
-    t.metrics_listen = Some(addr);
+    t.common.metrics_listen = Some(addr);
     let recorder = Recorder::start(&broker, "dtwin/v1/#").await;
     let stop = CancellationToken::new();
     let twin = tokio::spawn(dtwin_twin_publisher::run(t, stop.clone()));
@@ -541,7 +541,7 @@ async fn alerter_and_twin_healthz_are_503_without_a_broker() {
     ));
     let mut t = dtwin_twin_publisher::TwinConfig::new(nowhere);
     t.machines = 2;
-    t.metrics_listen = Some(ta);
+    t.common.metrics_listen = Some(ta);
     let twin = tokio::spawn(dtwin_twin_publisher::run(t, stop.clone()));
     for addr in [aa, ta] {
         let body = wait_status(addr, "/healthz", 503).await;

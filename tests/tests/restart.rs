@@ -49,10 +49,13 @@ async fn a_restarted_feature_service_flags_cold_windows_then_warms_up() {
     let stop = CancellationToken::new();
     let recorder = Recorder::start(&broker, "dtwin/v1/machines/#").await;
     let first = CancellationToken::new();
-    let feature = tokio::spawn(dtwin_feature::run(
-        dtwin_feature::FeatureConfig::new(broker.clone()),
-        first.clone(),
-    ));
+    let feature = harness::start(
+        dtwin_feature::FeatureService::build(dtwin_feature::FeatureConfig::new(broker.clone()))
+            .await
+            .unwrap(),
+        &first,
+    )
+    .await;
     let inference = tokio::spawn(dtwin_inference::run(
         dtwin_inference::InferenceConfig::new(broker.clone()),
         stop.clone(),
@@ -61,7 +64,7 @@ async fn a_restarted_feature_service_flags_cold_windows_then_warms_up() {
     let mut twin = dtwin_twin_publisher::TwinConfig::new(broker.clone());
     twin.machines = MACHINES;
     twin.rate_hz = 20.0;
-    let twin = tokio::spawn(dtwin_twin_publisher::run(twin, stop.clone()));
+    let twin = harness::spawn(dtwin_twin_publisher::run(twin, stop.clone()));
 
     // Warm before the restart.
     wait_for_vectors(&recorder, 0, SHORT + 10).await;
@@ -73,10 +76,13 @@ async fn a_restarted_feature_service_flags_cold_windows_then_warms_up() {
     first.cancel();
     feature.await.unwrap().unwrap();
     let mark = recorder.all().len();
-    let second = tokio::spawn(dtwin_feature::run(
-        dtwin_feature::FeatureConfig::new(broker.clone()),
-        stop.clone(),
-    ));
+    let second = harness::start(
+        dtwin_feature::FeatureService::build(dtwin_feature::FeatureConfig::new(broker.clone()))
+            .await
+            .unwrap(),
+        &stop,
+    )
+    .await;
     wait_for_vectors(&recorder, mark, SHORT + 10).await;
 
     let after = vectors(&recorder, mark);

@@ -33,7 +33,7 @@ async fn two_instances_share_the_fleet_and_survive_a_kill() {
 
     let feature = |name: &str, token: CancellationToken| {
         let mut c = dtwin_feature::FeatureConfig::new(url.clone());
-        c.instance = Some(name.to_owned());
+        c.common.instance = Some(name.to_owned());
         c.telemetry_qos = QoS::AtLeastOnce;
         tokio::spawn(dtwin_feature::run(c, token))
     };
@@ -41,7 +41,7 @@ async fn two_instances_share_the_fleet_and_survive_a_kill() {
     let _b = feature("feature-b", stop.clone());
     for name in ["inference-a", "inference-b"] {
         let mut c = dtwin_inference::InferenceConfig::new(url.clone());
-        c.instance = Some(name.to_owned());
+        c.common.instance = Some(name.to_owned());
         tokio::spawn(dtwin_inference::run(c, stop.clone()));
     }
     // Let the four instances see each other before the stream starts.

@@ -27,17 +27,17 @@ async fn share_group_members_split_the_stream_without_duplicates() {
 
     for _ in 0..2 {
         let mut c = dtwin_feature::FeatureConfig::new(url.clone());
-        c.share_group = Some("feature".to_owned());
+        c.common.share_group = Some("feature".to_owned());
         c.telemetry_qos = QoS::AtLeastOnce;
         tokio::spawn(dtwin_feature::run(c, stop.clone()));
     }
     let mut c = dtwin_inference::InferenceConfig::new(url.clone());
-    c.share_group = Some("inference".to_owned());
+    c.common.share_group = Some("inference".to_owned());
     tokio::spawn(dtwin_inference::run(c, stop.clone()));
     // A member may not also be a named instance.
     let mut both = dtwin_feature::FeatureConfig::new(url.clone());
-    both.share_group = Some("feature".to_owned());
-    both.instance = Some("a".to_owned());
+    both.common.share_group = Some("feature".to_owned());
+    both.common.instance = Some("a".to_owned());
     let err = dtwin_feature::run(both, stop.clone()).await.unwrap_err();
     assert!(
         format!("{err:#}").contains("--share-group and --instance"),

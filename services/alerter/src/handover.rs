@@ -122,29 +122,46 @@ impl Handover {
     }
 }
 
+/// Why a published alert state was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertStateError {
+    /// Larger than [`MAX_STATE_BYTES`].
+    #[error("payload is {0} bytes; at most {MAX_STATE_BYTES}")]
+    Oversize(usize),
+    /// Not JSON, or not shaped like an [`AlertSnapshot`].
+    #[error("not an alert state: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// Another schema than [`ALERT_STATE_SCHEMA`].
+    #[error("schema is {0:?}; expected {ALERT_STATE_SCHEMA:?}")]
+    Schema(String),
+    /// The snapshot is about another machine than the topic's.
+    #[error("machine_id {machine_id} does not match the topic's {topic_id:?}")]
+    MachineMismatch {
+        /// The snapshot's machine.
+        machine_id: MachineId,
+        /// The topic's machine.
+        topic_id: String,
+    },
+}
+
 /// Decodes a snapshot received on the alert-state topic of `topic_id`.
 ///
 /// # Errors
-/// Oversize, not a snapshot, another schema, or a machine other than the topic's.
-pub fn decode(topic_id: &str, payload: &[u8]) -> Result<AlertSnapshot, String> {
+/// [`AlertStateError`]: oversize, not a snapshot, another schema, or a machine other than the
+/// topic's.
+pub fn decode(topic_id: &str, payload: &[u8]) -> Result<AlertSnapshot, AlertStateError> {
     if payload.len() > MAX_STATE_BYTES {
-        return Err(format!(
-            "payload is {} bytes; at most {MAX_STATE_BYTES}",
-            payload.len()
-        ));
+        return Err(AlertStateError::Oversize(payload.len()));
     }
-    let s: AlertSnapshot = dtwin_schema::from_json(payload).map_err(|e| e.to_string())?;
+    let s: AlertSnapshot = dtwin_schema::from_json(payload).map_err(AlertStateError::NotJson)?;
     if s.schema != ALERT_STATE_SCHEMA {
-        return Err(format!(
-            "schema is {:?}; expected {ALERT_STATE_SCHEMA:?}",
-            s.schema
-        ));
+        return Err(AlertStateError::Schema(s.schema));
     }
     if s.machine_id.as_str() != topic_id {
-        return Err(format!(
-            "machine_id {} does not match the topic's {topic_id:?}",
-            s.machine_id
-        ));
+        return Err(AlertStateError::MachineMismatch {
+            machine_id: s.machine_id,
+            topic_id: topic_id.to_owned(),
+        });
     }
     Ok(s)
 }

@@ -127,18 +127,23 @@ fn decode_rejects_what_is_not_a_snapshot_of_the_topics_machine() {
     let s = snapshot("m-1", 0, Some(firing("m-1", 0)));
     let bytes = dtwin_schema::to_json(&s);
     assert_eq!(decode("m-1", &bytes).unwrap(), s);
-    assert!(decode("m-2", &bytes)
-        .unwrap_err()
-        .contains("does not match"));
+    let e = decode("m-2", &bytes).unwrap_err();
+    assert!(
+        matches!(&e, AlertStateError::MachineMismatch { topic_id, .. } if topic_id == "m-2"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("does not match"), "{e}");
     let mut other = s.clone();
     other.schema = "dtwin.alert.v1".into();
-    assert!(decode("m-1", &dtwin_schema::to_json(&other))
-        .unwrap_err()
-        .contains("schema"));
-    assert!(decode("m-1", b"{").is_err());
-    assert!(decode("m-1", b"").is_err());
+    let e = decode("m-1", &dtwin_schema::to_json(&other)).unwrap_err();
+    assert!(matches!(&e, AlertStateError::Schema(found) if found == "dtwin.alert.v1"));
+    assert!(e.to_string().contains("schema"), "{e}");
+    assert!(matches!(decode("m-1", b"{"), Err(AlertStateError::NotJson(_))));
+    assert!(matches!(decode("m-1", b""), Err(AlertStateError::NotJson(_))));
     let big = vec![b' '; MAX_STATE_BYTES + 1];
-    assert!(decode("m-1", &big).unwrap_err().contains("bytes"));
+    let e = decode("m-1", &big).unwrap_err();
+    assert!(matches!(e, AlertStateError::Oversize(n) if n == MAX_STATE_BYTES + 1));
+    assert!(e.to_string().contains("bytes"), "{e}");
 }
 
 proptest! {

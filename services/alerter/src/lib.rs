@@ -17,7 +17,10 @@
 //! # Layout
 //! - [`lifecycle`]: the pure per-machine state machine ([`step`]): confirm k of n, escalate,
 //!   repeat, resolve with hysteresis.
-//! - [`processor`]: [`Processor`], the pure core: topic + bytes in, [`Outcome`] out.
+//! - [`router`]: [`Router`], the pure core of the loop: any message in, a [`Decision`] out
+//!   (a verdict's outcome, a silence set or removed, a handover, or just the ack).
+//! - [`processor`]: [`Processor`], the risk-verdict part of it: topic + bytes in, [`Outcome`]
+//!   out.
 //! - [`spool`]: [`Spool`], the durable queue and record of every notification.
 //! - [`plan`]: pure: silences, routing, digests, rate limits.
 //! - [`email`]: pure rendering (askama templates in `templates/`) of alerts and digests.
@@ -28,8 +31,8 @@
 //! - [`metrics`]: [`AlerterMetrics`], the Prometheus metrics behind `/metrics`; `/healthz`
 //!   follows the broker link (an SMTP outage is the `smtp_up` gauge, not ill health: the
 //!   spool holds the mail).
-//! - [`run`]: the async shell: one connection in (plus one to publish), queue → publish →
-//!   ack.
+//! - [`run`]: the async shell: one connection in (plus one to publish); it moves each message
+//!   through the [`Router`] and carries out the decision: queue → publish → ack.
 
 pub mod email;
 pub mod fsutil;
@@ -39,11 +42,12 @@ pub mod metrics;
 pub mod outbox;
 pub mod plan;
 pub mod processor;
+pub mod router;
 pub mod sender;
+mod shell;
 pub mod spool;
 pub mod transport;
 
-use dtwin_schema::AlertEventKind;
 pub use email::{render, AlertMail, MailConfig, MailError, MailKind};
 pub use lettre::message::Mailbox;
 pub use lifecycle::{
@@ -53,39 +57,31 @@ pub use metrics::AlerterMetrics;
 pub use outbox::{Outbox, OutboxError};
 pub use plan::{Policy, Routing};
 pub use processor::{Notification, Outcome, Processor, ProcessorStats};
+pub use router::{silence_update, AckOnly, Decision, Ignored, Router, SilenceError};
 pub use sender::RetryPolicy;
+pub use shell::MAX_WRITE_BACKOFF;
 pub use spool::Spool;
 pub use transport::Mailer;
 
 use anyhow::Context;
-use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
-use dtwin_schema::{Silence, TopicKind, Topics, SILENCE_SCHEMA};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
+use dtwin_schema::{TopicKind, Topics};
+use shell::Shell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
-
-/// Longest wait between spool write retries (disk full, permissions): the verdict stays
-/// unacknowledged meanwhile, so nothing is lost while the operator fixes the disk.
-pub const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(30);
+use tracing::info;
 
 /// Settings of the alerter.
 #[derive(Debug, Clone)]
 pub struct AlerterConfig {
-    /// The broker.
-    pub broker: BrokerUrl,
-    /// Topic prefix.
-    pub prefix: String,
-    /// MQTT client id; fixed so the persistent session survives restarts. With an
-    /// `instance` and the default id, `dtwin-alerter-{instance}`.
-    pub client_id: String,
-    /// This instance's name when several alerters share the fleet (scale-out, see
-    /// [`handover`]); `None`: the only instance. Each instance needs its own spool and outbox.
-    pub instance: Option<String>,
+    /// Broker, prefix, client id, instance, metrics endpoint. The client id is fixed
+    /// (`dtwin-alerter`, or `dtwin-alerter-{instance}` for one of several instances, see
+    /// [`handover`]) so the persistent session survives restarts; each instance needs its own
+    /// spool and outbox.
+    pub common: dtwin_runtime::CommonConfig,
     /// Where e-mails are written as `.eml` files when no SMTP server is set.
     pub outbox_dir: PathBuf,
     /// The durable spool.
@@ -106,11 +102,6 @@ pub struct AlerterConfig {
     pub retry: RetryPolicy,
     /// How long delivered records stay in the spool.
     pub retention: Duration,
-    /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
-    /// service on one port); takes precedence over `metrics_listen`.
-    pub metrics_shared: Option<dtwin_obs::Exposition>,
 }
 
 impl AlerterConfig {
@@ -118,10 +109,7 @@ impl AlerterConfig {
     /// outbox `outbox/`, spool `outbox/.spool/`, no SMTP, default lifecycle, addresses and policy.
     pub fn new(broker: BrokerUrl) -> Self {
         Self {
-            broker,
-            prefix: dtwin_schema::DEFAULT_PREFIX.to_owned(),
-            client_id: "dtwin-alerter".to_owned(),
-            instance: None,
+            common: dtwin_runtime::CommonConfig::new(broker),
             outbox_dir: PathBuf::from("outbox"),
             spool_dir: PathBuf::from("outbox/.spool"),
             smtp_url: None,
@@ -132,8 +120,6 @@ impl AlerterConfig {
             policy: Policy::default(),
             retry: RetryPolicy::default(),
             retention: Duration::from_secs(7 * 24 * 3600),
-            metrics_listen: None,
-            metrics_shared: None,
         }
     }
 }
@@ -154,10 +140,10 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     );
     let spool = Spool::open(&config.spool_dir).context("opening the alert spool")?;
     let mailer = match &config.smtp_url {
-        Some(url) => Mailer::smtp(url).map_err(anyhow::Error::msg)?,
+        Some(url) => Mailer::smtp(url)?,
         None => Mailer::Outbox(Outbox::new(&config.outbox_dir).context("opening the outbox")?),
     };
-    let topics = Topics::new(&config.prefix);
+    let topics = Topics::new(&config.common.prefix);
     let mut processor = Processor::new(topics.clone(), config.lifecycle, config.dashboard_url);
     let firing = spool.firing_states().context("reading the alert spool")?;
     if !firing.is_empty() {
@@ -176,18 +162,17 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
         "alerter",
         registry,
         health.clone(),
-        config.metrics_shared.as_ref(),
-        config.metrics_listen,
+        config.common.metrics_shared.as_ref(),
+        config.common.metrics_listen,
         shutdown.clone(),
     )
     .await?
     .map(tokio::spawn);
-    let mut node = dtwin_cluster::Node::new(
+    let node = dtwin_cluster::Node::new(
         topics.prefix(),
         processor::SERVICE,
-        config.instance.as_deref(),
+        config.common.instance.as_deref(),
     );
-    let mut handover = handover::Handover::new();
     let mut subs = vec![
         Subscription::new(topics.all(TopicKind::Risk), QoS::AtLeastOnce),
         Subscription::new(topics.silences(), QoS::AtLeastOnce),
@@ -197,16 +182,13 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
         subs.push(Subscription::new(filter, QoS::AtLeastOnce));
         subs.push(Subscription::new(topics.alert_states(), QoS::AtLeastOnce));
     }
-    let client_id = match &config.instance {
-        Some(name) if config.client_id == "dtwin-alerter" => format!("dtwin-alerter-{name}"),
-        _ => config.client_id.clone(),
-    };
-    let mut bus = BusConfig::new(config.broker.clone(), &client_id);
+    let client_id = config.common.client_id("alerter");
+    let mut bus = BusConfig::new(config.common.broker.clone(), &client_id);
     bus.clean_session = false;
     bus.manual_acks = true;
-    bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
+    bus.last_will = node.last_will()?;
     let (mut conn, publisher) = dtwin_bus::connect_with_publisher(&bus, subs);
-    if let Some((topic, payload)) = node.online().map_err(anyhow::Error::msg)? {
+    if let Some((topic, payload)) = node.online()? {
         conn.client
             .publish(topic, QoS::AtLeastOnce, true, payload)
             .await?;
@@ -217,8 +199,8 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
         dtwin_bus::LinkState::check_subscribed,
         shutdown.clone(),
     ));
+    let mut router = Router::new(topics.clone(), node, processor);
     let (silence_tx, silence_rx) = watch::channel(Vec::new());
-    let mut silences: BTreeMap<String, Silence> = BTreeMap::new();
     let wake = Arc::new(Notify::new());
     let sender = sender::Sender {
         spool: spool.clone(),
@@ -236,92 +218,35 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
     };
     let sender_stop = shutdown.child_token();
     let sender_task = tokio::spawn(sender.run(sender_stop.clone()));
-    info!(broker = %config.broker, spool = %spool.root().display(), instance = config.instance.as_deref(), "alerter started");
+    let shell = Shell {
+        publisher: publisher.client.clone(),
+        spool: spool.clone(),
+        metrics,
+        silences: silence_tx,
+        wake,
+        shutdown: shutdown.clone(),
+    };
+    info!(broker = %config.common.broker, spool = %spool.root().display(), instance = config.common.instance.as_deref(), "alerter started");
     let result = loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             msg = conn.inbox.recv() => match msg { Some(m) => m, None => break Ok(()) },
         };
-        if let Some(id) = topics.parse_silence(&msg.topic) {
-            match silence_update(id, &msg.payload) {
-                Ok(Some(s)) => {
-                    info!(silence = %s.silence_id, until = %s.until, machines = ?s.machines, lines = ?s.lines, "silence set");
-                    silences.insert(id.to_owned(), s);
-                }
-                Ok(None) => {
-                    if silences.remove(id).is_some() {
-                        info!(silence = id, "silence removed");
-                    }
-                }
-                Err(e) => warn!(topic = %msg.topic, error = %e, "bad silence ignored"),
-            }
-            silence_tx.send_replace(silences.values().cloned().collect());
-            if let Err(e) = conn.client.ack(&msg).await {
-                break Err(e).context("acking a silence");
-            }
-            continue;
-        }
-        match cluster_message(&msg, &topics, &mut node, &mut handover, &mut processor) {
-            Cluster::NotCluster => {}
-            Cluster::Handled { adopted } => {
-                metrics.handovers.inc_by(adopted);
-                metrics.processor(&processor.stats());
+        let decision = router.handle(&msg.topic, &msg.payload);
+        shell.metrics.processor(&router.stats());
+        match shell.apply(&msg.topic, decision).await {
+            // Acked only after the work: a crash before this line redelivers the message.
+            Ok(Some(what)) => {
                 if let Err(e) = conn.client.ack(&msg).await {
-                    break Err(e).context("acking a cluster message");
-                }
-                continue;
-            }
-        }
-        let outcome = processor.handle(&msg.topic, &msg.payload);
-        metrics.processor(&processor.stats());
-        if let Some((machine, window)) = processor.take_window_change() {
-            // Before the ack, so a restart still counts this verdict towards firing.
-            let s = spool.clone();
-            match tokio::task::spawn_blocking(move || s.save_window(&machine, window)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(error = %e, "confirmation window not saved"),
-                Err(e) => warn!(error = %e, "confirmation window not saved"),
-            }
-        }
-        let done = match outcome {
-            Outcome::Quiet => {
-                debug!(topic = %msg.topic, "verdict applied");
-                Ok(true)
-            }
-            Outcome::DeadLetter {
-                topic,
-                payload,
-                reason,
-            } => {
-                warn!(topic = %msg.topic, reason = reason.as_str(), "risk verdict rejected");
-                metrics.rejected(reason.as_str());
-                publish(&publisher.client, topic, payload)
-                    .await
-                    .map(|()| true)
-            }
-            Outcome::Notify(n) => {
-                if node.membership().is_clustered() {
-                    handover.produced(&n.state);
-                }
-                queue(&publisher.client, &spool, &n, &metrics, &shutdown).await
-            }
-        };
-        if matches!(done, Ok(true)) {
-            wake.notify_one();
-        }
-        match done {
-            // Acked only after the work: a crash before this line redelivers the verdict.
-            Ok(true) => {
-                if let Err(e) = conn.client.ack(&msg).await {
-                    break Err(e).context("acking a risk verdict");
+                    break Err(e).context(what);
                 }
             }
             // Shut down while the spool was failing: leave it unacked for the next session.
-            Ok(false) => break Ok(()),
+            Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         }
     };
-    let stats = processor.stats();
+    let stats = router.stats();
     info!(
         verdicts = stats.verdicts,
         rejected = stats.rejected,
@@ -339,172 +264,4 @@ pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::
         server.abort();
     }
     result
-}
-
-/// A silence message: `Some` to set, `None` (empty payload) to remove.
-///
-/// # Errors
-/// Not a silence, a different id than the topic's, or a bad pattern.
-pub fn silence_update(id: &str, payload: &[u8]) -> Result<Option<Silence>, String> {
-    if payload.is_empty() {
-        return Ok(None);
-    }
-    let s: Silence = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-    if s.schema != SILENCE_SCHEMA {
-        return Err(format!(
-            "schema is {:?}; expected {SILENCE_SCHEMA:?}",
-            s.schema
-        ));
-    }
-    if s.silence_id != id {
-        return Err(format!(
-            "silence_id {:?} differs from the topic's {id:?}",
-            s.silence_id
-        ));
-    }
-    if s.machines.is_empty() && s.lines.is_empty() {
-        return Err("a silence needs machines or lines".to_owned());
-    }
-    Ok(Some(s))
-}
-
-/// Queues the record, then publishes the lifecycle event. Returns false when shut down
-/// before the record could be written.
-async fn queue(
-    client: &BusClient,
-    spool: &Spool,
-    n: &Notification,
-    metrics: &AlerterMetrics,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<bool> {
-    match write_with_retry(spool, &n.record, shutdown).await {
-        None => return Ok(false),
-        Some(true) => {
-            metrics.spooled.inc();
-            metrics.spool_pending.inc();
-        }
-        Some(false) => {}
-    }
-    let (id, alert_id, level) = (&n.machine_id, &n.event.alert_id, n.event.level.as_str());
-    match n.event.event {
-        AlertEventKind::Firing => info!(machine_id = %id, alert_id, level, "alert fired"),
-        AlertEventKind::Resolved => info!(machine_id = %id, alert_id, level, "alert resolved"),
-        _ => debug!(machine_id = %id, alert_id, level, tag = %n.transition.tag(), "alert updated"),
-    }
-    publish(client, n.topic.clone(), dtwin_schema::to_json(&n.event)).await?;
-    metrics.event(n.event.event);
-    client
-        .publish(
-            n.state_topic.clone(),
-            QoS::AtLeastOnce,
-            true,
-            dtwin_schema::to_json(&n.state),
-        )
-        .await
-        .context("publishing the alert state")?;
-    Ok(true)
-}
-
-/// What [`cluster_message`] did.
-enum Cluster {
-    /// A risk verdict of this instance's, or a silence: handle it.
-    NotCluster,
-    /// A peer's announcement, an alert state, or a verdict another instance handles: done
-    /// (ack it); `adopted` machines took over another instance's alert state.
-    Handled { adopted: u64 },
-}
-
-/// The scale-out part of the loop: membership changes move machines in and out of the
-/// processor, alert states feed the [`handover::Handover`], verdicts of machines another
-/// instance owns are skipped. A single instance (no `--instance`) handles everything itself.
-fn cluster_message(
-    msg: &dtwin_bus::Message,
-    topics: &Topics,
-    node: &mut dtwin_cluster::Node,
-    handover: &mut handover::Handover,
-    processor: &mut Processor,
-) -> Cluster {
-    if !node.membership().is_clustered() {
-        return Cluster::NotCluster;
-    }
-    if let Some(id) = topics.parse_alert_state(&msg.topic) {
-        let mut adopted = 0;
-        match handover::decode(id, &msg.payload) {
-            Ok(s) => {
-                if let Some(firing) = handover.received(&s, node.owns(id)) {
-                    debug!(machine_id = %s.machine_id, firing = firing.is_some(), "late alert state adopted");
-                    processor.adopt(s.machine_id, firing);
-                    adopted = 1;
-                }
-            }
-            Err(e) => warn!(topic = %msg.topic, error = %e, "bad alert state ignored"),
-        }
-        return Cluster::Handled { adopted };
-    }
-    if let Some((TopicKind::Risk, id)) = topics.parse(&msg.topic) {
-        return if node.owns(id) {
-            Cluster::NotCluster
-        } else {
-            Cluster::Handled { adopted: 0 }
-        };
-    }
-    let before = node.membership().clone();
-    match node.handle(&msg.topic, &msg.payload) {
-        None => Cluster::NotCluster,
-        Some(None) => Cluster::Handled { adopted: 0 },
-        Some(Some(change)) => {
-            let r = handover.reassign(processor.machines(), &before, node.membership());
-            info!(
-                ?change,
-                adopted = r.adopt.len(),
-                forgotten = r.forget.len(),
-                "alerter cluster changed"
-            );
-            for m in &r.forget {
-                processor.forget(m);
-            }
-            let adopted = r.adopt.len() as u64;
-            for (m, firing) in r.adopt {
-                processor.adopt(m, firing);
-            }
-            Cluster::Handled { adopted }
-        }
-    }
-}
-
-/// Writes on a blocking thread (fsync can take a while), retrying with backoff until it
-/// works (then whether it was queued; false: delivered before) or `shutdown` fires (`None`).
-async fn write_with_retry(
-    spool: &Spool,
-    record: &spool::Record,
-    shutdown: &CancellationToken,
-) -> Option<bool> {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let (s, r) = (spool.clone(), record.clone());
-        let result = tokio::task::spawn_blocking(move || s.put(&r)).await;
-        let err = match result {
-            Ok(Ok(queued)) => {
-                if !queued {
-                    debug!(record = %record.name(), "already delivered; not queued again");
-                }
-                return Some(queued);
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        error!(record = %record.name(), error = %err, retry_in_ms = backoff.as_millis() as u64, "spool write failed");
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_WRITE_BACKOFF);
-    }
-}
-
-async fn publish(client: &BusClient, topic: String, payload: Vec<u8>) -> anyhow::Result<()> {
-    client
-        .publish(topic, QoS::AtLeastOnce, false, payload)
-        .await
-        .context("publishing from the alerter")
 }

@@ -81,15 +81,26 @@ pub struct Routing {
     pub routes: Vec<Route>,
 }
 
+/// Why a routing file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    /// Not TOML, or not shaped like a routing file (the message has the line and column).
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// A `[[route]]` (1-based) without recipients.
+    #[error("route {0} has no recipients (to = [...])")]
+    NoRecipients(usize),
+}
+
 impl Routing {
     /// Parses a routing file.
     ///
     /// # Errors
-    /// The TOML error with its line and column, or a route without recipients.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let r: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+    /// [`RoutingError::Toml`] with its line and column, or [`RoutingError::NoRecipients`].
+    pub fn parse(text: &str) -> Result<Self, RoutingError> {
+        let r: Self = toml::from_str(text)?;
         if let Some(i) = r.routes.iter().position(|r| r.to.is_empty()) {
-            return Err(format!("route {} has no recipients (to = [...])", i + 1));
+            return Err(RoutingError::NoRecipients(i + 1));
         }
         Ok(r)
     }

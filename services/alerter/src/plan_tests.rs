@@ -168,9 +168,13 @@ fn routes_pick_recipients_by_line_and_level() {
         ["ops@example.com"],
         "no route: the default"
     );
-    assert!(Routing::parse("[[route]]\nto = []").is_err());
+    let e = Routing::parse("[[machine]]\nmachines = [\"m\"]\n[[route]]\nto = [\"x@y\"]\n[[route]]\nto = []")
+        .unwrap_err();
+    assert!(matches!(e, RoutingError::NoRecipients(2)), "{e:?}");
+    assert_eq!(e.to_string(), "route 2 has no recipients (to = [...])");
     let e = Routing::parse("[[route]]\nbogus = 1\nto = [\"x@y\"]").unwrap_err();
-    assert!(e.contains("bogus"), "{e}");
+    assert!(matches!(e, RoutingError::Toml(_)), "{e:?}");
+    assert!(e.to_string().contains("bogus"), "{e}");
 }
 
 #[test]

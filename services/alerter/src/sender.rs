@@ -8,7 +8,7 @@ use crate::email::{self, AlertMail, Envelope, MailConfig};
 use crate::metrics::AlerterMetrics;
 use crate::plan::{self, Policy, Routing, SendLog, Step};
 use crate::processor::delivery_event;
-use crate::spool::{Done, Pending, Spool};
+use crate::spool::{Done, Pending, Spool, SpoolError};
 use crate::transport::{Mailer, SendError};
 use dtwin_bus::{BusClient, QoS};
 use dtwin_schema::{AlertEventKind, Silence, Topics};
@@ -48,6 +48,35 @@ impl RetryPolicy {
             .min(self.max);
         exp.mul_f64(jitter.clamp(0.5, 1.0))
     }
+}
+
+/// Why a round of deliveries stopped early; the sender backs off and tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The pending records could not be listed.
+    #[error("reading the pending alert records: {0}")]
+    ReadPending(#[source] SpoolError),
+    /// The `.sending` marker of a record could not be written (nothing was sent).
+    #[error("marking {name} as sending: {source}")]
+    MarkSending {
+        /// The record.
+        name: String,
+        /// What failed.
+        source: SpoolError,
+    },
+    /// A record could not be moved out of `pending/` after it was handled.
+    #[error("moving {name} to {}/: {source}", .done.folder())]
+    Finish {
+        /// The record.
+        name: String,
+        /// Where it was going.
+        done: Done,
+        /// What failed.
+        source: SpoolError,
+    },
+    /// The mail server (or the outbox) failed in a way worth retrying.
+    #[error(transparent)]
+    Transport(SendError),
 }
 
 /// What the sender needs.
@@ -151,8 +180,11 @@ impl Sender {
     ///
     /// # Errors
     /// A transient send or spool failure: the caller backs off.
-    async fn round(&mut self, log: &mut SendLog) -> Result<Option<tokio::time::Instant>, String> {
-        let (pending, bad) = self.spool.pending().map_err(|e| e.to_string())?;
+    async fn round(
+        &mut self,
+        log: &mut SendLog,
+    ) -> Result<Option<tokio::time::Instant>, DeliveryError> {
+        let (pending, bad) = self.spool.pending().map_err(DeliveryError::ReadPending)?;
         for (path, why) in bad {
             error!(file = %path.display(), error = %why, "unreadable spool record left in place");
         }
@@ -178,7 +210,11 @@ impl Sender {
                     let Some(p) = find(&name) else { continue };
                     self.spool
                         .finish(&name, Done::Silenced)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|source| DeliveryError::Finish {
+                            name: name.clone(),
+                            done: Done::Silenced,
+                            source,
+                        })?;
                     self.metrics.spool_pending.dec();
                     info!(machine_id = %p.record.mail.machine_id, alert = %name, silence = %silence_id, "alert silenced");
                     self.event(p, AlertEventKind::Silenced, format!("silence {silence_id}"))
@@ -202,7 +238,7 @@ impl Sender {
         records: &[&Pending],
         to: &[lettre::message::Mailbox],
         log: &mut SendLog,
-    ) -> Result<(), String> {
+    ) -> Result<(), DeliveryError> {
         let Some(first) = records.first() else {
             return Ok(());
         };
@@ -244,7 +280,12 @@ impl Sender {
             }
         };
         for n in &names {
-            self.spool.mark_sending(n).map_err(|e| e.to_string())?;
+            self.spool
+                .mark_sending(n)
+                .map_err(|source| DeliveryError::MarkSending {
+                    name: n.clone(),
+                    source,
+                })?;
         }
         match self.mailer.send(&file, message).await {
             Ok(detail) => {
@@ -284,10 +325,11 @@ impl Sender {
                 }
                 Ok(())
             }
-            Err(SendError::Transient {
-                detail: e,
-                maybe_delivered,
-            }) => {
+            Err(
+                e @ SendError::Transient {
+                    maybe_delivered, ..
+                },
+            ) => {
                 self.metrics.mails_retried.inc();
                 self.metrics.transport_up(false);
                 if !maybe_delivered {
@@ -300,7 +342,7 @@ impl Sender {
                     self.event(p, AlertEventKind::Failed, format!("{e}; will retry"))
                         .await;
                 }
-                Err(e)
+                Err(DeliveryError::Transport(e))
             }
         }
     }
@@ -311,10 +353,11 @@ impl Sender {
         done: Done,
         kind: AlertEventKind,
         detail: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), DeliveryError> {
+        let name = p.record.name();
         self.spool
-            .finish(&p.record.name(), done)
-            .map_err(|e| e.to_string())?;
+            .finish(&name, done)
+            .map_err(|source| DeliveryError::Finish { name, done, source })?;
         self.metrics.spool_pending.dec();
         self.event(p, kind, detail).await;
         Ok(())
@@ -345,6 +388,109 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::email::MailKind;
+    use crate::outbox::Outbox;
+    use crate::spool::tests::record;
+    use dtwin_bus::{BrokerUrl, BusConfig};
+    use tokio::time::Instant;
+
+    /// Waits in steps of 1 ms of (paused) time until `done`, at most `limit`.
+    async fn until(limit: Duration, mut done: impl FnMut() -> bool) -> Instant {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < limit, "not within {limit:?}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Instant::now()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_mailer_is_retried_at_growing_intervals_then_the_mail_goes_out_once() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let spool = Spool::open(tmp.path().join("spool")).expect("opens");
+        let out = tmp.path().join("outbox");
+        let outbox = Outbox::new(&out).expect("opens");
+        // The transport fails (transiently) until the folder is back.
+        std::fs::remove_dir(&out).expect("outbox gone");
+        let r = record("m-1", MailKind::Firing, 0);
+        assert!(spool.put(&r).expect("queues"));
+        // Events go nowhere: a broker outage loses events, never mail.
+        let conn = dtwin_bus::connect(
+            &BusConfig::new(BrokerUrl::new("127.0.0.1", 9), "sender-test"),
+            Vec::new(),
+        );
+        conn.task.abort();
+        let retry = RetryPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+        };
+        let metrics = AlerterMetrics::default();
+        let (silence_tx, silences) = watch::channel(Vec::new());
+        let sender = Sender {
+            spool: spool.clone(),
+            mailer: Mailer::Outbox(outbox.clone()),
+            client: conn.client.clone(),
+            topics: Topics::default(),
+            mail: MailConfig::default(),
+            routing: Routing::default(),
+            policy: Policy {
+                group_wait: time::Duration::ZERO,
+                ..Policy::default()
+            },
+            retry,
+            retention: Duration::from_secs(3600),
+            silences,
+            wake: Arc::new(Notify::new()),
+            metrics: metrics.clone(),
+        };
+        let stop = CancellationToken::new();
+        let start = Instant::now();
+        let task = tokio::spawn(sender.run(stop.clone()));
+
+        const FAILURES: u64 = 6;
+        let mut attempts = Vec::new();
+        for n in 1..=FAILURES {
+            let m = metrics.clone();
+            attempts.push(until(Duration::from_secs(60), || m.mails_retried.get() >= n).await);
+            assert_eq!(metrics.mails_retried.get(), n, "one attempt at a time");
+            assert_eq!(metrics.smtp_up.get(), 0);
+        }
+        std::fs::create_dir(&out).expect("the outbox is back");
+        let m = metrics.clone();
+        let sent = until(Duration::from_secs(60), || m.mails_sent.get() == 1).await;
+        attempts.push(sent);
+
+        // The attempts are seen in steps of 1 ms, so each gap is known to +-1 ms; the timer
+        // itself never fires early.
+        let ms = Duration::from_millis(1);
+        assert!(attempts[0] - start <= ms, "the first attempt is at once");
+        for (i, w) in attempts.windows(2).enumerate() {
+            let failures = i as u32 + 1;
+            let gap = w[1] - w[0];
+            let (least, most) = (retry.delay(failures, 0.5), retry.delay(failures, 1.0));
+            assert!(
+                gap + ms >= least && gap <= most + ms,
+                "wait {failures}: {gap:?}, not in {least:?}..={most:?}"
+            );
+            assert!(gap <= retry.max + ms, "capped at the max");
+        }
+        // Growing: each wait's least is the one before's most, until the cap.
+        assert!(attempts[2] - attempts[1] + ms >= attempts[1] - attempts[0]);
+
+        // Out once: the outbox has it, the spool moved it to sent/, nothing more goes out.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(metrics.mails_sent.get(), 1);
+        assert_eq!(metrics.mails_retried.get(), FAILURES);
+        assert_eq!(metrics.smtp_up.get(), 1);
+        let files = outbox.list().expect("lists");
+        assert_eq!(files, vec![outbox.path_for(&r.name())]);
+        assert!(spool.pending().expect("reads").0.is_empty());
+        assert_eq!(spool.counts().expect("counts"), [0, 1, 0, 0]);
+
+        stop.cancel();
+        task.await.expect("the sender stops");
+        drop(silence_tx);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_jitters_down_to_half() {

@@ -59,7 +59,8 @@ pub enum Done {
 }
 
 impl Done {
-    fn folder(self) -> &'static str {
+    /// The folder it moves to: `sent`, `silenced` or `failed`.
+    pub fn folder(self) -> &'static str {
         match self {
             Self::Sent => "sent",
             Self::Silenced => "silenced",

@@ -25,6 +25,19 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// Why a mail transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    /// The SMTP URL does not parse or names an unknown scheme.
+    #[error("SMTP URL {url}: {source}")]
+    SmtpUrl {
+        /// The URL with any password replaced.
+        url: String,
+        /// What lettre found wrong with it.
+        source: lettre::transport::smtp::Error,
+    },
+}
+
 /// A configured mail transport.
 #[derive(Clone)]
 pub enum Mailer {
@@ -50,10 +63,13 @@ impl Mailer {
     /// for STARTTLS, `smtps://user:pass@host` for implicit TLS; see lettre's `from_url`).
     ///
     /// # Errors
-    /// The URL does not parse or names an unknown scheme.
-    pub fn smtp(url: &str) -> Result<Self, String> {
+    /// [`MailerError::SmtpUrl`]: the URL does not parse or names an unknown scheme.
+    pub fn smtp(url: &str) -> Result<Self, MailerError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| format!("SMTP URL {}: {e}", redact(url)))?
+            .map_err(|source| MailerError::SmtpUrl {
+                url: redact(url),
+                source,
+            })?
             .timeout(Some(SMTP_TIMEOUT))
             .build();
         Ok(Self::Smtp {
@@ -165,7 +181,9 @@ mod tests {
     #[tokio::test]
     async fn bad_urls_are_refused_without_the_password() {
         let e = Mailer::smtp("ftp://u:hunter2@h").unwrap_err();
-        assert!(!e.contains("hunter2"), "{e}");
+        let MailerError::SmtpUrl { url, .. } = &e;
+        assert_eq!(url, "ftp://u:***@h");
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
         assert!(Mailer::smtp("smtp://127.0.0.1:2525").is_ok());
     }
 

@@ -53,7 +53,7 @@ async fn verdicts_become_an_outbox_mail_and_alert_events() {
     assert!(probe.client.wait_ready(Duration::from_secs(5)).await);
 
     let mut config = AlerterConfig::new(broker);
-    config.client_id = format!("dtwin-alerter-test-{port}");
+    config.common.client_id = Some(format!("dtwin-alerter-test-{port}"));
     config.outbox_dir = outbox.path().to_path_buf();
     config.spool_dir = outbox.path().join(".spool");
     let shutdown = CancellationToken::new();

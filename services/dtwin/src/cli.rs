@@ -7,6 +7,7 @@ use crate::telemetry::LogFormat;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dtwin_bus::BrokerUrl;
+use dtwin_runtime::CommonConfig;
 use std::path::PathBuf;
 
 mod alerter;
@@ -44,7 +45,7 @@ pub enum Command {
     /// Run the digital twin publisher.
     Twin(ServiceArgs<TwinServiceOpts>),
     /// Run the feature service.
-    Feature(ServiceArgs<FeatureOpts>),
+    Feature(ServiceArgs<FeatureServiceOpts>),
     /// Run the inference service.
     Inference(ServiceArgs<InferenceServiceOpts>),
     /// Run the alerter.
@@ -87,6 +88,16 @@ pub struct BusArgs {
     pub prefix: String,
 }
 
+impl BusArgs {
+    /// The common part of a service's config: this broker and prefix, defaults for the rest.
+    pub fn common(&self) -> CommonConfig {
+        CommonConfig {
+            prefix: self.prefix.clone(),
+            ..CommonConfig::new(self.broker.clone())
+        }
+    }
+}
+
 /// A standalone service: the bus flags plus its own.
 #[derive(Debug, Clone, Args)]
 pub struct ServiceArgs<T: Args> {
@@ -96,6 +107,52 @@ pub struct ServiceArgs<T: Args> {
     /// The service's own flags.
     #[command(flatten)]
     pub opts: T,
+}
+
+/// A service subcommand's own flags: they finish the common config (metrics address, instance)
+/// and build the service's config. `dtwin up` builds each service from the same per-service
+/// flag groups ([`FeatureOpts`], [`InferenceOpts`], ...), so a flag means the same in both.
+pub trait ServiceOpts {
+    /// The service's config.
+    type Config;
+
+    /// The service's config, on top of `common` (broker and prefix).
+    ///
+    /// # Errors
+    /// A flag value the service cannot use.
+    fn config(&self, common: CommonConfig) -> anyhow::Result<Self::Config>;
+}
+
+impl<T: Args + ServiceOpts> ServiceArgs<T> {
+    /// The service's config from these flags.
+    ///
+    /// # Errors
+    /// As [`ServiceOpts::config`].
+    pub fn config(&self) -> anyhow::Result<T::Config> {
+        self.opts.config(self.bus.common())
+    }
+}
+
+/// Scale-out flags of the feature and inference services.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// Scale-out: this instance's name among several (machines are shared out by rendezvous
+    /// hashing over the live instances); unset: the only instance.
+    #[arg(long, env = "DTWIN_INSTANCE")]
+    pub instance: Option<String>,
+    /// Scale-out by the broker instead: subscribe to the service's input as a member of this
+    /// MQTT shared-subscription group ($share/GROUP/...); the broker must keep each machine on
+    /// one member (EMQX: shared_subscription_strategy = hash_topic). Excludes --instance.
+    #[arg(long, env = "DTWIN_SHARE_GROUP", conflicts_with = "instance")]
+    pub share_group: Option<String>,
+}
+
+impl ScaleArgs {
+    /// Sets the instance or share group of `common`.
+    pub fn apply(&self, common: &mut CommonConfig) {
+        common.instance = self.instance.clone();
+        common.share_group = self.share_group.clone();
+    }
 }
 
 /// `dtwin up`.
@@ -129,6 +186,9 @@ pub struct UpArgs {
     /// Twin flags.
     #[command(flatten)]
     pub twin: TwinOpts,
+    /// Feature service flags (its telemetry QoS follows --telemetry-qos).
+    #[command(flatten)]
+    pub feature: FeatureOpts,
     /// Inference flags.
     #[command(flatten)]
     pub inference: InferenceOpts,
@@ -158,17 +218,21 @@ impl DashboardOpts {
     ///
     /// # Errors
     /// Bad window flags.
-    pub fn config(
-        &self,
-        broker: BrokerUrl,
-        prefix: &str,
-    ) -> anyhow::Result<dtwin_dashboard::DashboardConfig> {
-        let mut c = dtwin_dashboard::DashboardConfig::new(broker.clone());
-        c.prefix = prefix.to_owned();
+    pub fn config(&self, common: CommonConfig) -> anyhow::Result<dtwin_dashboard::DashboardConfig> {
+        let mut c = dtwin_dashboard::DashboardConfig::new(common.broker.clone());
+        c.prefix = common.prefix.clone();
         c.listen = self.dashboard_listen;
         c.token = self.dashboard_token.clone();
-        c.inference = self.inference.config(broker, prefix)?;
+        c.inference = self.inference.config(common)?;
         Ok(c)
+    }
+}
+
+impl ServiceOpts for DashboardOpts {
+    type Config = dtwin_dashboard::DashboardConfig;
+
+    fn config(&self, common: CommonConfig) -> anyhow::Result<Self::Config> {
+        DashboardOpts::config(self, common)
     }
 }
 
@@ -218,21 +282,30 @@ pub struct TwinServiceOpts {
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
-/// Feature service flags.
+/// `dtwin feature`: the feature flags plus its subscription QoS, windows, scale-out and
+/// metrics endpoint.
 #[derive(Debug, Clone, Args)]
-pub struct FeatureOpts {
+pub struct FeatureServiceOpts {
     /// QoS of the telemetry subscription (0 or 1).
     #[arg(long, env = "DTWIN_TELEMETRY_QOS", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub telemetry_qos: u8,
-    /// Scale-out: this instance's name among several (machines are shared out by rendezvous
-    /// hashing over the live instances); unset: the only instance.
-    #[arg(long, env = "DTWIN_INSTANCE")]
-    pub instance: Option<String>,
-    /// Scale-out by the broker instead: subscribe to telemetry as a member of this MQTT
-    /// shared-subscription group ($share/GROUP/...); the broker must keep each machine on one
-    /// member (EMQX: shared_subscription_strategy = hash_topic). Excludes --instance.
-    #[arg(long, env = "DTWIN_SHARE_GROUP", conflicts_with = "instance")]
-    pub share_group: Option<String>,
+    /// Scale-out.
+    #[command(flatten)]
+    pub scale: ScaleArgs,
+    /// Workers, event order, eviction, load shedding.
+    #[command(flatten)]
+    pub feature: FeatureOpts,
+    /// Windows and feature set.
+    #[command(flatten)]
+    pub window: WindowOpts,
+    /// Serve Prometheus /metrics and /healthz on this address (off when unset).
+    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// Feature service flags (`dtwin feature` and `dtwin up`).
+#[derive(Debug, Clone, Args)]
+pub struct FeatureOpts {
     /// Worker tasks machines are sharded over (by a hash of the machine id).
     #[arg(long, env = "DTWIN_FEATURE_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
@@ -251,12 +324,6 @@ pub struct FeatureOpts {
     /// history or take a gateway's late backlog).
     #[arg(long, env = "DTWIN_MAX_LAG_S", default_value_t = 0.0)]
     pub max_lag_s: f64,
-    /// Windows and feature set.
-    #[command(flatten)]
-    pub window: WindowOpts,
-    /// Serve Prometheus /metrics and /healthz on this address (off when unset).
-    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
-    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The feature windows. The feature service, the inference service, training and scoring must
@@ -319,14 +386,9 @@ pub struct InferenceServiceOpts {
     /// Model and rules.
     #[command(flatten)]
     pub inference: InferenceOpts,
-    /// Scale-out: this instance's name among several; unset: the only instance.
-    #[arg(long, env = "DTWIN_INSTANCE")]
-    pub instance: Option<String>,
-    /// Scale-out by the broker instead: subscribe to feature vectors as a member of this MQTT
-    /// shared-subscription group ($share/GROUP/...); the broker must keep each machine on one
-    /// member (EMQX: hash_topic). Excludes --instance.
-    #[arg(long, env = "DTWIN_SHARE_GROUP", conflicts_with = "instance")]
-    pub share_group: Option<String>,
+    /// Scale-out.
+    #[command(flatten)]
+    pub scale: ScaleArgs,
     /// Serve Prometheus /metrics and /healthz on this address (off when unset).
     #[arg(long, env = "DTWIN_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -406,18 +468,14 @@ impl TwinOpts {
     ///
     /// # Errors
     /// A QoS that does not exist.
-    pub fn config(
-        &self,
-        broker: BrokerUrl,
-        prefix: &str,
-    ) -> anyhow::Result<dtwin_twin_publisher::TwinConfig> {
-        let mut c = dtwin_twin_publisher::TwinConfig::new(broker);
-        c.prefix = prefix.to_owned();
+    pub fn config(&self, common: CommonConfig) -> anyhow::Result<dtwin_twin_publisher::TwinConfig> {
+        let mut c = dtwin_twin_publisher::TwinConfig::new(common.broker.clone());
+        c.common = common;
         c.machines = self.machines;
         c.seed = self.seed;
         c.rate_hz = self.rate;
         c.accel = self.accel;
-        c.qos = dtwin_bus::qos_from_u8(self.telemetry_qos).map_err(anyhow::Error::msg)?;
+        c.qos = dtwin_bus::qos_from_u8(self.telemetry_qos)?;
         c.scenario = self.scenario.clone();
         if let Some(path) = &self.scenario_file {
             let text = std::fs::read_to_string(path)
@@ -433,20 +491,11 @@ impl TwinOpts {
 }
 
 impl FeatureOpts {
-    /// The feature service's config.
+    /// Sets the feature service's workers, event order, eviction and load shedding.
     ///
     /// # Errors
-    /// A QoS that does not exist.
-    pub fn config(
-        &self,
-        broker: BrokerUrl,
-        prefix: &str,
-    ) -> anyhow::Result<dtwin_feature::FeatureConfig> {
-        let mut c = dtwin_feature::FeatureConfig::new(broker);
-        c.prefix = prefix.to_owned();
-        c.telemetry_qos = dtwin_bus::qos_from_u8(self.telemetry_qos).map_err(anyhow::Error::msg)?;
-        c.instance = self.instance.clone();
-        c.share_group = self.share_group.clone();
+    /// A negative or non-finite --max-lag-s.
+    pub fn apply(&self, c: &mut dtwin_feature::FeatureConfig) -> anyhow::Result<()> {
         c.workers = usize::from(self.workers);
         c.order = dtwin_feature::OrderConfig {
             tolerance: self.reorder_tolerance,
@@ -454,8 +503,42 @@ impl FeatureOpts {
         };
         c.idle_evict = std::time::Duration::from_secs(self.idle_evict_s);
         c.max_lag = max_lag(self.max_lag_s)?;
+        Ok(())
+    }
+}
+
+impl ServiceOpts for FeatureServiceOpts {
+    type Config = dtwin_feature::FeatureConfig;
+
+    fn config(&self, mut common: CommonConfig) -> anyhow::Result<Self::Config> {
+        common.metrics_listen = self.metrics_listen;
+        self.scale.apply(&mut common);
+        let mut c = dtwin_feature::FeatureConfig::new(common.broker.clone());
+        c.common = common;
+        c.telemetry_qos = dtwin_bus::qos_from_u8(self.telemetry_qos)?;
         c.window = self.window.config()?;
-        c.metrics_listen = self.metrics_listen;
+        self.feature.apply(&mut c)?;
+        Ok(c)
+    }
+}
+
+impl ServiceOpts for TwinServiceOpts {
+    type Config = dtwin_twin_publisher::TwinConfig;
+
+    fn config(&self, mut common: CommonConfig) -> anyhow::Result<Self::Config> {
+        common.metrics_listen = self.metrics_listen;
+        self.twin.config(common)
+    }
+}
+
+impl ServiceOpts for InferenceServiceOpts {
+    type Config = dtwin_inference::InferenceConfig;
+
+    fn config(&self, mut common: CommonConfig) -> anyhow::Result<Self::Config> {
+        common.metrics_listen = self.metrics_listen;
+        self.scale.apply(&mut common);
+        let mut c = self.inference.config(common)?;
+        self.drift.apply(&mut c)?;
         Ok(c)
     }
 }
@@ -477,13 +560,9 @@ impl InferenceOpts {
     ///
     /// # Errors
     /// Bad window flags.
-    pub fn config(
-        &self,
-        broker: BrokerUrl,
-        prefix: &str,
-    ) -> anyhow::Result<dtwin_inference::InferenceConfig> {
-        let mut c = dtwin_inference::InferenceConfig::new(broker);
-        c.prefix = prefix.to_owned();
+    pub fn config(&self, common: CommonConfig) -> anyhow::Result<dtwin_inference::InferenceConfig> {
+        let mut c = dtwin_inference::InferenceConfig::new(common.broker.clone());
+        c.common = common;
         c.window = self.window.config()?;
         if let Some(p) = &self.model {
             c.model = dtwin_inference::ModelSource::File(p.clone());
@@ -499,43 +578,16 @@ impl InferenceOpts {
 /// # Errors
 /// Whatever the subcommand reports.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    use crate::shutdown::on_signal;
     match cli.command {
         Command::Up(args) => crate::cmd::up::run(args).await,
         Command::Broker(args) => crate::cmd::broker::run(args).await,
         Command::Passwd(args) => crate::cmd::broker::passwd(args),
-        Command::Twin(a) => {
-            let mut config = a.opts.twin.config(a.bus.broker, &a.bus.prefix)?;
-            config.metrics_listen = a.opts.metrics_listen;
-            dtwin_twin_publisher::run(config, crate::shutdown::on_signal()).await
-        }
-        Command::Feature(a) => {
-            dtwin_feature::run(
-                a.opts.config(a.bus.broker, &a.bus.prefix)?,
-                crate::shutdown::on_signal(),
-            )
-            .await
-        }
-        Command::Inference(a) => {
-            let mut config = a.opts.inference.config(a.bus.broker, &a.bus.prefix)?;
-            config.instance = a.opts.instance.clone();
-            config.share_group = a.opts.share_group.clone();
-            config.metrics_listen = a.opts.metrics_listen;
-            a.opts.drift.apply(&mut config)?;
-            dtwin_inference::run(config, crate::shutdown::on_signal()).await
-        }
-        Command::Alerter(a) => {
-            let mut config = a.opts.alerter.config(a.bus.broker, &a.bus.prefix)?;
-            config.metrics_listen = a.opts.metrics_listen;
-            config.instance = a.opts.instance.clone();
-            dtwin_alerter::run(config, crate::shutdown::on_signal()).await
-        }
-        Command::Dashboard(a) => {
-            dtwin_dashboard::run(
-                a.opts.config(a.bus.broker, &a.bus.prefix)?,
-                crate::shutdown::on_signal(),
-            )
-            .await
-        }
+        Command::Twin(a) => Ok(dtwin_twin_publisher::run(a.config()?, on_signal()).await?),
+        Command::Feature(a) => Ok(dtwin_feature::run(a.config()?, on_signal()).await?),
+        Command::Inference(a) => Ok(dtwin_inference::run(a.config()?, on_signal()).await?),
+        Command::Alerter(a) => Ok(dtwin_alerter::run(a.config()?, on_signal()).await?),
+        Command::Dashboard(a) => dtwin_dashboard::run(a.config()?, on_signal()).await,
         Command::Train(args) => crate::cmd::train::run(args),
         Command::Evaluate(args) => crate::cmd::evaluate::run(&args).map(|_| ()),
         Command::Eda(args) => crate::cmd::eda::run(&args).map(|_| ()),

@@ -10,8 +10,11 @@
 //! # Layout
 //! - [`LatencyHist`], [`Latency`]: telemetry -> verdict latency and its percentiles.
 //! - [`SeqLedger`], [`Tally`]: what was sent in the window and what came back, by `seq`.
-//! - [`Bounds`], [`Step`], [`highest_sustainable`]: the ramp.
-//! - [`ProcStat`], [`parse_stat`], [`parse_vm_hwm`], [`thread_groups`]: CPU and memory.
+//! - [`first_seqs`], [`seq_span`]: the seqs a step's machines can produce.
+//! - [`Bounds`], [`Step`], [`highest_sustainable`], [`ramp_machines`],
+//!   [`highest_sustained_machines`], [`RampSummary`]: the ramp.
+//! - [`ProcStat`], [`parse_stat`], [`parse_vm_hwm`], [`thread_groups`], [`CpuSample`],
+//!   [`CpuTotals`]: CPU and memory.
 //! - [`Report`]: the result, as JSON (serde) or a table.
 
 use hdrhistogram::Histogram;
@@ -190,6 +193,21 @@ impl SeqLedger {
     }
 }
 
+/// The first seq each of `machines` machines publishes in a step: one past its last, with
+/// `last` (each machine's last seq so far, 0 before its first reading) grown as needed.
+pub fn first_seqs(last: &mut Vec<u64>, machines: usize) -> Vec<u64> {
+    if last.len() < machines {
+        last.resize(machines, 0);
+    }
+    last[..machines].iter().map(|s| s + 1).collect()
+}
+
+/// How many seqs a machine can produce in a step of `warmup + duration` seconds at `rate` Hz:
+/// at most one reading per tick, and a tick per period (plus the one at the start).
+pub fn seq_span(rate: f64, warmup: f64, duration: f64) -> u64 {
+    (rate * (warmup + duration)).ceil() as u64 + 2
+}
+
 /// When a ramp step counts as sustained.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Bounds {
@@ -263,6 +281,20 @@ impl Step {
         let offered_ok = self.offered_per_s >= self.target_per_s * b.min_offered_pct / 100.0;
         p99_ok && offered_ok && self.loss_pct <= b.max_loss_pct
     }
+
+    /// One line on the step, as the ramp prints it while it runs.
+    pub fn progress_line(&self) -> String {
+        format!(
+            "{} machines: offered {:.0}/s, answered {:.0}/s, loss {:.3} %, p99 {} ms, sustained {}",
+            self.machines,
+            self.offered_per_s,
+            self.verdicts_per_s,
+            self.loss_pct,
+            self.latency
+                .map_or_else(|| "n/a".to_owned(), |l| format!("{:.1}", l.p99_ms)),
+            self.sustained == Some(true)
+        )
+    }
 }
 
 /// The offered rate of the last sustained step before the first one that was not (steps in
@@ -273,6 +305,21 @@ pub fn highest_sustainable(steps: &[Step]) -> Option<f64> {
         .take_while(|s| s.sustained == Some(true))
         .map(|s| s.offered_per_s)
         .last()
+}
+
+/// Machines per ramp step: `start`, then multiplied by `factor` from one step to the next
+/// (rounded; saturating at `usize::MAX`). Endless: take as many steps as the ramp may run.
+pub fn ramp_machines(start: usize, factor: f64) -> impl Iterator<Item = usize> {
+    std::iter::successors(Some(start as f64), move |m| Some(m * factor)).map(|m| m.round() as usize)
+}
+
+/// The most machines of any sustained step (`sustained == Some(true)`); `None` when none was.
+pub fn highest_sustained_machines(steps: &[Step]) -> Option<usize> {
+    steps
+        .iter()
+        .filter(|s| s.sustained == Some(true))
+        .map(|s| s.machines)
+        .max()
 }
 
 /// A process's CPU time and memory as `/proc/<pid>/stat` and `status` tell them.
@@ -350,6 +397,59 @@ pub fn thread_groups(
         .collect()
 }
 
+/// CPU ticks read at one moment: this process then each `--pid` (`procs`), and this
+/// process's threads as (tid, name, ticks).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CpuSample {
+    /// User + system ticks per process, this one first.
+    pub procs: Vec<u64>,
+    /// User + system ticks per thread of this process.
+    pub threads: Vec<(u32, String, u64)>,
+}
+
+/// CPU used in the measured windows so far, summed over windows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CpuTotals {
+    /// Ticks per process, in [`CpuSample::procs`] order.
+    pub procs: Vec<u64>,
+    /// Seconds per [`thread_group`] of this process, sorted by group.
+    pub threads: std::collections::BTreeMap<String, f64>,
+}
+
+impl CpuTotals {
+    /// Nothing used yet by `processes` processes.
+    pub fn new(processes: usize) -> Self {
+        Self {
+            procs: vec![0; processes],
+            threads: Default::default(),
+        }
+    }
+
+    /// Adds what was used between two samples (a counter that went backwards adds 0).
+    pub fn add_window(&mut self, before: &CpuSample, after: &CpuSample) {
+        for (total, (a, b)) in self
+            .procs
+            .iter_mut()
+            .zip(after.procs.iter().zip(&before.procs))
+        {
+            *total += a.saturating_sub(*b);
+        }
+        for (g, s) in thread_groups(&before.threads, &after.threads) {
+            *self.threads.entry(g).or_default() += s;
+        }
+    }
+
+    /// CPU seconds of process `i` ([`CpuSample::procs`] order); 0 for an unknown one.
+    pub fn cpu_s(&self, i: usize) -> f64 {
+        self.procs.get(i).map_or(0.0, |t| *t as f64 / TICKS_PER_S)
+    }
+
+    /// Seconds by thread group, sorted by group.
+    pub fn by_thread(&self) -> Vec<(String, f64)> {
+        self.threads.iter().map(|(g, s)| (g.clone(), *s)).collect()
+    }
+}
+
 /// CPU and memory of one process during the measured window.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProcessFigures {
@@ -425,6 +525,22 @@ pub struct RampSummary {
     pub broker_alone_per_s: Option<f64>,
     /// Pipeline / broker alone.
     pub ratio: Option<f64>,
+}
+
+impl RampSummary {
+    /// The summary of a ramp from its pipeline steps and broker-alone steps (each in the
+    /// order they ran, with `sustained` set).
+    pub fn new(bounds: Bounds, pipeline: &[Step], broker_alone_steps: Vec<Step>) -> Self {
+        let sustainable = highest_sustainable(pipeline);
+        let broker_alone = highest_sustainable(&broker_alone_steps);
+        Self {
+            bounds,
+            sustainable_per_s: sustainable,
+            broker_alone_steps,
+            broker_alone_per_s: broker_alone,
+            ratio: sustainable.zip(broker_alone).map(|(p, b)| p / b),
+        }
+    }
 }
 
 fn lat_cell(l: Option<Latency>) -> String {
@@ -684,6 +800,175 @@ mod tests {
         assert!(parse_stat(&stat).is_some());
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         assert!(parse_vm_hwm(&status).unwrap() > 0.0);
+    }
+
+    fn step_of(machines: usize, offered: f64, sustained: Option<bool>) -> Step {
+        Step {
+            machines,
+            target_per_s: offered,
+            offered_per_s: offered,
+            delivered_per_s: None,
+            verdicts_per_s: offered,
+            latency: None,
+            lost: 0,
+            loss_pct: 0.0,
+            duplicates: 0,
+            sustained,
+        }
+    }
+
+    #[test]
+    fn first_seqs_continue_each_machine_and_start_new_ones_at_one() {
+        let mut last = vec![5];
+        assert_eq!(first_seqs(&mut last, 3), vec![6, 1, 1]);
+        assert_eq!(last, vec![5, 0, 0]);
+        last[1] = 9;
+        // Fewer machines than before: the others keep their seqs.
+        assert_eq!(first_seqs(&mut last, 2), vec![6, 10]);
+        assert_eq!(last.len(), 3);
+    }
+
+    #[test]
+    fn seq_span_covers_every_tick_of_the_step() {
+        // 2 Hz for 1 + 3 s: 8 periods, the tick at the start, one to spare.
+        assert_eq!(seq_span(2.0, 1.0, 3.0), 10);
+        assert_eq!(seq_span(1.0, 0.0, 0.5), 3);
+    }
+
+    #[test]
+    fn ramp_machines_multiply_before_rounding() {
+        let v: Vec<usize> = ramp_machines(1000, 1.5).take(4).collect();
+        assert_eq!(v, vec![1000, 1500, 2250, 3375]);
+        // 3, 4.5, 6.75, 10.125: rounding does not accumulate.
+        let v: Vec<usize> = ramp_machines(3, 1.5).take(4).collect();
+        assert_eq!(v, vec![3, 5, 7, 10]);
+        assert_eq!(ramp_machines(7, 2.0).take(1).collect::<Vec<_>>(), vec![7]);
+        assert_eq!(ramp_machines(1, f64::MAX).nth(2), Some(usize::MAX));
+    }
+
+    #[test]
+    fn ramp_summary_takes_the_highest_sustained_rates_and_their_ratio() {
+        let pipeline = vec![
+            step_of(100, 1000.0, Some(true)),
+            step_of(200, 2000.0, Some(true)),
+            step_of(300, 2500.0, Some(false)),
+        ];
+        assert_eq!(highest_sustained_machines(&pipeline), Some(200));
+        assert_eq!(highest_sustained_machines(&pipeline[2..]), None);
+        assert_eq!(
+            highest_sustained_machines(&[step_of(100, 1.0, None)]),
+            None,
+            "steps outside a ramp are not sustained"
+        );
+        let bounds = Bounds {
+            max_p99_ms: 50.0,
+            max_loss_pct: 0.1,
+            min_offered_pct: 95.0,
+        };
+        let alone = vec![
+            step_of(200, 4000.0, Some(true)),
+            step_of(300, 6000.0, Some(false)),
+        ];
+        let r = RampSummary::new(bounds, &pipeline, alone.clone());
+        assert_eq!(r.sustainable_per_s, Some(2000.0));
+        assert_eq!(r.broker_alone_per_s, Some(4000.0));
+        assert_eq!(r.ratio, Some(0.5));
+        assert_eq!(r.broker_alone_steps, alone);
+        let r = RampSummary::new(bounds, &pipeline, vec![step_of(200, 1.0, Some(false))]);
+        assert_eq!((r.broker_alone_per_s, r.ratio), (None, None));
+    }
+
+    #[test]
+    fn progress_line_reads_the_step() {
+        let mut s = step_of(1500, 1499.6, Some(true));
+        s.verdicts_per_s = 1490.2;
+        s.loss_pct = 0.0126;
+        s.latency = Some(Latency {
+            p50_ms: 1.0,
+            p95_ms: 2.0,
+            p99_ms: 12.345,
+            max_ms: 30.0,
+        });
+        assert_eq!(
+            s.progress_line(),
+            "1500 machines: offered 1500/s, answered 1490/s, loss 0.013 %, p99 12.3 ms, sustained true"
+        );
+        let none = step_of(10, 0.0, None);
+        assert_eq!(
+            none.progress_line(),
+            "10 machines: offered 0/s, answered 0/s, loss 0.000 %, p99 n/a ms, sustained false"
+        );
+    }
+
+    #[test]
+    fn cpu_totals_sum_the_windows() {
+        let sample = |procs: Vec<u64>, threads: &[(u32, &str, u64)]| CpuSample {
+            procs,
+            threads: threads
+                .iter()
+                .map(|(t, n, k)| (*t, (*n).to_owned(), *k))
+                .collect(),
+        };
+        let mut c = CpuTotals::new(2);
+        c.add_window(
+            &sample(
+                vec![100, 50],
+                &[(1, "rumqttd", 10), (2, "tokio-runtime-w", 20)],
+            ),
+            &sample(
+                vec![300, 40],
+                &[(1, "rumqttd", 60), (2, "tokio-runtime-w", 70)],
+            ),
+        );
+        c.add_window(
+            &sample(vec![400, 40], &[(2, "tokio-runtime-w", 80)]),
+            &sample(vec![450, 90], &[(2, "tokio-runtime-w", 130), (9, "gc", 25)]),
+        );
+        // A counter that went backwards (a pid reused) adds nothing.
+        assert_eq!(c.procs, vec![250, 50]);
+        assert_eq!(c.cpu_s(0), 2.5);
+        assert_eq!(c.cpu_s(1), 0.5);
+        assert_eq!(c.cpu_s(2), 0.0);
+        assert_eq!(
+            c.by_thread(),
+            vec![
+                ("broker".to_owned(), 0.5),
+                ("other".to_owned(), 0.25),
+                ("tokio".to_owned(), 1.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn proc_files_parse_from_real_looking_text() {
+        // A process (52 fields) and one of its threads, as Linux 6 writes them.
+        let process = "31337 (dtwin) S 1 31337 31337 0 -1 4194560 52113 0 3 0 1234 567 0 0 20 0 \
+                       14 0 2261354 2315776000 24689 18446744073709551615 94386937393152 \
+                       94386957627793 140725847375584 0 0 0 0 4096 17646 0 0 0 17 1 0 0 0 0 0 \
+                       94386960146064 94386960937656 94387226927104 140725847379773 \
+                       140725847379849 140725847379849 140725847379937 0";
+        assert_eq!(
+            parse_stat(process),
+            Some(("dtwin".to_owned(), ProcStat { ticks: 1801 }))
+        );
+        let thread = "31341 (tokio-runtime-w) R 1 31337 31337 0 -1 4194624 10 0 0 0 77 3 0 0 \
+                      20 0 14 0 2261360 2315776000 24689 18446744073709551615";
+        assert_eq!(parse_stat(thread).unwrap().1.ticks, 80);
+        // Too short to hold utime and stime.
+        assert_eq!(
+            parse_stat("31337 (dtwin) S 1 31337 31337 0 -1 4194560"),
+            None
+        );
+        assert_eq!(parse_stat("31337 (dtwin) S 1 2 3 4 5 6 7 8 9 10 x 5"), None);
+        let status = "Name:\tdtwin\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t31337\n\
+                      VmPeak:\t 2261356 kB\nVmSize:\t 2261356 kB\nVmLck:\t       0 kB\n\
+                      VmHWM:\t  123456 kB\nVmRSS:\t   98756 kB\nThreads:\t14\n";
+        assert_eq!(parse_vm_hwm(status), Some(120.5625));
+        // A kernel thread has no memory lines.
+        assert_eq!(
+            parse_vm_hwm("Name:\tkthreadd\nState:\tS (sleeping)\n"),
+            None
+        );
     }
 
     proptest! {

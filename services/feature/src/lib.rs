@@ -8,7 +8,8 @@
 //! - [`processor`]: [`Processor`], the pure core (bytes in, publishes out), tested without a
 //!   broker.
 //! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
-//! - [`run`]: the async shell. The MQTT poll task hands messages to one dispatcher, which
+//! - [`FeatureService`]: the async shell on a `dtwin_runtime::Runtime` (connections, metrics
+//!   endpoint, readiness, clean close). `build` connects; `serve` runs one dispatcher, which
 //!   shards machines by a stable hash of their id over `workers` worker tasks through bounded
 //!   queues; each worker owns its machines' windows, so one machine's readings are handled in
 //!   order by one task and its state needs no lock.
@@ -21,11 +22,11 @@ pub use metrics::FeatureMetrics;
 pub use order::OrderConfig;
 pub use processor::{Outgoing, Processor, ProcessorConfig, ProcessorStats};
 
-use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
+use dtwin_bus::{BrokerUrl, BusClient, QoS};
 use dtwin_cluster::Membership;
+use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_windows::WindowConfig;
 use dtwin_schema::{TopicKind, Topics};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -42,23 +43,12 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// Settings of the feature service.
 #[derive(Debug, Clone)]
 pub struct FeatureConfig {
-    /// The broker.
-    pub broker: BrokerUrl,
-    /// Topic prefix.
-    pub prefix: String,
-    /// MQTT client id.
-    pub client_id: String,
+    /// Broker, prefix, client id, instance, share group, metrics endpoint.
+    pub common: CommonConfig,
     /// QoS of the telemetry subscription (0 or 1).
     pub telemetry_qos: QoS,
     /// Window sizes and missing-value policy.
     pub window: WindowConfig,
-    /// This instance's name when several feature services share the fleet (scale-out, see
-    /// `dtwin-cluster`); `None`: the only instance, owning every machine.
-    pub instance: Option<String>,
-    /// Subscribe to telemetry as a member of this MQTT shared-subscription group (scale-out
-    /// by the broker: needs a broker that keeps one machine on one member, such as EMQX with
-    /// `hash_topic`); excludes `instance`.
-    pub share_group: Option<String>,
     /// Worker tasks machines are sharded over (at least 1).
     pub workers: usize,
     /// Reorder tolerance.
@@ -67,30 +57,19 @@ pub struct FeatureConfig {
     pub idle_evict: Duration,
     /// Drop (and count) readings further behind the clock than this on arrival; `None`: off.
     pub max_lag: Option<Duration>,
-    /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
-    /// service on one port); takes precedence over `metrics_listen`.
-    pub metrics_shared: Option<dtwin_obs::Exposition>,
 }
 
 impl FeatureConfig {
     /// Defaults for a broker at `broker`.
     pub fn new(broker: BrokerUrl) -> Self {
         Self {
-            broker,
-            prefix: dtwin_schema::DEFAULT_PREFIX.to_owned(),
-            client_id: "dtwin-feature".to_owned(),
+            common: CommonConfig::new(broker),
             telemetry_qos: QoS::AtMostOnce,
             window: WindowConfig::default(),
-            instance: None,
-            share_group: None,
             workers: 2,
             order: OrderConfig::default(),
             idle_evict: Duration::from_secs(600),
             max_lag: None,
-            metrics_listen: None,
-            metrics_shared: None,
         }
     }
 
@@ -104,6 +83,23 @@ impl FeatureConfig {
             }),
         }
     }
+}
+
+/// Why the feature service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    /// The runtime could not start (bad scale-out settings, metrics address taken).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The connection closed under a publish.
+    #[error(transparent)]
+    Bus(#[from] dtwin_bus::BusError),
+    /// A worker ended before shutdown.
+    #[error("a feature worker stopped")]
+    WorkerStopped,
+    /// A worker panicked.
+    #[error("a feature worker panicked: {0}")]
+    WorkerPanicked(String),
 }
 
 /// What the dispatcher sends a worker.
@@ -122,162 +118,161 @@ pub fn shard(machine: &str, workers: usize) -> usize {
     (dtwin_cluster::stable_hash(&[machine.as_bytes()]) % workers.max(1) as u64) as usize
 }
 
-/// Runs the feature service until `shutdown` fires.
-///
-/// # Errors
-/// The metrics port cannot be bound, or publishing fails because the connection was closed
-/// under it.
-pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let topics = Topics::new(&config.prefix);
-    let mut node = dtwin_cluster::Node::new(
-        &config.prefix,
-        processor::SERVICE,
-        config.instance.as_deref(),
-    );
-    let workers = config.workers.max(1);
-    let mut registry = dtwin_obs::Registry::with_prefix("dtwin_feature");
-    let metrics = FeatureMetrics::register(&mut registry, workers);
-    let health = dtwin_obs::Health::new();
-    let mut tasks = JoinSet::new();
-    if let Some(server) = dtwin_obs::expose(
-        processor::SERVICE,
-        registry,
-        health.clone(),
-        config.metrics_shared.as_ref(),
-        config.metrics_listen,
-        shutdown.clone(),
-    )
-    .await?
-    {
-        tasks.spawn(server);
+/// The feature service, built: connected (or connecting) and subscribed (or subscribing),
+/// its metrics endpoint bound. [`Service::run`] runs it.
+pub struct FeatureService {
+    config: FeatureConfig,
+    runtime: Runtime,
+    metrics: FeatureMetrics,
+}
+
+impl FeatureService {
+    /// Starts the runtime: metrics endpoint, connections, instance announcement.
+    ///
+    /// # Errors
+    /// Bad scale-out settings or a metrics address that cannot be bound.
+    pub async fn build(config: FeatureConfig) -> Result<Self, FeatureError> {
+        let mut registry = dtwin_obs::Registry::with_prefix("dtwin_feature");
+        let metrics = FeatureMetrics::register(&mut registry, config.workers.max(1));
+        let topics = Topics::new(&config.common.prefix);
+        let spec = Spec::new(processor::SERVICE, registry)
+            .subscribe_shared(topics.all(TopicKind::Telemetry), config.telemetry_qos)
+            .with_publisher();
+        let runtime = Runtime::start(&config.common, spec).await?;
+        Ok(Self {
+            config,
+            runtime,
+            metrics,
+        })
     }
-    anyhow::ensure!(
-        config.share_group.is_none() || config.instance.is_none(),
-        "--share-group and --instance are two ways to scale out; use one"
-    );
-    let telemetry = dtwin_bus::shared_filter(
-        config.share_group.as_deref(),
-        topics.all(TopicKind::Telemetry),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let mut subs = vec![Subscription::new(telemetry, config.telemetry_qos)];
-    subs.extend(
-        node.subscription()
-            .map(|f| Subscription::new(f, QoS::AtLeastOnce)),
-    );
-    // Instances of one service need distinct MQTT client ids, or the broker drops one for the
-    // other.
-    let client_id = match &config.instance {
-        Some(name) if config.client_id == "dtwin-feature" => format!("dtwin-feature-{name}"),
-        // Members of a share group have no name of their own.
-        None if config.share_group.is_some() && config.client_id == "dtwin-feature" => {
-            dtwin_bus::unique_client_id("dtwin-feature")
+
+    /// Runs until `shutdown` fires, then lets the workers finish what they hold and closes.
+    ///
+    /// # Errors
+    /// A worker failed (its publish found the connection closed) or stopped early.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), FeatureError> {
+        let Self {
+            config,
+            mut runtime,
+            metrics,
+        } = self;
+        let workers = config.workers.max(1);
+        let epoch = Instant::now();
+        let mut tasks = JoinSet::new();
+        let mut queues = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let (tx, rx) = mpsc::channel(WORKER_QUEUE);
+            queues.push(tx);
+            let processor =
+                Processor::with_config(runtime.topics.clone(), config.processor_config());
+            let ctx = WorkerCtx {
+                index: i,
+                client: runtime.publisher.clone(),
+                metrics: metrics.clone(),
+                epoch,
+            };
+            tasks.spawn(worker(ctx, processor, rx));
         }
-        _ => config.client_id.clone(),
-    };
-    let mut bus = BusConfig::new(config.broker.clone(), &client_id);
-    bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
-    let (mut conn, publisher) = dtwin_bus::connect_with_publisher(&bus, subs);
-    tokio::spawn(health.clone().follow(
-        conn.client.link_state(),
-        dtwin_bus::LinkState::check_subscribed,
-        shutdown.clone(),
-    ));
-    if let Some((topic, payload)) = node.online().map_err(anyhow::Error::msg)? {
-        conn.client
-            .publish(topic, QoS::AtLeastOnce, true, payload)
-            .await?;
-    }
-    let epoch = Instant::now();
-    let mut queues = Vec::with_capacity(workers);
-    for i in 0..workers {
-        let (tx, rx) = mpsc::channel(WORKER_QUEUE);
-        queues.push(tx);
-        let processor = Processor::with_config(topics.clone(), config.processor_config());
-        let ctx = WorkerCtx {
-            index: i,
-            client: publisher.client.clone(),
-            metrics: metrics.clone(),
-            epoch,
-        };
-        tasks.spawn(worker(ctx, processor, rx));
-    }
-    info!(broker = %config.broker, workers, feature_set = %dtwin_windows::feature_set(&config.window).1, "feature service started");
-    let mut not_mine: u64 = 0;
-    let mut failed = None;
-    loop {
-        let msg = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
-            Some(done) = tasks.join_next() => {
-                // A worker or the metrics server ended before shutdown: stop and report it.
-                failed = Some(match done {
-                    Ok(Ok(())) => anyhow::anyhow!("a feature worker stopped"),
-                    Ok(Err(e)) => e,
-                    Err(e) => anyhow::anyhow!("a feature worker panicked: {e}"),
-                });
-                break;
-            }
-        };
-        if let Some(change) = node.handle(&msg.topic, &msg.payload) {
-            if let Some(change) = change {
-                info!(?change, members = ?node.membership().members().collect::<Vec<_>>(), "feature cluster changed");
-                for q in &queues {
-                    if q.send(Work::Retain(node.membership().clone()))
-                        .await
-                        .is_err()
-                    {
-                        break;
+        let feature_set = dtwin_windows::feature_set(&config.window).1;
+        runtime.log_started(&format!("workers {workers}, feature set {feature_set}"));
+        let mut not_mine: u64 = 0;
+        let mut failed = None;
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                msg = runtime.inbox.recv() => match msg { Some(m) => m, None => break },
+                Some(done) = tasks.join_next() => {
+                    failed = Some(worker_failure(done));
+                    break;
+                }
+            };
+            if let Some(change) = runtime.node.handle(&msg.topic, &msg.payload) {
+                if let Some(change) = change {
+                    info!(?change, members = ?runtime.node.membership().members().collect::<Vec<_>>(), "feature cluster changed");
+                    for q in &queues {
+                        if q.send(Work::Retain(runtime.node.membership().clone()))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
                     }
                 }
-            }
-            continue;
-        }
-        // Topics that do not parse go to worker 0, which dead-letters them.
-        let machine = topics.parse(&msg.topic).map(|(_, m)| m);
-        if let Some(machine) = machine {
-            if !node.owns(machine) {
-                not_mine += 1;
                 continue;
             }
-        }
-        let i = machine.map_or(0, |m| shard(m, workers));
-        let work = Work::Telemetry {
-            msg,
-            received: Instant::now(),
-        };
-        if queues[i].send(work).await.is_err() {
-            break;
-        }
-        metrics.queue_depth(i, WORKER_QUEUE - queues[i].capacity());
-    }
-    // Closing the queues lets each worker finish what it holds, then stop.
-    drop(queues);
-    let drained = tokio::time::timeout(Duration::from_millis(1500), async {
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Err(e)) if failed.is_none() => failed = Some(e),
-                Err(e) if !e.is_cancelled() => warn!(error = %e, "feature task failed"),
-                _ => {}
+            // Topics that do not parse go to worker 0, which dead-letters them.
+            let machine = runtime.topics.parse(&msg.topic).map(|(_, m)| m);
+            if let Some(machine) = machine {
+                if !runtime.node.owns(machine) {
+                    not_mine += 1;
+                    continue;
+                }
             }
+            let i = machine.map_or(0, |m| shard(m, workers));
+            let work = Work::Telemetry {
+                msg,
+                received: Instant::now(),
+            };
+            if queues[i].send(work).await.is_err() {
+                break;
+            }
+            metrics.queue_depth(i, WORKER_QUEUE - queues[i].capacity());
         }
-    })
-    .await;
-    if drained.is_err() {
-        warn!("feature workers did not finish in time");
-        tasks.abort_all();
+        // Closing the queues lets each worker finish what it holds, then stop.
+        drop(queues);
+        let drained = tokio::time::timeout(Duration::from_millis(1500), async {
+            while let Some(done) = tasks.join_next().await {
+                match done {
+                    Ok(Err(e)) if failed.is_none() => failed = Some(e),
+                    Err(e) if !e.is_cancelled() => warn!(error = %e, "feature task failed"),
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!("feature workers did not finish in time");
+            tasks.abort_all();
+        }
+        info!(not_mine, "feature service stopping");
+        runtime.close().await;
+        match failed {
+            Some(e) if !shutdown.is_cancelled() => Err(e),
+            _ => Ok(()),
+        }
     }
-    info!(not_mine, "feature service stopping");
-    let close = async { tokio::join!(publisher.close(), conn.close()) };
-    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, close)
-        .await
-        .is_err()
-    {
-        warn!("feature service did not disconnect in time");
+}
+
+impl Service for FeatureService {
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
     }
-    match failed {
-        Some(e) if !shutdown.is_cancelled() => Err(e),
-        _ => Ok(()),
+
+    async fn run(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.serve(shutdown).await?)
+    }
+}
+
+/// Runs the feature service until `shutdown` fires: [`FeatureService::build`], then
+/// [`FeatureService::serve`].
+///
+/// # Errors
+/// As those two.
+pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> Result<(), FeatureError> {
+    FeatureService::build(config).await?.serve(shutdown).await
+}
+
+/// What a worker that ended before shutdown means.
+fn worker_failure(
+    done: Result<Result<(), FeatureError>, tokio::task::JoinError>,
+) -> FeatureError {
+    match done {
+        Ok(Ok(())) => FeatureError::WorkerStopped,
+        Ok(Err(e)) => e,
+        Err(e) => FeatureError::WorkerPanicked(e.to_string()),
     }
 }
 
@@ -293,7 +288,7 @@ impl WorkerCtx {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    async fn publish(&self, out: &mut Vec<Outgoing>) -> anyhow::Result<()> {
+    async fn publish(&self, out: &mut Vec<Outgoing>) -> Result<(), FeatureError> {
         for o in out.drain(..) {
             match &o {
                 Outgoing::DeadLetter { reason, .. } => {
@@ -318,7 +313,7 @@ async fn worker(
     ctx: WorkerCtx,
     mut processor: Processor,
     mut rx: mpsc::Receiver<Work>,
-) -> anyhow::Result<()> {
+) -> Result<(), FeatureError> {
     let mut out = Vec::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -6,11 +6,11 @@
 //! run through warm default windows; the shipped model and the default rules.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
 use dtwin_inference::{RuleSet, Scorer, SHIPPED_MODEL};
 use dtwin_ml::ModelArtifact;
 use dtwin_schema::{to_json, Features, Risk};
 use dtwin_twin_sim::{Machine, SimConfig};
+use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
 use std::hint::black_box;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};

@@ -5,31 +5,38 @@
 //!
 //! # Layout
 //! - [`rules`]: the expert system, rules as TOML data.
-//! - [`scorer`]: [`Scorer`], the pure core (features in, risk out) and [`scorer::decide`].
+//! - [`processor`]: [`Processor`], the service's pure core: routed inbox messages and a clock
+//!   in; verdicts, dead letters, model swaps and the drift status out ([`processor::route`]
+//!   decides what the loop batches).
+//! - [`scorer`]: [`Scorer`], one model with its rules (features in, risk out) and
+//!   [`scorer::decide`].
 //! - [`model`]: loading and checking artifacts (the shipped default, a file, or MQTT bytes).
 //! - [`drift`]: [`drift::DriftMonitor`], live feature and risk distributions against the
 //!   model's training reference (KS and Jensen-Shannon over a rolling window); pure.
 //! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
-//! - [`run`]: the async shell: one task reads the MQTT inbox, scores inline (microseconds per
-//!   row) and publishes.
+//! - [`run`]: the async shell: one task reads the MQTT inbox, gathers micro-batches of what is
+//!   already waiting, hands them to the processor (scoring is inline, microseconds per row),
+//!   publishes what it returns and records the metrics.
 
 pub mod drift;
 pub mod metrics;
 pub mod model;
+pub mod processor;
 pub mod rules;
 pub mod scorer;
 
 pub use drift::{DriftConfig, DriftMonitor};
 pub use metrics::InferenceMetrics;
 pub use model::{load_model, ModelSource, SHIPPED_MODEL};
+pub use processor::{Processor, ProcessorConfig};
 pub use rules::{RuleSet, RulesError, DEFAULT_RULES};
 pub use scorer::{decide, Scorer};
 
 use anyhow::Context;
 use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
+use dtwin_schema::{TopicKind, Topics};
 use dtwin_windows::WindowConfig;
-use dtwin_schema::{from_json, to_json, DeadLetter, Features, Rejection, TopicKind, Topics};
-use std::net::SocketAddr;
+use processor::{Event, Inbound, Outgoing, Route};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -57,29 +64,14 @@ pub fn drift_service(instance: Option<&str>) -> String {
 /// Settings of the inference service.
 #[derive(Debug, Clone)]
 pub struct InferenceConfig {
-    /// The broker.
-    pub broker: BrokerUrl,
-    /// Topic prefix.
-    pub prefix: String,
-    /// MQTT client id.
-    pub client_id: String,
+    /// Broker, prefix, client id, instance, share group, metrics endpoint.
+    pub common: dtwin_runtime::CommonConfig,
     /// Where the model at start comes from.
     pub model: ModelSource,
     /// Rules file; `None` uses the shipped rules.
     pub rules_path: Option<std::path::PathBuf>,
     /// The window configuration of the feature service (models must match its feature set).
     pub window: WindowConfig,
-    /// This instance's name when several inference services share the fleet (scale-out, see
-    /// `dtwin-cluster`); `None`: the only instance.
-    pub instance: Option<String>,
-    /// Subscribe to feature vectors as a member of this MQTT shared-subscription group (see
-    /// `dtwin_bus::shared_filter`); excludes `instance`.
-    pub share_group: Option<String>,
-    /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
-    /// service on one port); takes precedence over `metrics_listen`.
-    pub metrics_shared: Option<dtwin_obs::Exposition>,
     /// Drift window and thresholds.
     pub drift: DriftConfig,
     /// How often the drift status is published (retained on `{prefix}/drift/{service}`);
@@ -95,16 +87,10 @@ impl InferenceConfig {
     /// Defaults for a broker at `broker`.
     pub fn new(broker: BrokerUrl) -> Self {
         Self {
-            broker,
-            prefix: dtwin_schema::DEFAULT_PREFIX.to_owned(),
-            client_id: "dtwin-inference".to_owned(),
+            common: dtwin_runtime::CommonConfig::new(broker),
             model: ModelSource::Shipped,
             rules_path: None,
             window: WindowConfig::default(),
-            instance: None,
-            share_group: None,
-            metrics_listen: None,
-            metrics_shared: None,
             drift: DriftConfig::default(),
             drift_interval: DEFAULT_DRIFT_INTERVAL,
             max_batch: DEFAULT_MAX_BATCH,
@@ -146,8 +132,12 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     let scorer = build_scorer(&config)?;
     let rules_text = config.rules_text()?;
     let (_, expected) = dtwin_windows::feature_set(&config.window);
-    let topics = Topics::new(&config.prefix);
-    let mut node = dtwin_cluster::Node::new(&config.prefix, SERVICE, config.instance.as_deref());
+    let topics = Topics::new(&config.common.prefix);
+    let mut node = dtwin_cluster::Node::new(
+        &config.common.prefix,
+        SERVICE,
+        config.common.instance.as_deref(),
+    );
     let mut registry = dtwin_obs::Registry::with_prefix("dtwin_inference");
     let metrics = InferenceMetrics::register(&mut registry);
     let health = dtwin_obs::Health::new();
@@ -155,18 +145,18 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
         SERVICE,
         registry,
         health.clone(),
-        config.metrics_shared.as_ref(),
-        config.metrics_listen,
+        config.common.metrics_shared.as_ref(),
+        config.common.metrics_listen,
         shutdown.clone(),
     )
     .await?
     .map(tokio::spawn);
     anyhow::ensure!(
-        config.share_group.is_none() || config.instance.is_none(),
+        config.common.share_group.is_none() || config.common.instance.is_none(),
         "--share-group and --instance are two ways to scale out; use one"
     );
     let features = dtwin_bus::shared_filter(
-        config.share_group.as_deref(),
+        config.common.share_group.as_deref(),
         topics.all(TopicKind::Features),
     )
     .map_err(anyhow::Error::msg)?;
@@ -180,14 +170,8 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     );
     // Instances of one service need distinct MQTT client ids, or the broker drops one for the
     // other.
-    let client_id = match &config.instance {
-        Some(name) if config.client_id == "dtwin-inference" => format!("dtwin-inference-{name}"),
-        None if config.share_group.is_some() && config.client_id == "dtwin-inference" => {
-            dtwin_bus::unique_client_id("dtwin-inference")
-        }
-        _ => config.client_id.clone(),
-    };
-    let mut bus = BusConfig::new(config.broker.clone(), &client_id);
+    let client_id = config.common.client_id(SERVICE);
+    let mut bus = BusConfig::new(config.common.broker.clone(), &client_id);
     bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
     let (mut conn, publisher) = dtwin_bus::connect_with_publisher(&bus, subs);
     tokio::spawn(health.clone().follow(
@@ -201,20 +185,22 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
             .await?;
     }
     info!(model = %scorer.model().model_id, version = %scorer.model().version, "inference service started");
-    let drift = DriftMonitor::new(scorer.model().reference.clone(), config.drift);
-    let mut svc = Service {
-        client: publisher.client.clone(),
+    let processor = Processor::new(
         topics,
-        metrics,
         scorer,
-        expected,
-        rules_text,
-        drift,
-        drift_service: drift_service(config.instance.as_deref()),
-        drift_state: None,
+        ProcessorConfig {
+            expected,
+            rules_text,
+            drift: config.drift,
+            drift_service: drift_service(config.common.instance.as_deref()),
+        },
+    );
+    metrics.model(&processor.model_labels());
+    let mut shell = Shell {
+        client: publisher.client.clone(),
+        metrics,
+        processor,
     };
-    svc.model_changed();
-    let model_topic = svc.topics.model_current();
     // The first tick fires at once: the status (warming up, or no reference) is there from
     // the start.
     let mut drift_tick = tokio::time::interval(if config.drift_interval.is_zero() {
@@ -234,7 +220,7 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
                 _ = shutdown.cancelled() => break,
                 msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
                 _ = drift_tick.tick(), if !config.drift_interval.is_zero() => {
-                    if let Err(e) = svc.publish_drift().await {
+                    if let Err(e) = shell.publish_drift().await {
                         result = Err(e);
                         break;
                     }
@@ -242,7 +228,8 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
                 }
             }
         };
-        svc.metrics
+        shell
+            .metrics
             .inbox
             .set(i64::try_from(conn.inbox.len()).unwrap_or(i64::MAX));
         if let Some(change) = node.handle(&msg.topic, &msg.payload) {
@@ -251,12 +238,9 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
             }
             continue;
         }
-        let handled = match route(&svc.topics, &node, &msg) {
+        let batch = match shell.processor.route(&msg.topic, |m| node.owns(m)) {
             Route::NotMine => continue,
-            Route::Other if msg.topic == model_topic => {
-                svc.deployed(&msg.topic, &msg.payload).await
-            }
-            Route::Other => svc.features(std::slice::from_ref(&msg)).await,
+            Route::Model | Route::Other => vec![msg],
             Route::Features => {
                 // Micro-batch: whatever else is already waiting, never waiting for more. The
                 // batch ends at the first message of another kind, which is handled next, so
@@ -266,24 +250,24 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
                     let Ok(next) = conn.inbox.try_recv() else {
                         break;
                     };
-                    match route(&svc.topics, &node, &next) {
+                    match shell.processor.route(&next.topic, |m| node.owns(m)) {
                         Route::Features => batch.push(next),
                         Route::NotMine => {}
-                        Route::Other => {
+                        Route::Model | Route::Other => {
                             held = Some(next);
                             break;
                         }
                     }
                 }
-                svc.features(&batch).await
+                batch
             }
         };
-        if let Err(e) = handled {
+        if let Err(e) = shell.handle(&batch).await {
             result = Err(e);
             break;
         }
     }
-    let scored = svc.metrics.messages_out.get();
+    let scored = shell.metrics.messages_out.get();
     info!(scored, "inference service stopping");
     let close = async { tokio::join!(publisher.close(), conn.close()) };
     if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, close)
@@ -298,185 +282,109 @@ pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow
     result
 }
 
-/// What the service loop does with an inbox message.
-enum Route {
-    /// A feature vector of a machine this instance owns: scored, possibly in a batch.
-    Features,
-    /// A feature vector of a machine another instance owns: skipped.
-    NotMine,
-    /// Anything else (a deployed model, a topic that is not ours): handled on its own.
-    Other,
-}
-
-fn route(topics: &Topics, node: &dtwin_cluster::Node, msg: &dtwin_bus::Message) -> Route {
-    match topics.parse(&msg.topic) {
-        Some((_, machine)) if !node.owns(machine) => Route::NotMine,
-        Some((TopicKind::Features, _)) => Route::Features,
-        _ => Route::Other,
-    }
-}
-
-/// The service's state between messages.
-struct Service {
+/// The async side of the loop: hands batches to the [`Processor`], publishes what it returns
+/// and records the metrics.
+struct Shell {
     client: BusClient,
-    topics: Topics,
     metrics: InferenceMetrics,
-    scorer: Scorer,
-    /// The feature set deployed models must match.
-    expected: String,
-    rules_text: String,
-    drift: DriftMonitor,
-    drift_service: String,
-    /// The last published drift verdict (state changes are logged).
-    drift_state: Option<dtwin_schema::DriftState>,
+    processor: Processor,
 }
 
-impl Service {
-    fn model_changed(&self) {
-        let m = self.scorer.model();
-        self.metrics.model(&metrics::model_labels(
-            &m.model_id,
-            &m.version,
-            &m.feature_set_hash,
-        ));
-    }
-
-    /// A model published on `models/current`: swap to it, or refuse it with a dead letter.
-    async fn deployed(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
-        if payload.is_empty() {
-            return Ok(()); // a cleared retained message
-        }
-        match model::swap(payload, &self.expected, &self.rules_text) {
-            Ok(next) => {
-                let (old, new) = (self.scorer.model(), next.model());
-                info!(
-                    old = %format!("{} {}", old.model_id, old.version),
-                    new = %format!("{} {}", new.model_id, new.version),
-                    "model swapped"
-                );
-                self.scorer = next;
-                // Another model, another reference: the window starts again.
-                self.drift =
-                    DriftMonitor::new(self.scorer.model().reference.clone(), *self.drift.config());
-                self.metrics.swap(true);
-                self.model_changed();
-                Ok(())
-            }
-            Err(rejection) => {
-                warn!(error = %rejection, "refused deployed model; keeping the running one");
-                self.metrics.swap(false);
-                self.dead_letter(topic, payload, rejection).await
-            }
-        }
-    }
-
-    /// Feature vectors (one, or a micro-batch of several): score them together and publish a
-    /// verdict for each in order, or dead-letter the ones that do not parse or fit the model.
-    async fn features(&mut self, batch: &[dtwin_bus::Message]) -> anyhow::Result<()> {
-        self.metrics.messages_in.inc_by(batch.len() as u64);
-        self.metrics.batch.observe(batch.len() as f64);
+impl Shell {
+    /// Scores or deploys one routed batch and publishes the outcome.
+    async fn handle(&mut self, batch: &[dtwin_bus::Message]) -> anyhow::Result<()> {
+        let inbound: Vec<Inbound<'_>> = batch
+            .iter()
+            .map(|m| Inbound::new(&m.topic, &m.payload))
+            .collect();
         // Scoring takes microseconds per row, so it runs inline rather than on a blocking pool.
         let started = Instant::now();
-        let now = dtwin_schema::time_fmt::now();
-        let mut parsed = Vec::with_capacity(batch.len());
-        let mut outcomes: Vec<Option<Rejection>> = Vec::with_capacity(batch.len());
-        for msg in batch {
-            match from_json::<Features>(&msg.payload) {
-                Ok(f) => {
-                    parsed.push(f);
-                    outcomes.push(None);
+        let out = self
+            .processor
+            .handle(&inbound, dtwin_schema::time_fmt::now());
+        let per_message = started.elapsed().as_secs_f64() / out.scored_messages().max(1) as f64;
+        for event in out.events {
+            self.record(event, per_message);
+        }
+        for o in out.publishes {
+            self.publish(o).await?;
+        }
+        Ok(())
+    }
+
+    fn record(&self, event: Event, per_message: f64) {
+        match event {
+            Event::Batch { messages } => {
+                self.metrics.messages_in.inc_by(messages as u64);
+                self.metrics.batch.observe(messages as f64);
+                for _ in 0..messages {
+                    self.metrics.scoring.observe(per_message);
                 }
-                Err(e) => outcomes.push(Some(Rejection::new(
-                    dtwin_schema::RejectReason::WrongType,
-                    e.to_string(),
-                ))),
+            }
+            Event::Swapped { old, new, labels } => {
+                info!(
+                    old = %format!("{} {}", old.id, old.version),
+                    new = %format!("{} {}", new.id, new.version),
+                    "model swapped"
+                );
+                self.metrics.swap(true);
+                self.metrics.model(&labels);
+            }
+            Event::Refused { rejection } => {
+                warn!(error = %rejection, "refused deployed model; keeping the running one");
+                self.metrics.swap(false);
             }
         }
-        let mut verdicts = self.scorer.score_batch(&parsed, now).into_iter();
-        let per_message = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
-        for (msg, outcome) in batch.iter().zip(outcomes) {
-            self.metrics.scoring.observe(per_message);
-            let verdict = match outcome {
-                Some(rejection) => Err(rejection),
-                None => verdicts.next().expect("one verdict per parsed vector"),
-            };
-            match verdict {
-                Ok((risk, scored)) => {
-                    // Cold windows are left out, as they are of the training rows.
-                    if !risk.cold {
-                        self.drift.observe(&scored.row, scored.probability);
-                    }
-                    self.metrics.verdict(risk.status, risk.level, risk.cold);
-                    let age = (now - risk.source_ts).as_seconds_f64();
-                    if age >= 0.0 {
-                        self.metrics.age.observe(age);
-                    }
-                    self.client
-                        .publish(
-                            self.topics.risk(&risk.machine_id),
-                            QoS::AtLeastOnce,
-                            false,
-                            to_json(&risk),
-                        )
-                        .await?;
-                    self.metrics.messages_out.inc();
+    }
+
+    /// Records what `o` says and publishes it.
+    async fn publish(&self, o: Outgoing) -> anyhow::Result<()> {
+        let verdict = match &o {
+            Outgoing::Verdict {
+                status,
+                level,
+                cold,
+                age,
+                ..
+            } => {
+                self.metrics.verdict(*status, *level, *cold);
+                if let Some(age) = age {
+                    self.metrics.age.observe(*age);
                 }
-                Err(rejection) => {
-                    debug!(topic = %msg.topic, error = %rejection, "features rejected");
-                    self.dead_letter(&msg.topic, &msg.payload, rejection)
-                        .await?;
-                }
+                true
             }
+            Outgoing::DeadLetter {
+                rejection, source, ..
+            } => {
+                debug!(topic = %source, error = %rejection, "input rejected");
+                self.metrics.rejected(rejection.reason.as_str());
+                false
+            }
+            Outgoing::Drift { .. } => false,
+        };
+        let retain = o.retained();
+        let (topic, payload) = o.into_parts();
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await?;
+        if verdict {
+            self.metrics.messages_out.inc();
         }
         Ok(())
     }
 
     /// Publishes the drift status, retained, and records it in the metrics.
     async fn publish_drift(&mut self) -> anyhow::Result<()> {
-        let m = self.scorer.model();
-        let model = dtwin_schema::ModelRef {
-            id: m.model_id.clone(),
-            version: m.version.clone(),
-        };
-        let status = self
-            .drift
-            .status(&self.drift_service, model, dtwin_schema::time_fmt::now());
-        self.metrics.drift(&status);
-        if self.drift_state != Some(status.state) {
+        let report = self.processor.drift_status(dtwin_schema::time_fmt::now());
+        let status = &report.status;
+        self.metrics.drift(status);
+        if report.changed {
             if status.state == dtwin_schema::DriftState::Drift {
                 warn!(drifted = ?status.drifted, window = status.window, "live inputs drifted from the training reference");
             } else {
                 info!(state = ?status.state, window = status.window, "drift status");
             }
-            self.drift_state = Some(status.state);
         }
-        self.client
-            .publish(
-                self.topics.drift(&self.drift_service),
-                QoS::AtLeastOnce,
-                true,
-                to_json(&status),
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn dead_letter(
-        &self,
-        topic: &str,
-        payload: &[u8],
-        rejection: Rejection,
-    ) -> anyhow::Result<()> {
-        self.metrics.rejected(rejection.reason.as_str());
-        let dl = DeadLetter::new(SERVICE, topic, payload, rejection.reason, rejection.detail);
-        self.client
-            .publish(
-                self.topics.deadletter(SERVICE),
-                QoS::AtLeastOnce,
-                false,
-                to_json(&dl),
-            )
-            .await?;
-        Ok(())
+        self.publish(report.publish).await
     }
 }

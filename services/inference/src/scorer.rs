@@ -7,12 +7,12 @@
 //! 25 per critical rule, clamped to 0..100.
 
 use crate::rules::RuleSet;
-use dtwin_windows::row_from_message;
 use dtwin_ml::ModelArtifact;
 use dtwin_schema::{
     Action, Factor, Features, Level, ModelRef, RejectReason, Rejection, Risk, RiskStatus,
     RISK_SCHEMA,
 };
+use dtwin_windows::row_from_message;
 use std::sync::Arc;
 use time::OffsetDateTime;
 

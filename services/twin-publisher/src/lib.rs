@@ -20,7 +20,9 @@
 //! - [`control`]: the control topic's commands (pure decoder).
 //! - [`metrics`]: [`TwinMetrics`], the Prometheus metrics behind `/metrics`; `/healthz`
 //!   follows the control connection's broker link.
-//! - [`run`]: the shell: control connection, workers, shutdown.
+//! - [`TwinService`]: the shell on a `dtwin_runtime::Runtime`: `build` checks the settings and
+//!   opens the control connection; `serve` runs the workers and control commands until
+//!   shutdown.
 
 pub mod control;
 pub mod metrics;
@@ -30,10 +32,10 @@ pub use metrics::TwinMetrics;
 
 pub use scenario::{ScenarioError, ScenarioEvent};
 
-use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
+use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS};
+use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_schema::{to_json, DeadLetter, MachineStatus, Presence, Topics, STATUS_SCHEMA};
 use dtwin_twin_sim::{Clock, Fault, Fleet, Machine, SimConfig};
-use std::net::SocketAddr;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -46,12 +48,10 @@ const CONTROL_QUEUE: usize = 256;
 /// Settings of the twin publisher.
 #[derive(Debug, Clone)]
 pub struct TwinConfig {
-    /// The broker.
-    pub broker: BrokerUrl,
-    /// Topic prefix.
-    pub prefix: String,
-    /// MQTT client id (also the publisher's status topic segment).
-    pub client_id: String,
+    /// Broker, prefix, client id (also the publisher's status topic segment; default
+    /// `dtwin-twin`), metrics endpoint. The twin is not scaled out by instance: run one twin
+    /// per client id.
+    pub common: CommonConfig,
     /// Number of machines.
     pub machines: usize,
     /// Random seed: the same seed gives the same fleet and the same readings.
@@ -74,20 +74,13 @@ pub struct TwinConfig {
     pub steps: Option<u64>,
     /// Start of stream time (`None`: now). Fix it to reproduce an `afap` stream byte for byte.
     pub epoch: Option<OffsetDateTime>,
-    /// Serve `/metrics` and `/healthz` here; `None`: no endpoint.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Add the metrics to this shared endpoint instead (`dtwin up` serves every in-process
-    /// service on one port); takes precedence over `metrics_listen`.
-    pub metrics_shared: Option<dtwin_obs::Exposition>,
 }
 
 impl TwinConfig {
     /// Defaults for a broker at `broker`: 20 machines at 2 Hz, one plant minute per reading.
     pub fn new(broker: BrokerUrl) -> Self {
         Self {
-            broker,
-            prefix: dtwin_schema::DEFAULT_PREFIX.to_owned(),
-            client_id: "dtwin-twin".to_owned(),
+            common: CommonConfig::new(broker),
             machines: 20,
             seed: 42,
             rate_hz: 2.0,
@@ -99,8 +92,6 @@ impl TwinConfig {
             afap: false,
             steps: None,
             epoch: None,
-            metrics_listen: None,
-            metrics_shared: None,
         }
     }
 
@@ -137,238 +128,316 @@ struct Due {
     fault: Fault,
 }
 
-/// Runs the twin until `shutdown` fires (or, with `steps`, until every machine has published
-/// that many readings).
-///
-/// # Errors
-/// An invalid configuration (no machines, rate not positive, a scenario naming an unknown
-/// machine), the metrics port cannot be bound, or a closed connection.
-pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    anyhow::ensure!(config.machines > 0, "--machines must be at least 1");
-    anyhow::ensure!(
-        config.rate_hz > 0.0 && config.rate_hz.is_finite(),
-        "--rate must be a positive number of Hz"
-    );
-    anyhow::ensure!(
-        config.accel > 0.0 && config.accel.is_finite(),
-        "--accel must be positive"
-    );
-    anyhow::ensure!(config.connections > 0, "--connections must be at least 1");
-    let topics = Topics::new(&config.prefix);
-    let fleet = Fleet::new(config.machines, &config.sim());
-    let due: Vec<Due> = scenario::resolve(&config.scenario, &fleet)?
-        .into_iter()
-        .map(|r| Due {
-            index: r.index,
-            // Reading k is at stream time (k - 1) / rate.
-            before_seq: (r.at.as_secs_f64() * config.rate_hz).ceil() as u64 + 1,
-            fault: r.fault,
-        })
-        .collect();
-    let publisher_id = dtwin_schema::MachineId::parse(&config.client_id).map_err(|e| {
-        anyhow::anyhow!(
-            "client id {:?} cannot name a status topic: {e}",
-            config.client_id
-        )
-    })?;
+/// Why the twin could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TwinError {
+    /// A setting out of range (says which flag).
+    #[error("{0}")]
+    Config(&'static str),
+    /// A scenario naming an unknown machine or fault.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The client id cannot be a status topic segment.
+    #[error("client id {id:?} cannot name a status topic: {source}")]
+    ClientId {
+        /// The client id.
+        id: String,
+        /// Why it is not an id.
+        source: dtwin_schema::MachineIdError,
+    },
+    /// The runtime could not start (metrics address taken).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The connection closed under a publish.
+    #[error(transparent)]
+    Bus(#[from] dtwin_bus::BusError),
+    /// A worker panicked.
+    #[error("twin worker panicked: {0}")]
+    WorkerPanicked(String),
+}
 
-    let mut registry = dtwin_obs::Registry::with_prefix("dtwin_twin");
-    let metrics = TwinMetrics::register(&mut registry);
-    metrics
-        .machines
-        .set(i64::try_from(config.machines).unwrap_or(i64::MAX));
-    let health = dtwin_obs::Health::new();
-    let server = dtwin_obs::expose(
-        "twin",
-        registry,
-        health.clone(),
-        config.metrics_shared.as_ref(),
-        config.metrics_listen,
-        shutdown.clone(),
-    )
-    .await?
-    .map(tokio::spawn);
+/// The twin, built: settings checked, fleet and scenario resolved, control connection opened.
+pub struct TwinService {
+    config: TwinConfig,
+    runtime: Runtime,
+    metrics: TwinMetrics,
+    fleet: Fleet,
+    due: Vec<Due>,
+    publisher_id: dtwin_schema::MachineId,
+}
 
-    // The control connection: publisher status (with its last will), machine statuses,
-    // control commands in, dead letters out.
-    let mut bus = BusConfig::new(config.broker.clone(), &config.client_id);
-    bus.last_will = Some((
-        topics.publisher_status(&config.client_id),
-        status(&publisher_id, Presence::Offline, None),
-    ));
-    let control_topic = format!("{}/control/twin", topics.prefix());
-    let mut conn = dtwin_bus::connect(
-        &bus,
-        vec![Subscription::new(control_topic.clone(), QoS::AtLeastOnce)],
-    );
-    let client = conn.client.clone();
-    tokio::spawn(health.follow(
-        client.link_state(),
-        dtwin_bus::LinkState::check_subscribed,
-        shutdown.clone(),
-    ));
-    metrics.publish_result(
-        client
-            .publish(
-                topics.publisher_status(&config.client_id),
+impl TwinService {
+    /// Checks the settings, builds the fleet, resolves the scenario and starts the control
+    /// connection (publisher status with its last will, control commands in).
+    ///
+    /// # Errors
+    /// An invalid configuration (no machines, rate not positive, a scenario naming an unknown
+    /// machine, a client id that cannot name a topic) or a metrics address that cannot be
+    /// bound.
+    pub async fn build(config: TwinConfig) -> Result<Self, TwinError> {
+        check(&config)?;
+        let fleet = Fleet::new(config.machines, &config.sim());
+        let due: Vec<Due> = scenario::resolve(&config.scenario, &fleet)?
+            .into_iter()
+            .map(|r| Due {
+                index: r.index,
+                // Reading k is at stream time (k - 1) / rate.
+                before_seq: (r.at.as_secs_f64() * config.rate_hz).ceil() as u64 + 1,
+                fault: r.fault,
+            })
+            .collect();
+        let client_id = config.common.client_id("twin");
+        let publisher_id =
+            dtwin_schema::MachineId::parse(&client_id).map_err(|source| TwinError::ClientId {
+                id: client_id.clone(),
+                source,
+            })?;
+        let mut registry = dtwin_obs::Registry::with_prefix("dtwin_twin");
+        let metrics = TwinMetrics::register(&mut registry);
+        metrics
+            .machines
+            .set(i64::try_from(config.machines).unwrap_or(i64::MAX));
+        let topics = Topics::new(&config.common.prefix);
+        // The control connection: publisher status (with its last will), machine statuses,
+        // control commands in, dead letters out.
+        let spec = Spec::new("twin", registry)
+            .subscribe(
+                format!("{}/control/twin", topics.prefix()),
                 QoS::AtLeastOnce,
-                true,
-                status(&publisher_id, Presence::Online, None),
             )
-            .await,
-    )?;
-    for m in &fleet.machines {
+            .last_will(
+                topics.publisher_status(&client_id),
+                status(&publisher_id, Presence::Offline, None),
+            );
+        let runtime = Runtime::start(&config.common, spec).await?;
+        Ok(Self {
+            config,
+            runtime,
+            metrics,
+            fleet,
+            due,
+            publisher_id,
+        })
+    }
+
+    /// Runs until `shutdown` fires (or, with `steps`, until every machine has published that
+    /// many readings), then marks the machines and the publisher offline and closes.
+    ///
+    /// # Errors
+    /// A closed connection, or a worker that panicked.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), TwinError> {
+        let Self {
+            config,
+            mut runtime,
+            metrics,
+            fleet,
+            due,
+            publisher_id,
+        } = self;
+        let topics = runtime.topics.clone();
+        let client = runtime.client.clone();
+        let client_id = runtime.client_id.clone();
         metrics.publish_result(
             client
                 .publish(
-                    topics.status(m.id()),
+                    topics.publisher_status(&client_id),
                     QoS::AtLeastOnce,
                     true,
-                    status(m.id(), Presence::Online, Some(m.product_type())),
+                    status(&publisher_id, Presence::Online, None),
                 )
                 .await,
         )?;
-    }
-    let statuses: Vec<_> = fleet
-        .machines
-        .iter()
-        .map(|m| (m.id().clone(), m.product_type()))
-        .collect();
-    info!(
-        machines = config.machines,
-        rate_hz = config.rate_hz,
-        accel = config.accel,
-        afap = config.afap,
-        connections = config.connections,
-        "twin started"
-    );
-
-    // Workers.
-    let clock = Clock {
-        epoch: config.epoch.unwrap_or_else(dtwin_schema::time_fmt::now),
-        period: time::Duration::seconds_f64(1.0 / config.rate_hz),
-    };
-    let stop_workers = shutdown.child_token();
-    let mut shards: Vec<Vec<(usize, Machine)>> = vec![Vec::new(); config.connections];
-    for (i, m) in fleet.machines.into_iter().enumerate() {
-        shards[i % config.connections].push((i, m));
-    }
-    let mut senders = Vec::with_capacity(config.connections);
-    let mut workers = tokio::task::JoinSet::new();
-    for (k, machines) in shards.into_iter().enumerate() {
-        let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
-        senders.push(tx);
-        let mine: Vec<Due> = due
+        for m in &fleet.machines {
+            metrics.publish_result(
+                client
+                    .publish(
+                        topics.status(m.id()),
+                        QoS::AtLeastOnce,
+                        true,
+                        status(m.id(), Presence::Online, Some(m.product_type())),
+                    )
+                    .await,
+            )?;
+        }
+        let statuses: Vec<_> = fleet
+            .machines
             .iter()
-            .copied()
-            .filter(|d| d.index % config.connections == k)
+            .map(|m| (m.id().clone(), m.product_type()))
             .collect();
-        let worker_bus = BusConfig::new(config.broker.clone(), format!("{}-{k}", config.client_id));
-        let worker_conn = dtwin_bus::connect(&worker_bus, Vec::new());
-        workers.spawn(worker(
-            WorkerSetup {
-                machines,
-                due: mine,
-                clock,
-                qos: config.qos,
-                afap: config.afap,
-                steps: config.steps,
-                period: Duration::from_secs_f64(1.0 / config.rate_hz),
-                topics: topics.clone(),
-                metrics: metrics.clone(),
-            },
-            worker_conn,
-            rx,
-            stop_workers.clone(),
+        runtime.log_started(&format!(
+            "{} machines at {} Hz, time x{}, afap {}, {} connections",
+            config.machines, config.rate_hz, config.accel, config.afap, config.connections
         ));
-    }
 
-    // Control commands until shutdown or until every worker is done.
-    let mut result = Ok(());
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            done = workers.join_next() => match done {
-                None => break,
-                Some(Ok(Ok(()))) => continue,
-                Some(Ok(Err(e))) => { result = Err(e); break; }
-                Some(Err(e)) => { result = Err(anyhow::anyhow!("twin worker panicked: {e}")); break; }
-            },
-            msg = conn.inbox.recv() => {
-                let Some(msg) = msg else { break };
-                let rejected = match control::decode(&msg.payload) {
-                    Ok(control::ControlCommand::Inject { machine_id, fault }) => {
-                        match statuses.iter().position(|(id, _)| id.as_str() == machine_id) {
-                            None => Some(dtwin_schema::Rejection::new(
-                                dtwin_schema::RejectReason::BadMachineId,
-                                format!("machine {machine_id:?} is not in the fleet"),
-                            )),
-                            Some(index) => {
-                                info!(machine = %machine_id, %fault, "control: injecting fault");
-                                senders[index % senders.len()].try_send((index, fault)).err().map(|_| {
-                                    dtwin_schema::Rejection::new(
-                                        dtwin_schema::RejectReason::Oversize,
-                                        "control queue full; command dropped",
-                                    )
-                                })
-                            }
-                        }
+        // Workers.
+        let clock = Clock {
+            epoch: config.epoch.unwrap_or_else(dtwin_schema::time_fmt::now),
+            period: time::Duration::seconds_f64(1.0 / config.rate_hz),
+        };
+        let stop_workers = shutdown.child_token();
+        let mut shards: Vec<Vec<(usize, Machine)>> = vec![Vec::new(); config.connections];
+        for (i, m) in fleet.machines.into_iter().enumerate() {
+            shards[i % config.connections].push((i, m));
+        }
+        let mut senders = Vec::with_capacity(config.connections);
+        let mut workers = tokio::task::JoinSet::new();
+        for (k, machines) in shards.into_iter().enumerate() {
+            let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+            senders.push(tx);
+            let mine: Vec<Due> = due
+                .iter()
+                .copied()
+                .filter(|d| d.index % config.connections == k)
+                .collect();
+            let worker_bus = BusConfig::new(config.common.broker.clone(), format!("{client_id}-{k}"));
+            let worker_conn = dtwin_bus::connect(&worker_bus, Vec::new());
+            workers.spawn(worker(
+                WorkerSetup {
+                    machines,
+                    due: mine,
+                    clock,
+                    qos: config.qos,
+                    afap: config.afap,
+                    steps: config.steps,
+                    period: Duration::from_secs_f64(1.0 / config.rate_hz),
+                    topics: topics.clone(),
+                    metrics: metrics.clone(),
+                },
+                worker_conn,
+                rx,
+                stop_workers.clone(),
+            ));
+        }
+
+        // Control commands until shutdown or until every worker is done.
+        let mut result = Ok(());
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                done = workers.join_next() => match done {
+                    None => break,
+                    Some(Ok(Ok(()))) => continue,
+                    Some(Ok(Err(e))) => { result = Err(e); break; }
+                    Some(Err(e)) => { result = Err(TwinError::WorkerPanicked(e.to_string())); break; }
+                },
+                msg = runtime.inbox.recv() => {
+                    let Some(msg) = msg else { break };
+                    let rejected = apply_control(&msg.payload, &statuses, &senders);
+                    metrics.control(rejected.is_none());
+                    if let Some(r) = rejected {
+                        warn!(reason = r.reason.as_str(), detail = %r.detail, "control command rejected");
+                        let dl = DeadLetter::new("twin", &msg.topic, &msg.payload, r.reason, r.detail);
+                        let _ = metrics.publish_result(client
+                            .publish(topics.deadletter("twin"), QoS::AtLeastOnce, false, to_json(&dl))
+                            .await);
                     }
-                    Err(r) => Some(r),
-                };
-                metrics.control(rejected.is_none());
-                if let Some(r) = rejected {
-                    warn!(reason = r.reason.as_str(), detail = %r.detail, "control command rejected");
-                    let dl = DeadLetter::new("twin", &msg.topic, &msg.payload, r.reason, r.detail);
-                    let _ = metrics.publish_result(client
-                        .publish(topics.deadletter("twin"), QoS::AtLeastOnce, false, to_json(&dl))
-                        .await);
                 }
             }
         }
-    }
-    stop_workers.cancel();
-    while let Some(done) = workers.join_next().await {
-        if let Ok(Err(e)) = done {
-            warn!(error = %e, "twin worker stopped with an error");
+        stop_workers.cancel();
+        while let Some(done) = workers.join_next().await {
+            if let Ok(Err(e)) = done {
+                warn!(error = %e, "twin worker stopped with an error");
+            }
         }
-    }
 
-    for (id, product) in &statuses {
+        for (id, product) in &statuses {
+            metrics.publish_result(
+                client
+                    .publish(
+                        topics.status(id),
+                        QoS::AtLeastOnce,
+                        true,
+                        status(id, Presence::Offline, Some(*product)),
+                    )
+                    .await,
+            )?;
+        }
         metrics.publish_result(
             client
                 .publish(
-                    topics.status(id),
+                    topics.publisher_status(&client_id),
                     QoS::AtLeastOnce,
                     true,
-                    status(id, Presence::Offline, Some(*product)),
+                    status(&publisher_id, Presence::Offline, None),
                 )
                 .await,
         )?;
+        runtime.close().await;
+        info!("twin stopped");
+        result
     }
-    metrics.publish_result(
-        client
-            .publish(
-                topics.publisher_status(&config.client_id),
-                QoS::AtLeastOnce,
-                true,
-                status(&publisher_id, Presence::Offline, None),
-            )
-            .await,
-    )?;
-    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, conn.close())
-        .await
-        .is_err()
-    {
-        warn!("twin did not disconnect in time");
+}
+
+impl Service for TwinService {
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
     }
-    // It stops on shutdown by itself; a run that ends on its own (`--steps`, a closed
-    // connection) stops it here.
-    if let Some(server) = server {
-        server.abort();
+
+    async fn run(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.serve(shutdown).await?)
     }
-    info!("twin stopped");
-    result
+}
+
+/// Runs the twin until `shutdown` fires (or, with `steps`, until every machine has published
+/// that many readings): [`TwinService::build`], then [`TwinService::serve`].
+///
+/// # Errors
+/// As those two.
+pub async fn run(config: TwinConfig, shutdown: CancellationToken) -> Result<(), TwinError> {
+    TwinService::build(config).await?.serve(shutdown).await
+}
+
+/// Checks the settings that would make the fleet meaningless.
+fn check(config: &TwinConfig) -> Result<(), TwinError> {
+    if config.machines == 0 {
+        return Err(TwinError::Config("--machines must be at least 1"));
+    }
+    if !(config.rate_hz > 0.0 && config.rate_hz.is_finite()) {
+        return Err(TwinError::Config("--rate must be a positive number of Hz"));
+    }
+    if !(config.accel > 0.0 && config.accel.is_finite()) {
+        return Err(TwinError::Config("--accel must be positive"));
+    }
+    if config.connections == 0 {
+        return Err(TwinError::Config("--connections must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Applies a control command: hands an injected fault to the machine's worker. Returns why it
+/// was refused, if it was.
+fn apply_control(
+    payload: &[u8],
+    statuses: &[(dtwin_schema::MachineId, dtwin_schema::ProductType)],
+    senders: &[mpsc::Sender<(usize, Fault)>],
+) -> Option<dtwin_schema::Rejection> {
+    match control::decode(payload) {
+        Ok(control::ControlCommand::Inject { machine_id, fault }) => {
+            match statuses.iter().position(|(id, _)| id.as_str() == machine_id) {
+                None => Some(dtwin_schema::Rejection::new(
+                    dtwin_schema::RejectReason::BadMachineId,
+                    format!("machine {machine_id:?} is not in the fleet"),
+                )),
+                Some(index) => {
+                    info!(machine = %machine_id, %fault, "control: injecting fault");
+                    senders[index % senders.len()]
+                        .try_send((index, fault))
+                        .err()
+                        .map(|_| {
+                            dtwin_schema::Rejection::new(
+                                dtwin_schema::RejectReason::Oversize,
+                                "control queue full; command dropped",
+                            )
+                        })
+                }
+            }
+        }
+        Err(r) => Some(r),
+    }
 }
 
 struct WorkerSetup {
@@ -389,7 +458,7 @@ async fn worker(
     conn: dtwin_bus::Connection,
     mut commands: mpsc::Receiver<(usize, Fault)>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), TwinError> {
     let WorkerSetup {
         mut machines,
         mut due,

@@ -52,7 +52,7 @@ async fn afap_stream(url: &BrokerUrl, connections: usize) -> Vec<Vec<u8>> {
     )
     .await;
     let mut cfg = TwinConfig::new(url.clone());
-    cfg.client_id = format!("twin-afap-{connections}");
+    cfg.common.client_id = Some(format!("twin-afap-{connections}"));
     cfg.machines = MACHINES;
     cfg.qos = QoS::AtLeastOnce;
     cfg.afap = true;

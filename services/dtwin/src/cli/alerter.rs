@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use dtwin_bus::BrokerUrl;
+use dtwin_runtime::CommonConfig;
 use std::path::PathBuf;
 
 /// `dtwin alerter`: the alerter flags plus its metrics endpoint.
@@ -22,6 +22,16 @@ pub struct AlerterServiceOpts {
     /// needs its own --outbox/--spool.
     #[arg(long, env = "DTWIN_INSTANCE")]
     pub instance: Option<String>,
+}
+
+impl super::ServiceOpts for AlerterServiceOpts {
+    type Config = dtwin_alerter::AlerterConfig;
+
+    fn config(&self, mut common: CommonConfig) -> anyhow::Result<Self::Config> {
+        common.metrics_listen = self.metrics_listen;
+        common.instance = self.instance.clone();
+        self.alerter.config(common)
+    }
 }
 
 /// Alerter flags.
@@ -98,13 +108,9 @@ impl AlerterOpts {
     ///
     /// # Errors
     /// A bad --alert-confirm, an unreadable or invalid routing file, or bad lifecycle values.
-    pub fn config(
-        &self,
-        broker: BrokerUrl,
-        prefix: &str,
-    ) -> anyhow::Result<dtwin_alerter::AlerterConfig> {
-        let mut c = dtwin_alerter::AlerterConfig::new(broker);
-        c.prefix = prefix.to_owned();
+    pub fn config(&self, common: CommonConfig) -> anyhow::Result<dtwin_alerter::AlerterConfig> {
+        let mut c = dtwin_alerter::AlerterConfig::new(common.broker.clone());
+        c.common = common;
         c.outbox_dir = self.outbox.clone();
         c.spool_dir = self
             .spool

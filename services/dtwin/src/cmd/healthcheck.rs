@@ -36,16 +36,48 @@ pub struct Target {
     pub path: String,
 }
 
+/// Why a healthcheck URL was refused; each variant holds the URL given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not `http://` (`https://` included: there is no TLS here).
+    #[error("{0:?}: only http:// URLs are supported")]
+    NotHttp(String),
+    /// Whitespace or control characters, which would break the request line.
+    #[error("{0:?}: spaces or control characters in the URL")]
+    BadCharacters(String),
+    /// `user:password@` before the host.
+    #[error("{0:?}: credentials in the URL are not supported")]
+    Credentials(String),
+    /// `[` without its `]`.
+    #[error("{0:?}: unclosed [ in the host")]
+    UnclosedBracket(String),
+    /// Something other than `:port` after `[address]`.
+    #[error("{0:?}: bad text after the IPv6 address")]
+    AfterIpv6(String),
+    /// Nothing before the port or path.
+    #[error("{0:?}: no host")]
+    NoHost(String),
+    /// A port that is not a number from 1 to 65535.
+    #[error("{url:?}: bad port {port:?}")]
+    BadPort {
+        /// The URL given.
+        url: String,
+        /// The text after the host's `:`.
+        port: String,
+    },
+}
+
 /// Parses `http://host[:port][/path]`.
 ///
 /// # Errors
-/// Another scheme, no host, a bad port, or characters that would break the request line.
-pub fn parse_url(url: &str) -> Result<Target, String> {
+/// Another scheme, no host, a bad port, or characters that would break the request line: see
+/// [`UrlError`].
+pub fn parse_url(url: &str) -> Result<Target, UrlError> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?}: only http:// URLs are supported"))?;
+        .ok_or_else(|| UrlError::NotHttp(url.to_owned()))?;
     if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{url:?}: spaces or control characters in the URL"));
+        return Err(UrlError::BadCharacters(url.to_owned()));
     }
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
@@ -53,19 +85,19 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         None => (rest, "/".to_owned()),
     };
     if authority.contains('@') {
-        return Err(format!("{url:?}: credentials in the URL are not supported"));
+        return Err(UrlError::Credentials(url.to_owned()));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("{url:?}: unclosed [ in the host"))?;
+            .ok_or_else(|| UrlError::UnclosedBracket(url.to_owned()))?;
         match after {
             "" => (host, None),
             p => (
                 host,
                 Some(
                     p.strip_prefix(':')
-                        .ok_or_else(|| format!("{url:?}: bad text after the IPv6 address"))?,
+                        .ok_or_else(|| UrlError::AfterIpv6(url.to_owned()))?,
                 ),
             ),
         }
@@ -76,7 +108,7 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         }
     };
     if host.is_empty() {
-        return Err(format!("{url:?}: no host"));
+        return Err(UrlError::NoHost(url.to_owned()));
     }
     let port = match port {
         None => 80,
@@ -84,7 +116,10 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{url:?}: bad port {p:?}"))?,
+            .ok_or_else(|| UrlError::BadPort {
+                url: url.to_owned(),
+                port: p.to_owned(),
+            })?,
     };
     Ok(Target {
         host: host.to_owned(),
@@ -128,7 +163,7 @@ pub fn status_code(answer: &[u8]) -> Option<u16> {
 /// A bad URL, a name that does not resolve, no connection, a timeout, or an answer that is
 /// not HTTP.
 pub fn get(url: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
-    let target = parse_url(url).map_err(anyhow::Error::msg)?;
+    let target = parse_url(url)?;
     let deadline = Instant::now() + timeout;
     let addrs: Vec<_> = (target.host.as_str(), target.port)
         .to_socket_addrs()
@@ -240,6 +275,43 @@ mod tests {
         ] {
             assert!(parse_url(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn each_bad_url_has_its_own_error() {
+        use UrlError::*;
+        let port = |url: &str, port: &str| BadPort {
+            url: url.into(),
+            port: port.into(),
+        };
+        for (bad, want) in [
+            ("https://h/healthz", NotHttp("https://h/healthz".into())),
+            ("h:80/healthz", NotHttp("h:80/healthz".into())),
+            ("http://h/a b", BadCharacters("http://h/a b".into())),
+            (
+                "http://h/a\r\nX: y",
+                BadCharacters("http://h/a\r\nX: y".into()),
+            ),
+            ("http://u:p@h/", Credentials("http://u:p@h/".into())),
+            ("http://[::1/", UnclosedBracket("http://[::1/".into())),
+            ("http://[::1]x/", AfterIpv6("http://[::1]x/".into())),
+            ("http://:80/", NoHost("http://:80/".into())),
+            ("http://[]:80/", NoHost("http://[]:80/".into())),
+            ("http://h:0/", port("http://h:0/", "0")),
+            ("http://h:70000/", port("http://h:70000/", "70000")),
+            ("http://h:x/", port("http://h:x/", "x")),
+            ("http://h:/", port("http://h:/", "")),
+        ] {
+            assert_eq!(parse_url(bad), Err(want), "{bad:?}");
+        }
+        assert_eq!(
+            parse_url("http://h:x/").unwrap_err().to_string(),
+            "\"http://h:x/\": bad port \"x\""
+        );
+        assert_eq!(
+            parse_url("ftp://h/").unwrap_err().to_string(),
+            "\"ftp://h/\": only http:// URLs are supported"
+        );
     }
 
     #[test]

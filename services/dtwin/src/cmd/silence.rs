@@ -57,27 +57,53 @@ pub enum SilenceAction {
     List,
 }
 
+/// Why a `--for` duration was refused; each variant holds the text given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// No number before the unit (`h`, `-1h`, an empty string).
+    #[error("{0:?}: expected a number and a unit (90s, 30m, 2h, 1d)")]
+    NotANumber(String),
+    /// A unit other than `s`, `m`, `h` or `d` (`5y`, `1.5h`).
+    #[error("{0:?}: the unit must be s, m, h or d")]
+    Unit(String),
+    /// Zero (`0m`).
+    #[error("{0:?}: must be positive")]
+    NotPositive(String),
+    /// More seconds than an i64 holds (`99999999999999999999s`, `9223372036854775807d`).
+    #[error("{0:?}: too long")]
+    TooLong(String),
+}
+
 /// `90s`, `30m`, `2h`, `1d`.
 ///
 /// # Errors
-/// Anything else.
-pub fn parse_duration(s: &str) -> Result<time::Duration, String> {
+/// Anything else: see [`DurationError`].
+pub fn parse_duration(s: &str) -> Result<time::Duration, DurationError> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number and a unit (90s, 30m, 2h, 1d)"))?;
-    let d = match unit {
-        "s" => time::Duration::seconds(n),
-        "m" => time::Duration::minutes(n),
-        "h" => time::Duration::hours(n),
-        "d" => time::Duration::days(n),
-        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    // `num` is only ASCII digits: empty, or too large for an i64.
+    let n: i64 = num.parse().map_err(|e: std::num::ParseIntError| {
+        if *e.kind() == std::num::IntErrorKind::Empty {
+            DurationError::NotANumber(s.to_owned())
+        } else {
+            DurationError::TooLong(s.to_owned())
+        }
+    })?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(DurationError::Unit(s.to_owned())),
     };
+    let seconds = n
+        .checked_mul(seconds_per_unit)
+        .ok_or_else(|| DurationError::TooLong(s.to_owned()))?;
+    let d = time::Duration::seconds(seconds);
     if d.is_positive() {
         Ok(d)
     } else {
-        Err(format!("{s:?}: must be positive"))
+        Err(DurationError::NotPositive(s.to_owned()))
     }
 }
 
@@ -227,5 +253,45 @@ mod tests {
             "press-_-line_a"
         );
         assert_eq!(default_id(&[], &[]), "silence");
+    }
+
+    #[test]
+    fn each_bad_duration_has_its_own_error() {
+        use DurationError::*;
+        for (bad, want) in [
+            ("", NotANumber(String::new())),
+            ("h", NotANumber("h".into())),
+            ("-1h", NotANumber("-1h".into())),
+            (
+                "99999999999999999999s",
+                TooLong("99999999999999999999s".into()),
+            ),
+            ("5y", Unit("5y".into())),
+            ("1.5h", Unit("1.5h".into())),
+            ("0m", NotPositive("0m".into())),
+            (
+                "9223372036854775807d",
+                TooLong("9223372036854775807d".into()),
+            ),
+        ] {
+            assert_eq!(parse_duration(bad), Err(want), "{bad:?}");
+        }
+        assert_eq!(
+            parse_duration(" 30m ").map(|d| d.whole_seconds()),
+            Ok(1800),
+            "surrounding spaces are ignored"
+        );
+        assert_eq!(
+            parse_duration("5y").unwrap_err().to_string(),
+            "\"5y\": the unit must be s, m, h or d"
+        );
+        assert_eq!(
+            parse_duration("x").unwrap_err().to_string(),
+            "\"x\": expected a number and a unit (90s, 30m, 2h, 1d)"
+        );
+        assert_eq!(
+            parse_duration("0s").unwrap_err().to_string(),
+            "\"0s\": must be positive"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use crate::cli::UpArgs;
 use anyhow::Context;
 use dtwin_bus::BrokerUrl;
+use dtwin_runtime::{CommonConfig, Service};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -12,6 +13,11 @@ use tracing::{error, info, warn};
 
 /// How long services get to finish after Ctrl-C before the process exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1800);
+
+/// How long `up` waits for the consumers to subscribe before it starts the twin anyway (an
+/// external broker that is down: the services keep retrying, and the twin's readings wait
+/// in its own connection until the broker is back).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the stack until Ctrl-C or SIGTERM.
 ///
@@ -22,30 +28,91 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     run_until(args, shutdown).await
 }
 
+/// Every service's config for `up`, built by the same flag groups as the service's own
+/// subcommand (`dtwin feature`, `dtwin inference`, ...), so every service flag means the same
+/// under `up`. Pure: nothing is started.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The broker every service connects to.
+    pub broker: BrokerUrl,
+    /// The twin publisher.
+    pub twin: dtwin_twin_publisher::TwinConfig,
+    /// The feature service (its windows are inference's, its telemetry QoS the twin's).
+    pub feature: dtwin_feature::FeatureConfig,
+    /// The inference service.
+    pub inference: dtwin_inference::InferenceConfig,
+    /// The alerter.
+    pub alerter: dtwin_alerter::AlerterConfig,
+    /// The dashboard (with inference's model, rules and windows).
+    pub dashboard: dtwin_dashboard::DashboardConfig,
+}
+
+impl Stack {
+    /// The stack `args` describe.
+    ///
+    /// # Errors
+    /// A flag value a service cannot use.
+    pub fn from_args(args: &UpArgs) -> anyhow::Result<Self> {
+        let broker = match &args.broker {
+            Some(url) => url.clone(),
+            None => BrokerUrl::new("127.0.0.1", args.port),
+        };
+        let common = CommonConfig {
+            prefix: args.prefix.clone(),
+            ..CommonConfig::new(broker.clone())
+        };
+        let mut inference = args.inference.config(common.clone())?;
+        args.drift.apply(&mut inference)?;
+        let twin = args.twin.config(common.clone())?;
+        // One window configuration for the feature service, inference and the dashboard.
+        let mut feature = dtwin_feature::FeatureConfig {
+            common: common.clone(),
+            window: inference.window.clone(),
+            telemetry_qos: twin.qos,
+            ..dtwin_feature::FeatureConfig::new(broker.clone())
+        };
+        args.feature.apply(&mut feature)?;
+        let alerter = args.alerter.config(common.clone())?;
+        let mut dashboard = dtwin_dashboard::DashboardConfig::new(broker.clone());
+        dashboard.prefix = args.prefix.clone();
+        dashboard.listen = args.dashboard_listen;
+        dashboard.token = args.dashboard_token.clone();
+        dashboard.inference = inference.clone();
+        Ok(Self {
+            broker,
+            twin,
+            feature,
+            inference,
+            alerter,
+            dashboard,
+        })
+    }
+
+    /// Serves every service's metrics and health on one endpoint.
+    fn share_metrics(&mut self, exposition: &dtwin_obs::Exposition) {
+        for common in [
+            &mut self.twin.common,
+            &mut self.feature.common,
+            &mut self.inference.common,
+            &mut self.alerter.common,
+        ] {
+            common.metrics_shared = Some(exposition.clone());
+        }
+    }
+}
+
 /// Runs the stack until `shutdown` is cancelled (tests pass their own token).
 ///
 /// # Errors
 /// As [`run`].
 pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let broker = match &args.broker {
-        Some(url) => url.clone(),
-        None => BrokerUrl::new("127.0.0.1", args.port),
-    };
+    let mut stack = Stack::from_args(&args)?;
+    let broker = stack.broker.clone();
     let prefix = args.prefix.clone();
     let outbox =
         std::path::absolute(&args.alerter.outbox).unwrap_or_else(|_| args.alerter.outbox.clone());
     // Build what can fail before anything starts, so a bad model or rules file stops `up` at once.
-    let mut inference = args.inference.config(broker.clone(), &prefix)?;
-    args.drift.apply(&mut inference)?;
-    dtwin_inference::build_scorer(&inference).context("inference")?;
-    let mut twin = args.twin.config(broker.clone(), &prefix)?;
-    // One window configuration for the feature service, inference and the dashboard.
-    let mut feature = dtwin_feature::FeatureConfig {
-        prefix: prefix.clone(),
-        window: inference.window.clone(),
-        ..dtwin_feature::FeatureConfig::new(broker.clone())
-    };
-    let mut alerter = args.alerter.config(broker.clone(), &prefix)?;
+    dtwin_inference::build_scorer(&stack.inference).context("inference")?;
     // The broker starts only now: the embedded one cannot be stopped inside this process, so
     // every check of the flags, the model and the rules comes first.
     match &args.broker {
@@ -60,29 +127,22 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     let metrics = match args.metrics_listen {
         Some(listen) => {
             let exposition = dtwin_obs::Exposition::new();
-            twin.metrics_shared = Some(exposition.clone());
-            feature.metrics_shared = Some(exposition.clone());
-            inference.metrics_shared = Some(exposition.clone());
-            alerter.metrics_shared = Some(exposition.clone());
+            stack.share_metrics(&exposition);
             Some((dtwin_obs::bind(listen).await?, exposition))
         }
         None => None,
     };
-    let mut dashboard = dtwin_dashboard::DashboardConfig::new(broker.clone());
-    dashboard.prefix = prefix.clone();
-    dashboard.listen = args.dashboard_listen;
-    dashboard.token = args.dashboard_token.clone();
-    dashboard.inference = inference.clone();
-    let (dashboard_listener, dashboard_state) = dtwin_dashboard::bind(&dashboard).await?;
+    let (dashboard_listener, dashboard_state) = dtwin_dashboard::bind(&stack.dashboard).await?;
     let dashboard_url = format!("http://{}", dashboard_listener.local_addr()?);
-    alerter
+    stack
+        .alerter
         .dashboard_url
         .get_or_insert_with(|| dashboard_url.clone());
 
     println!("dtwin up: broker {broker}, prefix {prefix}");
     println!(
         "dtwin up: {} machines at {} Hz, time x{}",
-        twin.machines, twin.rate_hz, twin.accel
+        stack.twin.machines, stack.twin.rate_hz, stack.twin.accel
     );
     println!(
         "dtwin up: alert e-mails are written to {}",
@@ -99,33 +159,35 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
 
     let mut tasks = JoinSet::new();
     if let Some((listener, exposition)) = metrics {
-        tasks.spawn(named(
-            "metrics",
-            dtwin_obs::serve_exposition(listener, exposition, shutdown.clone()),
-        ));
+        let stop = shutdown.clone();
+        tasks.spawn(named("metrics", async move {
+            Ok(dtwin_obs::serve_exposition(listener, exposition, stop).await?)
+        }));
     }
-    // Consumers first, so the first readings are not missed.
-    tasks.spawn(named(
-        "feature",
-        dtwin_feature::run(feature, shutdown.clone()),
-    ));
-    tasks.spawn(named(
-        "inference",
-        dtwin_inference::run(inference, shutdown.clone()),
-    ));
-    tasks.spawn(named(
-        "alerter",
-        dtwin_alerter::run(alerter, shutdown.clone()),
-    ));
-    tasks.spawn(named(
-        "dashboard",
-        dtwin_dashboard::serve(
-            dashboard,
-            dashboard_listener,
-            dashboard_state,
-            shutdown.clone(),
-        ),
-    ));
+    // Consumers first, each built (connected, subscribed) before the twin publishes, so the
+    // first readings are not missed.
+    let feature = dtwin_feature::FeatureService::build(stack.feature).await?;
+    let mut ready = feature.ready();
+    tasks.spawn(named("feature", serve(feature, shutdown.clone())));
+    // Until inference and the alerter are built on the runtime too (same change), they are
+    // run directly.
+    let (inference, alerter) = (stack.inference, stack.alerter);
+    let stop = shutdown.clone();
+    tasks.spawn(named("inference", async move {
+        Ok(dtwin_inference::run(inference, stop).await?)
+    }));
+    let stop = shutdown.clone();
+    tasks.spawn(named("alerter", async move {
+        Ok(dtwin_alerter::run(alerter, stop).await?)
+    }));
+    ready = ready.and(dtwin_runtime::Ready::always());
+    tasks.spawn(named("dashboard", {
+        let shutdown = shutdown.clone();
+        async move {
+            dtwin_dashboard::serve(stack.dashboard, dashboard_listener, dashboard_state, shutdown)
+                .await
+        }
+    }));
     if args.summary_every > 0 {
         let every = Duration::from_secs(args.summary_every);
         let monitor = crate::monitor::run(broker.clone(), prefix.clone(), every, shutdown.clone());
@@ -134,11 +196,15 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
             ("monitor", Ok(()))
         });
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    tasks.spawn(named(
-        "twin",
-        dtwin_twin_publisher::run(twin, shutdown.clone()),
-    ));
+    tokio::select! {
+        () = ready.wait() => {}
+        () = tokio::time::sleep(READY_TIMEOUT) => {
+            warn!("services not subscribed after {READY_TIMEOUT:?}; starting the twin anyway (is the broker reachable?)");
+        }
+        () = shutdown.cancelled() => {}
+    }
+    let twin = dtwin_twin_publisher::TwinService::build(stack.twin).await?;
+    tasks.spawn(named("twin", serve(twin, shutdown.clone())));
 
     let mut result = Ok(());
     tokio::select! {
@@ -171,6 +237,11 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     }
     println!("dtwin up: stopped");
     result
+}
+
+/// Runs a built service, its error as anyhow.
+async fn serve<S: Service>(service: S, shutdown: CancellationToken) -> anyhow::Result<()> {
+    service.run(shutdown).await.map_err(|e| anyhow::anyhow!(e))
 }
 
 async fn named(

@@ -183,12 +183,37 @@ impl LinkState {
     /// `Ok` when subscribed, else why not: the health check of a consuming service.
     ///
     /// # Errors
-    /// `broker link Down` or `broker link Connected` (subscriptions not acknowledged yet).
-    pub fn check_subscribed(&self) -> Result<(), String> {
+    /// [`NotSubscribed`] with the state: `broker link Down`, or `broker link Connected`
+    /// (subscriptions not acknowledged yet).
+    pub fn check_subscribed(&self) -> Result<(), NotSubscribed> {
         match self {
             Self::Subscribed => Ok(()),
-            other => Err(format!("broker link {other:?}")),
+            other => Err(NotSubscribed(*other)),
         }
+    }
+}
+
+/// A link that is not (yet, or any more) subscribed: the reason a consuming service is not
+/// healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("broker link {0:?}")]
+pub struct NotSubscribed(pub LinkState);
+
+/// A shared-subscription group name that cannot be used in a `$share/{group}/...` filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("share group {0:?} must be a non-empty name without '/', '+' or '#'")]
+pub struct ShareGroupError(pub String);
+
+/// A QoS number that MQTT does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("QoS must be 0, 1 or 2, not {0}")]
+pub struct QosError(pub u8);
+
+impl LinkState {
+    /// Whether this state counts as ready: subscribed (a connection without subscriptions
+    /// reports `Subscribed` as soon as it is connected).
+    pub fn is_ready(&self) -> bool {
+        *self == Self::Subscribed
     }
 }
 
@@ -309,13 +334,13 @@ impl Connection {
 /// a machine, on one member; Mosquitto and rumqttd take turns).
 ///
 /// # Errors
-/// A message when the group name is empty or holds `/`, `+` or `#`.
-pub fn shared_filter(group: Option<&str>, filter: String) -> Result<String, String> {
+/// [`ShareGroupError`] when the group name is empty or holds `/`, `+` or `#`.
+pub fn shared_filter(group: Option<&str>, filter: String) -> Result<String, ShareGroupError> {
     match group {
         None => Ok(filter),
-        Some(g) if g.is_empty() || g.contains(['/', '+', '#']) => Err(format!(
-            "share group {g:?} must be a non-empty name without '/', '+' or '#'"
-        )),
+        Some(g) if g.is_empty() || g.contains(['/', '+', '#']) => {
+            Err(ShareGroupError(g.to_owned()))
+        }
         Some(g) => Ok(format!("$share/{g}/{filter}")),
     }
 }
@@ -475,9 +500,9 @@ async fn poll_loop(
 /// Converts a QoS number (0, 1, 2) from configuration.
 ///
 /// # Errors
-/// A message when the number is not 0, 1 or 2.
-pub fn qos_from_u8(q: u8) -> Result<QoS, String> {
-    rumqttc::qos(q).map_err(|_| format!("QoS must be 0, 1 or 2, not {q}"))
+/// [`QosError`] when the number is not 0, 1 or 2.
+pub fn qos_from_u8(q: u8) -> Result<QoS, QosError> {
+    rumqttc::qos(q).map_err(|_| QosError(q))
 }
 
 #[cfg(test)]

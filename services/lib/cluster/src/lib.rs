@@ -28,7 +28,9 @@
 //! - [`Membership`]: live instances from presence messages; `owns(machine)`.
 //! - [`Presence`] topics and payloads: [`instance_topic`], [`instances_filter`], [`announcement`].
 
-use dtwin_schema::{to_json, MachineId, MachineStatus, Presence as State, STATUS_SCHEMA};
+use dtwin_schema::{
+    to_json, MachineId, MachineIdError, MachineStatus, Presence as State, STATUS_SCHEMA,
+};
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
@@ -178,13 +180,29 @@ pub fn parse_instance_topic<'t>(prefix: &str, service: &str, topic: &'t str) -> 
     (!rest.is_empty() && !rest.contains('/')).then_some(rest)
 }
 
+/// An instance name that cannot be used in topics and announcements.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("instance name {name:?} is not a valid id: {source}")]
+pub struct InstanceNameError {
+    /// The name as given.
+    pub name: String,
+    /// Why it is not an id.
+    pub source: MachineIdError,
+}
+
 /// The announcement payload (`dtwin.status.v1`).
 ///
 /// # Errors
 /// The instance name is not a valid id (`[A-Za-z0-9_.-]{1,64}`).
-pub fn announcement(instance: &str, state: State, ts: OffsetDateTime) -> Result<Vec<u8>, String> {
-    let id = MachineId::parse(instance)
-        .map_err(|e| format!("instance name {instance:?} is not a valid id: {e}"))?;
+pub fn announcement(
+    instance: &str,
+    state: State,
+    ts: OffsetDateTime,
+) -> Result<Vec<u8>, InstanceNameError> {
+    let id = MachineId::parse(instance).map_err(|source| InstanceNameError {
+        name: instance.to_owned(),
+        source,
+    })?;
     Ok(to_json(&MachineStatus {
         schema: STATUS_SCHEMA.to_owned(),
         machine_id: id,
@@ -369,7 +387,7 @@ impl Node {
     ///
     /// # Errors
     /// The instance name is not a valid id.
-    pub fn last_will(&self) -> Result<Option<(String, Vec<u8>)>, String> {
+    pub fn last_will(&self) -> Result<Option<(String, Vec<u8>)>, InstanceNameError> {
         self.announce(State::Offline)
     }
 
@@ -377,11 +395,11 @@ impl Node {
     ///
     /// # Errors
     /// The instance name is not a valid id.
-    pub fn online(&self) -> Result<Option<(String, Vec<u8>)>, String> {
+    pub fn online(&self) -> Result<Option<(String, Vec<u8>)>, InstanceNameError> {
         self.announce(State::Online)
     }
 
-    fn announce(&self, state: State) -> Result<Option<(String, Vec<u8>)>, String> {
+    fn announce(&self, state: State) -> Result<Option<(String, Vec<u8>)>, InstanceNameError> {
         if !self.membership.is_clustered() {
             return Ok(None);
         }

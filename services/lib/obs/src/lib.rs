@@ -10,7 +10,7 @@
 //!   `503` with the reason.
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use dtwin_obs::{prometheus_client::metrics::counter::Counter, Registry};
 //! let mut registry = Registry::with_prefix("dtwin_example");
 //! let handled = Counter::<u64>::default();
@@ -102,17 +102,17 @@ impl Health {
     /// Keeps this flag in step with `state` (e.g. a broker link): `check` says whether a state
     /// is healthy. Returns when `shutdown` fires or the state's sender is gone (then the
     /// service is marked unhealthy: nothing reports its state any more).
-    pub async fn follow<T>(
+    pub async fn follow<T, E: std::fmt::Display>(
         self,
         mut state: tokio::sync::watch::Receiver<T>,
-        check: impl Fn(&T) -> Result<(), String>,
+        check: impl Fn(&T) -> Result<(), E>,
         shutdown: CancellationToken,
     ) {
         loop {
             let verdict = check(&state.borrow_and_update());
             match verdict {
                 Ok(()) => self.set_healthy(),
-                Err(why) => self.set_unhealthy(why),
+                Err(why) => self.set_unhealthy(why.to_string()),
             }
             tokio::select! {
                 changed = state.changed() => if changed.is_err() {
@@ -247,14 +247,41 @@ async fn healthz(State(s): State<Exposition>) -> impl IntoResponse {
     }
 }
 
+/// Why the metrics endpoint could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ObsError {
+    /// The address is taken or not available.
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed while serving.
+    #[error("metrics server on {addr}: {source}")]
+    Serve {
+        /// The address it served on.
+        addr: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The bound listener has no local address.
+    #[error("metrics listener has no address: {0}")]
+    Address(std::io::Error),
+}
+
 /// Binds the metrics port.
 ///
 /// # Errors
-/// The address is taken or not available, with the address in the message.
-pub async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+/// [`ObsError::Bind`]: the address is taken or not available.
+pub async fn bind(listen: SocketAddr) -> Result<TcpListener, ObsError> {
     TcpListener::bind(listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))
+        .map_err(|source| ObsError::Bind {
+            addr: listen,
+            source,
+        })
 }
 
 /// Serves `/metrics` and `/healthz` on `listen` until `shutdown` fires (always healthy).
@@ -265,7 +292,7 @@ pub async fn serve(
     listen: SocketAddr,
     registry: Registry,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), ObsError> {
     let listener = bind(listen).await?;
     serve_on(listener, Arc::new(registry), Health::new(), shutdown).await
 }
@@ -283,7 +310,7 @@ pub async fn expose(
     shared: Option<&Exposition>,
     listen: Option<SocketAddr>,
     shutdown: CancellationToken,
-) -> anyhow::Result<Option<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static>>
+) -> Result<Option<impl std::future::Future<Output = Result<(), ObsError>> + Send + 'static>, ObsError>
 {
     let registry = Arc::new(registry);
     if let Some(shared) = shared {
@@ -306,7 +333,7 @@ pub async fn serve_on(
     registry: Arc<Registry>,
     health: Health,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), ObsError> {
     let exposition = Exposition::new();
     exposition.add("service", registry, health);
     serve_exposition(listener, exposition, shutdown).await
@@ -320,13 +347,13 @@ pub async fn serve_exposition(
     listener: TcpListener,
     exposition: Exposition,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
+) -> Result<(), ObsError> {
+    let addr = listener.local_addr().map_err(ObsError::Address)?;
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
     axum::serve(listener, app_for(exposition))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
-        .map_err(|e| anyhow::anyhow!("metrics server on {addr}: {e}"))
+        .map_err(|source| ObsError::Serve { addr, source })
 }
 
 #[cfg(test)]
@@ -427,7 +454,7 @@ mod tests {
         let stop = CancellationToken::new();
         let task = tokio::spawn(health.clone().follow(
             rx,
-            |up: &bool| if *up { Ok(()) } else { Err("down".into()) },
+            |up: &bool| if *up { Ok(()) } else { Err("down") },
             stop.clone(),
         ));
         let settle = || tokio::time::sleep(std::time::Duration::from_millis(20));

@@ -27,7 +27,7 @@ fn render() -> String {
          variable, the variable over the default. docker-compose.yml and deploy/k8s use the\n\
          variables, and tests check them against this CLI. Configuration files (expert rules,\n\
          alert routing) are described where they live: `services/inference/rules/default.toml`\n\
-         and the alerter's section of the README.\n\n",
+         and docs/alerts.md.\n\n",
     );
     let globals: Vec<_> = cli
         .get_arguments()

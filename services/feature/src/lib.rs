@@ -25,11 +25,12 @@ pub use processor::{Outgoing, Processor, ProcessorConfig, ProcessorStats};
 use dtwin_bus::{BrokerUrl, BusClient, QoS};
 use dtwin_cluster::Membership;
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
-use dtwin_windows::WindowConfig;
 use dtwin_schema::{TopicKind, Topics};
-use std::time::{Duration, Instant};
+use dtwin_windows::WindowConfig;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -266,9 +267,7 @@ pub async fn run(config: FeatureConfig, shutdown: CancellationToken) -> Result<(
 }
 
 /// What a worker that ended before shutdown means.
-fn worker_failure(
-    done: Result<Result<(), FeatureError>, tokio::task::JoinError>,
-) -> FeatureError {
+fn worker_failure(done: Result<Result<(), FeatureError>, tokio::task::JoinError>) -> FeatureError {
     match done {
         Ok(Ok(())) => FeatureError::WorkerStopped,
         Ok(Err(e)) => e,
@@ -276,14 +275,32 @@ fn worker_failure(
     }
 }
 
-struct WorkerCtx {
+/// Where a worker's output goes: the broker in the service, a channel in tests.
+trait Sink: Send + Sync + 'static {
+    fn send(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<(), FeatureError>> + Send;
+}
+
+impl Sink for BusClient {
+    async fn send(&self, topic: String, payload: Vec<u8>) -> Result<(), FeatureError> {
+        Ok(self
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await?)
+    }
+}
+
+struct WorkerCtx<S> {
     index: usize,
-    client: BusClient,
+    client: S,
     metrics: FeatureMetrics,
+    /// The worker's clock (tokio's, so tests can run it on paused time).
     epoch: Instant,
 }
 
-impl WorkerCtx {
+impl<S: Sink> WorkerCtx<S> {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -300,17 +317,15 @@ impl WorkerCtx {
                 }
             }
             let (topic, payload) = o.into_parts();
-            self.client
-                .publish(topic, QoS::AtLeastOnce, false, payload)
-                .await?;
+            self.client.send(topic, payload).await?;
         }
         Ok(())
     }
 }
 
 /// One shard: owns its machines' windows, handles their messages in arrival order.
-async fn worker(
-    ctx: WorkerCtx,
+async fn worker<S: Sink>(
+    ctx: WorkerCtx<S>,
     mut processor: Processor,
     mut rx: mpsc::Receiver<Work>,
 ) -> Result<(), FeatureError> {
@@ -356,4 +371,77 @@ async fn worker(
         "feature worker stopping"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod worker_tests {
+    use super::*;
+    use dtwin_schema::{Features, MachineId, Telemetry};
+
+    /// A sink that hands the worker's output to the test.
+    struct Channel(mpsc::UnboundedSender<(String, Vec<u8>)>);
+
+    impl Sink for Channel {
+        async fn send(&self, topic: String, payload: Vec<u8>) -> Result<(), FeatureError> {
+            self.0
+                .send((topic, payload))
+                .map_err(|_| FeatureError::WorkerStopped)
+        }
+    }
+
+    fn reading(seq: u64) -> Work {
+        let mut t = Telemetry::new(
+            MachineId::parse("m-1").unwrap(),
+            dtwin_schema::time_fmt::now(),
+            seq,
+        );
+        t.temperature_c = Some(36.0);
+        Work::Telemetry {
+            msg: dtwin_bus::Message::new("dtwin/v1/machines/m-1/telemetry", t.encode()),
+            received: Instant::now(),
+        }
+    }
+
+    fn seqs(out: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Ok((topic, payload)) = out.try_recv() {
+            assert_eq!(topic, "dtwin/v1/machines/m-1/features");
+            seqs.push(dtwin_schema::from_json::<Features>(&payload).unwrap().seq);
+        }
+        seqs
+    }
+
+    /// The worker's tick releases a reading held for a missing one once the hold time has
+    /// passed on the worker's clock, and not before: on paused time, so nothing is timed.
+    #[tokio::test(start_paused = true)]
+    async fn a_held_reading_is_released_by_the_tick_once_the_hold_time_passed() {
+        let mut registry = dtwin_obs::Registry::default();
+        let (tx, mut out) = mpsc::unbounded_channel();
+        let ctx = WorkerCtx {
+            index: 0,
+            client: Channel(tx),
+            metrics: FeatureMetrics::register(&mut registry, 1),
+            epoch: Instant::now(),
+        };
+        let config = ProcessorConfig {
+            order: OrderConfig {
+                tolerance: 4,
+                max_hold_ms: 500,
+            },
+            ..ProcessorConfig::default()
+        };
+        let processor = Processor::with_config(Topics::default(), config);
+        let (work, rx) = mpsc::channel(8);
+        let task = tokio::spawn(worker(ctx, processor, rx));
+        work.send(reading(1)).await.unwrap();
+        work.send(reading(3)).await.unwrap(); // 2 is missing: 3 waits for it
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(seqs(&mut out), vec![1]);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(seqs(&mut out), Vec::<u64>::new(), "held for 410 ms of 500");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(seqs(&mut out), vec![3], "released by a tick after 500 ms");
+        drop(work);
+        task.await.unwrap().unwrap();
+    }
 }

@@ -6,10 +6,10 @@
 //! Everything it cannot use becomes a dead letter with a reason; nothing else stops.
 
 use crate::order::{Fate, OrderConfig, Released, Sequencer};
-use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
 use dtwin_schema::{
     to_json, DeadLetter, MachineId, RejectReason, Rejection, Telemetry, TopicKind, Topics,
 };
+use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 

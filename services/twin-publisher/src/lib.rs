@@ -289,7 +289,8 @@ impl TwinService {
                 .copied()
                 .filter(|d| d.index % config.connections == k)
                 .collect();
-            let worker_bus = BusConfig::new(config.common.broker.clone(), format!("{client_id}-{k}"));
+            let worker_bus =
+                BusConfig::new(config.common.broker.clone(), format!("{client_id}-{k}"));
             let worker_conn = dtwin_bus::connect(&worker_bus, Vec::new());
             workers.spawn(worker(
                 WorkerSetup {
@@ -417,7 +418,10 @@ fn apply_control(
 ) -> Option<dtwin_schema::Rejection> {
     match control::decode(payload) {
         Ok(control::ControlCommand::Inject { machine_id, fault }) => {
-            match statuses.iter().position(|(id, _)| id.as_str() == machine_id) {
+            match statuses
+                .iter()
+                .position(|(id, _)| id.as_str() == machine_id)
+            {
                 None => Some(dtwin_schema::Rejection::new(
                     dtwin_schema::RejectReason::BadMachineId,
                     format!("machine {machine_id:?} is not in the fleet"),

@@ -160,6 +160,21 @@ pub struct Message {
     packet: Publish,
 }
 
+impl Message {
+    /// A message that did not come from a broker (an in-process hand-off, a test). Acking it
+    /// is a no-op for the broker: it was never delivered with a packet id.
+    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+        let topic = topic.into();
+        let payload = payload.into();
+        Self {
+            packet: Publish::new(topic.clone(), rumqttc::QoS::AtMostOnce, payload.clone()),
+            topic,
+            payload,
+            retain: false,
+        }
+    }
+}
+
 /// Why a publish or acknowledgement failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

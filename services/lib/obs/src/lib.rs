@@ -310,8 +310,10 @@ pub async fn expose(
     shared: Option<&Exposition>,
     listen: Option<SocketAddr>,
     shutdown: CancellationToken,
-) -> Result<Option<impl std::future::Future<Output = Result<(), ObsError>> + Send + 'static>, ObsError>
-{
+) -> Result<
+    Option<impl std::future::Future<Output = Result<(), ObsError>> + Send + 'static>,
+    ObsError,
+> {
     let registry = Arc::new(registry);
     if let Some(shared) = shared {
         shared.add(name, registry, health);

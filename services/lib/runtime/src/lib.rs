@@ -121,7 +121,8 @@ impl Spec {
     /// Subscribes to `filter` only when this instance is one of several (`--instance`).
     #[must_use]
     pub fn subscribe_when_clustered(mut self, filter: String, qos: QoS) -> Self {
-        self.subscriptions.push((filter, qos, Sharing::WhenClustered));
+        self.subscriptions
+            .push((filter, qos, Sharing::WhenClustered));
         self
     }
 
@@ -249,7 +250,9 @@ impl Runtime {
         ));
         if let Some((topic, payload)) = online {
             // Queued now, sent once connected; retained, so late peers see it too.
-            client.publish(topic, QoS::AtLeastOnce, true, payload).await?;
+            client
+                .publish(topic, QoS::AtLeastOnce, true, payload)
+                .await?;
         }
         let publisher = pub_conn
             .as_ref()

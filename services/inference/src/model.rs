@@ -2,13 +2,12 @@
 
 use crate::rules::RuleSet;
 use crate::scorer::Scorer;
-use anyhow::Context;
 use dtwin_ml::ModelArtifact;
 use dtwin_schema::{RejectReason, Rejection};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The model shipped with dtwin, trained on twin data by `dtwin train` (see the README), so
+/// The model shipped with dtwin, trained on twin data by `dtwin train` (see docs/model.md), so
 /// `dtwin up` predicts at once with no training step.
 pub const SHIPPED_MODEL: &[u8] = include_bytes!("../models/default.json");
 
@@ -21,20 +20,45 @@ pub enum ModelSource {
     File(PathBuf),
 }
 
+/// Why the model at start could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The model file cannot be read.
+    #[error("cannot read model {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The artifact is invalid or was trained on another feature set.
+    #[error("model {origin:?}: {}", rejection.detail)]
+    Invalid {
+        /// Where it came from.
+        origin: ModelSource,
+        /// What is wrong with it ([`RejectReason::BadModel`]).
+        rejection: Rejection,
+    },
+}
+
 /// Loads and validates a model, checking it was trained on the `expected` feature set.
 ///
 /// # Errors
-/// The file cannot be read, the artifact is invalid, or its feature set differs.
-pub fn load_model(source: &ModelSource, expected: &str) -> anyhow::Result<ModelArtifact> {
+/// [`ModelError::Read`] when the file cannot be read, [`ModelError::Invalid`] when the artifact
+/// is invalid or its feature set differs.
+pub fn load_model(source: &ModelSource, expected: &str) -> Result<ModelArtifact, ModelError> {
     let bytes = match source {
         ModelSource::Shipped => SHIPPED_MODEL.to_vec(),
-        ModelSource::File(p) => {
-            std::fs::read(p).with_context(|| format!("cannot read model {}", p.display()))?
-        }
+        ModelSource::File(p) => std::fs::read(p).map_err(|error| ModelError::Read {
+            path: p.clone(),
+            error,
+        })?,
     };
-    let model =
-        check(&bytes, expected).map_err(|r| anyhow::anyhow!("model {source:?}: {}", r.detail))?;
-    Ok(model)
+    check(&bytes, expected).map_err(|rejection| ModelError::Invalid {
+        origin: source.clone(),
+        rejection,
+    })
 }
 
 /// Parses an artifact and checks its feature set.

@@ -6,16 +6,17 @@
 //! - [`whatif`]: the form, its validation and scoring through the feature and inference code.
 //! - [`charts`]: trend charts as SVG (plotters).
 //! - [`web`]: the router, a function of its state.
-//! - [`run`]: binds, subscribes, serves until shutdown.
+//! - [`DashboardService`]: the shell on a `dtwin_runtime::Runtime`: `build` binds and
+//!   subscribes, `serve` answers HTTP and feeds the fleet view from the bus until shutdown.
 
 pub mod charts;
 pub mod state;
 pub mod web;
 pub mod whatif;
 
-use anyhow::Context;
-use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
+use dtwin_bus::{BrokerUrl, QoS};
 use dtwin_inference::InferenceConfig;
+use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_schema::{from_json, AlertEvent, MachineStatus, Risk, Telemetry, TopicKind, Topics};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -25,17 +26,17 @@ use tracing::{debug, info};
 /// Default address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// Messages buffered between the broker and the fleet state: the dashboard takes every
+/// machine's telemetry, so a burst after a reconnect must not stall the connection.
+pub const INBOX_CAPACITY: usize = 65_536;
+
 /// Settings of the dashboard.
 #[derive(Debug, Clone)]
 pub struct DashboardConfig {
-    /// The broker.
-    pub broker: BrokerUrl,
-    /// Topic prefix.
-    pub prefix: String,
+    /// Broker, prefix, client id (default `dtwin-dashboard`).
+    pub common: CommonConfig,
     /// Where to listen.
     pub listen: SocketAddr,
-    /// MQTT client id.
-    pub client_id: String,
     /// Model, rules and window: the inference service's, so the what-if form agrees with it.
     pub inference: InferenceConfig,
     /// Access token; required when listening beyond loopback.
@@ -47,35 +48,63 @@ impl DashboardConfig {
     pub fn new(broker: BrokerUrl) -> Self {
         Self {
             inference: InferenceConfig::new(broker.clone()),
-            broker,
-            prefix: dtwin_schema::DEFAULT_PREFIX.to_owned(),
+            common: CommonConfig::new(broker),
             listen: DEFAULT_LISTEN.parse().expect("valid address"),
-            client_id: "dtwin-dashboard".to_owned(),
             token: None,
         }
     }
 }
 
+/// Why the dashboard could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    /// Listening beyond loopback without a token.
+    #[error(
+        "refusing to serve the dashboard on {0} without a token: anyone on the network could read \
+         the fleet. Set --dashboard-token (DTWIN_DASHBOARD_TOKEN) or listen on 127.0.0.1"
+    )]
+    NoToken(SocketAddr),
+    /// The address is taken or not available.
+    #[error(
+        "dashboard cannot listen on {listen} (choose another address with --dashboard-listen / \
+         DTWIN_DASHBOARD_LISTEN): {source}"
+    )]
+    Bind {
+        /// The address asked for.
+        listen: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The model or rules the what-if form scores with are bad.
+    #[error("dashboard model: {0}")]
+    Model(Box<dyn std::error::Error + Send + Sync>),
+    /// The runtime could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The HTTP server failed.
+    #[error("dashboard server: {0}")]
+    Serve(std::io::Error),
+}
+
 /// Binds the listener (a taken port is a clear error) and builds the state.
 ///
 /// # Errors
-/// A taken port, or a bad model or rules file.
+/// Beyond loopback without a token, a taken port, or a bad model or rules file.
 pub async fn bind(
     config: &DashboardConfig,
-) -> anyhow::Result<(tokio::net::TcpListener, web::AppState)> {
-    anyhow::ensure!(
-        config.listen.ip().is_loopback() || config.token.as_deref().is_some_and(|t| !t.is_empty()),
-        "refusing to serve the dashboard on {} without a token: anyone on the network could read \
-         the fleet. Set --dashboard-token (DTWIN_DASHBOARD_TOKEN) or listen on 127.0.0.1",
-        config.listen
-    );
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
-        format!(
-            "dashboard cannot listen on {} (choose another address with --dashboard-listen / DTWIN_DASHBOARD_LISTEN)",
-            config.listen
-        )
-    })?;
-    let scorer = dtwin_inference::build_scorer(&config.inference)?;
+) -> Result<(tokio::net::TcpListener, web::AppState), DashboardError> {
+    if !(config.listen.ip().is_loopback() || config.token.as_deref().is_some_and(|t| !t.is_empty()))
+    {
+        return Err(DashboardError::NoToken(config.listen));
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DashboardError::Bind {
+            listen: config.listen,
+            source,
+        })?;
+    let scorer = dtwin_inference::build_scorer(&config.inference)
+        .map_err(|e| DashboardError::Model(e.into()))?;
     let state = web::AppState {
         fleet: Arc::new(Mutex::new(state::Fleet::default())),
         scorer: Arc::new(scorer),
@@ -85,83 +114,139 @@ pub async fn bind(
     Ok((listener, state))
 }
 
-/// Feeds the fleet state from the bus until the connection closes.
-async fn ingest(mut conn: dtwin_bus::Connection, topics: Topics, fleet: Arc<Mutex<state::Fleet>>) {
-    while let Some(msg) = conn.inbox.recv().await {
-        let Some((kind, _)) = topics.parse(&msg.topic) else {
-            continue;
-        };
-        let mut f = fleet
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Anything that does not decode is someone else's dead letter to write; skip it here.
-        match kind {
-            TopicKind::Telemetry => {
-                if let Ok(t) = Telemetry::decode(&msg.payload) {
-                    f.telemetry(t);
-                }
+/// Applies one bus message to the fleet state; anything that does not decode is someone else's
+/// dead letter to write, and is skipped here.
+fn ingest(topics: &Topics, fleet: &Mutex<state::Fleet>, msg: &dtwin_bus::Message) {
+    let Some((kind, _)) = topics.parse(&msg.topic) else {
+        return;
+    };
+    let mut f = fleet
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match kind {
+        TopicKind::Telemetry => {
+            if let Ok(t) = Telemetry::decode(&msg.payload) {
+                f.telemetry(t);
             }
-            TopicKind::Risk => {
-                if let Ok(r) = from_json::<Risk>(&msg.payload) {
-                    f.risk(r);
-                }
-            }
-            TopicKind::Status => {
-                if let Ok(s) = from_json::<MachineStatus>(&msg.payload) {
-                    f.status(s);
-                }
-            }
-            TopicKind::Alert => match from_json::<AlertEvent>(&msg.payload) {
-                Ok(a) => f.alert(a),
-                Err(e) => debug!(error = %e, "undecodable alert event"),
-            },
-            TopicKind::Features => {}
         }
+        TopicKind::Risk => {
+            if let Ok(r) = from_json::<Risk>(&msg.payload) {
+                f.risk(r);
+            }
+        }
+        TopicKind::Status => {
+            if let Ok(s) = from_json::<MachineStatus>(&msg.payload) {
+                f.status(s);
+            }
+        }
+        TopicKind::Alert => match from_json::<AlertEvent>(&msg.payload) {
+            Ok(a) => f.alert(a),
+            Err(e) => debug!(error = %e, "undecodable alert event"),
+        },
+        TopicKind::Features => {}
     }
 }
 
-/// Serves the dashboard on `listener` until `shutdown` fires.
-///
-/// # Errors
-/// A server error.
-pub async fn serve(
-    config: DashboardConfig,
+/// The dashboard, built: listening, its fleet view subscribed (or subscribing).
+pub struct DashboardService {
     listener: tokio::net::TcpListener,
     state: web::AppState,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let topics = Topics::new(&config.prefix);
-    let subs = [
-        TopicKind::Telemetry,
-        TopicKind::Risk,
-        TopicKind::Status,
-        TopicKind::Alert,
-    ]
-    .into_iter()
-    .map(|k| Subscription::new(topics.all(k), QoS::AtMostOnce))
-    .collect();
-    let mut bus = BusConfig::new(config.broker.clone(), &config.client_id);
-    bus.inbox_capacity = 65_536;
-    let conn = dtwin_bus::connect(&bus, subs);
-    let client = conn.client.clone();
-    let ingest = tokio::spawn(ingest(conn, topics, state.fleet.clone()));
-    info!(url = %format!("http://{}", listener.local_addr()?), "dashboard listening");
-    let app = web::router(state);
-    let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("dashboard server")?;
-    client.disconnect().await;
-    ingest.abort();
-    Ok(())
+    runtime: Runtime,
 }
 
-/// Service entry point: bind, then serve until `shutdown`.
+impl DashboardService {
+    /// Binds the listener, builds the what-if scorer and subscribes to the fleet.
+    ///
+    /// # Errors
+    /// As [`bind`], or a runtime that cannot start.
+    pub async fn build(config: DashboardConfig) -> Result<Self, DashboardError> {
+        let (listener, state) = bind(&config).await?;
+        let topics = Topics::new(&config.common.prefix);
+        let mut spec =
+            Spec::new("dashboard", dtwin_obs::Registry::default()).inbox_capacity(INBOX_CAPACITY);
+        for kind in [
+            TopicKind::Telemetry,
+            TopicKind::Risk,
+            TopicKind::Status,
+            TopicKind::Alert,
+        ] {
+            spec = spec.subscribe(topics.all(kind), QoS::AtMostOnce);
+        }
+        let runtime = Runtime::start(&config.common, spec).await?;
+        Ok(Self {
+            listener,
+            state,
+            runtime,
+        })
+    }
+
+    /// Where it listens.
+    ///
+    /// # Errors
+    /// The listener has no address (the OS says why).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` fires, feeding the fleet view from the bus meanwhile.
+    ///
+    /// # Errors
+    /// A server error.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), DashboardError> {
+        let Self {
+            listener,
+            state,
+            mut runtime,
+        } = self;
+        let url = listener
+            .local_addr()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
+        runtime.log_started(&url);
+        info!(url = %url, "dashboard listening");
+        let fleet = state.fleet.clone();
+        let app = web::router(state);
+        let stop = shutdown.clone();
+        let server = std::future::IntoFuture::into_future(
+            axum::serve(listener, app).with_graceful_shutdown(async move {
+                stop.cancelled().await;
+            }),
+        );
+        tokio::pin!(server);
+        let result = loop {
+            tokio::select! {
+                r = &mut server => break r.map_err(DashboardError::Serve),
+                msg = runtime.inbox.recv() => match msg {
+                    Some(msg) => ingest(&runtime.topics, &fleet, &msg),
+                    None => break (&mut server).await.map_err(DashboardError::Serve),
+                },
+            }
+        };
+        runtime.close().await;
+        result
+    }
+}
+
+impl Service for DashboardService {
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
+    }
+
+    async fn run(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.serve(shutdown).await?)
+    }
+}
+
+/// Service entry point: [`DashboardService::build`], then serve until `shutdown`.
 ///
 /// # Errors
-/// As [`bind`] and [`serve`].
-pub async fn run(config: DashboardConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let (listener, state) = bind(&config).await?;
-    serve(config, listener, state, shutdown).await
+/// As [`DashboardService::build`] and [`DashboardService::serve`].
+pub async fn run(
+    config: DashboardConfig,
+    shutdown: CancellationToken,
+) -> Result<(), DashboardError> {
+    DashboardService::build(config).await?.serve(shutdown).await
 }

@@ -3,10 +3,10 @@
 //! [`MachineWindow`] turns a steady window of them into the feature vector, and the inference
 //! service's [`Scorer`] scores it with the same model and rules.
 
-use dtwin_windows::{MachineWindow, WindowConfig};
 use dtwin_inference::Scorer;
 use dtwin_schema::telemetry::SENSOR_SPECS;
 use dtwin_schema::{MachineId, ProductType, Risk, Telemetry};
+use dtwin_windows::{MachineWindow, WindowConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;

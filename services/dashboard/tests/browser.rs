@@ -107,14 +107,11 @@ async fn stack(shutdown: &CancellationToken) -> (BrokerUrl, String) {
     dash.listen = format!("127.0.0.1:{}", dtwin_broker::free_port().unwrap())
         .parse()
         .unwrap();
-    let (listener, state) = dtwin_dashboard::bind(&dash).await.unwrap();
-    let http = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(dtwin_dashboard::serve(
-        dash,
-        listener,
-        state,
-        shutdown.clone(),
-    ));
+    let dash = dtwin_dashboard::DashboardService::build(dash)
+        .await
+        .unwrap();
+    let http = format!("http://{}", dash.local_addr().unwrap());
+    tokio::spawn(dash.serve(shutdown.clone()));
     tokio::spawn(dtwin_feature::run(
         dtwin_feature::FeatureConfig::new(url.clone()),
         shutdown.clone(),

@@ -7,9 +7,9 @@ use axum::http::{Request, StatusCode};
 use dtwin_dashboard::state::Fleet;
 use dtwin_dashboard::web::{router, AppState};
 use dtwin_dashboard::whatif::{self, WhatIfForm};
-use dtwin_windows::WindowConfig;
 use dtwin_inference::InferenceConfig;
 use dtwin_schema::{from_json, to_json, Features, RiskStatus, Topics};
+use dtwin_windows::WindowConfig;
 use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 

@@ -220,10 +220,10 @@ impl DashboardOpts {
     /// Bad window flags.
     pub fn config(&self, common: CommonConfig) -> anyhow::Result<dtwin_dashboard::DashboardConfig> {
         let mut c = dtwin_dashboard::DashboardConfig::new(common.broker.clone());
-        c.prefix = common.prefix.clone();
         c.listen = self.dashboard_listen;
         c.token = self.dashboard_token.clone();
-        c.inference = self.inference.config(common)?;
+        c.inference = self.inference.config(common.clone())?;
+        c.common = common;
         Ok(c)
     }
 }
@@ -587,7 +587,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Feature(a) => Ok(dtwin_feature::run(a.config()?, on_signal()).await?),
         Command::Inference(a) => Ok(dtwin_inference::run(a.config()?, on_signal()).await?),
         Command::Alerter(a) => Ok(dtwin_alerter::run(a.config()?, on_signal()).await?),
-        Command::Dashboard(a) => dtwin_dashboard::run(a.config()?, on_signal()).await,
+        Command::Dashboard(a) => Ok(dtwin_dashboard::run(a.config()?, on_signal()).await?),
         Command::Train(args) => crate::cmd::train::run(args),
         Command::Evaluate(args) => crate::cmd::evaluate::run(&args).map(|_| ()),
         Command::Eda(args) => crate::cmd::eda::run(&args).map(|_| ()),

@@ -98,7 +98,10 @@ async fn workers_set_through_up_reach_the_running_feature_service() {
         })
         .await
         .unwrap();
-        if text.as_deref().is_some_and(|t| t.contains("dtwin_feature_queue_depth")) {
+        if text
+            .as_deref()
+            .is_some_and(|t| t.contains("dtwin_feature_queue_depth"))
+        {
             break text.unwrap();
         }
         assert!(
@@ -126,7 +129,8 @@ fn scrape(addr: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)

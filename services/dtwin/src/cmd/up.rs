@@ -74,7 +74,7 @@ impl Stack {
         args.feature.apply(&mut feature)?;
         let alerter = args.alerter.config(common.clone())?;
         let mut dashboard = dtwin_dashboard::DashboardConfig::new(broker.clone());
-        dashboard.prefix = args.prefix.clone();
+        dashboard.common = common.clone();
         dashboard.listen = args.dashboard_listen;
         dashboard.token = args.dashboard_token.clone();
         dashboard.inference = inference.clone();
@@ -132,8 +132,8 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         }
         None => None,
     };
-    let (dashboard_listener, dashboard_state) = dtwin_dashboard::bind(&stack.dashboard).await?;
-    let dashboard_url = format!("http://{}", dashboard_listener.local_addr()?);
+    let dashboard = dtwin_dashboard::DashboardService::build(stack.dashboard).await?;
+    let dashboard_url = format!("http://{}", dashboard.local_addr()?);
     stack
         .alerter
         .dashboard_url
@@ -181,13 +181,7 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         Ok(dtwin_alerter::run(alerter, stop).await?)
     }));
     ready = ready.and(dtwin_runtime::Ready::always());
-    tasks.spawn(named("dashboard", {
-        let shutdown = shutdown.clone();
-        async move {
-            dtwin_dashboard::serve(stack.dashboard, dashboard_listener, dashboard_state, shutdown)
-                .await
-        }
-    }));
+    tasks.spawn(named("dashboard", serve(dashboard, shutdown.clone())));
     if args.summary_every > 0 {
         let every = Duration::from_secs(args.summary_every);
         let monitor = crate::monitor::run(broker.clone(), prefix.clone(), every, shutdown.clone());

@@ -506,10 +506,15 @@ async fn poll_loop(
                 }
                 warn!(client_id, broker, error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = next_backoff(backoff);
             }
         }
     }
+}
+
+/// The reconnect delay after `current`: doubled, at most [`MAX_BACKOFF`].
+pub fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(MAX_BACKOFF)
 }
 
 /// Converts a QoS number (0, 1, 2) from configuration.
@@ -523,6 +528,18 @@ pub fn qos_from_u8(q: u8) -> Result<QoS, QosError> {
 #[cfg(test)]
 mod share_tests {
     use super::*;
+
+    #[test]
+    fn reconnect_backoff_doubles_from_the_minimum_up_to_the_cap() {
+        let mut d = MIN_BACKOFF;
+        let mut seen = vec![d];
+        for _ in 0..8 {
+            d = next_backoff(d);
+            seen.push(d);
+        }
+        let ms: Vec<u128> = seen.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    }
 
     #[test]
     fn shared_filters_are_built_and_bad_groups_refused() {

@@ -68,6 +68,7 @@ pub struct Spec {
     persistent: bool,
     publisher: bool,
     last_will: Option<(String, Vec<u8>)>,
+    inbox_capacity: usize,
 }
 
 /// Whether a subscription is the service's shared input, and when it applies.
@@ -92,7 +93,16 @@ impl Spec {
             persistent: false,
             publisher: false,
             last_will: None,
+            inbox_capacity: dtwin_bus::DEFAULT_INBOX_CAPACITY,
         }
+    }
+
+    /// Incoming publishes buffered before the socket read waits (default
+    /// `dtwin_bus::DEFAULT_INBOX_CAPACITY`).
+    #[must_use]
+    pub fn inbox_capacity(mut self, capacity: usize) -> Self {
+        self.inbox_capacity = capacity;
+        self
     }
 
     /// The retained message the broker publishes if this connection dies, for a service that
@@ -228,6 +238,7 @@ impl Runtime {
         let client_id = common.client_id(spec.service);
         let mut bus = BusConfig::new(common.broker.clone(), &client_id);
         bus.last_will = last_will;
+        bus.inbox_capacity = spec.inbox_capacity;
         if spec.persistent {
             bus.clean_session = false;
             bus.manual_acks = true;

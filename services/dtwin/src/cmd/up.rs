@@ -161,7 +161,9 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     if let Some((listener, exposition)) = metrics {
         let stop = shutdown.clone();
         tasks.spawn(named("metrics", async move {
-            Ok(dtwin_obs::serve_exposition(listener, exposition, stop).await?)
+            dtwin_obs::serve_exposition(listener, exposition, stop)
+                .await
+                .map_err(anyhow::Error::from)
         }));
     }
     // Consumers first, each built (connected, subscribed) before the twin publishes, so the

@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-const SHIPPED: &[u8] = include_bytes!("../../inference/models/default.json");
+const SHIPPED: &[u8] = include_bytes!("../../../inference/models/default.json");
 
 async fn deploy(url: &BrokerUrl, path: &std::path::Path) -> anyhow::Result<(String, String)> {
     let argv = [

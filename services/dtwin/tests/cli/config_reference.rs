@@ -3,7 +3,7 @@
 //! reference cannot go stale. Regenerate it with:
 //!
 //! ```sh
-//! DTWIN_UPDATE_DOCS=1 cargo test -p dtwin --test config_reference
+//! DTWIN_UPDATE_DOCS=1 cargo test -p dtwin --test cli config_reference
 //! ```
 
 use clap::CommandFactory;
@@ -21,8 +21,8 @@ fn render() -> String {
     let mut out = String::new();
     out.push_str(
         "# Configuration reference\n\n\
-         Generated from the CLI by `services/dtwin/tests/config_reference.rs`; do not edit by hand\n\
-         (`DTWIN_UPDATE_DOCS=1 cargo test -p dtwin --test config_reference` rewrites it).\n\n\
+         Generated from the CLI by `services/dtwin/tests/cli/config_reference.rs`; do not edit by hand\n\
+         (`DTWIN_UPDATE_DOCS=1 cargo test -p dtwin --test cli config_reference` rewrites it).\n\n\
          Every flag has an environment variable; a flag on the command line wins over the\n\
          variable, the variable over the default. docker-compose.yml and deploy/k8s use the\n\
          variables, and tests check them against this CLI. Configuration files (expert rules,\n\
@@ -158,6 +158,6 @@ fn config_reference_is_current() {
     let have = std::fs::read_to_string(PATH).unwrap_or_default();
     assert!(
         have == want,
-        "docs/CONFIG.md is stale: run `DTWIN_UPDATE_DOCS=1 cargo test -p dtwin --test config_reference`"
+        "docs/CONFIG.md is stale: run `DTWIN_UPDATE_DOCS=1 cargo test -p dtwin --test cli config_reference`"
     );
 }

@@ -1,0 +1,15 @@
+//! The `dtwin` CLI's integration tests, one binary (one link instead of one per file; each
+//! module was a test binary of its own and keeps its own setup).
+
+mod broker_security;
+mod compose;
+mod compose_run;
+mod config_reference;
+mod deploy;
+mod evaluate_eda;
+mod generate_replay;
+mod healthcheck;
+mod loadtest;
+mod secrets;
+mod up_config;
+mod up_errors;

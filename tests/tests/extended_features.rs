@@ -76,9 +76,14 @@ async fn an_extended_model_on_custom_windows_is_served_end_to_end() {
             &stop,
         )
         .await,
-        harness::spawn(dtwin_inference::run(inference, stop.clone())),
+        harness::start(
+            dtwin_inference::InferenceService::build(inference)
+                .await
+                .unwrap(),
+            &stop,
+        )
+        .await,
     ];
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut twin = dtwin_twin_publisher::TwinConfig::new(broker.clone());
     twin.machines = MACHINES;
     twin.rate_hz = 20.0;

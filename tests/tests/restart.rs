@@ -56,11 +56,15 @@ async fn a_restarted_feature_service_flags_cold_windows_then_warms_up() {
         &first,
     )
     .await;
-    let inference = tokio::spawn(dtwin_inference::run(
-        dtwin_inference::InferenceConfig::new(broker.clone()),
-        stop.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let inference = harness::start(
+        dtwin_inference::InferenceService::build(dtwin_inference::InferenceConfig::new(
+            broker.clone(),
+        ))
+        .await
+        .unwrap(),
+        &stop,
+    )
+    .await;
     let mut twin = dtwin_twin_publisher::TwinConfig::new(broker.clone());
     twin.machines = MACHINES;
     twin.rate_hz = 20.0;

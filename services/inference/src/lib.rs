@@ -14,9 +14,12 @@
 //! - [`drift`]: [`drift::DriftMonitor`], live feature and risk distributions against the
 //!   model's training reference (KS and Jensen-Shannon over a rolling window); pure.
 //! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
-//! - [`run`]: the async shell: one task reads the MQTT inbox, gathers micro-batches of what is
-//!   already waiting, hands them to the processor (scoring is inline, microseconds per row),
-//!   publishes what it returns and records the metrics.
+//! - [`InferenceService`]: the async shell on a `dtwin_runtime::Runtime` (connections, metrics
+//!   endpoint, instance announcement, readiness, clean close). `build` loads the model and
+//!   rules and connects; `serve` (or `dtwin_runtime::Service::run`) loops: the inbox, cluster
+//!   announcements to `runtime.node`, micro-batches of what is already waiting to the processor
+//!   (scoring is inline, microseconds per row), its outputs to `runtime.publisher`, metrics.
+//!   [`run`] is `build` then `serve`.
 
 pub mod drift;
 pub mod metrics;
@@ -27,18 +30,20 @@ pub mod scorer;
 
 pub use drift::{DriftConfig, DriftMonitor};
 pub use metrics::InferenceMetrics;
-pub use model::{load_model, ModelSource, SHIPPED_MODEL};
+pub use model::{load_model, ModelError, ModelSource, SHIPPED_MODEL};
 pub use processor::{Processor, ProcessorConfig};
 pub use rules::{RuleSet, RulesError, DEFAULT_RULES};
 pub use scorer::{decide, Scorer};
 
-use anyhow::Context;
-use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS, Subscription};
+use dtwin_bus::{BrokerUrl, BusClient, Message, QoS};
+use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Spec};
 use dtwin_schema::{TopicKind, Topics};
 use dtwin_windows::WindowConfig;
 use processor::{Event, Inbound, Outgoing, Route};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -65,11 +70,11 @@ pub fn drift_service(instance: Option<&str>) -> String {
 #[derive(Debug, Clone)]
 pub struct InferenceConfig {
     /// Broker, prefix, client id, instance, share group, metrics endpoint.
-    pub common: dtwin_runtime::CommonConfig,
+    pub common: CommonConfig,
     /// Where the model at start comes from.
     pub model: ModelSource,
     /// Rules file; `None` uses the shipped rules.
-    pub rules_path: Option<std::path::PathBuf>,
+    pub rules_path: Option<PathBuf>,
     /// The window configuration of the feature service (models must match its feature set).
     pub window: WindowConfig,
     /// Drift window and thresholds.
@@ -87,7 +92,7 @@ impl InferenceConfig {
     /// Defaults for a broker at `broker`.
     pub fn new(broker: BrokerUrl) -> Self {
         Self {
-            common: dtwin_runtime::CommonConfig::new(broker),
+            common: CommonConfig::new(broker),
             model: ModelSource::Shipped,
             rules_path: None,
             window: WindowConfig::default(),
@@ -101,185 +106,232 @@ impl InferenceConfig {
     /// configured window sizes ([`rules::expand_windows`]).
     ///
     /// # Errors
-    /// When the rules file cannot be read.
-    pub fn rules_text(&self) -> anyhow::Result<String> {
+    /// [`InferenceError::RulesFile`] when the rules file cannot be read.
+    pub fn rules_text(&self) -> Result<String, InferenceError> {
         let text = match &self.rules_path {
-            Some(p) => std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read rules file {}", p.display()))?,
+            Some(p) => std::fs::read_to_string(p).map_err(|error| InferenceError::RulesFile {
+                path: p.clone(),
+                error,
+            })?,
             None => DEFAULT_RULES.to_owned(),
         };
         Ok(rules::expand_windows(&text, &self.window))
     }
 }
 
+/// Why the inference service could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    /// The model at start cannot be read, is invalid, or was trained on another feature set.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The rules file cannot be read.
+    #[error("cannot read rules file {}", path.display())]
+    RulesFile {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The rules do not parse or do not fit the model (with line and reason).
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    /// The runtime could not start (bad scale-out settings, metrics address taken).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The connection closed under a publish.
+    #[error(transparent)]
+    Bus(#[from] dtwin_bus::BusError),
+}
+
 /// Builds the scorer for the configured model and rules, checking the feature set.
 ///
 /// # Errors
-/// A bad or mismatched model, or a bad rules file (with line and reason).
-pub fn build_scorer(config: &InferenceConfig) -> anyhow::Result<Scorer> {
+/// A bad or mismatched model ([`InferenceError::Model`]), or a rules file that cannot be
+/// read or does not fit the model ([`InferenceError::RulesFile`], [`InferenceError::Rules`]).
+pub fn build_scorer(config: &InferenceConfig) -> Result<Scorer, InferenceError> {
     let (_, expected) = dtwin_windows::feature_set(&config.window);
     let model = load_model(&config.model, &expected)?;
     let rules = RuleSet::parse(&config.rules_text()?, &model.feature_names)?;
     Ok(Scorer::new(Arc::new(model), Arc::new(rules)))
 }
 
-/// Runs the inference service until `shutdown` fires.
+/// The inference service, built: its model and rules loaded, connected (or connecting) and
+/// subscribed (or subscribing), its metrics endpoint bound. [`dtwin_runtime::Service::run`]
+/// (or [`InferenceService::serve`]) runs it.
+pub struct InferenceService {
+    runtime: Runtime,
+    shell: Shell,
+    drift_interval: Duration,
+    max_batch: usize,
+}
+
+impl InferenceService {
+    /// Loads the model and rules, then starts the runtime: metrics endpoint, connections
+    /// (features shared between instances, `models/current`, a second connection for
+    /// publishing), instance announcement.
+    ///
+    /// # Errors
+    /// A bad model or rules file, bad scale-out settings, or a metrics address that cannot be
+    /// bound.
+    pub async fn build(config: InferenceConfig) -> Result<Self, InferenceError> {
+        // What can fail on the operator's files fails before anything is bound or connected.
+        let scorer = build_scorer(&config)?;
+        let rules_text = config.rules_text()?;
+        let (_, expected) = dtwin_windows::feature_set(&config.window);
+        let mut registry = dtwin_obs::Registry::with_prefix("dtwin_inference");
+        let metrics = InferenceMetrics::register(&mut registry);
+        let topics = Topics::new(&config.common.prefix);
+        let spec = Spec::new(SERVICE, registry)
+            .subscribe_shared(topics.all(TopicKind::Features), QoS::AtLeastOnce)
+            .subscribe(topics.model_current(), QoS::AtLeastOnce)
+            .with_publisher();
+        let runtime = Runtime::start(&config.common, spec).await?;
+        let processor = Processor::new(
+            topics,
+            scorer,
+            ProcessorConfig {
+                expected,
+                rules_text,
+                drift: config.drift,
+                drift_service: drift_service(config.common.instance.as_deref()),
+            },
+        );
+        metrics.model(&processor.model_labels());
+        let shell = Shell {
+            client: runtime.publisher.clone(),
+            metrics,
+            processor,
+        };
+        Ok(Self {
+            runtime,
+            shell,
+            drift_interval: config.drift_interval,
+            max_batch: config.max_batch.max(1),
+        })
+    }
+
+    /// Runs until `shutdown` fires (or the inbox closes), then closes the connections.
+    ///
+    /// # Errors
+    /// [`InferenceError::Bus`] when a publish finds the connection closed.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), InferenceError> {
+        let Self {
+            mut runtime,
+            mut shell,
+            drift_interval,
+            max_batch,
+        } = self;
+        let model = shell.processor.model();
+        runtime.log_started(&format!(
+            "model {} {}, batches up to {max_batch}",
+            model.model_id, model.version
+        ));
+        let drift_on = !drift_interval.is_zero();
+        // The first tick fires at once: the status (warming up, or no reference) is there from
+        // the start.
+        let mut drift_tick = tokio::time::interval(if drift_on {
+            drift_interval
+        } else {
+            Duration::from_secs(3600)
+        });
+        drift_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A message taken from the inbox while gathering a batch that is not part of it.
+        let mut held: Option<Message> = None;
+        let result = loop {
+            let msg = match held.take() {
+                Some(m) => m,
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => break Ok(()),
+                    msg = runtime.inbox.recv() => match msg { Some(m) => m, None => break Ok(()) },
+                    _ = drift_tick.tick(), if drift_on => match shell.publish_drift().await {
+                        Ok(()) => continue,
+                        Err(e) => break Err(e),
+                    },
+                },
+            };
+            shell.metrics.inbox.set(depth(&runtime.inbox));
+            if let Some(change) = runtime.node.handle(&msg.topic, &msg.payload) {
+                if let Some(change) = change {
+                    info!(?change, "inference cluster changed");
+                }
+                continue;
+            }
+            let node = &runtime.node;
+            let route = |topic: &str| shell.processor.route(topic, |m| node.owns(m));
+            let batch = match route(&msg.topic) {
+                Route::NotMine => continue,
+                Route::Model | Route::Other => vec![msg],
+                Route::Features => {
+                    let (batch, next) = gather(msg, &mut runtime.inbox, route, max_batch);
+                    held = next;
+                    batch
+                }
+            };
+            if let Err(e) = shell.handle(&batch).await {
+                break Err(e);
+            }
+        };
+        let scored = shell.metrics.messages_out.get();
+        info!(scored, "inference service stopping");
+        runtime.close().await;
+        result
+    }
+}
+
+impl dtwin_runtime::Service for InferenceService {
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
+    }
+
+    async fn run(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.serve(shutdown).await?)
+    }
+}
+
+/// Runs the inference service until `shutdown` fires: [`InferenceService::build`], then
+/// [`InferenceService::serve`].
 ///
 /// # Errors
-/// A bad model or rules file at start, the metrics port cannot be bound, or a closed
-/// connection.
-pub async fn run(config: InferenceConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let scorer = build_scorer(&config)?;
-    let rules_text = config.rules_text()?;
-    let (_, expected) = dtwin_windows::feature_set(&config.window);
-    let topics = Topics::new(&config.common.prefix);
-    let mut node = dtwin_cluster::Node::new(
-        &config.common.prefix,
-        SERVICE,
-        config.common.instance.as_deref(),
-    );
-    let mut registry = dtwin_obs::Registry::with_prefix("dtwin_inference");
-    let metrics = InferenceMetrics::register(&mut registry);
-    let health = dtwin_obs::Health::new();
-    let server = dtwin_obs::expose(
-        SERVICE,
-        registry,
-        health.clone(),
-        config.common.metrics_shared.as_ref(),
-        config.common.metrics_listen,
-        shutdown.clone(),
-    )
-    .await?
-    .map(tokio::spawn);
-    anyhow::ensure!(
-        config.common.share_group.is_none() || config.common.instance.is_none(),
-        "--share-group and --instance are two ways to scale out; use one"
-    );
-    let features = dtwin_bus::shared_filter(
-        config.common.share_group.as_deref(),
-        topics.all(TopicKind::Features),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let mut subs = vec![
-        Subscription::new(features, QoS::AtLeastOnce),
-        Subscription::new(topics.model_current(), QoS::AtLeastOnce),
-    ];
-    subs.extend(
-        node.subscription()
-            .map(|f| Subscription::new(f, QoS::AtLeastOnce)),
-    );
-    // Instances of one service need distinct MQTT client ids, or the broker drops one for the
-    // other.
-    let client_id = config.common.client_id(SERVICE);
-    let mut bus = BusConfig::new(config.common.broker.clone(), &client_id);
-    bus.last_will = node.last_will().map_err(anyhow::Error::msg)?;
-    let (mut conn, publisher) = dtwin_bus::connect_with_publisher(&bus, subs);
-    tokio::spawn(health.clone().follow(
-        conn.client.link_state(),
-        dtwin_bus::LinkState::check_subscribed,
-        shutdown.clone(),
-    ));
-    if let Some((topic, payload)) = node.online().map_err(anyhow::Error::msg)? {
-        conn.client
-            .publish(topic, QoS::AtLeastOnce, true, payload)
-            .await?;
-    }
-    info!(model = %scorer.model().model_id, version = %scorer.model().version, "inference service started");
-    let processor = Processor::new(
-        topics,
-        scorer,
-        ProcessorConfig {
-            expected,
-            rules_text,
-            drift: config.drift,
-            drift_service: drift_service(config.common.instance.as_deref()),
-        },
-    );
-    metrics.model(&processor.model_labels());
-    let mut shell = Shell {
-        client: publisher.client.clone(),
-        metrics,
-        processor,
-    };
-    // The first tick fires at once: the status (warming up, or no reference) is there from
-    // the start.
-    let mut drift_tick = tokio::time::interval(if config.drift_interval.is_zero() {
-        Duration::from_secs(3600)
-    } else {
-        config.drift_interval
-    });
-    drift_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut result = Ok(());
-    // A message taken from the inbox while filling a batch that is not part of it.
-    let mut held: Option<dtwin_bus::Message> = None;
-    loop {
-        let msg = if let Some(m) = held.take() {
-            m
-        } else {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                msg = conn.inbox.recv() => match msg { Some(m) => m, None => break },
-                _ = drift_tick.tick(), if !config.drift_interval.is_zero() => {
-                    if let Err(e) = shell.publish_drift().await {
-                        result = Err(e);
-                        break;
-                    }
-                    continue;
-                }
-            }
-        };
-        shell
-            .metrics
-            .inbox
-            .set(i64::try_from(conn.inbox.len()).unwrap_or(i64::MAX));
-        if let Some(change) = node.handle(&msg.topic, &msg.payload) {
-            if let Some(change) = change {
-                info!(?change, "inference cluster changed");
-            }
-            continue;
-        }
-        let batch = match shell.processor.route(&msg.topic, |m| node.owns(m)) {
-            Route::NotMine => continue,
-            Route::Model | Route::Other => vec![msg],
-            Route::Features => {
-                // Micro-batch: whatever else is already waiting, never waiting for more. The
-                // batch ends at the first message of another kind, which is handled next, so
-                // the order of model swaps and cluster changes relative to vectors holds.
-                let mut batch = vec![msg];
-                while batch.len() < config.max_batch {
-                    let Ok(next) = conn.inbox.try_recv() else {
-                        break;
-                    };
-                    match shell.processor.route(&next.topic, |m| node.owns(m)) {
-                        Route::Features => batch.push(next),
-                        Route::NotMine => {}
-                        Route::Model | Route::Other => {
-                            held = Some(next);
-                            break;
-                        }
-                    }
-                }
-                batch
-            }
-        };
-        if let Err(e) = shell.handle(&batch).await {
-            result = Err(e);
+/// As those two.
+pub async fn run(
+    config: InferenceConfig,
+    shutdown: CancellationToken,
+) -> Result<(), InferenceError> {
+    InferenceService::build(config).await?.serve(shutdown).await
+}
+
+/// The inbox depth for the gauge.
+fn depth(inbox: &mpsc::Receiver<Message>) -> i64 {
+    i64::try_from(inbox.len()).unwrap_or(i64::MAX)
+}
+
+/// A micro-batch of feature vectors starting at `first`: whatever else is already waiting,
+/// never waiting for more, up to `max` vectors. Vectors of machines another instance owns are
+/// dropped. The batch ends at the first message of another kind, returned to be handled next,
+/// so the order of model swaps and cluster changes relative to vectors holds.
+fn gather(
+    first: Message,
+    inbox: &mut mpsc::Receiver<Message>,
+    route: impl Fn(&str) -> Route,
+    max: usize,
+) -> (Vec<Message>, Option<Message>) {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        let Ok(next) = inbox.try_recv() else {
             break;
+        };
+        match route(&next.topic) {
+            Route::Features => batch.push(next),
+            Route::NotMine => {}
+            Route::Model | Route::Other => return (batch, Some(next)),
         }
     }
-    let scored = shell.metrics.messages_out.get();
-    info!(scored, "inference service stopping");
-    let close = async { tokio::join!(publisher.close(), conn.close()) };
-    if tokio::time::timeout(dtwin_bus::CLOSE_DRAIN * 2, close)
-        .await
-        .is_err()
-    {
-        warn!("inference service did not disconnect in time");
-    }
-    if let Some(server) = server {
-        server.abort();
-    }
-    result
+    (batch, None)
 }
 
 /// The async side of the loop: hands batches to the [`Processor`], publishes what it returns
@@ -292,7 +344,7 @@ struct Shell {
 
 impl Shell {
     /// Scores or deploys one routed batch and publishes the outcome.
-    async fn handle(&mut self, batch: &[dtwin_bus::Message]) -> anyhow::Result<()> {
+    async fn handle(&mut self, batch: &[Message]) -> Result<(), InferenceError> {
         let inbound: Vec<Inbound<'_>> = batch
             .iter()
             .map(|m| Inbound::new(&m.topic, &m.payload))
@@ -338,7 +390,7 @@ impl Shell {
     }
 
     /// Records what `o` says and publishes it.
-    async fn publish(&self, o: Outgoing) -> anyhow::Result<()> {
+    async fn publish(&self, o: Outgoing) -> Result<(), InferenceError> {
         let verdict = match &o {
             Outgoing::Verdict {
                 status,
@@ -374,7 +426,7 @@ impl Shell {
     }
 
     /// Publishes the drift status, retained, and records it in the metrics.
-    async fn publish_drift(&mut self) -> anyhow::Result<()> {
+    async fn publish_drift(&mut self) -> Result<(), InferenceError> {
         let report = self.processor.drift_status(dtwin_schema::time_fmt::now());
         let status = &report.status;
         self.metrics.drift(status);

@@ -138,8 +138,14 @@ fn decode_rejects_what_is_not_a_snapshot_of_the_topics_machine() {
     let e = decode("m-1", &dtwin_schema::to_json(&other)).unwrap_err();
     assert!(matches!(&e, AlertStateError::Schema(found) if found == "dtwin.alert.v1"));
     assert!(e.to_string().contains("schema"), "{e}");
-    assert!(matches!(decode("m-1", b"{"), Err(AlertStateError::NotJson(_))));
-    assert!(matches!(decode("m-1", b""), Err(AlertStateError::NotJson(_))));
+    assert!(matches!(
+        decode("m-1", b"{"),
+        Err(AlertStateError::NotJson(_))
+    ));
+    assert!(matches!(
+        decode("m-1", b""),
+        Err(AlertStateError::NotJson(_))
+    ));
     let big = vec![b' '; MAX_STATE_BYTES + 1];
     let e = decode("m-1", &big).unwrap_err();
     assert!(matches!(e, AlertStateError::Oversize(n) if n == MAX_STATE_BYTES + 1));

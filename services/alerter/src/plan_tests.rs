@@ -168,8 +168,10 @@ fn routes_pick_recipients_by_line_and_level() {
         ["ops@example.com"],
         "no route: the default"
     );
-    let e = Routing::parse("[[machine]]\nmachines = [\"m\"]\n[[route]]\nto = [\"x@y\"]\n[[route]]\nto = []")
-        .unwrap_err();
+    let e = Routing::parse(
+        "[[machine]]\nmachines = [\"m\"]\n[[route]]\nto = [\"x@y\"]\n[[route]]\nto = []",
+    )
+    .unwrap_err();
     assert!(matches!(e, RoutingError::NoRecipients(2)), "{e:?}");
     assert_eq!(e.to_string(), "route 2 has no recipients (to = [...])");
     let e = Routing::parse("[[route]]\nbogus = 1\nto = [\"x@y\"]").unwrap_err();

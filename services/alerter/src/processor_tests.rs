@@ -239,3 +239,116 @@ proptest::proptest! {
         }
     }
 }
+
+/// A processor with `cfg`, fed `m-1`'s verdicts at the given offsets from 10:00 (the
+/// verdicts' own `ts` is the lifecycle's clock, so no real or tokio time is involved).
+struct Clocked {
+    p: Processor,
+}
+
+impl Clocked {
+    fn new(cfg: LifecycleConfig) -> Self {
+        cfg.validate().expect("valid lifecycle");
+        Self {
+            p: Processor::new(topics(), cfg, None),
+        }
+    }
+
+    /// Feeds one verdict at `at`; returns the notification's tag, if any.
+    fn at(&mut self, at: Duration, status: RiskStatus) -> Option<String> {
+        let p = if status == RiskStatus::AtRisk {
+            0.9
+        } else {
+            0.1
+        };
+        let mut r = risk("m-1", status, p, 0);
+        r.ts += at;
+        match feed(&mut self.p, &r) {
+            Outcome::Quiet => None,
+            Outcome::Notify(n) => Some(n.transition.tag()),
+            Outcome::DeadLetter { reason, .. } => panic!("rejected: {reason:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_repeat_interval_runs_on_the_verdicts_clock() {
+    let mut c = Clocked::new(LifecycleConfig {
+        repeat_interval: Duration::minutes(10),
+        ..LifecycleConfig::default()
+    });
+    let fired = Duration::seconds(1);
+    assert_eq!(c.at(Duration::ZERO, RiskStatus::AtRisk), None);
+    assert_eq!(c.at(fired, RiskStatus::AtRisk).as_deref(), Some("firing"));
+    // Just short of the interval: nothing; at the interval exactly: the first repeat.
+    let interval = Duration::minutes(10);
+    let almost = fired + interval - Duration::milliseconds(1);
+    assert_eq!(c.at(almost, RiskStatus::AtRisk), None);
+    assert_eq!(
+        c.at(fired + interval, RiskStatus::AtRisk).as_deref(),
+        Some("repeat-1")
+    );
+    // The next interval counts from that repeat, not from the firing.
+    assert_eq!(
+        c.at(
+            fired + interval * 2 - Duration::milliseconds(1),
+            RiskStatus::AtRisk
+        ),
+        None
+    );
+    assert_eq!(
+        c.at(fired + interval * 2, RiskStatus::AtRisk).as_deref(),
+        Some("repeat-2")
+    );
+    // Silence from the machine for five intervals: one repeat when it speaks again, not five.
+    let later = fired + interval * 7 + Duration::seconds(30);
+    assert_eq!(c.at(later, RiskStatus::AtRisk).as_deref(), Some("repeat-3"));
+    assert_eq!(c.at(later + Duration::seconds(1), RiskStatus::AtRisk), None);
+    assert_eq!(c.p.stats().notifications, 4);
+}
+
+#[test]
+fn the_confirmation_window_and_the_resolve_hold_count_verdicts_not_time() {
+    let mut c = Clocked::new(LifecycleConfig {
+        confirm_k: 2,
+        confirm_n: 3,
+        resolve_after: 3,
+        // Long enough that no repeat falls inside this test.
+        repeat_interval: Duration::weeks(1),
+        ..LifecycleConfig::default()
+    });
+    let day = Duration::days(1);
+    // One AT_RISK, then a day later two healthy ones push it out of the window of three.
+    assert_eq!(c.at(Duration::ZERO, RiskStatus::AtRisk), None);
+    assert_eq!(c.at(day, RiskStatus::Healthy), None);
+    assert_eq!(
+        c.at(day + Duration::milliseconds(1), RiskStatus::Healthy),
+        None
+    );
+    assert_eq!(c.at(day * 2, RiskStatus::AtRisk), None, "1 of the last 3");
+    // Two of three a millisecond apart fire, however close.
+    assert_eq!(
+        c.at(day * 2 + Duration::milliseconds(1), RiskStatus::AtRisk)
+            .as_deref(),
+        Some("firing")
+    );
+    // The hold: two low verdicts hours apart, a relapse resets the run, then three in a row
+    // within two milliseconds resolve.
+    let t = day * 3;
+    assert_eq!(c.at(t, RiskStatus::Healthy), None);
+    assert_eq!(c.at(t + Duration::hours(5), RiskStatus::Healthy), None);
+    assert_eq!(c.at(t + Duration::hours(6), RiskStatus::AtRisk), None);
+    let t = t + Duration::hours(7);
+    assert_eq!(c.at(t, RiskStatus::Healthy), None);
+    assert_eq!(
+        c.at(t + Duration::milliseconds(1), RiskStatus::Healthy),
+        None
+    );
+    assert_eq!(
+        c.at(t + Duration::milliseconds(2), RiskStatus::Healthy)
+            .as_deref(),
+        Some("resolved")
+    );
+    assert_eq!(c.p.stats().firing, 0);
+    assert_eq!(c.p.stats().notifications, 2);
+}

@@ -239,11 +239,9 @@ impl Router {
             None => return Some(Decision::Ack(AckOnly::NoChange)),
             Some(change) => change,
         };
-        let r = self.handover.reassign(
-            self.processor.machines(),
-            &before,
-            self.node.membership(),
-        );
+        let r = self
+            .handover
+            .reassign(self.processor.machines(), &before, self.node.membership());
         for m in &r.forget {
             self.processor.forget(m);
         }

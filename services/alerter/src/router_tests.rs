@@ -37,7 +37,11 @@ fn verdict(machine: &str, status: RiskStatus, secs: i64) -> (String, Vec<u8>) {
         ts: T0 + time::Duration::seconds(secs),
         source_ts: T0,
         seq: 1,
-        probability: if status == RiskStatus::AtRisk { 0.9 } else { 0.1 },
+        probability: if status == RiskStatus::AtRisk {
+            0.9
+        } else {
+            0.1
+        },
         status,
         level: Level::Critical,
         health_score: 10.0,
@@ -50,7 +54,10 @@ fn verdict(machine: &str, status: RiskStatus, secs: i64) -> (String, Vec<u8>) {
         cold: false,
         latest: Default::default(),
     };
-    (topics().risk(&risk.machine_id), dtwin_schema::to_json(&risk))
+    (
+        topics().risk(&risk.machine_id),
+        dtwin_schema::to_json(&risk),
+    )
 }
 
 fn silence_json(id: &str, machines: &[&str], lines: &[&str]) -> serde_json::Value {
@@ -65,7 +72,10 @@ fn silence_json(id: &str, machines: &[&str], lines: &[&str]) -> serde_json::Valu
 }
 
 fn set(r: &mut Router, id: &str, payload: &serde_json::Value) -> Decision {
-    r.handle(&topics().silence(id), &serde_json::to_vec(payload).expect("json"))
+    r.handle(
+        &topics().silence(id),
+        &serde_json::to_vec(payload).expect("json"),
+    )
 }
 
 fn state(machine: &str, secs: i64, firing: Option<Firing>) -> (String, Vec<u8>) {
@@ -75,7 +85,10 @@ fn state(machine: &str, secs: i64, firing: Option<Firing>) -> (String, Vec<u8>) 
         ts: T0 + time::Duration::seconds(secs),
         firing,
     };
-    (topics().alert_state(&s.machine_id), dtwin_schema::to_json(&s))
+    (
+        topics().alert_state(&s.machine_id),
+        dtwin_schema::to_json(&s),
+    )
 }
 
 fn firing(machine: &str) -> Firing {
@@ -125,7 +138,10 @@ fn silences_are_set_replaced_and_removed_by_an_empty_payload() {
     else {
         panic!("an empty payload removes");
     };
-    assert_eq!((silence_id.as_str(), ids(&silences)), ("maint", vec!["line"]));
+    assert_eq!(
+        (silence_id.as_str(), ids(&silences)),
+        ("maint", vec!["line"])
+    );
     assert!(matches!(
         r.handle(&topic, b""),
         Decision::Ack(AckOnly::NoSuchSilence)
@@ -151,7 +167,10 @@ fn a_bad_silence_is_refused_with_its_reason_and_changes_nothing() {
             silence_json("maint", &[], &[]),
             "a silence needs machines or lines",
         ),
-        (serde_json::json!({"schema": SILENCE_SCHEMA}), "not a silence:"),
+        (
+            serde_json::json!({"schema": SILENCE_SCHEMA}),
+            "not a silence:",
+        ),
     ];
     for (payload, message) in cases.drain(..) {
         let Decision::Ignored(Ignored::Silence(e)) = set(&mut r, "maint", &payload) else {
@@ -169,8 +188,7 @@ fn a_bad_silence_is_refused_with_its_reason_and_changes_nothing() {
         silence_update("maint", b"{\"schema\":\"x\"}"),
         Err(SilenceError::NotJson(_))
     ));
-    let wrong: Vec<u8> =
-        serde_json::to_vec(&silence_json("x", &["m"], &[])).expect("json");
+    let wrong: Vec<u8> = serde_json::to_vec(&silence_json("x", &["m"], &[])).expect("json");
     assert!(matches!(
         silence_update("maint", &wrong),
         Err(SilenceError::IdMismatch { found, topic }) if found == "x" && topic == "maint"
@@ -186,7 +204,11 @@ fn the_only_instance_handles_every_verdict_and_no_cluster_message() {
         panic!("a verdict goes to the processor");
     };
     assert!(matches!(outcome, Outcome::Quiet));
-    assert_eq!(window, Some((id("m-1"), 1)), "the window to save before the ack");
+    assert_eq!(
+        window,
+        Some((id("m-1"), 1)),
+        "the window to save before the ack"
+    );
     let (t, p) = verdict("m-1", RiskStatus::AtRisk, 1);
     assert!(matches!(
         r.handle(&t, &p),
@@ -242,7 +264,11 @@ fn a_verdict_for_a_machine_another_instance_owns_is_skipped() {
         let (t, p) = verdict(m, RiskStatus::AtRisk, 0);
         assert!(matches!(r.handle(&t, &p), Decision::Ack(AckOnly::NotOwned)));
     }
-    assert_eq!(r.stats().verdicts, 0, "skipped verdicts never reach the processor");
+    assert_eq!(
+        r.stats().verdicts,
+        0,
+        "skipped verdicts never reach the processor"
+    );
     let (t, p) = verdict(&mine[0], RiskStatus::AtRisk, 0);
     assert!(matches!(r.handle(&t, &p), Decision::Verdict { .. }));
     assert_eq!(r.stats().verdicts, 1);
@@ -263,7 +289,10 @@ fn an_alert_state_for_an_owned_machine_is_adopted_once() {
         "the same state again is not adopted twice"
     );
     let (t, older) = state("m-1", 5, None);
-    assert!(matches!(r.handle(&t, &older), Decision::Ack(AckOnly::StateKept)));
+    assert!(matches!(
+        r.handle(&t, &older),
+        Decision::Ack(AckOnly::StateKept)
+    ));
     assert_eq!(r.stats().firing, 1, "an older state changes nothing");
     // The adopted alert carries on: still AT_RISK fires nothing new.
     let (t, p) = verdict("m-1", RiskStatus::AtRisk, 20);
@@ -293,7 +322,10 @@ fn a_peer_leaving_hands_over_its_machines_open_alerts() {
     // b published their states; a keeps them for later.
     for m in &theirs {
         let (t, p) = state(m, 1, Some(firing(m)));
-        assert!(matches!(r.handle(&t, &p), Decision::Ack(AckOnly::StateKept)));
+        assert!(matches!(
+            r.handle(&t, &p),
+            Decision::Ack(AckOnly::StateKept)
+        ));
     }
     assert_eq!(r.stats().firing, 0);
     let Decision::ClusterChanged {
@@ -308,8 +340,7 @@ fn a_peer_leaving_hands_over_its_machines_open_alerts() {
     assert_eq!((adopted, forgotten), (theirs.len() as u64, 0));
     assert_eq!(r.stats().firing, theirs.len());
     // b comes back: a forgets b's share again.
-    let Decision::ClusterChanged { forgotten, .. } = announce(&mut r, "b", Presence::Online)
-    else {
+    let Decision::ClusterChanged { forgotten, .. } = announce(&mut r, "b", Presence::Online) else {
         panic!("b joining changes the cluster");
     };
     assert_eq!(forgotten, theirs.len());
@@ -327,5 +358,8 @@ fn a_clustered_instance_notes_its_own_transitions_for_the_handover() {
     assert_eq!(r.stats().firing, 1);
     // Its own retained state coming back is not newer than what it applied.
     let (t, p) = state("m-1", 1, Some(firing("m-1")));
-    assert!(matches!(r.handle(&t, &p), Decision::Ack(AckOnly::StateKept)));
+    assert!(matches!(
+        r.handle(&t, &p),
+        Decision::Ack(AckOnly::StateKept)
+    ));
 }

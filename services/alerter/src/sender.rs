@@ -161,7 +161,10 @@ impl Sender {
                 }
                 log.forget_before(OffsetDateTime::now_utc() - self.policy.rate_window);
             }
-            let until = [wake_at, retry_at, Some(next_prune), Some(next_probe)]
+            // No probe while retrying: a probe time left in the past would wake this loop at
+            // once, again and again, spinning a core until the retry is due.
+            let probe_at = retry_at.is_none().then_some(next_probe);
+            let until = [wake_at, retry_at, Some(next_prune), probe_at]
                 .into_iter()
                 .flatten()
                 .min()
@@ -208,13 +211,13 @@ impl Sender {
             match step {
                 Step::Silence { name, silence_id } => {
                     let Some(p) = find(&name) else { continue };
-                    self.spool
-                        .finish(&name, Done::Silenced)
-                        .map_err(|source| DeliveryError::Finish {
+                    self.spool.finish(&name, Done::Silenced).map_err(|source| {
+                        DeliveryError::Finish {
                             name: name.clone(),
                             done: Done::Silenced,
                             source,
-                        })?;
+                        }
+                    })?;
                     self.metrics.spool_pending.dec();
                     info!(machine_id = %p.record.mail.machine_id, alert = %name, silence = %silence_id, "alert silenced");
                     self.event(p, AlertEventKind::Silenced, format!("silence {silence_id}"))
@@ -474,8 +477,15 @@ mod tests {
             );
             assert!(gap <= retry.max + ms, "capped at the max");
         }
-        // Growing: each wait's least is the one before's most, until the cap.
-        assert!(attempts[2] - attempts[1] + ms >= attempts[1] - attempts[0]);
+        // Growing: up to the cap, each wait's least is the one before's most.
+        for i in 1..=3 {
+            let (before, after) = (attempts[i] - attempts[i - 1], attempts[i + 1] - attempts[i]);
+            assert!(
+                after + ms >= before,
+                "wait {} ({after:?}) < wait {i} ({before:?})",
+                i + 1
+            );
+        }
 
         // Out once: the outbox has it, the spool moved it to sent/, nothing more goes out.
         tokio::time::sleep(Duration::from_secs(120)).await;

@@ -46,8 +46,7 @@ impl Shell {
                 if let Some((machine, window)) = window {
                     // Before the ack, so a restart still counts this verdict towards firing.
                     let s = self.spool.clone();
-                    match tokio::task::spawn_blocking(move || s.save_window(&machine, window))
-                        .await
+                    match tokio::task::spawn_blocking(move || s.save_window(&machine, window)).await
                     {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => warn!(error = %e, "confirmation window not saved"),
@@ -60,7 +59,10 @@ impl Shell {
                 }
                 Ok(done.then_some("acking a risk verdict"))
             }
-            Decision::SilenceSet { silence: s, silences } => {
+            Decision::SilenceSet {
+                silence: s,
+                silences,
+            } => {
                 info!(silence = %s.silence_id, until = %s.until, machines = ?s.machines, lines = ?s.lines, "silence set");
                 self.silences.send_replace(silences);
                 Ok(Some("acking a silence"))
@@ -119,7 +121,14 @@ impl Shell {
                 Ok(true)
             }
             Outcome::Notify(n) => {
-                queue(&self.publisher, &self.spool, &n, &self.metrics, &self.shutdown).await
+                queue(
+                    &self.publisher,
+                    &self.spool,
+                    &n,
+                    &self.metrics,
+                    &self.shutdown,
+                )
+                .await
             }
         }
     }
@@ -278,11 +287,17 @@ mod tests {
         let start = Instant::now();
         let r = record("m-1", MailKind::Firing, 0);
         assert_eq!(write_with_retry(&spool, &r, &shutdown).await, None);
-        assert_eq!(start.elapsed(), Duration::from_secs(45), "stops at once, mid-wait");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(45),
+            "stops at once, mid-wait"
+        );
         // A delivered record is not queued again (the redelivered verdict's case).
         std::fs::create_dir(tmp.path().join("pending")).expect("back");
         spool.put(&r).expect("queues");
-        spool.finish(&r.name(), crate::spool::Done::Sent).expect("sent");
+        spool
+            .finish(&r.name(), crate::spool::Done::Sent)
+            .expect("sent");
         assert_eq!(write_with_retry(&spool, &r, &shutdown).await, Some(false));
     }
 }

@@ -28,8 +28,16 @@ async fn run_fleet(faults: &[&str]) -> DriftStatus {
         ..Default::default()
     };
     i.drift_interval = Duration::from_millis(300);
-    let feature = tokio::spawn(dtwin_feature::run(f, stop.clone()));
-    let inference = tokio::spawn(dtwin_inference::run(i, stop.clone()));
+    let feature = harness::start(
+        dtwin_feature::FeatureService::build(f).await.unwrap(),
+        &stop,
+    )
+    .await;
+    let inference = harness::start(
+        dtwin_inference::InferenceService::build(i).await.unwrap(),
+        &stop,
+    )
+    .await;
     let first = recorder
         .wait_for(Duration::from_secs(20), |m| {
             m.topic == "dtwin/v1/drift/inference"

@@ -31,21 +31,24 @@ async fn two_instances_share_the_fleet_and_survive_a_kill() {
 
     let mut watch = harness::watch_features_and_risk(&url, "scale-watch").await;
 
-    let feature = |name: &str, token: CancellationToken| {
+    let feature = |name: &str| {
         let mut c = dtwin_feature::FeatureConfig::new(url.clone());
         c.common.instance = Some(name.to_owned());
         c.telemetry_qos = QoS::AtLeastOnce;
-        tokio::spawn(dtwin_feature::run(c, token))
+        dtwin_feature::FeatureService::build(c)
     };
-    let killed = feature("feature-a", stop.clone());
-    let _b = feature("feature-b", stop.clone());
+    let killed = harness::start(feature("feature-a").await.unwrap(), &stop).await;
+    let _b = harness::start(feature("feature-b").await.unwrap(), &stop).await;
     for name in ["inference-a", "inference-b"] {
         let mut c = dtwin_inference::InferenceConfig::new(url.clone());
         c.common.instance = Some(name.to_owned());
-        tokio::spawn(dtwin_inference::run(c, stop.clone()));
+        let service = dtwin_inference::InferenceService::build(c).await.unwrap();
+        harness::start(service, &stop).await;
     }
-    // Let the four instances see each other before the stream starts.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every instance is subscribed; their announcements (retained) still take one broker hop
+    // to reach the peers that subscribed before them. Nothing observable from outside says
+    // that hop is done, so this one wait stays.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut twin = dtwin_twin_publisher::TwinConfig::new(url.clone());
     twin.machines = MACHINES;
     twin.rate_hz = 5.0;

@@ -29,11 +29,13 @@ async fn share_group_members_split_the_stream_without_duplicates() {
         let mut c = dtwin_feature::FeatureConfig::new(url.clone());
         c.common.share_group = Some("feature".to_owned());
         c.telemetry_qos = QoS::AtLeastOnce;
-        tokio::spawn(dtwin_feature::run(c, stop.clone()));
+        let service = dtwin_feature::FeatureService::build(c).await.unwrap();
+        harness::start(service, &stop).await;
     }
     let mut c = dtwin_inference::InferenceConfig::new(url.clone());
     c.common.share_group = Some("inference".to_owned());
-    tokio::spawn(dtwin_inference::run(c, stop.clone()));
+    let service = dtwin_inference::InferenceService::build(c).await.unwrap();
+    harness::start(service, &stop).await;
     // A member may not also be a named instance.
     let mut both = dtwin_feature::FeatureConfig::new(url.clone());
     both.common.share_group = Some("feature".to_owned());
@@ -43,7 +45,6 @@ async fn share_group_members_split_the_stream_without_duplicates() {
         format!("{err:#}").contains("--share-group and --instance"),
         "{err:#}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let mut twin = dtwin_twin_publisher::TwinConfig::new(url.clone());
     twin.machines = MACHINES;

@@ -171,18 +171,14 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     let feature = dtwin_feature::FeatureService::build(stack.feature).await?;
     let mut ready = feature.ready();
     tasks.spawn(named("feature", serve(feature, shutdown.clone())));
-    // Until inference and the alerter are built on the runtime too (same change), they are
-    // run directly.
-    let (inference, alerter) = (stack.inference, stack.alerter);
-    let stop = shutdown.clone();
-    tasks.spawn(named("inference", async move {
-        Ok(dtwin_inference::run(inference, stop).await?)
-    }));
-    let stop = shutdown.clone();
+    let inference = dtwin_inference::InferenceService::build(stack.inference).await?;
+    ready = ready.and(inference.ready());
+    tasks.spawn(named("inference", serve(inference, shutdown.clone())));
+    // Until the alerter is built on the runtime too (same change), it is run directly.
+    let (alerter, stop) = (stack.alerter, shutdown.clone());
     tasks.spawn(named("alerter", async move {
         Ok(dtwin_alerter::run(alerter, stop).await?)
     }));
-    ready = ready.and(dtwin_runtime::Ready::always());
     tasks.spawn(named("dashboard", serve(dashboard, shutdown.clone())));
     if args.summary_every > 0 {
         let every = Duration::from_secs(args.summary_every);

@@ -31,8 +31,15 @@
 //! - [`metrics`]: [`AlerterMetrics`], the Prometheus metrics behind `/metrics`; `/healthz`
 //!   follows the broker link (an SMTP outage is the `smtp_up` gauge, not ill health: the
 //!   spool holds the mail).
-//! - [`run`]: the async shell: one connection in (plus one to publish); it moves each message
-//!   through the [`Router`] and carries out the decision: queue → publish → ack.
+//! - `shell` (private): carries out each [`Decision`]: saves the
+//!   confirmation window, queues the record durably ([`MAX_WRITE_BACKOFF`]), publishes the
+//!   event and the alert state, hands the silences to the sender, counts, logs; then the ack.
+//! - [`AlerterService`]: the async shell on a `dtwin_runtime::Runtime` (the persistent session
+//!   with manual acks, the publishing connection, metrics endpoint, instance announcement,
+//!   readiness, clean close). `build` checks the settings, opens the spool and the mail
+//!   transport, resumes the firing alerts and starts the runtime; `serve` (or
+//!   `dtwin_runtime::Service::run`) starts the [`sender`] and loops: inbox → [`Router`] →
+//!   shell → ack. [`run`] is `build` then `serve`.
 
 pub mod email;
 pub mod fsutil;
@@ -63,16 +70,19 @@ pub use shell::MAX_WRITE_BACKOFF;
 pub use spool::Spool;
 pub use transport::Mailer;
 
-use anyhow::Context;
-use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
+use dtwin_bus::{BrokerUrl, BusError, QoS};
+use dtwin_runtime::{Ready, Runtime, RuntimeError, Spec};
 use dtwin_schema::{TopicKind, Topics};
+use sender::Sender;
 use shell::Shell;
+use spool::SpoolError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
+use transport::MailerError;
 
 /// Settings of the alerter.
 #[derive(Debug, Clone)]
@@ -124,144 +134,235 @@ impl AlerterConfig {
     }
 }
 
-/// Runs the alerter until `shutdown` fires, then disconnects cleanly.
+/// Why the alerter could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AlerterError {
+    /// The lifecycle settings are unusable.
+    #[error("alerter lifecycle settings: {0}")]
+    Lifecycle(#[from] LifecycleConfigError),
+    /// Delivered records would be pruned while their alert may still repeat.
+    #[error(
+        "the spool retention ({retention:?}) must be longer than the repeat interval ({repeat})"
+    )]
+    Retention {
+        /// The configured retention.
+        retention: Duration,
+        /// The configured repeat interval.
+        repeat: time::Duration,
+    },
+    /// A share group: the alerter's persistent session needs a fixed client id, so it scales
+    /// out by `--instance` only.
+    #[error(
+        "the alerter scales out with --instance, not a share group (its persistent session \
+         needs a fixed client id)"
+    )]
+    ShareGroup,
+    /// The spool cannot be opened (or another alerter holds it).
+    #[error("opening the alert spool: {0}")]
+    OpenSpool(#[source] SpoolError),
+    /// The spool's records or windows cannot be read.
+    #[error("reading the alert spool: {0}")]
+    ReadSpool(#[source] SpoolError),
+    /// The outbox folder cannot be created.
+    #[error("opening the outbox: {0}")]
+    Outbox(#[from] OutboxError),
+    /// The SMTP URL is unusable.
+    #[error(transparent)]
+    Mailer(#[from] MailerError),
+    /// The runtime could not start (bad instance name, metrics address taken).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The connection closed under a publish or an ack.
+    #[error("{what}: {source}")]
+    Bus {
+        /// What was being done.
+        what: &'static str,
+        /// The bus error.
+        source: BusError,
+    },
+}
+
+/// The alerter, built: settings checked, spool and mail transport open, alert state resumed
+/// from the spool, connected (or connecting) and subscribed (or subscribing), metrics endpoint
+/// bound. [`dtwin_runtime::Service::run`] (or [`AlerterService::serve`]) runs it.
+pub struct AlerterService {
+    runtime: Runtime,
+    router: Router,
+    spool: Spool,
+    metrics: AlerterMetrics,
+    sender: Sender,
+    silences: watch::Sender<Vec<dtwin_schema::Silence>>,
+    wake: Arc<Notify>,
+}
+
+impl AlerterService {
+    /// Checks the settings, opens the spool and the mail transport, resumes the alerts still
+    /// firing, then starts the runtime: metrics endpoint, a persistent session with manual
+    /// acks on risk verdicts and silences (plus the peers' alert states when scaled out), a
+    /// second connection for publishing, the instance's announcement.
+    ///
+    /// # Errors
+    /// Bad settings ([`AlerterError::Lifecycle`], [`AlerterError::Retention`],
+    /// [`AlerterError::ShareGroup`], [`AlerterError::Mailer`]), a spool or outbox that cannot
+    /// be opened or read, or a runtime that cannot start.
+    pub async fn build(config: AlerterConfig) -> Result<Self, AlerterError> {
+        config.lifecycle.validate()?;
+        let repeat = config.lifecycle.repeat_interval;
+        if config.retention <= repeat.unsigned_abs() {
+            return Err(AlerterError::Retention {
+                retention: config.retention,
+                repeat,
+            });
+        }
+        if config.common.share_group.is_some() {
+            return Err(AlerterError::ShareGroup);
+        }
+        let spool = Spool::open(&config.spool_dir).map_err(AlerterError::OpenSpool)?;
+        let mailer = match &config.smtp_url {
+            Some(url) => Mailer::smtp(url)?,
+            None => Mailer::Outbox(Outbox::new(&config.outbox_dir)?),
+        };
+        let topics = Topics::new(&config.common.prefix);
+        let mut processor = Processor::new(topics.clone(), config.lifecycle, config.dashboard_url);
+        let firing = spool.firing_states().map_err(AlerterError::ReadSpool)?;
+        if !firing.is_empty() {
+            info!(
+                firing = firing.len(),
+                "alerts still firing from before the restart"
+            );
+        }
+        processor.resume(firing);
+        processor.resume_windows(spool.windows().map_err(AlerterError::ReadSpool)?);
+        let mut registry = dtwin_obs::Registry::with_prefix("dtwin_alerter");
+        let metrics = AlerterMetrics::register(&mut registry);
+        metrics.processor(&processor.stats());
+        // The peers' alert states are the handover; the runtime adds the peers themselves.
+        let spec = Spec::new(processor::SERVICE, registry)
+            .subscribe(topics.all(TopicKind::Risk), QoS::AtLeastOnce)
+            .subscribe(topics.silences(), QoS::AtLeastOnce)
+            .subscribe_when_clustered(topics.alert_states(), QoS::AtLeastOnce)
+            .persistent()
+            .with_publisher();
+        let runtime = Runtime::start(&config.common, spec).await?;
+        let router = Router::new(topics.clone(), runtime.node.clone(), processor);
+        let (silences, silence_rx) = watch::channel(Vec::new());
+        let wake = Arc::new(Notify::new());
+        let sender = Sender {
+            spool: spool.clone(),
+            mailer,
+            client: runtime.publisher.clone(),
+            topics,
+            mail: config.mail,
+            routing: config.routing,
+            policy: config.policy,
+            retry: config.retry,
+            retention: config.retention,
+            silences: silence_rx,
+            wake: wake.clone(),
+            metrics: metrics.clone(),
+        };
+        Ok(Self {
+            runtime,
+            router,
+            spool,
+            metrics,
+            sender,
+            silences,
+            wake,
+        })
+    }
+
+    /// Runs until `shutdown` fires (or the inbox closes): each message goes through the
+    /// [`Router`], the shell carries out its [`Decision`], then the message is acked. The
+    /// [`sender`] drains the spool meanwhile. Then it lets the sender finish the mail in hand
+    /// and closes the connections.
+    ///
+    /// # Errors
+    /// [`AlerterError::Bus`] when the connection closes under a publish or an ack.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), AlerterError> {
+        let Self {
+            mut runtime,
+            mut router,
+            spool,
+            metrics,
+            sender,
+            silences,
+            wake,
+        } = self;
+        let sender_stop = shutdown.child_token();
+        let sender_task = tokio::spawn(sender.run(sender_stop.clone()));
+        let instance = router
+            .node()
+            .membership()
+            .is_clustered()
+            .then(|| router.node().membership().me().to_owned());
+        info!(broker = %runtime.broker(), spool = %spool.root().display(), instance = instance.as_deref(), "alerter started");
+        let shell = Shell {
+            publisher: runtime.publisher.clone(),
+            spool,
+            metrics,
+            silences,
+            wake,
+            shutdown: shutdown.clone(),
+        };
+        let result = loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                msg = runtime.inbox.recv() => match msg { Some(m) => m, None => break Ok(()) },
+            };
+            let decision = router.handle(&msg.topic, &msg.payload);
+            shell.metrics.processor(&router.stats());
+            match shell.apply(&msg.topic, decision).await {
+                // Acked only after the work: a crash before this line redelivers the message.
+                Ok(Some(what)) => {
+                    if let Err(source) = runtime.client.ack(&msg).await {
+                        break Err(AlerterError::Bus { what, source });
+                    }
+                }
+                // Shut down while the spool was failing: leave it unacked for the next session.
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let stats = router.stats();
+        info!(
+            verdicts = stats.verdicts,
+            rejected = stats.rejected,
+            notifications = stats.notifications,
+            firing = stats.firing,
+            "alerter stopping"
+        );
+        // Let the sender finish the mail in hand, then stop it.
+        sender_stop.cancel();
+        let _ = tokio::time::timeout(SENDER_STOP_TIMEOUT, sender_task).await;
+        runtime.close().await;
+        result
+    }
+}
+
+/// How long a stopping alerter lets the sender finish the mail in hand (the record stays
+/// pending if it does not: it is sent after the restart).
+const SENDER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl dtwin_runtime::Service for AlerterService {
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
+    }
+
+    async fn run(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.serve(shutdown).await?)
+    }
+}
+
+/// Runs the alerter until `shutdown` fires, then disconnects cleanly:
+/// [`AlerterService::build`], then [`AlerterService::serve`].
 ///
 /// # Errors
-/// When the settings are invalid, the spool or outbox folder cannot be opened, the metrics
-/// port cannot be bound, or the connection closes under a publish or ack.
-pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    config
-        .lifecycle
-        .validate()
-        .context("alerter lifecycle settings")?;
-    anyhow::ensure!(
-        config.retention > config.lifecycle.repeat_interval.unsigned_abs(),
-        "the spool retention must be longer than the repeat interval"
-    );
-    let spool = Spool::open(&config.spool_dir).context("opening the alert spool")?;
-    let mailer = match &config.smtp_url {
-        Some(url) => Mailer::smtp(url)?,
-        None => Mailer::Outbox(Outbox::new(&config.outbox_dir).context("opening the outbox")?),
-    };
-    let topics = Topics::new(&config.common.prefix);
-    let mut processor = Processor::new(topics.clone(), config.lifecycle, config.dashboard_url);
-    let firing = spool.firing_states().context("reading the alert spool")?;
-    if !firing.is_empty() {
-        info!(
-            firing = firing.len(),
-            "alerts still firing from before the restart"
-        );
-    }
-    processor.resume(firing);
-    processor.resume_windows(spool.windows().context("reading the alert spool")?);
-    let mut registry = dtwin_obs::Registry::with_prefix("dtwin_alerter");
-    let metrics = AlerterMetrics::register(&mut registry);
-    metrics.processor(&processor.stats());
-    let health = dtwin_obs::Health::new();
-    let server = dtwin_obs::expose(
-        "alerter",
-        registry,
-        health.clone(),
-        config.common.metrics_shared.as_ref(),
-        config.common.metrics_listen,
-        shutdown.clone(),
-    )
-    .await?
-    .map(tokio::spawn);
-    let node = dtwin_cluster::Node::new(
-        topics.prefix(),
-        processor::SERVICE,
-        config.common.instance.as_deref(),
-    );
-    let mut subs = vec![
-        Subscription::new(topics.all(TopicKind::Risk), QoS::AtLeastOnce),
-        Subscription::new(topics.silences(), QoS::AtLeastOnce),
-    ];
-    if let Some(filter) = node.subscription() {
-        // The peers, and the alert states they publish (the handover).
-        subs.push(Subscription::new(filter, QoS::AtLeastOnce));
-        subs.push(Subscription::new(topics.alert_states(), QoS::AtLeastOnce));
-    }
-    let client_id = config.common.client_id("alerter");
-    let mut bus = BusConfig::new(config.common.broker.clone(), &client_id);
-    bus.clean_session = false;
-    bus.manual_acks = true;
-    bus.last_will = node.last_will()?;
-    let (mut conn, publisher) = dtwin_bus::connect_with_publisher(&bus, subs);
-    if let Some((topic, payload)) = node.online()? {
-        conn.client
-            .publish(topic, QoS::AtLeastOnce, true, payload)
-            .await?;
-    }
-    // Healthy while subscribed; an SMTP outage is the smtp_up gauge (the spool holds the mail).
-    tokio::spawn(health.follow(
-        conn.client.link_state(),
-        dtwin_bus::LinkState::check_subscribed,
-        shutdown.clone(),
-    ));
-    let mut router = Router::new(topics.clone(), node, processor);
-    let (silence_tx, silence_rx) = watch::channel(Vec::new());
-    let wake = Arc::new(Notify::new());
-    let sender = sender::Sender {
-        spool: spool.clone(),
-        mailer,
-        client: publisher.client.clone(),
-        topics: topics.clone(),
-        mail: config.mail,
-        routing: config.routing,
-        policy: config.policy,
-        retry: config.retry,
-        retention: config.retention,
-        silences: silence_rx,
-        wake: wake.clone(),
-        metrics: metrics.clone(),
-    };
-    let sender_stop = shutdown.child_token();
-    let sender_task = tokio::spawn(sender.run(sender_stop.clone()));
-    let shell = Shell {
-        publisher: publisher.client.clone(),
-        spool: spool.clone(),
-        metrics,
-        silences: silence_tx,
-        wake,
-        shutdown: shutdown.clone(),
-    };
-    info!(broker = %config.common.broker, spool = %spool.root().display(), instance = config.common.instance.as_deref(), "alerter started");
-    let result = loop {
-        let msg = tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
-            msg = conn.inbox.recv() => match msg { Some(m) => m, None => break Ok(()) },
-        };
-        let decision = router.handle(&msg.topic, &msg.payload);
-        shell.metrics.processor(&router.stats());
-        match shell.apply(&msg.topic, decision).await {
-            // Acked only after the work: a crash before this line redelivers the message.
-            Ok(Some(what)) => {
-                if let Err(e) = conn.client.ack(&msg).await {
-                    break Err(e).context(what);
-                }
-            }
-            // Shut down while the spool was failing: leave it unacked for the next session.
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
-        }
-    };
-    let stats = router.stats();
-    info!(
-        verdicts = stats.verdicts,
-        rejected = stats.rejected,
-        notifications = stats.notifications,
-        firing = stats.firing,
-        "alerter stopping"
-    );
-    // Let the sender finish the mail in hand, then stop it.
-    sender_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), sender_task).await;
-    tokio::join!(publisher.close(), conn.close());
-    // It stops on shutdown by itself; a run that ends on its own (`--steps`, a closed
-    // connection) stops it here.
-    if let Some(server) = server {
-        server.abort();
-    }
-    result
+/// As those two: invalid settings, a spool or outbox folder that cannot be opened, a metrics
+/// port that cannot be bound, or a connection that closes under a publish or ack.
+pub async fn run(config: AlerterConfig, shutdown: CancellationToken) -> Result<(), AlerterError> {
+    AlerterService::build(config).await?.serve(shutdown).await
 }

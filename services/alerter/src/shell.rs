@@ -5,8 +5,7 @@
 use crate::processor::{Notification, Outcome};
 use crate::router::{AckOnly, Decision, Ignored};
 use crate::spool::{self, Spool};
-use crate::AlerterMetrics;
-use anyhow::Context;
+use crate::{AlerterError, AlerterMetrics};
 use dtwin_bus::{BusClient, QoS};
 use dtwin_schema::{AlertEventKind, Silence};
 use std::sync::Arc;
@@ -40,7 +39,7 @@ impl Shell {
         &self,
         topic: &str,
         decision: Decision,
-    ) -> anyhow::Result<Option<&'static str>> {
+    ) -> Result<Option<&'static str>, AlerterError> {
         match decision {
             Decision::Verdict { outcome, window } => {
                 if let Some((machine, window)) = window {
@@ -104,7 +103,7 @@ impl Shell {
 
     /// Carries out a verdict's outcome. Returns false when shut down before the record could
     /// be written.
-    async fn verdict(&self, topic: &str, outcome: Outcome) -> anyhow::Result<bool> {
+    async fn verdict(&self, topic: &str, outcome: Outcome) -> Result<bool, AlerterError> {
         match outcome {
             Outcome::Quiet => {
                 debug!(topic, "verdict applied");
@@ -142,7 +141,7 @@ async fn queue(
     n: &Notification,
     metrics: &AlerterMetrics,
     shutdown: &CancellationToken,
-) -> anyhow::Result<bool> {
+) -> Result<bool, AlerterError> {
     match write_with_retry(spool, &n.record, shutdown).await {
         None => return Ok(false),
         Some(true) => {
@@ -167,7 +166,10 @@ async fn queue(
             dtwin_schema::to_json(&n.state),
         )
         .await
-        .context("publishing the alert state")?;
+        .map_err(|source| AlerterError::Bus {
+            what: "publishing the alert state",
+            source,
+        })?;
     Ok(true)
 }
 
@@ -201,11 +203,14 @@ async fn write_with_retry(
     }
 }
 
-async fn publish(client: &BusClient, topic: String, payload: Vec<u8>) -> anyhow::Result<()> {
+async fn publish(client: &BusClient, topic: String, payload: Vec<u8>) -> Result<(), AlerterError> {
     client
         .publish(topic, QoS::AtLeastOnce, false, payload)
         .await
-        .context("publishing from the alerter")
+        .map_err(|source| AlerterError::Bus {
+            what: "publishing from the alerter",
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The alerter end to end against the embedded broker: verdicts in, outbox file and alert
 //! events out, bad input to the dead-letter topic, clean stop on cancel.
 
-use dtwin_alerter::{run, AlerterConfig};
+use dtwin_alerter::{AlerterConfig, AlerterService};
 use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
 use dtwin_schema::{
     AlertEvent, AlertEventKind, DeadLetter, Level, MachineId, ModelRef, Risk, RiskStatus, Topics,
@@ -57,22 +57,23 @@ async fn verdicts_become_an_outbox_mail_and_alert_events() {
     config.outbox_dir = outbox.path().to_path_buf();
     config.spool_dir = outbox.path().join(".spool");
     let shutdown = CancellationToken::new();
-    let alerter = tokio::spawn(run(config, shutdown.clone()));
+    let alerter = AlerterService::build(config).await.expect("alerter builds");
+    let alerter = dtwin_runtime::start_ready(alerter, shutdown.clone(), Duration::from_secs(15))
+        .await
+        .expect("alerter subscribed");
 
     let id = MachineId::parse("m-7").expect("valid id");
     let risk_topic = topics.risk(&id);
-    // Until the alerter is subscribed nothing comes back; a dead letter proves it listens.
-    let dead: DeadLetter = loop {
-        probe
-            .client
-            .publish(&risk_topic, QoS::AtLeastOnce, false, b"{oops".to_vec())
-            .await
-            .expect("publish");
-        let got = tokio::time::timeout(Duration::from_millis(300), probe.inbox.recv()).await;
-        if let Ok(Some(m)) = got {
-            break dtwin_schema::from_json(&m.payload).expect("a dead letter");
-        }
-    };
+    probe
+        .client
+        .publish(&risk_topic, QoS::AtLeastOnce, false, b"{oops".to_vec())
+        .await
+        .expect("publish");
+    let m = tokio::time::timeout(Duration::from_secs(5), probe.inbox.recv())
+        .await
+        .expect("the dead letter arrives")
+        .expect("inbox open");
+    let dead: DeadLetter = dtwin_schema::from_json(&m.payload).expect("a dead letter");
     assert_eq!(dead.service, "alerter");
 
     for s in 0..2 {

@@ -76,14 +76,19 @@ fn count_json(dir: &Path) -> usize {
 
 struct Alerter {
     child: Child,
+    /// Where it serves `/healthz`.
+    metrics_port: u16,
 }
 
 impl Alerter {
     fn start(broker: &BrokerUrl, smtp_port: u16, spool: &Path, extra: &[&str]) -> Self {
+        let metrics_port = dtwin_broker::free_port().expect("a free port");
         let child = Command::new(env!("CARGO_BIN_EXE_dtwin"))
             .arg("alerter")
             .arg("--broker")
             .arg(broker.to_string())
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--spool")
             .arg(spool)
             .arg("--smtp-url")
@@ -98,7 +103,33 @@ impl Alerter {
             .stderr(Stdio::null())
             .spawn()
             .expect("dtwin alerter starts");
-        Self { child }
+        Self {
+            child,
+            metrics_port,
+        }
+    }
+
+    /// Waits until `/healthz` answers 200: connected and subscribed, so a verdict published
+    /// now reaches it.
+    async fn ready(&self) {
+        let url = format!("http://127.0.0.1:{}/healthz", self.metrics_port);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let u = url.clone();
+            let got = tokio::task::spawn_blocking(move || {
+                dtwin::cmd::healthcheck::get(&u, Duration::from_secs(1))
+            })
+            .await
+            .expect("joins");
+            match got {
+                Ok((200, _)) => return,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "the alerter is not healthy: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn kill(&mut self) {
@@ -190,8 +221,8 @@ async fn smtp_down_then_back_delivers_all_50_exactly_once() {
     let broker = harness::embedded_broker();
     let smtp_port = dtwin_broker::free_port().unwrap();
     // Nothing listens on smtp_port yet: the server is down.
-    let _alerter = Alerter::start(&broker, smtp_port, &spool, &[]);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let alerter = Alerter::start(&broker, smtp_port, &spool, &[]);
+    alerter.ready().await;
     let ms = machines("down", 50);
     fire(&broker, &ms).await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -302,7 +333,7 @@ async fn a_sigkilled_alerter_loses_nothing_and_marks_any_second_copy() {
         return;
     };
     let mut alerter = Alerter::start(&broker, smtp_port, &spool, &[]);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    alerter.ready().await;
     let ms = machines("kill", 50);
     fire(&broker, &ms).await;
     // Kill it as soon as some mails went out: mid-send, with verdicts and records in flight.
@@ -363,8 +394,8 @@ async fn the_alerter_rides_out_a_broker_restart() {
         let _ = b.wait();
         return;
     };
-    let _alerter = Alerter::start(&broker, smtp_port, &spool, &[]);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let alerter = Alerter::start(&broker, smtp_port, &spool, &[]);
+    alerter.ready().await;
     fire(&broker, &machines("before", 3)).await;
     assert_eq!(wait_mails(&maildir, 3, Duration::from_secs(15)).len(), 3);
 

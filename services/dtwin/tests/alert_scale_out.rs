@@ -15,10 +15,12 @@ use std::time::Duration;
 const MACHINES: usize = 12;
 const NAMES: [&str; 2] = ["alerter-a", "alerter-b"];
 
-struct Alerter(Child);
+/// A `dtwin alerter` process and the port of its `/healthz`.
+struct Alerter(Child, u16);
 
 impl Alerter {
     fn start(broker: &BrokerUrl, name: &str, outbox: &Path) -> Self {
+        let metrics_port = dtwin_broker::free_port().expect("a free port");
         let child = Command::new(env!("CARGO_BIN_EXE_dtwin"))
             .args([
                 "alerter",
@@ -27,6 +29,8 @@ impl Alerter {
                 "--instance",
                 name,
             ])
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--outbox")
             .arg(outbox)
             // One e-mail per alert, at once (no digests), so the files can be counted.
@@ -36,7 +40,30 @@ impl Alerter {
             .stderr(Stdio::null())
             .spawn()
             .expect("dtwin alerter starts");
-        Self(child)
+        Self(child, metrics_port)
+    }
+
+    /// Waits until `/healthz` answers 200: connected and subscribed, so a verdict published
+    /// now reaches it.
+    async fn ready(&self) {
+        let url = format!("http://127.0.0.1:{}/healthz", self.1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let u = url.clone();
+            let got = tokio::task::spawn_blocking(move || {
+                dtwin::cmd::healthcheck::get(&u, Duration::from_secs(1))
+            })
+            .await
+            .expect("joins");
+            match got {
+                Ok((200, _)) => return,
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "the alerter is not healthy: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn kill(&mut self) {
@@ -126,7 +153,9 @@ async fn two_alerters_share_the_fleet_and_a_survivor_resolves_the_killed_ones_al
     );
     assert!(watch.client.wait_ready(Duration::from_secs(10)).await);
     let mut a = Alerter::start(&url, NAMES[0], &outbox[0]);
-    let _b = Alerter::start(&url, NAMES[1], &outbox[1]);
+    let b = Alerter::start(&url, NAMES[1], &outbox[1]);
+    a.ready().await;
+    b.ready().await;
     let (mut states, mut presence) = (BTreeMap::new(), BTreeMap::new());
     states_until(
         &mut watch,

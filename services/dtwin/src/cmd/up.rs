@@ -4,7 +4,7 @@
 use crate::cli::UpArgs;
 use anyhow::Context;
 use dtwin_bus::BrokerUrl;
-use dtwin_runtime::{CommonConfig, Service};
+use dtwin_runtime::{CommonConfig, Ready, Service};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -169,16 +169,14 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     // Consumers first, each built (connected, subscribed) before the twin publishes, so the
     // first readings are not missed.
     let feature = dtwin_feature::FeatureService::build(stack.feature).await?;
-    let mut ready = feature.ready();
+    let mut ready: Ready = feature.ready();
     tasks.spawn(named("feature", serve(feature, shutdown.clone())));
     let inference = dtwin_inference::InferenceService::build(stack.inference).await?;
     ready = ready.and(inference.ready());
     tasks.spawn(named("inference", serve(inference, shutdown.clone())));
-    // Until the alerter is built on the runtime too (same change), it is run directly.
-    let (alerter, stop) = (stack.alerter, shutdown.clone());
-    tasks.spawn(named("alerter", async move {
-        Ok(dtwin_alerter::run(alerter, stop).await?)
-    }));
+    let alerter = dtwin_alerter::AlerterService::build(stack.alerter).await?;
+    ready = ready.and(alerter.ready());
+    tasks.spawn(named("alerter", serve(alerter, shutdown.clone())));
     tasks.spawn(named("dashboard", serve(dashboard, shutdown.clone())));
     if args.summary_every > 0 {
         let every = Duration::from_secs(args.summary_every);

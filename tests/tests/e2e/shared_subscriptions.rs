@@ -17,6 +17,7 @@ const STEPS: u64 = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_group_members_split_the_stream_without_duplicates() {
+    let _alone = harness::exclusive().await;
     let Some(mosquitto) = harness::mosquitto_or_skip(Mosquitto::start()) else {
         return;
     };

@@ -147,6 +147,7 @@ fn pure_ingest_survives_100k_generated_payloads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_feature_service_dead_letters_generated_payloads() {
+    let _alone = harness::exclusive().await;
     let broker = harness::embedded_broker();
     let stop = CancellationToken::new();
     let recorder = Recorder::start(&broker, "dtwin/v1/#").await;

@@ -3,11 +3,11 @@
 //! with the same windows, and every reading gets a verdict; an inference service with other
 //! windows refuses the model at start, naming both feature sets.
 
-use dtwin_windows::{feature_set, FeatureSetKind, WindowConfig};
 use dtwin_ml::ForestParams;
 use dtwin_pipeline::{LabelModes, TrainSpec, TwinDataSpec};
 use dtwin_schema::{from_json, Risk};
 use dtwin_tests::harness::{self, Recorder};
+use dtwin_windows::{feature_set, FeatureSetKind, WindowConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

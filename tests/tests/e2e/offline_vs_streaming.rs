@@ -3,12 +3,12 @@
 //! on the embedded broker gives bit-identical feature vectors, for the default feature set
 //! (the shipped model's) and the extended one (time windows, EWMA, flags).
 
-use dtwin_windows::{row_from_message, FeatureSetKind, WindowConfig};
 use dtwin_pipeline::dataset::from_telemetry;
 use dtwin_pipeline::{LabelModes, LabelSpec};
 use dtwin_schema::{from_json, to_json, Features, Telemetry, Topics};
 use dtwin_tests::harness::{self, Recorder};
 use dtwin_twin_sim::{Fleet, SimConfig};
+use dtwin_windows::{row_from_message, FeatureSetKind, WindowConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -1,0 +1,15 @@
+//! Workspace-level end-to-end, interop, contract and fuzz tests, one binary (one link instead
+//! of one per file); each module keeps its own setup, and every test starts what it needs on
+//! free ports (see `dtwin_tests::harness`).
+
+mod contract_samples;
+mod drift;
+mod extended_features;
+mod fuzz_ingest;
+mod mosquitto_acl;
+mod observability;
+mod offline_vs_streaming;
+mod pipeline_e2e;
+mod restart;
+mod scale_out;
+mod shared_subscriptions;

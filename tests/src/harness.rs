@@ -41,7 +41,7 @@ pub async fn start<S: dtwin_runtime::Service>(
 ) -> ServiceTask {
     let stop = stop.clone();
     let ready = service.ready();
-    let task = tokio::spawn(async move { service.run(stop).await.map_err(|e| anyhow::anyhow!(e)) });
+    let task = tokio::spawn(async move { Ok(service.serve(stop).await?) });
     if let Err(e) = ready.wait_for(READY_TIMEOUT).await {
         panic!("service not ready: {e}");
     }

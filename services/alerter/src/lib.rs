@@ -38,7 +38,7 @@
 //!   with manual acks, the publishing connection, metrics endpoint, instance announcement,
 //!   readiness, clean close). `build` checks the settings, opens the spool and the mail
 //!   transport, resumes the firing alerts and starts the runtime; `serve` (or
-//!   `dtwin_runtime::Service::run`) starts the [`sender`] and loops: inbox → [`Router`] →
+//!   `dtwin_runtime::Service::serve`) starts the [`sender`] and loops: inbox → [`Router`] →
 //!   shell → ack. [`run`] is `build` then `serve`.
 
 pub mod email;
@@ -71,7 +71,7 @@ pub use spool::Spool;
 pub use transport::Mailer;
 
 use dtwin_bus::{BrokerUrl, BusError, QoS};
-use dtwin_runtime::{Ready, Runtime, RuntimeError, Spec};
+use dtwin_runtime::{Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_schema::{TopicKind, Topics};
 use sender::Sender;
 use shell::Shell;
@@ -184,7 +184,7 @@ pub enum AlerterError {
 
 /// The alerter, built: settings checked, spool and mail transport open, alert state resumed
 /// from the spool, connected (or connecting) and subscribed (or subscribing), metrics endpoint
-/// bound. [`dtwin_runtime::Service::run`] (or [`AlerterService::serve`]) runs it.
+/// bound. [`Service::serve`] runs it.
 pub struct AlerterService {
     runtime: Runtime,
     router: Router,
@@ -271,6 +271,18 @@ impl AlerterService {
             wake,
         })
     }
+}
+
+/// How long a stopping alerter lets the sender finish the mail in hand (the record stays
+/// pending if it does not: it is sent after the restart).
+const SENDER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Service for AlerterService {
+    type Error = AlerterError;
+
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
+    }
 
     /// Runs until `shutdown` fires (or the inbox closes): each message goes through the
     /// [`Router`], the shell carries out its [`Decision`], then the message is acked. The
@@ -279,7 +291,7 @@ impl AlerterService {
     ///
     /// # Errors
     /// [`AlerterError::Bus`] when the connection closes under a publish or an ack.
-    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), AlerterError> {
+    async fn serve(self, shutdown: CancellationToken) -> Result<(), AlerterError> {
         let Self {
             mut runtime,
             mut router,
@@ -337,23 +349,6 @@ impl AlerterService {
         let _ = tokio::time::timeout(SENDER_STOP_TIMEOUT, sender_task).await;
         runtime.close().await;
         result
-    }
-}
-
-/// How long a stopping alerter lets the sender finish the mail in hand (the record stays
-/// pending if it does not: it is sent after the restart).
-const SENDER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
-
-impl dtwin_runtime::Service for AlerterService {
-    fn ready(&self) -> Ready {
-        self.runtime.ready()
-    }
-
-    async fn run(
-        self,
-        shutdown: CancellationToken,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.serve(shutdown).await?)
     }
 }
 

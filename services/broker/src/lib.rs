@@ -181,6 +181,9 @@ pub enum BrokerError {
     /// The broker thread could not be spawned.
     #[error("cannot spawn broker thread: {0}")]
     Thread(std::io::Error),
+    /// The task that starts the broker panicked.
+    #[error("broker start task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A started broker.
@@ -264,7 +267,7 @@ pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
 ///
 /// # Errors
 /// As [`start`].
-pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<(), BrokerError> {
     let cfg = config.clone();
     tokio::task::spawn_blocking(move || start(&cfg)).await??;
     shutdown.cancelled().await;

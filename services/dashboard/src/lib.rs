@@ -187,12 +187,20 @@ impl DashboardService {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
+}
+
+impl Service for DashboardService {
+    type Error = DashboardError;
+
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
+    }
 
     /// Serves until `shutdown` fires, feeding the fleet view from the bus meanwhile.
     ///
     /// # Errors
     /// A server error.
-    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), DashboardError> {
+    async fn serve(self, shutdown: CancellationToken) -> Result<(), DashboardError> {
         let Self {
             listener,
             state,
@@ -224,19 +232,6 @@ impl DashboardService {
         };
         runtime.close().await;
         result
-    }
-}
-
-impl Service for DashboardService {
-    fn ready(&self) -> Ready {
-        self.runtime.ready()
-    }
-
-    async fn run(
-        self,
-        shutdown: CancellationToken,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.serve(shutdown).await?)
     }
 }
 

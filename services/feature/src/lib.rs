@@ -120,7 +120,7 @@ pub fn shard(machine: &str, workers: usize) -> usize {
 }
 
 /// The feature service, built: connected (or connecting) and subscribed (or subscribing),
-/// its metrics endpoint bound. [`Service::run`] runs it.
+/// its metrics endpoint bound. [`Service::serve`] runs it.
 pub struct FeatureService {
     config: FeatureConfig,
     runtime: Runtime,
@@ -146,12 +146,20 @@ impl FeatureService {
             metrics,
         })
     }
+}
+
+impl Service for FeatureService {
+    type Error = FeatureError;
+
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
+    }
 
     /// Runs until `shutdown` fires, then lets the workers finish what they hold and closes.
     ///
     /// # Errors
     /// A worker failed (its publish found the connection closed) or stopped early.
-    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), FeatureError> {
+    async fn serve(self, shutdown: CancellationToken) -> Result<(), FeatureError> {
         let Self {
             config,
             mut runtime,
@@ -241,19 +249,6 @@ impl FeatureService {
             Some(e) if !shutdown.is_cancelled() => Err(e),
             _ => Ok(()),
         }
-    }
-}
-
-impl Service for FeatureService {
-    fn ready(&self) -> Ready {
-        self.runtime.ready()
-    }
-
-    async fn run(
-        self,
-        shutdown: CancellationToken,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.serve(shutdown).await?)
     }
 }
 

@@ -16,7 +16,7 @@
 //! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
 //! - [`InferenceService`]: the async shell on a `dtwin_runtime::Runtime` (connections, metrics
 //!   endpoint, instance announcement, readiness, clean close). `build` loads the model and
-//!   rules and connects; `serve` (or `dtwin_runtime::Service::run`) loops: the inbox, cluster
+//!   rules and connects; `serve` (`dtwin_runtime::Service`) loops: the inbox, cluster
 //!   announcements to `runtime.node`, micro-batches of what is already waiting to the processor
 //!   (scoring is inline, microseconds per row), its outputs to `runtime.publisher`, metrics.
 //!   [`run`] is `build` then `serve`.
@@ -36,7 +36,7 @@ pub use rules::{RuleSet, RulesError, DEFAULT_RULES};
 pub use scorer::{decide, Scorer};
 
 use dtwin_bus::{BrokerUrl, BusClient, Message, QoS};
-use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Spec};
+use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_schema::{TopicKind, Topics};
 use dtwin_windows::WindowConfig;
 use processor::{Event, Inbound, Outgoing, Route};
@@ -158,8 +158,7 @@ pub fn build_scorer(config: &InferenceConfig) -> Result<Scorer, InferenceError> 
 }
 
 /// The inference service, built: its model and rules loaded, connected (or connecting) and
-/// subscribed (or subscribing), its metrics endpoint bound. [`dtwin_runtime::Service::run`]
-/// (or [`InferenceService::serve`]) runs it.
+/// subscribed (or subscribing), its metrics endpoint bound. [`Service::serve`] runs it.
 pub struct InferenceService {
     runtime: Runtime,
     shell: Shell,
@@ -211,12 +210,20 @@ impl InferenceService {
             max_batch: config.max_batch.max(1),
         })
     }
+}
+
+impl Service for InferenceService {
+    type Error = InferenceError;
+
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
+    }
 
     /// Runs until `shutdown` fires (or the inbox closes), then closes the connections.
     ///
     /// # Errors
     /// [`InferenceError::Bus`] when a publish finds the connection closed.
-    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), InferenceError> {
+    async fn serve(self, shutdown: CancellationToken) -> Result<(), InferenceError> {
         let Self {
             mut runtime,
             mut shell,
@@ -277,19 +284,6 @@ impl InferenceService {
         info!(scored, "inference service stopping");
         runtime.close().await;
         result
-    }
-}
-
-impl dtwin_runtime::Service for InferenceService {
-    fn ready(&self) -> Ready {
-        self.runtime.ready()
-    }
-
-    async fn run(
-        self,
-        shutdown: CancellationToken,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.serve(shutdown).await?)
     }
 }
 

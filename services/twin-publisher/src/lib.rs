@@ -219,13 +219,21 @@ impl TwinService {
             publisher_id,
         })
     }
+}
+
+impl Service for TwinService {
+    type Error = TwinError;
+
+    fn ready(&self) -> Ready {
+        self.runtime.ready()
+    }
 
     /// Runs until `shutdown` fires (or, with `steps`, until every machine has published that
     /// many readings), then marks the machines and the publisher offline and closes.
     ///
     /// # Errors
     /// A closed connection, or a worker that panicked.
-    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), TwinError> {
+    async fn serve(self, shutdown: CancellationToken) -> Result<(), TwinError> {
         let Self {
             config,
             mut runtime,
@@ -367,19 +375,6 @@ impl TwinService {
         runtime.close().await;
         info!("twin stopped");
         result
-    }
-}
-
-impl Service for TwinService {
-    fn ready(&self) -> Ready {
-        self.runtime.ready()
-    }
-
-    async fn run(
-        self,
-        shutdown: CancellationToken,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.serve(shutdown).await?)
     }
 }
 

@@ -111,7 +111,7 @@ async fn stack(shutdown: &CancellationToken) -> (BrokerUrl, String) {
         .await
         .unwrap();
     let http = format!("http://{}", dash.local_addr().unwrap());
-    tokio::spawn(dash.serve(shutdown.clone()));
+    tokio::spawn(dtwin_runtime::Service::serve(dash, shutdown.clone()));
     tokio::spawn(dtwin_feature::run(
         dtwin_feature::FeatureConfig::new(url.clone()),
         shutdown.clone(),

@@ -63,7 +63,7 @@ impl BrokerArgs {
 /// A bad configuration (anonymous access beyond loopback, missing TLS files) or a taken port.
 pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    dtwin_broker::run(config, crate::shutdown::on_signal()).await
+    Ok(dtwin_broker::run(config, crate::shutdown::on_signal()).await?)
 }
 
 /// `dtwin passwd`: adds or replaces a user in a password file, reading the password from

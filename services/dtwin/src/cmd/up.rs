@@ -231,7 +231,7 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
 
 /// Runs a built service, its error as anyhow.
 async fn serve<S: Service>(service: S, shutdown: CancellationToken) -> anyhow::Result<()> {
-    service.run(shutdown).await.map_err(|e| anyhow::anyhow!(e))
+    Ok(service.serve(shutdown).await?)
 }
 
 async fn named(

@@ -112,24 +112,7 @@ impl Alerter {
     /// Waits until `/healthz` answers 200: connected and subscribed, so a verdict published
     /// now reaches it.
     async fn ready(&self) {
-        let url = format!("http://127.0.0.1:{}/healthz", self.metrics_port);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let u = url.clone();
-            let got = tokio::task::spawn_blocking(move || {
-                dtwin::cmd::healthcheck::get(&u, Duration::from_secs(1))
-            })
-            .await
-            .expect("joins");
-            match got {
-                Ok((200, _)) => return,
-                other => assert!(
-                    Instant::now() < deadline,
-                    "the alerter is not healthy: {other:?}"
-                ),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::common::wait_healthy(self.metrics_port).await;
     }
 
     fn kill(&mut self) {

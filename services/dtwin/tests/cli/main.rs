@@ -4,6 +4,7 @@
 mod alert_delivery;
 mod alert_scale_out;
 mod broker_security;
+mod common;
 mod compose;
 mod compose_run;
 mod config_reference;

@@ -337,14 +337,17 @@ impl Runtime {
 /// A built service: connected (or connecting), subscribed (or subscribing), its endpoint
 /// listening; what `dtwin up` and the tests start.
 pub trait Service: Send + Sized + 'static {
+    /// Why it stopped early.
+    type Error: std::error::Error + Send + Sync + 'static;
+
     /// Its readiness: wait on this instead of sleeping before feeding it input.
     fn ready(&self) -> Ready;
 
     /// Runs until `shutdown` fires (or the service ends on its own), then closes cleanly.
-    fn run(
+    fn serve(
         self,
         shutdown: CancellationToken,
-    ) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send;
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// Spawns `service` and waits (at most `timeout`) until it is ready.
@@ -356,9 +359,9 @@ pub async fn start_ready<S: Service>(
     service: S,
     shutdown: CancellationToken,
     timeout: Duration,
-) -> Result<JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>, NotReady> {
+) -> Result<JoinHandle<Result<(), S::Error>>, NotReady> {
     let ready = service.ready();
-    let task = tokio::spawn(service.run(shutdown));
+    let task = tokio::spawn(service.serve(shutdown));
     ready.wait_for(timeout).await?;
     Ok(task)
 }

@@ -6,9 +6,9 @@
 //! glitches included), windows warm (the long window full) before anything is measured.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dtwin_windows::{feature_set, FeatureVector, MachineWindow, WindowConfig};
 use dtwin_schema::{from_json, to_json, Features, Telemetry};
 use dtwin_twin_sim::{Machine, SimConfig};
+use dtwin_windows::{feature_set, FeatureVector, MachineWindow, WindowConfig};
 use std::hint::black_box;
 use time::{Duration, OffsetDateTime};
 

@@ -3,7 +3,6 @@
 //! free ports (see `dtwin_tests::harness`).
 
 mod contract_samples;
-mod drift;
 mod extended_features;
 mod fuzz_ingest;
 mod mosquitto_acl;

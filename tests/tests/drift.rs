@@ -16,7 +16,6 @@ const WINDOW: usize = 2000;
 
 /// Runs the fleet to the end and returns the last drift status published after it.
 async fn run_fleet(faults: &[&str]) -> DriftStatus {
-    let _alone = harness::exclusive().await;
     let broker = harness::embedded_broker();
     let stop = CancellationToken::new();
     let recorder = Recorder::start(&broker, "dtwin/v1/#").await;

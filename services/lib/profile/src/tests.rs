@@ -1,0 +1,195 @@
+use super::*;
+use proptest::prelude::*;
+
+const FILE: &str = "plant/pump.toml";
+
+const PUMP: &str = r#"id = "pump"
+label = "Pump"
+
+[[sensor]]
+name = "volt"
+unit = "V"
+range = [0.0, 400.0]
+
+[[sensor]]
+name = "rotate"
+range = [0.0, 1000.0]
+key = "rotation"
+
+[[derived]]
+name = "volt_per_rev"
+expr = "volt / rotate"
+
+[windows]
+long = 24
+time = ["24h"]
+
+[failures]
+labels = ["comp1", "comp2", "comp3", "comp4"]
+"#;
+
+fn err(text: &str) -> ProfileError {
+    Profile::parse(text, FILE).expect_err("refused")
+}
+
+#[test]
+fn the_shipped_milling_profile_describes_the_built_in_feature_set() {
+    let p = Profile::milling();
+    assert_eq!(p.id, "milling");
+    let sensors: Vec<&str> = p.sensors.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(sensors, dtwin_windows::SENSORS, "sensors in feature order");
+    let derived: Vec<&str> = p.derived.iter().map(|d| d.name.as_str()).collect();
+    let attributes: Vec<&str> = p.attributes.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        [derived, attributes].concat(),
+        dtwin_windows::names::DERIVED,
+        "derived features, then product type"
+    );
+    for s in &p.sensors {
+        let spec = dtwin_schema::telemetry::SENSOR_SPECS
+            .iter()
+            .find(|x| x.name == s.name)
+            .unwrap();
+        assert_eq!((s.min, s.max), (spec.min, spec.max), "{}", s.name);
+        assert_eq!(s.key, s.name);
+    }
+    let w = dtwin_windows::WindowConfig::default();
+    assert_eq!(
+        (p.windows.short, p.windows.long),
+        (Some(w.short), Some(w.long))
+    );
+    let secs: Vec<u64> = p.windows.time.iter().map(Duration::as_secs).collect();
+    assert_eq!(secs, w.time_windows_s);
+    assert_eq!(p.attributes[0].code("M"), Some(1));
+    assert_eq!(p.failures.counted, ["BEARING", "COOLANT", "VALVE"]);
+    assert_eq!(p.rules, "default");
+}
+
+proptest! {
+    /// The derived features are bit for bit what the window code computes today, so a
+    /// profile-driven feature service can keep the shipped model's features and hash.
+    #[test]
+    fn milling_derived_features_match_the_window_code(
+        temp in -60.0f64..600.0, ambient in -60.0f64..150.0, vib in 0.0f64..200.0,
+        pressure in 0.0f64..1000.0, rpm in 0.0f64..100_000.0, torque in 0.0f64..100_000.0,
+        wear in 0.0f64..100_000.0,
+    ) {
+        let p = Profile::milling();
+        let got = p.derive(&[temp, ambient, vib, pressure, rpm, torque, wear]);
+        let want = [
+            temp - ambient,
+            torque * rpm * std::f64::consts::TAU / 60.0,
+            wear * torque,
+            temp * vib,
+        ];
+        for (g, w) in got.iter().zip(want) {
+            prop_assert_eq!(g.to_bits(), w.to_bits(), "{} vs {}", g, w);
+        }
+    }
+
+    /// Whatever the text, parsing returns a profile or an error on a line of the file; it
+    /// never panics.
+    #[test]
+    fn any_text_gives_a_profile_or_a_located_error(text in "\\PC{0,300}") {
+        if let Err(e) = Profile::parse(&text, FILE) {
+            prop_assert!(e.line >= 1 && e.line <= text.lines().count().max(1) + 1, "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_sensor_makes_the_features_that_use_it_missing() {
+    let p = Profile::milling();
+    let d = p.derive(&[40.0, 25.0, f64::NAN, 1.0, 1500.0, 40.0, 10.0]);
+    assert_eq!(d[0], 15.0);
+    assert!(d[3].is_nan(), "temp_x_vibration without vibration");
+}
+
+#[test]
+fn a_plant_profile_reads_with_keys_time_windows_and_free_labels() {
+    let p = Profile::parse(PUMP, FILE).unwrap();
+    assert_eq!(p.sensor("rotate").unwrap().key, "rotation");
+    assert_eq!(
+        p.sensor("volt").unwrap().label,
+        "volt",
+        "label defaults to the name"
+    );
+    assert_eq!(p.windows.time, [Duration::from_secs(86_400)]);
+    assert_eq!(p.windows.short, None);
+    assert_eq!(
+        p.failures.counted, p.failures.labels,
+        "all labels count by default"
+    );
+    assert_eq!(p.derive(&[230.0, 460.0]), [0.5]);
+    assert!(p.sensor("volt").unwrap().accepts(400.0));
+    assert!(!p.sensor("volt").unwrap().accepts(400.1));
+    assert!(!p.sensor("volt").unwrap().accepts(f64::NAN));
+}
+
+#[test]
+fn each_mistake_is_refused_with_its_line_and_reason() {
+    type Is = fn(&ProfileErrorKind) -> bool;
+    let cases: Vec<(String, usize, Is)> = vec![
+        (
+            PUMP.replace("range = [0.0, 400.0]", "range = [400.0, 0.0]"),
+            7,
+            |k| matches!(k, ProfileErrorKind::BadRange { .. }),
+        ),
+        (
+            PUMP.replace("volt / rotate", "volt / pressure"),
+            16,
+            |k| matches!(k, ProfileErrorKind::UnknownVariable(v) if v == "pressure"),
+        ),
+        (PUMP.replace("volt / rotate", "volt / * rotate"), 16, |k| {
+            matches!(k, ProfileErrorKind::BadExpression(_))
+        }),
+        (
+            PUMP.replace("name = \"rotate\"", "name = \"volt\""),
+            10,
+            |k| matches!(k, ProfileErrorKind::DuplicateName(n) if n == "volt"),
+        ),
+        (
+            PUMP.replace("name = \"rotate\"", "name = \"pi\""),
+            10,
+            |k| matches!(k, ProfileErrorKind::BadName(_)),
+        ),
+        (
+            PUMP.replace("time = [\"24h\"]", "time = [\"a day\"]"),
+            20,
+            |k| matches!(k, ProfileErrorKind::BadDuration(_)),
+        ),
+        (PUMP.replace("long = 24", "long = 1"), 19, |k| {
+            matches!(k, ProfileErrorKind::BadWindow(1))
+        }),
+        (
+            PUMP.replace(
+                "labels = [\"comp1\", \"comp2\", \"comp3\", \"comp4\"]",
+                "labels = [\"comp1\"]\ncounted = [\"comp9\"]",
+            ),
+            24,
+            |k| matches!(k, ProfileErrorKind::UnknownLabel(l) if l == "comp9"),
+        ),
+        (
+            PUMP.replace("unit = \"V\"", "units = \"V\""),
+            6,
+            |k| matches!(k, ProfileErrorKind::Syntax(m) if m.contains("units")),
+        ),
+        (
+            PUMP.replace("range = [0.0, 400.0]", "range = \"0-400\""),
+            7,
+            |k| matches!(k, ProfileErrorKind::Syntax(_)),
+        ),
+    ];
+    for (text, line, kind) in cases {
+        let e = err(&text);
+        assert_eq!(e.file, FILE);
+        assert!(kind(&e.kind), "{e}");
+        assert_eq!(e.line, line, "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("{FILE}:{line}: ")),
+            "{e}"
+        );
+    }
+    let none = err("id = \"x\"\nlabel = \"x\"\n");
+    assert_eq!(none.kind, ProfileErrorKind::NoSensors);
+}

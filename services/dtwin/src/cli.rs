@@ -75,6 +75,8 @@ pub enum Command {
     /// GET a health URL (e.g. http://127.0.0.1:9464/healthz): exit 0 for a 2xx answer, 1
     /// otherwise. For container healthchecks in images without curl.
     Healthcheck(crate::cmd::healthcheck::HealthcheckArgs),
+    /// Machine profiles: draft one from a CSV export (init) or check one (check).
+    Profile(crate::cmd::profile::ProfileArgs),
 }
 
 /// Where the broker is and which topics to use (standalone services).
@@ -592,6 +594,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Evaluate(args) => crate::cmd::evaluate::run(&args).map(|_| ()),
         Command::Eda(args) => crate::cmd::eda::run(&args).map(|_| ()),
         Command::Healthcheck(args) => crate::cmd::healthcheck::run(&args),
+        Command::Profile(args) => crate::cmd::profile::run(&args).map(|_| ()),
         Command::Loadtest(args) => {
             let json = args.json;
             let report = crate::cmd::loadtest::run(args).await?;

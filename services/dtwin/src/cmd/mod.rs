@@ -9,6 +9,7 @@ pub mod generate;
 pub mod healthcheck;
 pub mod loadtest;
 pub mod predict;
+pub mod profile;
 pub mod replay;
 pub mod silence;
 pub mod train;

@@ -13,6 +13,7 @@ mod evaluate_eda;
 mod generate_replay;
 mod healthcheck;
 mod loadtest;
+mod profile_init;
 mod secrets;
 mod up_config;
 mod up_errors;

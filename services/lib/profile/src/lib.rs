@@ -14,7 +14,9 @@
 //! - [`error`]: [`ProfileError`], located at a line of the source.
 //! - [`expr`]: [`Expr`], a derived feature's formula, parsed once and evaluated per reading.
 //! - [`duration`]: window spans such as `60s`, `10m`, `24h`, `7d`.
+//! - [`draft`]: a profile drafted from an export's columns (`dtwin profile init`).
 
+pub mod draft;
 pub mod duration;
 pub mod error;
 pub mod expr;

@@ -1,0 +1,243 @@
+//! Drafting a profile from a plant's export: numeric columns become sensors with the ranges
+//! seen, columns with a few distinct words become attributes, a label column becomes the
+//! failure labels. The draft is a starting point for a person to edit (units, labels, derived
+//! features, windows); it always parses.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+/// Most distinct values a text column may have to become an attribute.
+pub const MAX_ATTRIBUTE_VALUES: usize = 32;
+
+/// One column of the export: its header and its cells (empty cells are missing values).
+pub struct Column<'a> {
+    /// The header.
+    pub header: &'a str,
+    /// The cells, top to bottom.
+    pub cells: Vec<&'a str>,
+}
+
+/// What became of each column.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DraftReport {
+    /// Numeric columns drafted as sensors.
+    pub sensors: Vec<String>,
+    /// Text columns drafted as attributes.
+    pub attributes: Vec<String>,
+    /// Columns left out, with why.
+    pub skipped: Vec<(String, String)>,
+    /// Failure labels found in the label column.
+    pub labels: Vec<String>,
+}
+
+/// The TOML text of a profile `id` drafted from `columns`; `label_column` (when given) holds
+/// failure labels (empty cells: no failure).
+pub fn draft(
+    id: &str,
+    columns: &[Column<'_>],
+    label_column: Option<&str>,
+) -> (String, DraftReport) {
+    let mut report = DraftReport::default();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Drafted by `dtwin profile init` from the columns of an export. Edit it: units, labels,\n\
+         # ranges (what the machine can really read, not only what was seen), derived features,\n\
+         # windows. `dtwin profile check FILE` says what is wrong, with the line.\n\
+         id = {q}\nlabel = {q}\nrules = \"default\"\n",
+        q = q(id)
+    );
+    let mut used = BTreeSet::new();
+    let mut attributes = String::new();
+    for c in columns {
+        if Some(c.header) == label_column {
+            let mut labels: Vec<String> = c
+                .cells
+                .iter()
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            labels.retain(|l| !matches!(l.as_str(), "0" | "none" | "None" | "false"));
+            report.labels = labels;
+            continue;
+        }
+        let name = unique(feature_name(c.header), &mut used);
+        let present: Vec<&str> = c
+            .cells
+            .iter()
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if present.is_empty() {
+            report
+                .skipped
+                .push((c.header.to_owned(), "no values".to_owned()));
+            continue;
+        }
+        let numbers: Option<Vec<f64>> = present
+            .iter()
+            .map(|v| v.parse::<f64>().ok().filter(|x| x.is_finite()))
+            .collect();
+        if let Some(numbers) = numbers {
+            let (lo, hi) = numbers
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                    (lo.min(x), hi.max(x))
+                });
+            let (min, max) = widened(lo, hi);
+            let _ = writeln!(out, "[[sensor]]\nname = {}", q(&name));
+            if name != c.header {
+                let _ = writeln!(out, "key = {}", q(c.header));
+            }
+            let _ = writeln!(
+                out,
+                "label = {}\nunit = \"\"\n# seen: {lo} .. {hi} in {} values\nrange = [{min:?}, {max:?}]\n",
+                q(c.header),
+                numbers.len()
+            );
+            report.sensors.push(name);
+            continue;
+        }
+        let values: BTreeSet<&str> = present.iter().copied().collect();
+        if values.len() > MAX_ATTRIBUTE_VALUES {
+            report.skipped.push((
+                c.header.to_owned(),
+                format!("text with {} distinct values", values.len()),
+            ));
+            continue;
+        }
+        let _ = writeln!(
+            attributes,
+            "[[attribute]]\nname = {}\nlabel = {}\nvalues = {}\n",
+            q(&name),
+            q(c.header),
+            list(values.iter().copied())
+        );
+        report.attributes.push(name);
+    }
+    out.push_str(&attributes);
+    if !report.labels.is_empty() {
+        let _ = writeln!(
+            out,
+            "[failures]\nlabels = {}\n# counted = [...]: the labels the model predicts (default: all)\n",
+            list(report.labels.iter().map(String::as_str))
+        );
+    }
+    (out, report)
+}
+
+/// `s` as a TOML string (quotes and escapes as TOML has them).
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// `items` as a TOML array of strings.
+fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    toml::Value::Array(items.map(|s| toml::Value::String(s.to_owned())).collect()).to_string()
+}
+
+/// A range with room around what was seen (one span each side, at least 1): a draft must not
+/// reject the next reading just past the largest one in the export.
+fn widened(lo: f64, hi: f64) -> (f64, f64) {
+    let room = (hi - lo).abs().max(1.0);
+    let min = if lo >= 0.0 {
+        (lo - room).max(0.0)
+    } else {
+        lo - room
+    };
+    (min, hi + room)
+}
+
+/// A column header as a feature name: lower case, `_` for anything else, `_` first if it
+/// would start with a digit, at most 64 characters.
+pub fn feature_name(header: &str) -> String {
+    let mut n: String = header
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if n.is_empty() || n.starts_with(|c: char| c.is_ascii_digit()) {
+        n.insert(0, '_');
+    }
+    if crate::expr::RESERVED.contains(&n.as_str()) {
+        n.push('_');
+    }
+    n.truncate(64);
+    n
+}
+
+fn unique(name: String, used: &mut BTreeSet<String>) -> String {
+    let mut candidate = name.clone();
+    let mut k = 2;
+    while !used.insert(candidate.clone()) {
+        candidate = format!("{}_{k}", &name[..name.len().min(60)]);
+        k += 1;
+    }
+    candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Profile;
+
+    #[test]
+    fn an_hourly_export_drafts_a_profile_that_parses() {
+        let cols = [
+            Column {
+                header: "volt",
+                cells: vec!["176.2", "", "161.1"],
+            },
+            Column {
+                header: "Rotate (rpm)",
+                cells: vec!["418.5", "402.7", "530.0"],
+            },
+            Column {
+                header: "model",
+                cells: vec!["model3", "model3", "model4"],
+            },
+            Column {
+                header: "failure",
+                cells: vec!["", "comp2", "comp4"],
+            },
+            Column {
+                header: "note",
+                cells: vec!["", "", ""],
+            },
+        ];
+        let (text, report) = draft("pump", &cols, Some("failure"));
+        let p = Profile::parse(&text, "draft.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(report.sensors, ["volt", "rotate__rpm_"]);
+        assert_eq!(report.attributes, ["model"]);
+        assert_eq!(report.labels, ["comp2", "comp4"]);
+        assert_eq!(
+            report.skipped,
+            [("note".to_owned(), "no values".to_owned())]
+        );
+        let rotate = p.sensor("rotate__rpm_").unwrap();
+        assert_eq!(rotate.key, "Rotate (rpm)");
+        for v in [402.7, 530.0, 418.5] {
+            assert!(rotate.accepts(v), "{v} seen, so valid");
+        }
+        assert_eq!(p.attributes[0].values, ["model3", "model4"]);
+        assert_eq!(p.failures.labels, ["comp2", "comp4"]);
+    }
+
+    #[test]
+    fn headers_become_usable_distinct_names() {
+        assert_eq!(feature_name("3 Phase Volt"), "_3_phase_volt");
+        assert_eq!(feature_name("pi"), "pi_");
+        let mut used = BTreeSet::new();
+        assert_eq!(unique("a".into(), &mut used), "a");
+        assert_eq!(unique("a".into(), &mut used), "a_2");
+    }
+}

@@ -10,7 +10,7 @@ use clap::Args;
 use dtwin_pipeline::evaluate::{EvalReport, Metrics};
 use dtwin_pipeline::events::{AlertPolicy, EventReport};
 use dtwin_pipeline::modelcard;
-use dtwin_pipeline::train::DEFAULT_EVENT_RECALL_TARGET;
+use dtwin_pipeline::train::{Features, DEFAULT_EVENT_RECALL_TARGET};
 use dtwin_pipeline::{evaluate, EvalData, EvalOptions, ThresholdTarget};
 use std::path::{Path, PathBuf};
 
@@ -49,8 +49,14 @@ pub struct EvaluateArgs {
 /// folds; a fold with one class; a file that cannot be written.
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<EvalReport> {
     anyhow::ensure!(args.folds != 1, "--folds must be 0 (none) or at least 2");
-    let label = args.label.spec()?;
+    let mut label = args.label.spec()?;
     let model = read_model(&args.model)?;
+    // The windows come from the artifact's recipe (or its hash, or the flags for an old one).
+    if let Features::Windows(window) =
+        crate::cmd::predict::model_features(&model, &args.label.window, &args.model)?
+    {
+        label.window = window;
+    }
     let data = read_eval_data(&args.data, label.clone())?;
     let target = match (&data, args.target.target()?) {
         (_, Some(t)) => t,

@@ -1,16 +1,22 @@
 //! `dtwin predict MODEL DATA --out FILE`: batch scoring of a CSV (the project's telemetry CSV or
-//! AI4I's format). Each machine's rows go through the feature service's window code in file
-//! order, exactly as if they arrived live, and the model scores every row; the output has the
-//! probability and the label at the model's threshold, so anyone can check the metrics with
-//! their own tools.
+//! AI4I's format). The features are rebuilt as the model was trained on them, from the
+//! artifact's feature recipe (`dtwin_pipeline::train::features_of`): on twin telemetry each
+//! machine's rows go through the feature service's window code in file order, exactly as if
+//! they arrived live; on AI4I each row is one cycle through the tabular features, with the
+//! artifact's floor rules. The model scores every row; the output has the probability and the
+//! label at the model's threshold, so anyone can check the metrics with their own tools.
 
-use crate::cmd::common::read_model;
+use crate::cmd::common::{read_data, read_model};
 use crate::cmd::replay::{load_csv, ReplayFormat};
 use anyhow::Context;
 use clap::Args;
-use dtwin_windows::{feature_set, row_from_message, MachineWindow};
+use dtwin_ml::ModelArtifact;
+use dtwin_pipeline::load::Loaded;
+use dtwin_pipeline::tabular::ai4i_features;
+use dtwin_pipeline::train::{features_of, Features, FeaturesFrom};
+use dtwin_windows::{feature_set, row_from_message, MachineWindow, WindowConfig};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `dtwin predict` flags.
 #[derive(Debug, Clone, Args)]
@@ -28,26 +34,51 @@ pub struct PredictArgs {
     /// Machine id for AI4I rows.
     #[arg(long, default_value = "ai4i-machine")]
     pub machine: String,
-    /// The feature windows the model was trained on.
+    /// The feature windows the model was trained on: only needed for an artifact without a
+    /// feature recipe (written before recipes existed) trained on other than the default
+    /// windows; an artifact's recipe takes precedence.
     #[command(flatten)]
     pub window: crate::cli::WindowOpts,
+}
+
+/// The features a model needs, from its recipe or inferred (see
+/// [`dtwin_pipeline::train::features_of`]); a note on stderr when the window flags are set but
+/// not used.
+///
+/// # Errors
+/// Bad window flags, a broken recipe, or a model whose features cannot be told.
+pub fn model_features(
+    model: &ModelArtifact,
+    window: &crate::cli::WindowOpts,
+    path: &Path,
+) -> anyhow::Result<Features> {
+    let given = window.config()?;
+    let (features, from) =
+        features_of(model, &given).with_context(|| format!("scoring with {}", path.display()))?;
+    if from == FeaturesFrom::Recipe {
+        if let Features::Windows(w) = &features {
+            if feature_set(w).1 != feature_set(&given).1 && given != WindowConfig::default() {
+                eprintln!(
+                    "note: {} carries its feature windows (short {}, long {}, {:?} set); the window flags are not used",
+                    path.display(),
+                    w.short,
+                    w.long,
+                    w.feature_set
+                );
+            }
+        }
+    }
+    Ok(features)
 }
 
 /// Scores the file; returns the number of rows written.
 ///
 /// # Errors
-/// A bad model or data file, a model trained on another feature set, or a write error.
+/// A bad model or data file, a model whose features cannot be rebuilt (see
+/// [`model_features`]), data of the wrong kind for the model, or a write error.
 pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
     let model = read_model(&args.model)?;
-    let window = args.window.config()?;
-    let (names, hash) = feature_set(&window);
-    anyhow::ensure!(
-        model.feature_set_hash == hash,
-        "the model uses feature set {}, these windows give {hash} (set --feature-set and the window flags as in training)",
-        model.feature_set_hash
-    );
-    let (rows, skipped) = load_csv(&args.data, args.format, &args.machine)?;
-    let mut windows: HashMap<String, MachineWindow> = HashMap::new();
+    let features = model_features(&model, &args.window, &args.model)?;
     let mut out = csv::Writer::from_path(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     out.write_record([
@@ -59,35 +90,99 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
         "cold",
         "failure",
     ])?;
-    let now = dtwin_schema::time_fmt::now();
-    for t in &rows {
-        let w = windows
-            .entry(t.machine_id.to_string())
-            .or_insert_with(|| MachineWindow::new(&window));
-        let fv = w.update(t);
-        let msg = fv.to_message(&names, &hash, t, now);
-        let row = row_from_message(&msg, &model.feature_names);
-        let p = f64::from(model.predict_row(&row));
-        out.write_record([
-            t.machine_id.to_string(),
-            t.seq.to_string(),
-            dtwin_schema::time_fmt::format(t.ts),
-            format!("{p:.6}"),
-            u8::from(p >= model.threshold).to_string(),
-            u8::from(msg.cold).to_string(),
-            t.failure
-                .map(|f| u8::from(f).to_string())
-                .unwrap_or_default(),
-        ])?;
-    }
+    let (rows, skipped) = match &features {
+        Features::Windows(window) => score_windows(args, &model, window, &mut out)?,
+        Features::Ai4iTabular => (score_ai4i(args, &model, &mut out)?, 0),
+    };
     out.flush()?;
     eprintln!(
-        "scored {} rows ({skipped} bad rows skipped) with {} v{} at threshold {:.3} into {}",
-        rows.len(),
+        "scored {rows} rows ({skipped} bad rows skipped) with {} v{} at threshold {:.3} into {}",
         model.model_id,
         model.version,
         model.threshold,
         args.out.display()
     );
-    Ok(rows.len())
+    Ok(rows)
+}
+
+/// One output row. The probability is written as the shortest text that reads back as the
+/// same `f32`, so the output holds exactly what the model computed.
+fn write_row(
+    out: &mut csv::Writer<std::fs::File>,
+    t: &dtwin_schema::Telemetry,
+    p: f32,
+    model: &ModelArtifact,
+    cold: bool,
+) -> anyhow::Result<()> {
+    out.write_record([
+        t.machine_id.to_string(),
+        t.seq.to_string(),
+        dtwin_schema::time_fmt::format(t.ts),
+        p.to_string(),
+        u8::from(model.is_alarm(p)).to_string(),
+        u8::from(cold).to_string(),
+        t.failure
+            .map(|f| u8::from(f).to_string())
+            .unwrap_or_default(),
+    ])?;
+    Ok(())
+}
+
+/// Telemetry (or AI4I rows read as one machine's telemetry) through the rolling windows;
+/// returns the rows scored and the bad rows skipped.
+fn score_windows(
+    args: &PredictArgs,
+    model: &ModelArtifact,
+    window: &WindowConfig,
+    out: &mut csv::Writer<std::fs::File>,
+) -> anyhow::Result<(usize, u64)> {
+    let (names, hash) = feature_set(window);
+    let (rows, skipped) = load_csv(&args.data, args.format, &args.machine)?;
+    let mut windows: HashMap<String, MachineWindow> = HashMap::new();
+    let now = dtwin_schema::time_fmt::now();
+    for t in &rows {
+        let w = windows
+            .entry(t.machine_id.to_string())
+            .or_insert_with(|| MachineWindow::new(window));
+        let fv = w.update(t);
+        let msg = fv.to_message(&names, &hash, t, now);
+        let row = row_from_message(&msg, &model.feature_names);
+        write_row(out, t, model.predict_row(&row), model, msg.cold)?;
+    }
+    Ok((rows.len(), skipped))
+}
+
+/// AI4I rows through the tabular features, the floor rules applied as `dtwin evaluate` does.
+/// The output's seq is the row's UDI.
+fn score_ai4i(
+    args: &PredictArgs,
+    model: &ModelArtifact,
+    out: &mut csv::Writer<std::fs::File>,
+) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        args.format != ReplayFormat::Telemetry,
+        "{} is trained on AI4I's tabular features; --format telemetry does not fit it",
+        args.model.display()
+    );
+    let Loaded::Ai4i(ai4i) = read_data(&args.data)? else {
+        anyhow::bail!(
+            "{} is trained on AI4I's tabular features, so DATA must be AI4I's CSV; {} is a telemetry CSV",
+            args.model.display(),
+            args.data.display()
+        );
+    };
+    // The same rows as telemetry, for the machine id, seq (the UDI) and ts columns.
+    let (telemetry, _) = load_csv(&args.data, ReplayFormat::Ai4i, &args.machine)?;
+    anyhow::ensure!(
+        telemetry.len() == ai4i.len(),
+        "{}: read {} AI4I rows but {} readings",
+        args.data.display(),
+        ai4i.len(),
+        telemetry.len()
+    );
+    for (r, t) in ai4i.iter().zip(&telemetry) {
+        let p = model.predict_row(&ai4i_features(r));
+        write_row(out, t, p, model, false)?;
+    }
+    Ok(ai4i.len())
 }

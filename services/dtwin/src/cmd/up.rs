@@ -1,5 +1,6 @@
 //! `dtwin up`: the embedded broker (unless `--broker` names an external one) and every service
-//! in one process, each on its own MQTT connection exactly as when run separately.
+//! in one process, each on its own MQTT connection exactly as when run separately. With
+//! `--machines 0` the twin is left out: the stack serves real gateways only.
 
 use crate::cli::UpArgs;
 use anyhow::Context;
@@ -140,10 +141,18 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         .get_or_insert_with(|| dashboard_url.clone());
 
     println!("dtwin up: broker {broker}, prefix {prefix}");
-    println!(
-        "dtwin up: {} machines at {} Hz, time x{}",
-        stack.twin.machines, stack.twin.rate_hz, stack.twin.accel
-    );
+    let simulated = stack.twin.machines > 0;
+    if simulated {
+        println!(
+            "dtwin up: {} machines at {} Hz, time x{}",
+            stack.twin.machines, stack.twin.rate_hz, stack.twin.accel
+        );
+    } else {
+        println!(
+            "dtwin up: no simulated machines (--machines 0); gateways publish telemetry on {}",
+            dtwin_schema::Topics::new(&prefix).all(dtwin_schema::TopicKind::Telemetry)
+        );
+    }
     println!(
         "dtwin up: alert e-mails are written to {}",
         outbox.display()
@@ -193,8 +202,11 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         }
         () = shutdown.cancelled() => {}
     }
-    let twin = dtwin_twin_publisher::TwinService::build(stack.twin).await?;
-    tasks.spawn(named("twin", serve(twin, shutdown.clone())));
+    // With --machines 0 there is no twin: the stack serves real gateways only.
+    if simulated {
+        let twin = dtwin_twin_publisher::TwinService::build(stack.twin).await?;
+        tasks.spawn(named("twin", serve(twin, shutdown.clone())));
+    }
 
     let mut result = Ok(());
     tokio::select! {

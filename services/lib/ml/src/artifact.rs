@@ -61,6 +61,25 @@ pub struct FloorRule {
     pub above: f32,
 }
 
+/// Which feature pipeline produced an artifact's `feature_names`, so a scorer can rebuild the
+/// same features from raw data without being told (`dtwin predict`, `dtwin evaluate`).
+/// Artifacts written before recipes existed have none (see [`ModelArtifact::recipe`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FeatureRecipe {
+    /// Twin telemetry through the feature service's rolling windows: `window` is the
+    /// `dtwin_windows::WindowConfig` as its JSON (feature set kind, short and long window, time
+    /// windows, carry-forward, EWMA span), kept as JSON because this crate does not depend on
+    /// the windows crate; `dtwin_pipeline::train::features_of` reads it back.
+    Windows {
+        /// The window configuration (`dtwin_windows::WindowConfig` serialized).
+        window: serde_json::Value,
+    },
+    /// AI4I 2020 as a table (`dtwin_pipeline::tabular`): each row's own values plus the
+    /// physical rules; the artifact's floor rules apply.
+    Ai4iTabular,
+}
+
 /// How a model was trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingMeta {
@@ -107,6 +126,10 @@ pub struct ModelArtifact {
     /// Absent in older artifacts (then drift is reported as `no_reference`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<TrainingReference>,
+    /// Which feature pipeline produced `feature_names`. Absent in older artifacts (then a
+    /// scorer infers it from `feature_set_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<FeatureRecipe>,
     /// The trees.
     pub forest: Forest,
 }
@@ -136,6 +159,7 @@ impl ModelArtifact {
             training,
             floor_rules: Vec::new(),
             reference: None,
+            recipe: None,
             forest,
         }
     }
@@ -149,6 +173,12 @@ impl ModelArtifact {
     /// Set the training reference (drift detection).
     pub fn with_reference(mut self, reference: TrainingReference) -> Self {
         self.reference = Some(reference);
+        self
+    }
+
+    /// Set the feature recipe.
+    pub fn with_recipe(mut self, recipe: FeatureRecipe) -> Self {
+        self.recipe = Some(recipe);
         self
     }
 
@@ -308,5 +338,64 @@ impl ModelArtifact {
         named.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
         named.truncate(k);
         named
+    }
+}
+
+#[cfg(test)]
+mod recipe_tests {
+    use super::*;
+
+    fn artifact() -> ModelArtifact {
+        let x = ndarray::array![[0.0f32, 1.0], [1.0, 0.0], [0.0, 0.5], [1.0, 0.2]];
+        let y = [false, true, false, true];
+        let params = ForestParams {
+            n_trees: 2,
+            ..ForestParams::default()
+        };
+        let forest = Forest::fit(x.view(), &y, &params, &|| {}).unwrap();
+        let meta = TrainingMeta {
+            rows: 4,
+            positives: 2,
+            params,
+            source: "test".into(),
+            seconds: 0.0,
+        };
+        ModelArtifact::new("m", vec!["a".into(), "b".into()], 0.5, "y", meta, forest)
+    }
+
+    #[test]
+    fn the_recipe_round_trips_and_older_artifacts_load_without_one() {
+        let plain = artifact();
+        let json = plain.to_json();
+        assert!(
+            !String::from_utf8_lossy(&json).contains("\"recipe\""),
+            "no recipe, no field"
+        );
+        assert_eq!(ModelArtifact::from_json(&json).unwrap().recipe, None);
+        for recipe in [
+            FeatureRecipe::Ai4iTabular,
+            FeatureRecipe::Windows {
+                window: serde_json::json!({"short": 5, "long": 20, "feature_set": "default"}),
+            },
+        ] {
+            let a = artifact().with_recipe(recipe.clone());
+            let back = ModelArtifact::from_json(&a.to_json()).unwrap();
+            assert_eq!(back.recipe, Some(recipe));
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&artifact().with_recipe(FeatureRecipe::Ai4iTabular).to_json())
+                .unwrap();
+        assert_eq!(v["recipe"], serde_json::json!({"kind": "ai4i_tabular"}));
+    }
+
+    #[test]
+    fn the_shipped_model_still_loads() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../inference/models/default.json"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let a = ModelArtifact::from_json(&bytes).unwrap();
+        assert_eq!(a.recipe, None);
     }
 }

@@ -9,11 +9,13 @@ use crate::evaluate::{
     EvalData, Metrics, ThresholdTarget,
 };
 use crate::events::{AlertPolicy, EventReport};
-use crate::tabular::{ai4i_floor_rules, Tabular};
+use crate::tabular::{ai4i_feature_set, ai4i_floor_rules, Tabular};
+use dtwin_ml::artifact::FeatureRecipe;
 use dtwin_ml::{
     FloorRule, Forest, ForestParams, MlError, ModelArtifact, TrainingMeta, TrainingReference,
     DEFAULT_REFERENCE_BINS,
 };
+use dtwin_windows::WindowConfig;
 use serde_json::json;
 use std::time::Instant;
 
@@ -225,6 +227,12 @@ pub fn train_on(
     )
     .with_metrics(metrics)
     .with_reference(reference);
+    // The recipe only when the windows made these features (hand-made data sets have others).
+    let artifact = if dtwin_windows::feature_set(&data.labels.window).1 == data.feature_set {
+        artifact.with_recipe(window_recipe(&data.labels.window))
+    } else {
+        artifact
+    };
     Ok((artifact, rep))
 }
 
@@ -306,7 +314,8 @@ pub fn train_tabular(
         meta,
         forest,
     )
-    .with_floor_rules(floor);
+    .with_floor_rules(floor)
+    .with_recipe(FeatureRecipe::Ai4iTabular);
     let (xt, yt) = data.select(&test_rows);
     let pt = artifact.predict(xt.view());
     let positive_rate = table.y.iter().filter(|&&b| b).count() as f64 / table.y.len().max(1) as f64;
@@ -324,6 +333,108 @@ pub fn train_tabular(
         "combination": "probability = 1 where an AI4I physical rule fires (floor rules), else the forest's",
     });
     Ok((artifact.with_metrics(metrics), rep))
+}
+
+/// The recipe of features made by the rolling windows `window`.
+pub fn window_recipe(window: &WindowConfig) -> FeatureRecipe {
+    FeatureRecipe::Windows {
+        // A plain struct of numbers, a list and a unit enum: serializing cannot fail.
+        window: serde_json::to_value(window).expect("WindowConfig serializes to JSON"),
+    }
+}
+
+/// How to rebuild a model's features from raw data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Features {
+    /// Telemetry through these rolling windows.
+    Windows(WindowConfig),
+    /// AI4I rows as a table ([`crate::tabular`]), with the artifact's floor rules.
+    Ai4iTabular,
+}
+
+/// Where [`features_of`] found a model's features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeaturesFrom {
+    /// The artifact's recipe.
+    Recipe,
+    /// No recipe; the feature-set hash is AI4I's.
+    Ai4iHash,
+    /// No recipe; the hash is the default windows'.
+    DefaultWindows,
+    /// No recipe; the hash is that of the windows the caller was given (its flags).
+    Given,
+}
+
+/// Why a model's features cannot be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// The recipe's window configuration does not parse.
+    #[error("the artifact's feature recipe has a bad window configuration: {0}")]
+    Window(serde_json::Error),
+    /// The recipe does not give the artifact's feature names.
+    #[error(
+        "the artifact's feature recipe gives feature set {recipe}, but the model uses {model}"
+    )]
+    Mismatch {
+        /// Hash the recipe gives.
+        recipe: String,
+        /// Hash the artifact stores.
+        model: String,
+    },
+    /// No recipe, and the hash is none of the known ones.
+    #[error("the model uses feature set {model} and its artifact has no feature recipe (written before recipes existed); it is not AI4I's nor the default windows', and the window flags give {given}: set --feature-set, --short-window, --long-window and --time-windows-s as in training")]
+    Unknown {
+        /// Hash the artifact stores.
+        model: String,
+        /// Hash of the windows given.
+        given: String,
+    },
+}
+
+/// The features `model` was trained on: its recipe when it has one (checked against its
+/// feature-set hash); otherwise inferred from the hash: AI4I's table, the default windows, or
+/// `given` (the caller's window flags) when their hash matches.
+///
+/// # Errors
+/// [`RecipeError`] when the recipe is broken or does not fit, or nothing matches the hash.
+pub fn features_of(
+    model: &ModelArtifact,
+    given: &WindowConfig,
+) -> Result<(Features, FeaturesFrom), RecipeError> {
+    let hash = &model.feature_set_hash;
+    if let Some(recipe) = &model.recipe {
+        let (features, recipe_hash) = match recipe {
+            FeatureRecipe::Ai4iTabular => (Features::Ai4iTabular, ai4i_feature_set().1),
+            FeatureRecipe::Windows { window } => {
+                let w: WindowConfig =
+                    serde_json::from_value(window.clone()).map_err(RecipeError::Window)?;
+                let h = dtwin_windows::feature_set(&w).1;
+                (Features::Windows(w), h)
+            }
+        };
+        if &recipe_hash != hash {
+            return Err(RecipeError::Mismatch {
+                recipe: recipe_hash,
+                model: hash.clone(),
+            });
+        }
+        return Ok((features, FeaturesFrom::Recipe));
+    }
+    if *hash == ai4i_feature_set().1 {
+        return Ok((Features::Ai4iTabular, FeaturesFrom::Ai4iHash));
+    }
+    let default = WindowConfig::default();
+    if *hash == dtwin_windows::feature_set(&default).1 {
+        return Ok((Features::Windows(default), FeaturesFrom::DefaultWindows));
+    }
+    let given_hash = dtwin_windows::feature_set(given).1;
+    if *hash == given_hash {
+        return Ok((Features::Windows(given.clone()), FeaturesFrom::Given));
+    }
+    Err(RecipeError::Unknown {
+        model: hash.clone(),
+        given: given_hash,
+    })
 }
 
 #[cfg(test)]

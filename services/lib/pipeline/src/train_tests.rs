@@ -159,6 +159,82 @@ fn tabular_training_carries_the_features_threshold_and_floor_rules() {
     assert!(rep.roc_auc > 0.98, "ROC-AUC {}", rep.roc_auc);
     assert!(cv.roc_auc.mean > 0.95, "CV ROC-AUC {}", cv.roc_auc.mean);
     artifact.validate().expect("a valid artifact");
+    assert_eq!(artifact.recipe, Some(FeatureRecipe::Ai4iTabular));
+    let (features, from) = features_of(&artifact, &WindowConfig::default()).unwrap();
+    assert_eq!(
+        (features, from),
+        (Features::Ai4iTabular, FeaturesFrom::Recipe)
+    );
+}
+
+#[test]
+fn features_come_from_the_recipe_or_the_hash() {
+    let windows = WindowConfig {
+        short: 5,
+        long: 20,
+        ..WindowConfig::default()
+    };
+    let (names, _) = dtwin_windows::feature_set(&windows);
+    let meta = || dtwin_ml::TrainingMeta {
+        rows: 0,
+        positives: 0,
+        params: ForestParams::default(),
+        source: String::new(),
+        seconds: 0.0,
+    };
+    let fit = |width: usize| {
+        let x = Array2::from_shape_fn((4, width), |(i, _)| i as f32);
+        Forest::fit(
+            x.view(),
+            &[false, true, false, true],
+            &ForestParams {
+                n_trees: 1,
+                ..ForestParams::default()
+            },
+            &|| {},
+        )
+        .unwrap()
+    };
+    let model = |names: Vec<String>| {
+        let n = names.len();
+        ModelArtifact::new("m", names, 0.5, "y", meta(), fit(n))
+    };
+    let defaults = WindowConfig::default();
+    // With a recipe: its windows, whatever the caller's flags say.
+    let with = model(names.clone()).with_recipe(window_recipe(&windows));
+    let with = ModelArtifact::from_json(&with.to_json()).unwrap();
+    assert_eq!(
+        features_of(&with, &defaults).unwrap(),
+        (Features::Windows(windows.clone()), FeaturesFrom::Recipe)
+    );
+    // Without one: the flags when they match, else a clear error naming them.
+    let without = model(names.clone());
+    assert_eq!(
+        features_of(&without, &windows).unwrap(),
+        (Features::Windows(windows.clone()), FeaturesFrom::Given)
+    );
+    let err = features_of(&without, &defaults).unwrap_err().to_string();
+    assert!(err.contains("--short-window, --long-window"), "{err}");
+    // Without one, the default windows and AI4I are recognised by their hash.
+    let default_model = model(dtwin_windows::feature_set(&defaults).0);
+    assert_eq!(
+        features_of(&default_model, &windows).unwrap(),
+        (
+            Features::Windows(defaults.clone()),
+            FeaturesFrom::DefaultWindows
+        )
+    );
+    let ai4i = model(crate::tabular::ai4i_feature_set().0);
+    assert_eq!(
+        features_of(&ai4i, &defaults).unwrap(),
+        (Features::Ai4iTabular, FeaturesFrom::Ai4iHash)
+    );
+    // A recipe that does not give the model's names is refused.
+    let wrong = model(names).with_recipe(window_recipe(&defaults));
+    assert!(matches!(
+        features_of(&wrong, &windows),
+        Err(RecipeError::Mismatch { .. })
+    ));
 }
 
 #[test]

@@ -13,6 +13,12 @@
 //! for a batch), a dead letter's or drift status's `service` must equal the topic's
 //! `{service}` segment, and telemetry may not exceed
 //! [`dtwin_schema::MAX_PAYLOAD_BYTES`].
+//!
+//! The telemetry topic carries two versions: a reading with `"schema":"dtwin.telemetry.v2"`,
+//! or without `schema` but with `values`, is checked against `telemetry-v2.schema.json`
+//! (its `machine_id` is optional, and checked against the topic when present); any other
+//! against v1's `telemetry.schema.json`. A batch may mix them: each reading is checked
+//! against its own version.
 
 use anyhow::Context;
 use dtwin_schema::{TopicKind, Topics, MAX_PAYLOAD_BYTES};
@@ -23,8 +29,9 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto-schemas");
 
 /// The schema files, by short name (`{name}.schema.json`).
-pub const SCHEMAS: [&str; 10] = [
+pub const SCHEMAS: [&str; 11] = [
     "telemetry",
+    "telemetry-v2",
     "features",
     "risk",
     "alert",
@@ -209,7 +216,8 @@ impl Contract {
 
     /// Checks a payload received on `topic` against the topic's schema.
     ///
-    /// Returns the schema's short name (one of [`SCHEMAS`], or [`MODEL`]).
+    /// Returns the schema's short name (one of [`SCHEMAS`], or [`MODEL`]; [`TELEMETRY_V2`] for
+    /// a telemetry message with a v2 reading).
     ///
     /// # Errors
     /// Why the message breaks the contract: no schema for the topic, not JSON, the schema's
@@ -237,6 +245,9 @@ impl Contract {
                 )),
             };
         }
+        if name == "telemetry" && has_v2(&value) {
+            return self.check_v2(&value, id);
+        }
         self.validate(name, &value)?;
         match (name, &value) {
             ("deadletter" | "drift", _) => expect_field(&value, "service", id, name)?,
@@ -250,6 +261,34 @@ impl Contract {
             _ => expect_field(&value, "machine_id", id, name)?,
         }
         Ok(name)
+    }
+
+    /// A telemetry message with at least one v2 reading: each reading against its version's
+    /// schema, and its `machine_id`, when it has one, against the topic's id.
+    fn check_v2(&self, value: &Value, id: Option<&str>) -> Result<&'static str, String> {
+        let items = match value {
+            Value::Array(items) if items.is_empty() => {
+                return Err("telemetry: an empty batch holds no reading".into())
+            }
+            Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        for (i, item) in items.into_iter().enumerate() {
+            let name = if is_v2(item) {
+                TELEMETRY_V2
+            } else {
+                "telemetry"
+            };
+            if !item.is_object() {
+                return Err(format!("{name}: reading {i} is not an object"));
+            }
+            self.validate(name, item)
+                .map_err(|e| format!("reading {i}: {e}"))?;
+            if name == "telemetry" || item.get("machine_id").is_some() {
+                expect_field(item, "machine_id", id, name)?;
+            }
+        }
+        Ok(TELEMETRY_V2)
     }
 
     /// Validates a JSON value against the schema called `name`.
@@ -275,6 +314,26 @@ impl Contract {
         } else {
             Err(format!("{name}: {}", errors.join("; ")))
         }
+    }
+}
+
+/// The short name of the v2 telemetry schema, which [`Contract::check`] returns for a
+/// telemetry message with at least one v2 reading.
+pub const TELEMETRY_V2: &str = "telemetry-v2";
+
+/// Whether a telemetry reading is v2: `"schema":"dtwin.telemetry.v2"`, or no `schema` and a
+/// `values` field (the rule of `dtwin_schema::Telemetry::decode_on`).
+pub fn is_v2(reading: &Value) -> bool {
+    match reading.get("schema") {
+        Some(s) => s == dtwin_schema::TELEMETRY_V2_SCHEMA,
+        None => reading.get("values").is_some(),
+    }
+}
+
+fn has_v2(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => items.iter().any(is_v2),
+        one => is_v2(one),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct FeatureMetrics {
     pub evicted: Counter,
     /// `dtwin_feature_stale_dropped_total`: readings shed for arriving later than --max-lag-s.
     pub stale: Counter,
+    /// `dtwin_feature_unknown_values_total`: v2 `values` keys that are not sensors of the
+    /// reading's profile (the reading is processed without them; the keys are logged at debug).
+    pub unknown_values: Counter,
     /// `dtwin_feature_machines{worker}`: machines with a window.
     pub machines: GaugeVec,
     /// `dtwin_feature_held{worker}`: readings held for reordering.
@@ -53,6 +56,7 @@ impl FeatureMetrics {
             restarts: Counter::default(),
             evicted: Counter::default(),
             stale: Counter::default(),
+            unknown_values: Counter::default(),
             machines: GaugeVec::default(),
             held: GaugeVec::default(),
             queue: GaugeVec::default(),
@@ -110,6 +114,11 @@ impl FeatureMetrics {
             m.stale.clone(),
         );
         r.register(
+            "unknown_values",
+            "Telemetry values ignored for not being sensors of the reading's profile",
+            m.unknown_values.clone(),
+        );
+        r.register(
             "machines",
             "Machines with a window, per worker",
             m.machines.clone(),
@@ -158,6 +167,8 @@ impl FeatureMetrics {
         self.restarts.inc_by(d(before.restarts, now.restarts));
         self.evicted.inc_by(d(before.evicted, now.evicted));
         self.stale.inc_by(d(before.stale, now.stale));
+        self.unknown_values
+            .inc_by(d(before.unknown_values, now.unknown_values));
     }
 
     /// Sets a worker's gauges from its processor's counters.

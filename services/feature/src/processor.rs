@@ -1,8 +1,9 @@
 //! The pure core of the feature service: one telemetry payload in, publishes out.
 //!
-//! Per payload: the topic's machine id, then [`Telemetry::decode_many`] (one reading or a
-//! gateway batch), then per reading: topic/payload machine check, the machine's
-//! [`Sequencer`] (duplicates, reordering, gaps, too late), and its [`MachineWindow`].
+//! Per payload: the topic's machine id, then [`Telemetry::decode_on`] (one reading or a
+//! gateway batch, v1 or v2, checked against the topic's machine), then per reading: the
+//! machine's [`Sequencer`] (duplicates, reordering, gaps, too late) or, for a v2 reading
+//! without `seq`, the order by `ts` (strictly increasing, duplicates = same `ts`, see `order_by_ts`), and its [`MachineWindow`].
 //! Everything it cannot use becomes a dead letter with a reason; nothing else stops.
 
 use crate::order::{Fate, OrderConfig, Released, Sequencer};
@@ -12,6 +13,7 @@ use dtwin_schema::{
 use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
+use tracing::debug;
 
 /// The name under which this service dead-letters.
 pub const SERVICE: &str = "feature";
@@ -76,6 +78,9 @@ pub struct ProcessorStats {
     /// Readings dropped unprocessed because they were older than `max_lag_ms` on arrival
     /// (load shedding; the next reading then shows the gap).
     pub stale: u64,
+    /// Keys of v2 `values` that are not sensors of the reading's profile (and sensor fields
+    /// sent at the top level of a v2 reading): ignored, the reading is still processed.
+    pub unknown_values: u64,
 }
 
 /// Settings of the pure core.
@@ -113,6 +118,8 @@ struct Machine {
     /// Readings shed (too far behind the clock) since the last one processed: they count as
     /// missing for the next one's gap.
     shed: u64,
+    /// Readings without `seq`: the newest one's `ts` and the synthetic `seq` it was given.
+    by_ts: Option<(OffsetDateTime, u64)>,
 }
 
 /// Every machine's window and order state, and the topic/feature-set context.
@@ -221,31 +228,28 @@ impl Processor {
             Ok(id) => id,
             Err(rejection) => return self.reject(topic, payload, rejection, None, out),
         };
-        let readings = match Telemetry::decode_many(payload) {
+        let readings = match Telemetry::decode_on(&topic_id, now, payload) {
             Ok(r) => r,
             Err(rejection) => return self.reject(topic, payload, rejection, Some(topic_id), out),
         };
         for reading in readings {
-            let t = match reading {
-                Ok(t) if t.machine_id == topic_id => t,
-                Ok(t) => {
-                    let r = Rejection::new(
-                        RejectReason::TopicMismatch,
-                        format!(
-                            "payload machine_id {} differs from topic machine id {topic_id}",
-                            t.machine_id
-                        ),
-                    );
-                    self.reject(topic, payload, r, Some(topic_id.clone()), out);
-                    continue;
-                }
+            let r = match reading {
+                Ok(r) => r,
                 Err(r) => {
                     self.reject(topic, payload, r, Some(topic_id.clone()), out);
                     continue;
                 }
             };
             self.stats.readings += 1;
-            self.sequence(topic, payload, t, now, now_ms, out);
+            if !r.ignored.is_empty() {
+                self.stats.unknown_values += r.ignored.len() as u64;
+                debug!(machine = %topic_id, keys = ?r.ignored, "telemetry values that are not sensors of the profile were ignored");
+            }
+            if r.has_seq {
+                self.sequence(topic, payload, r.telemetry, now, now_ms, out);
+            } else {
+                self.order_by_ts(topic, payload, r.telemetry, r.has_ts, now, now_ms, out);
+            }
         }
     }
 
@@ -291,6 +295,7 @@ impl Processor {
             order: Sequencer::new(),
             last_seen_ms: now_ms,
             shed: 0,
+            by_ts: None,
         });
         m.last_seen_ms = now_ms;
         let mut released = std::mem::take(&mut self.released);
@@ -319,6 +324,65 @@ impl Processor {
                 self.reject(topic, payload, r, Some(id.clone()), out);
             }
         }
+        self.emit(&id, &mut released, now, out);
+        self.released = released;
+    }
+
+    /// Orders a reading without `seq` (v2) by its timestamp: the machine's readings without
+    /// `seq` must have strictly increasing `ts`. One with the newest `ts` again is a duplicate
+    /// (dropped and counted); an older one is `too_late` (nothing is held or reordered without
+    /// `seq`: there is no way to know a reading is missing). An accepted reading gets a
+    /// synthetic per-machine `seq` (1, 2, ... from the first such reading this instance saw
+    /// of the machine, again from 1 after eviction), carried on its feature vector, and never
+    /// a gap. A reading stamped with the arrival time (no `ts` either) is never a duplicate:
+    /// when the clock has not moved past the previous reading, it is stamped 1 µs after it.
+    #[allow(clippy::too_many_arguments)]
+    fn order_by_ts(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        mut t: Telemetry,
+        has_ts: bool,
+        now: OffsetDateTime,
+        now_ms: u64,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let id = t.machine_id.clone();
+        let window_cfg = &self.cfg.window;
+        let m = self.machines.entry(id.clone()).or_insert_with(|| Machine {
+            window: MachineWindow::new(window_cfg),
+            order: Sequencer::new(),
+            last_seen_ms: now_ms,
+            shed: 0,
+            by_ts: None,
+        });
+        m.last_seen_ms = now_ms;
+        let mut seq = 1;
+        if let Some((last, last_seq)) = m.by_ts {
+            if !has_ts && t.ts <= last {
+                t.ts = last + time::Duration::microseconds(1);
+            }
+            if t.ts == last {
+                self.stats.duplicates += 1;
+                return;
+            }
+            if t.ts < last {
+                let r = Rejection::new(
+                    RejectReason::TooLate,
+                    format!(
+                        "ts {} is before ts {} of the last reading processed; readings without seq are ordered by ts and never reordered",
+                        dtwin_schema::time_fmt::format(t.ts),
+                        dtwin_schema::time_fmt::format(last)
+                    ),
+                );
+                return self.reject(topic, payload, r, Some(id), out);
+            }
+            seq = last_seq.saturating_add(1);
+        }
+        m.by_ts = Some((t.ts, seq));
+        t.seq = seq;
+        let mut released = std::mem::take(&mut self.released);
+        released.push(Released { reading: t, gap: 0 });
         self.emit(&id, &mut released, now, out);
         self.released = released;
     }
@@ -661,6 +725,111 @@ mod tests {
         let f = features_of(&out);
         assert!(f[0].cold, "a rebuilt window is cold");
         assert_eq!(f[0].window_len, 1);
+    }
+
+    #[test]
+    fn v2_readings_without_seq_are_ordered_by_ts() {
+        let mut p = processor();
+        let mut out = Vec::new();
+        let at = |s: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(s);
+        let v2 = |ms: i64, t: f64| {
+            format!(r#"{{"ts":{ms},"values":{{"temperature_c":{t},"vibration_mm_s":2}}}}"#)
+        };
+        let base = 1_795_000_000_000;
+        for (ms, temp) in [
+            (0, 36.0),
+            (1_000, 37.0),
+            (1_000, 99.0),
+            (3_000, 38.0),
+            (2_000, 50.0),
+        ] {
+            p.handle(T, v2(base + ms, temp).as_bytes(), at(0), 0, &mut out);
+        }
+        let f = features_of(&out);
+        assert_eq!(
+            f.iter().map(|f| (f.seq, f.gap)).collect::<Vec<_>>(),
+            [(1, 0), (2, 0), (3, 0)],
+            "synthetic seq, never a gap"
+        );
+        assert_eq!(f[2].values["temperature_c"], Some(38.0));
+        assert_eq!(reasons(&out), [RejectReason::TooLate]);
+        let Outgoing::DeadLetter { payload, .. } = out.last().unwrap() else {
+            panic!()
+        };
+        let dl: DeadLetter = from_json(payload).unwrap();
+        assert!(dl.detail.contains("without seq"), "{}", dl.detail);
+        let s = p.stats();
+        assert_eq!(
+            (s.readings, s.duplicates, s.processed, s.rejected),
+            (5, 1, 3, 1)
+        );
+    }
+
+    #[test]
+    fn v2_readings_without_ts_take_the_arrival_time_and_are_never_duplicates() {
+        let mut p = processor();
+        let mut out = Vec::new();
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1);
+        for _ in 0..3 {
+            // The clock does not move: each is stamped 1 µs after the one before.
+            p.handle(T, br#"{"values":{"temperature_c":36.5}}"#, now, 0, &mut out);
+        }
+        let f = features_of(&out);
+        assert_eq!(f.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(p.stats().duplicates, 0);
+        // With seq but no ts: the sequencer, as v1.
+        out.clear();
+        let mut p = processor();
+        for seq in [1, 2, 2, 3] {
+            let body = format!(r#"{{"seq":{seq},"values":{{"temperature_c":36.5}}}}"#);
+            p.handle(T, body.as_bytes(), now, 0, &mut out);
+        }
+        assert_eq!(
+            features_of(&out).iter().map(|f| f.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(p.stats().duplicates, 1);
+    }
+
+    #[test]
+    fn v2_rejections_and_unknown_values() {
+        let mut p = processor();
+        let mut out = Vec::new();
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1);
+        let cases: [(&[u8], RejectReason); 3] = [
+            (
+                br#"{"machine_id":"gw-2","values":{}}"#,
+                RejectReason::TopicMismatch,
+            ),
+            (
+                br#"{"profile":"turning","values":{}}"#,
+                RejectReason::UnknownProfile,
+            ),
+            (
+                br#"{"values":{"temperature_c":"hot"}}"#,
+                RejectReason::WrongType,
+            ),
+        ];
+        for (payload, want) in cases {
+            out.clear();
+            p.handle(T, payload, now, 0, &mut out);
+            assert_eq!(reasons(&out), [want]);
+        }
+        out.clear();
+        p.handle(
+            T,
+            br#"{"values":{"temperature_c":36.5,"humidity_pct":40,"oil_ok":true}}"#,
+            now,
+            0,
+            &mut out,
+        );
+        assert_eq!(
+            features_of(&out).len(),
+            1,
+            "accepted without the unknown keys"
+        );
+        let s = p.stats();
+        assert_eq!((s.unknown_values, s.rejected, s.processed), (2, 3, 1));
     }
 
     proptest::proptest! {

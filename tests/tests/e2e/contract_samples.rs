@@ -10,7 +10,7 @@ use dtwin_schema::{
     ModelRef, Presence, ProductType, RejectReason, Risk, RiskStatus, Telemetry, Topics,
     ALERT_SCHEMA, DRIFT_SCHEMA, FEATURES_SCHEMA, RISK_SCHEMA, STATUS_SCHEMA,
 };
-use dtwin_tests::contract::{Contract, MODEL, SCHEMAS};
+use dtwin_tests::contract::{Contract, MODEL, SCHEMAS, TELEMETRY_V2};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use time::macros::datetime;
@@ -167,11 +167,13 @@ fn all_reasons() -> Vec<RejectReason> {
         TooLate,
         FeatureSetMismatch,
         BadModel,
+        UnknownProfile,
     ];
     for r in &all {
         match r {
             Oversize | NotJson | MissingField | WrongType | BadMachineId | UnknownSchema
-            | NonFinite | OutOfRange | TopicMismatch | TooLate | FeatureSetMismatch | BadModel => {}
+            | NonFinite | OutOfRange | TopicMismatch | TooLate | FeatureSetMismatch | BadModel
+            | UnknownProfile => {}
         }
     }
     all
@@ -288,6 +290,122 @@ fn telemetry_ranges_match_sensor_specs() {
                     .reason,
                 RejectReason::OutOfRange
             );
+        }
+    }
+}
+
+#[test]
+fn telemetry_v2_built_in_rust_validates_and_decodes_back() {
+    let c = contract();
+    let t = full_telemetry();
+    let topic = topics().telemetry(&t.machine_id);
+    let v2 = t.encode_v2();
+    assert_valid(&c, &topic, &v2, TELEMETRY_V2);
+    let back = Telemetry::decode_on(&t.machine_id, SOURCE_TS, &v2).unwrap();
+    assert_eq!(back[0].as_ref().unwrap().telemetry, t);
+    // Every sensor of the milling profile is a property of `values`, and nothing else is.
+    let value = to_value(&serde_json::from_slice::<Value>(&v2).unwrap());
+    assert_eq!(
+        keys(&value["values"]),
+        keys(&c.schema(TELEMETRY_V2).unwrap()["properties"]["values"]["properties"])
+    );
+    // The top-level fields of a full v2 reading are the schema's non-sensor properties.
+    let top: BTreeSet<String> = c.schema(TELEMETRY_V2).unwrap()["properties"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| *v != &Value::Bool(false))
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(keys(&value), top);
+    // The minimal reading, and each omission of a full one.
+    let minimal = json!({"values": {"temperature_c": 36.5}});
+    assert_valid(&c, &topic, minimal.to_string().as_bytes(), TELEMETRY_V2);
+    for field in ["schema", "machine_id", "ts", "seq", "profile"] {
+        let mut v = value.clone();
+        v.as_object_mut().unwrap().remove(field);
+        assert_valid(&c, &topic, v.to_string().as_bytes(), TELEMETRY_V2);
+        let r = Telemetry::decode_on(&t.machine_id, SOURCE_TS, v.to_string().as_bytes()).unwrap();
+        assert!(r[0].is_ok(), "without {field}");
+    }
+    // Epoch milliseconds, an unknown key in values, a v1 + v2 batch.
+    let mut ms = value.clone();
+    ms["ts"] = json!(1_795_000_000_123_u64);
+    ms["values"]["humidity_pct"] = json!(41);
+    assert_valid(&c, &topic, ms.to_string().as_bytes(), TELEMETRY_V2);
+    let r = Telemetry::decode_on(&t.machine_id, SOURCE_TS, ms.to_string().as_bytes()).unwrap();
+    assert_eq!(r[0].as_ref().unwrap().ignored, ["humidity_pct"]);
+    let batch = json!([to_value(&t), value, minimal]);
+    assert_valid(&c, &topic, batch.to_string().as_bytes(), TELEMETRY_V2);
+    let r = Telemetry::decode_on(&t.machine_id, SOURCE_TS, batch.to_string().as_bytes()).unwrap();
+    assert!(r[..2].iter().all(Result::is_ok));
+    assert_eq!(
+        r[2].as_ref().unwrap_err().reason,
+        RejectReason::MissingField,
+        "a batch reading needs ts or seq (the schema cannot say so)"
+    );
+}
+
+#[test]
+fn telemetry_v2_violations_fail_as_the_decoder_rejects_them() {
+    let c = contract();
+    let topic = "dtwin/v1/machines/pump-07/telemetry";
+    let machine = id("pump-07");
+    let base = json!({"schema": "dtwin.telemetry.v2", "values": {"temperature_c": 36.5}});
+    let cases: [(&str, Value, RejectReason); 8] = [
+        ("profile", json!("turning"), RejectReason::UnknownProfile),
+        ("machine_id", json!("pump-08"), RejectReason::TopicMismatch),
+        ("ts", json!(1_795_000_000), RejectReason::OutOfRange),
+        ("ts", json!("yesterday"), RejectReason::WrongType),
+        ("seq", json!(-1), RejectReason::WrongType),
+        (
+            "values",
+            json!({"temperature_c": 999}),
+            RejectReason::OutOfRange,
+        ),
+        (
+            "values",
+            json!({"temperature_c": "hot"}),
+            RejectReason::WrongType,
+        ),
+        ("values", json!([36.5]), RejectReason::WrongType),
+    ];
+    for (field, v, reason) in cases {
+        let mut bad = base.clone();
+        bad[field] = v.clone();
+        let bytes = bad.to_string().into_bytes();
+        assert_invalid(&c, topic, &bytes);
+        let got = Telemetry::decode_on(&machine, SOURCE_TS, &bytes)
+            .and_then(|mut r| r.pop().unwrap())
+            .unwrap_err();
+        assert_eq!(got.reason, reason, "{field} = {v}");
+    }
+}
+
+#[test]
+fn telemetry_v2_ranges_match_sensor_specs() {
+    let c = contract();
+    let props = &c.schema(TELEMETRY_V2).unwrap()["properties"]["values"]["properties"];
+    let machine = id("m");
+    for spec in &SENSOR_SPECS {
+        let p = &props[spec.name];
+        assert_eq!(p["minimum"].as_f64(), Some(spec.min), "{}", spec.name);
+        assert_eq!(p["maximum"].as_f64(), Some(spec.max), "{}", spec.name);
+        for (v, ok) in [
+            (spec.min, true),
+            (spec.max, true),
+            (spec.min - 1.0, false),
+            (spec.max + 1.0, false),
+        ] {
+            let t = json!({"values": {spec.name: v}});
+            assert_eq!(
+                c.validate(TELEMETRY_V2, &t).is_ok(),
+                ok,
+                "{} = {v}",
+                spec.name
+            );
+            let r = Telemetry::decode_on(&machine, SOURCE_TS, t.to_string().as_bytes());
+            assert_eq!(r.is_ok(), ok, "{} = {v}", spec.name);
         }
     }
 }
@@ -518,6 +636,17 @@ fn schema_examples_validate_and_decode_with_the_rust_types() {
                             .into_iter()
                             .try_for_each(|r| r.map(|_| ()).map_err(|e| e.to_string()))
                     }),
+                "telemetry-v2" => {
+                    let first = if ex.is_array() { &ex[0] } else { &ex };
+                    let machine = id(first["machine_id"].as_str().unwrap_or("machine-001"));
+                    Telemetry::decode_on(&machine, TS, &bytes)
+                        .map_err(|e| e.to_string())
+                        .and_then(|readings| {
+                            readings
+                                .into_iter()
+                                .try_for_each(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+                        })
+                }
                 "features" => decode::<Features>(&bytes),
                 "risk" => decode::<Risk>(&bytes),
                 "alert" => decode::<AlertEvent>(&bytes),
@@ -763,8 +892,13 @@ fn other_contract_violations_fail() {
     assert!(assert_invalid(&c, topic, bad.to_string().as_bytes()).contains("/ts"));
 
     let mut bad = t.clone();
-    bad["schema"] = json!("dtwin.telemetry.v2");
+    bad["schema"] = json!("dtwin.telemetry.v3");
     assert_invalid(&c, topic, bad.to_string().as_bytes());
+
+    // v1's sensor fields at the top level of a v2 reading (they belong in `values`).
+    let mut bad = t.clone();
+    bad["schema"] = json!("dtwin.telemetry.v2");
+    assert!(assert_invalid(&c, topic, bad.to_string().as_bytes()).contains("temperature_c"));
 
     let mut bad = t.clone();
     bad["failure_mode"] = json!("bearing");

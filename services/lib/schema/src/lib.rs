@@ -7,6 +7,7 @@
 //! - [`machine_id`]: the [`MachineId`] newtype (parse, don't validate).
 //! - [`topics`]: [`Topics`] builds every topic from the prefix and parses them back.
 //! - [`telemetry`]: sensor readings and their fallible decoder with machine-readable reasons.
+//! - [`telemetry_v2`]: the gateway payload (`dtwin.telemetry.v2`) and [`Telemetry::decode_on`].
 //! - [`messages`]: features, risk verdicts, alert events, dead letters, machine status.
 //! - [`time_fmt`]: RFC 3339 UTC timestamps.
 //!
@@ -15,12 +16,14 @@
 pub mod machine_id;
 pub mod messages;
 pub mod telemetry;
+pub mod telemetry_v2;
 pub mod time_fmt;
 pub mod topics;
 
 pub use machine_id::{MachineId, MachineIdError};
 pub use messages::*;
 pub use telemetry::{RejectReason, Rejection, Telemetry, MAX_PAYLOAD_BYTES};
+pub use telemetry_v2::{Reading, TELEMETRY_V2_SCHEMA};
 pub use topics::{TopicKind, Topics, DEFAULT_PREFIX};
 
 use sha2::{Digest, Sha256};

@@ -372,6 +372,8 @@ pub enum RejectReason {
     FeatureSetMismatch,
     /// A model artifact is invalid or does not fit the feature set.
     BadModel,
+    /// A v2 reading names a machine profile this service does not know.
+    UnknownProfile,
 }
 
 impl RejectReason {
@@ -390,6 +392,7 @@ impl RejectReason {
             Self::TooLate => "too_late",
             Self::FeatureSetMismatch => "feature_set_mismatch",
             Self::BadModel => "bad_model",
+            Self::UnknownProfile => "unknown_profile",
         }
     }
 }

@@ -1,7 +1,12 @@
 //! A seeded generator of hostile telemetry (random bytes, truncated JSON, huge numbers, deep
 //! nesting, long strings, unicode and wildcard characters in ids, oversize payloads, wrong
 //! types, bad batches, duplicates) interleaved with valid readings of a set of well-behaved
-//! machines, each case labelled with what the feature service must make of it.
+//! machines, each case labelled with what the feature service must make of it. About a third
+//! of the valid readings are sent as `dtwin.telemetry.v2` (values map, `schema`, `machine_id`
+//! sometimes left out, `ts` sometimes in epoch milliseconds, an unknown key now and then; `seq`
+//! always, so the order checks stay exact), and `v2_bad` makes v2 readings the service must
+//! reject (unknown profile, another machine than the topic's, a string value, `ts` in seconds,
+//! `values` not an object).
 //!
 //! The same generator feeds the pure `Processor` (100,000+ cases) and a running feature
 //! service on a broker (`tests/tests/e2e/fuzz_ingest.rs`).
@@ -74,11 +79,14 @@ pub const KINDS: &[&str] = &[
     "batch_with_a_bad_reading",
     "batch_for_another_machine",
     "duplicate",
+    "v2_bad",
 ];
 
 /// Relative frequency of each of [`KINDS`]: a third valid readings; the large payloads
 /// (deep nesting, long strings, oversize) rarer, so 100,000 cases stay quick.
-const WEIGHTS: [u32; 20] = [30, 4, 4, 4, 4, 2, 2, 4, 4, 3, 1, 4, 4, 3, 3, 3, 3, 4, 3, 3];
+const WEIGHTS: [u32; 21] = [
+    30, 4, 4, 4, 4, 2, 2, 4, 4, 3, 1, 4, 4, 3, 3, 3, 3, 4, 3, 3, 4,
+];
 
 /// Generates cases; machines `fuzz-000` .. send valid readings in `seq` order.
 pub struct Generator {
@@ -154,7 +162,58 @@ impl Generator {
         let m = self.rng.random_range(0..self.next_seq.len());
         let seq = self.next_seq[m];
         self.next_seq[m] += 1;
-        (m, self.reading(&machine(m), seq))
+        (m, self.accepted(&machine(m), seq))
+    }
+
+    /// A valid reading, as v1 or (a third of the time) as v2.
+    fn accepted(&mut self, id: &str, seq: u64) -> Value {
+        let v = self.reading(id, seq);
+        if self.rng.random_bool(0.33) {
+            self.as_v2(v)
+        } else {
+            v
+        }
+    }
+
+    /// A v1 reading rewritten as the same reading in v2: the sensors in `values`, and what
+    /// v2 makes optional left out at random (never `seq`).
+    fn as_v2(&mut self, v: Value) -> Value {
+        let Value::Object(mut o) = v else { return v };
+        let mut values = serde_json::Map::new();
+        for spec in &dtwin_schema::telemetry::SENSOR_SPECS {
+            if let Some(x) = o.remove(spec.name) {
+                values.insert(spec.name.to_owned(), x);
+            }
+        }
+        let r = &mut self.rng;
+        if r.random_bool(0.1) {
+            values.insert("humidity_pct".into(), json!(41));
+        }
+        o.insert("values".into(), Value::Object(values));
+        o.insert("schema".into(), json!(dtwin_schema::TELEMETRY_V2_SCHEMA));
+        if r.random_bool(0.5) {
+            o.remove("schema");
+        }
+        if r.random_bool(0.5) {
+            o.remove("machine_id");
+        }
+        if r.random_bool(0.3) {
+            o.insert("profile".into(), json!("milling"));
+        }
+        if r.random_bool(0.5) {
+            let ms = o
+                .get("ts")
+                .and_then(Value::as_str)
+                .and_then(|ts| {
+                    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .map(|ts| ts.unix_timestamp_nanos() / 1_000_000);
+            if let Some(ms) = ms.and_then(|ms| i64::try_from(ms).ok()) {
+                o.insert("ts".into(), json!(ms));
+            }
+        }
+        Value::Object(o)
     }
 
     /// A reading that is valid JSON of the right shape for machine `m` but not accepted; the
@@ -207,7 +266,7 @@ impl Generator {
                     .map(|_| {
                         let seq = self.next_seq[m];
                         self.next_seq[m] += 1;
-                        self.reading(&machine(m), seq)
+                        self.accepted(&machine(m), seq)
                     })
                     .collect();
                 (topic, bytes(&Value::Array(readings)), Expect::good(n))
@@ -352,7 +411,7 @@ impl Generator {
             "unknown_schema" => {
                 let mut v = self.good_shape(m);
                 v["schema"] =
-                    json!(["dtwin.telemetry.v2", "", "dtwin.risk.v1"][self.rng.random_range(0..3)]);
+                    json!(["dtwin.telemetry.v9", "", "dtwin.risk.v1"][self.rng.random_range(0..3)]);
                 (topic, bytes(&v), Expect::bad())
             }
             "non_finite" => {
@@ -421,7 +480,7 @@ impl Generator {
                     };
                 }
                 let last = self.next_seq[m] - 1;
-                let v = self.reading(&machine(m), last);
+                let v = self.accepted(&machine(m), last);
                 (
                     topic,
                     bytes(&v),
@@ -431,6 +490,21 @@ impl Generator {
                         duplicates: 1,
                     },
                 )
+            }
+            "v2_bad" => {
+                let shape = self.good_shape(m);
+                let mut v = self.as_v2(shape);
+                let (field, value) = [
+                    ("profile", json!("turning")),
+                    ("machine_id", json!("someone-else")),
+                    ("ts", json!(1_795_000_000)),
+                    ("values", json!({"temperature_c": "hot"})),
+                    ("values", json!([36.5])),
+                    ("values", json!({"vibration_mm_s": -3.0})),
+                ][self.rng.random_range(0..6)]
+                .clone();
+                v[field] = value;
+                (topic, bytes(&v), Expect::bad())
             }
             other => unreachable!("kind {other} has no generator"),
         };

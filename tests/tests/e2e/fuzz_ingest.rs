@@ -3,7 +3,8 @@
 //! unicode and wildcard characters in ids, oversize payloads, wrong types, bad batches,
 //! duplicates) interleaved with valid readings of 50 well-behaved machines.
 //!
-//! - 100,000 cases go through `Telemetry::decode`, `Telemetry::decode_many` and the feature
+//! - 100,000 cases go through `Telemetry::decode`, `Telemetry::decode_many`,
+//!   `Telemetry::decode_on` (v1 and v2; about a third of the valid readings are v2) and the feature
 //!   service's pure `Processor`: nothing panics, every bad payload (or bad reading of a batch)
 //!   gives exactly one dead letter with a reason, duplicates give nothing, and every valid
 //!   reading comes out as a feature vector, in `seq` order per machine.
@@ -76,6 +77,7 @@ fn pure_ingest_survives_100k_generated_payloads() {
     let mut processor = Processor::new(Topics::default(), &Default::default());
     let contract = dtwin_tests::contract::Contract::load().unwrap();
     let now = time::OffsetDateTime::now_utc();
+    let any_machine = dtwin_schema::MachineId::parse("fuzz-000").unwrap();
     let mut next_seq: HashMap<String, u64> = HashMap::new();
     let mut tally = Tally::default();
     let mut out = Vec::new();
@@ -89,6 +91,7 @@ fn pure_ingest_survives_100k_generated_payloads() {
             tally.decode_errors += 1;
         }
         let _ = Telemetry::decode_many(&case.payload);
+        let _ = Telemetry::decode_on(&any_machine, now, &case.payload);
 
         let before = processor.stats();
         out.clear();

@@ -5,6 +5,7 @@
 mod contract_samples;
 mod extended_features;
 mod fuzz_ingest;
+mod gateway_v2;
 mod mosquitto_acl;
 mod observability;
 mod offline_vs_streaming;

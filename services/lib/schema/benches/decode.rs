@@ -1,4 +1,6 @@
-//! Telemetry decode, the first thing the feature service does with every payload.
+//! Telemetry decode, the first thing the feature service does with every payload: v1 through
+//! `Telemetry::decode` (v1 callers) and through `Telemetry::decode_on` (the feature service,
+//! v1 or v2), and the same readings as v2 (`Telemetry::encode_v2`: values map, every field).
 //!
 //! `cargo bench -p dtwin-schema --bench decode -- --warm-up-time 1 --measurement-time 3`.
 //! Inputs are hand-built readings shaped like the twin's (every sensor, values rounded to two
@@ -92,6 +94,52 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(32));
     g.bench_function("decode_many_batch_32", |b| {
         b.iter(|| Telemetry::decode_many(black_box(&batch)))
+    });
+    // The feature service's entry point: topic machine and arrival time, v1 or v2.
+    let arrival = OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("valid time");
+    let v2: Vec<Vec<u8>> = many.iter().map(Telemetry::encode_v2).collect();
+    let v2_bytes = v2.iter().map(Vec::len).sum::<usize>() / v2.len();
+    println!("telemetry v2 payload: {v2_bytes} bytes on average");
+    for (t, p) in many.iter().zip(&v2) {
+        let r = Telemetry::decode_on(&t.machine_id, arrival, p).expect("v2 bench input decodes");
+        assert_eq!(&r[0].as_ref().expect("v2 reading accepted").telemetry, t);
+    }
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("decode_on_v1", |b| {
+        b.iter(|| {
+            i = (i + 1) % payloads.len();
+            Telemetry::decode_on(&many[i].machine_id, arrival, black_box(&payloads[i]))
+        })
+    });
+    g.bench_function("decode_on_v2", |b| {
+        b.iter(|| {
+            i = (i + 1) % v2.len();
+            Telemetry::decode_on(&many[i].machine_id, arrival, black_box(&v2[i]))
+        })
+    });
+    // A gateway's v2 backlog: 32 readings of one machine.
+    let one_machine = many[0].machine_id.clone();
+    let v2_batch: Vec<u8> = {
+        let parts: Vec<Vec<u8>> = many[..32]
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                t.machine_id = one_machine.clone();
+                t.encode_v2()
+            })
+            .collect();
+        let mut v = b"[".to_vec();
+        v.extend(parts.join(&b","[..]));
+        v.push(b']');
+        v
+    };
+    assert!(Telemetry::decode_on(&one_machine, arrival, &v2_batch)
+        .expect("v2 batch decodes")
+        .iter()
+        .all(Result::is_ok));
+    g.throughput(Throughput::Elements(32));
+    g.bench_function("decode_on_v2_batch_32", |b| {
+        b.iter(|| Telemetry::decode_on(&one_machine, arrival, black_box(&v2_batch)))
     });
     g.throughput(Throughput::Elements(1));
     g.bench_function("encode", |b| {

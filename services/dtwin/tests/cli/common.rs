@@ -24,3 +24,39 @@ pub async fn wait_healthy(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The real AI4I 2020 CSV: `AI4I_CSV`, or `../shared/datasets/ai4i2020.csv` beside the
+/// workspace; `None` (and a line saying the AI4I part is skipped) when it is absent.
+pub fn ai4i_csv() -> Option<std::path::PathBuf> {
+    const DEFAULT: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/datasets/ai4i2020.csv"
+    );
+    let path =
+        std::path::PathBuf::from(std::env::var("AI4I_CSV").unwrap_or_else(|_| DEFAULT.into()));
+    if path.is_file() {
+        Some(path)
+    } else {
+        println!("skipping the AI4I part: no CSV at {}", path.display());
+        None
+    }
+}
+
+/// Runs the built `dtwin` with `args` and asserts it succeeded (its stderr otherwise).
+pub fn run(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dtwin"))
+        .args(args)
+        .output()
+        .expect("the dtwin binary runs");
+    assert!(
+        out.status.success(),
+        "dtwin {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A temporary path as the `&str` a command line takes.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}

@@ -4,18 +4,15 @@
 //! the files they write, the sections of the pages, and metrics that are in range and agree
 //! with each other.
 
+use crate::common::{ai4i_csv, run, s};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dtwin");
 const SHIPPED_MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../inference/models/default.json"
-);
-const DEFAULT_AI4I: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/datasets/ai4i2020.csv"
 );
 const MODEL_CARD_FILES: [&str; 6] = [
     "model_card.json",
@@ -34,33 +31,6 @@ const EDA_SECTIONS: [&str; 7] = [
     "id=\"correlation\"",
     "id=\"time-series\"",
 ];
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the dtwin binary runs");
-    assert!(
-        out.status.success(),
-        "dtwin {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
-}
-
-fn ai4i_csv() -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var("AI4I_CSV").unwrap_or_else(|_| DEFAULT_AI4I.into()));
-    if path.is_file() {
-        Some(path)
-    } else {
-        println!("skipping the AI4I part: no CSV at {}", path.display());
-        None
-    }
-}
 
 /// A fleet the shipped model never saw (it was trained on seed 7, in memory).
 fn fleet(dir: &Path) -> PathBuf {

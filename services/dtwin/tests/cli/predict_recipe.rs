@@ -4,45 +4,18 @@
 //! the AI4I part needs the real CSV (`AI4I_CSV`, default `../shared/datasets/ai4i2020.csv`
 //! beside the workspace) and is skipped with a message otherwise.
 
+use crate::common::{ai4i_csv, run, s};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dtwin");
-const DEFAULT_AI4I: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/datasets/ai4i2020.csv"
-);
 
 fn dtwin(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .output()
         .expect("the dtwin binary runs")
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = dtwin(args);
-    assert!(
-        out.status.success(),
-        "dtwin {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
-}
-
-fn ai4i_csv() -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var("AI4I_CSV").unwrap_or_else(|_| DEFAULT_AI4I.into()));
-    if path.is_file() {
-        Some(path)
-    } else {
-        println!("skipping the AI4I part: no CSV at {}", path.display());
-        None
-    }
 }
 
 /// One scored row of `dtwin predict`'s output.

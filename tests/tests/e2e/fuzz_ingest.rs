@@ -87,8 +87,33 @@ fn pure_ingest_survives_100k_generated_payloads() {
         tally.bytes += case.payload.len();
         tally.valid_readings += case.expect.features;
         // The parsers on their own: never a panic.
-        if Telemetry::decode(&case.payload).is_err() {
-            tally.decode_errors += 1;
+        match Telemetry::decode(&case.payload) {
+            // decode_on takes whatever v1's decode takes, as the same reading.
+            Ok(t) => {
+                let on = Telemetry::decode_on(&t.machine_id, now, &case.payload)
+                    .map(|mut r| r.pop().map(|r| r.map(|r| r.telemetry)));
+                assert_eq!(on, Ok(Some(Ok(t))), "{}", preview(&case));
+            }
+            Err(e) => {
+                tally.decode_errors += 1;
+                // A v1-shaped single reading: decode_on rejects it for the same reason.
+                let text = String::from_utf8_lossy(&case.payload);
+                if !text.contains("values") && case.payload.first() != Some(&b'[') {
+                    let on_topic = case
+                        .topic
+                        .split('/')
+                        .nth(3)
+                        .and_then(|m| dtwin_schema::MachineId::parse(m).ok())
+                        .unwrap_or_else(|| any_machine.clone());
+                    let on = Telemetry::decode_on(&on_topic, now, &case.payload);
+                    assert_eq!(
+                        on.map(|_| ()).map_err(|r| r.reason),
+                        Err(e.reason),
+                        "{}",
+                        preview(&case)
+                    );
+                }
+            }
         }
         let _ = Telemetry::decode_many(&case.payload);
         let _ = Telemetry::decode_on(&any_machine, now, &case.payload);

@@ -21,6 +21,9 @@
 //!   the reading: it is returned in [`Reading::ignored`] for the consumer to count (so are v1
 //!   sensor fields sent at the top level of a v2 reading).
 //! - `product_type`, `quality_ok`, `failure`, `failure_mode` stay top-level as in v1.
+//! - In v2, `null` for `machine_id`, `ts`, `seq` or `profile` means absent; in v1 it is
+//!   `wrong_type`, and a v1 payload gets exactly the reason [`Telemetry::decode`] gives it
+//!   (ranges are checked before the topic, as the feature service always did).
 //! - A batch (a non-empty JSON array) holds readings of the topic's machine; a reading of a
 //!   batch of two or more needs `ts` or `seq` (`missing_field`): arrival time would give
 //!   them all one timestamp.
@@ -252,13 +255,53 @@ fn other_kind(l: Loose) -> &'static str {
     }
 }
 
+/// A field that may be absent, `null`, or a value: v1 rejects `null` where it needs a value
+/// (`wrong_type`, as [`Telemetry::decode`] does), v2 reads it as absent.
+#[derive(Debug, Clone, Default)]
+enum Field<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<T> Field<T> {
+    /// v2: `null` is absent.
+    fn v2(self) -> Option<T> {
+        match self {
+            Self::Value(v) => Some(v),
+            Self::Absent | Self::Null => None,
+        }
+    }
+
+    /// v1: absent is `missing_field`, `null` is `wrong_type`.
+    fn v1(self, name: &str, expected: &str) -> Result<T, Rejection> {
+        match self {
+            Self::Value(v) => Ok(v),
+            Self::Absent => Err(missing(name)),
+            Self::Null => Err(Rejection::new(
+                RejectReason::WrongType,
+                format!("invalid type: null, expected {expected} for `{name}`"),
+            )),
+        }
+    }
+}
+
+fn field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Field<T>, D::Error> {
+    Option::<T>::deserialize(d).map(|o| o.map_or(Field::Null, Field::Value))
+}
+
 /// Every field either version may carry, all optional; the version's rules decide.
 #[derive(Deserialize)]
 struct Wire {
-    schema: Option<String>,
-    machine_id: Option<MachineId>,
-    ts: Option<WireTs>,
-    seq: Option<u64>,
+    #[serde(default, deserialize_with = "field")]
+    schema: Field<String>,
+    #[serde(default, deserialize_with = "field")]
+    machine_id: Field<MachineId>,
+    #[serde(default, deserialize_with = "field")]
+    ts: Field<WireTs>,
+    #[serde(default, deserialize_with = "field")]
+    seq: Field<u64>,
     profile: Option<Loose2>,
     values: Option<WireValues>,
     temperature_c: Option<f64>,
@@ -340,7 +383,17 @@ impl Wire {
         topic: &MachineId,
         arrival: OffsetDateTime,
     ) -> Result<Reading, Rejection> {
-        let v2 = match self.schema.as_deref() {
+        let schema = match &self.schema {
+            Field::Value(s) => Some(s.as_str()),
+            Field::Absent => None,
+            Field::Null => {
+                return Err(Rejection::new(
+                    RejectReason::WrongType,
+                    "invalid type: null, expected a string for `schema`",
+                ))
+            }
+        };
+        let v2 = match schema {
             Some(TELEMETRY_SCHEMA) => false,
             Some(TELEMETRY_V2_SCHEMA) => true,
             Some(other) => {
@@ -352,13 +405,18 @@ impl Wire {
                 ))
             }
             None if self.values.is_some() => true,
-            None => return Err(missing("schema")),
+            None => {
+                self.v1_type_errors()?;
+                return Err(missing("schema"));
+            }
         };
         let reading = if v2 {
             self.v2(topic, arrival)?
         } else {
             self.v1()?
         };
+        // Ranges before the topic check, in the order the feature service checked v1.
+        reading.telemetry.validate()?;
         if reading.telemetry.machine_id != *topic {
             return Err(Rejection::new(
                 RejectReason::TopicMismatch,
@@ -368,27 +426,48 @@ impl Wire {
                 ),
             ));
         }
-        reading.telemetry.validate()?;
         Ok(reading)
     }
 
     /// v1: exactly [`Telemetry::decode`]'s rules (`values` and `profile` are unknown fields).
-    fn v1(self) -> Result<Reading, Rejection> {
-        let machine_id = self
-            .machine_id
-            .clone()
-            .ok_or_else(|| missing("machine_id"))?;
-        let ts = match self.ts {
-            Some(WireTs::Rfc3339(ts)) => ts,
-            Some(WireTs::Millis { shown: ms, .. }) => {
+    /// v1's type errors, which [`Telemetry::decode`] reports before any missing field: a
+    /// `null` required field, or `ts` as a number.
+    fn v1_type_errors(&self) -> Result<(), Rejection> {
+        let nulls = [
+            ("machine_id", matches!(self.machine_id, Field::Null)),
+            ("ts", matches!(self.ts, Field::Null)),
+            ("seq", matches!(self.seq, Field::Null)),
+        ];
+        for (name, null) in nulls {
+            if null {
+                return Err(Rejection::new(
+                    RejectReason::WrongType,
+                    format!("invalid type: null for `{name}`"),
+                ));
+            }
+        }
+        if let Field::Value(WireTs::Millis { shown, .. }) = self.ts {
+            return Err(Rejection::new(
+                RejectReason::WrongType,
+                format!("ts is the number {shown}; dtwin.telemetry.v1 takes an RFC 3339 string (v2 also takes epoch milliseconds)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn v1(mut self) -> Result<Reading, Rejection> {
+        self.v1_type_errors()?;
+        let machine_id = std::mem::take(&mut self.machine_id).v1("machine_id", "a machine id")?;
+        let ts = match std::mem::take(&mut self.ts).v1("ts", "an RFC 3339 timestamp")? {
+            WireTs::Rfc3339(ts) => ts,
+            WireTs::Millis { shown: ms, .. } => {
                 return Err(Rejection::new(
                     RejectReason::WrongType,
                     format!("ts is the number {ms}; dtwin.telemetry.v1 takes an RFC 3339 string (v2 also takes epoch milliseconds)"),
                 ))
             }
-            None => return Err(missing("ts")),
         };
-        let seq = self.seq.ok_or_else(|| missing("seq"))?;
+        let seq = std::mem::take(&mut self.seq).v1("seq", "u64")?;
         let mut t = Telemetry::new(machine_id, ts, seq);
         set_sensors(&mut t, self.top_level_sensors());
         self.set_labels(&mut t);
@@ -400,7 +479,7 @@ impl Wire {
         })
     }
 
-    fn v2(self, topic: &MachineId, arrival: OffsetDateTime) -> Result<Reading, Rejection> {
+    fn v2(mut self, topic: &MachineId, arrival: OffsetDateTime) -> Result<Reading, Rejection> {
         match &self.profile {
             None => {}
             Some(Loose2::Str(p)) if p == DEFAULT_PROFILE => {}
@@ -417,7 +496,7 @@ impl Wire {
                 ))
             }
         }
-        let values = self.values.clone().unwrap_or_default();
+        let values = self.values.take().unwrap_or_default();
         if let Some(kind) = values.not_object {
             return Err(Rejection::new(
                 RejectReason::WrongType,
@@ -430,13 +509,16 @@ impl Wire {
                 format!("values.{key} is {kind}; expected a number"),
             ));
         }
-        let (ts, has_ts) = match self.ts {
+        let (ts, has_ts) = match std::mem::take(&mut self.ts).v2() {
             Some(WireTs::Rfc3339(ts)) => (ts, true),
             Some(WireTs::Millis { nanos, shown }) => (from_millis(nanos, shown)?, true),
             None => (arrival, false),
         };
-        let machine_id = self.machine_id.clone().unwrap_or_else(|| topic.clone());
-        let mut t = Telemetry::new(machine_id, ts, self.seq.unwrap_or(0));
+        let machine_id = std::mem::take(&mut self.machine_id)
+            .v2()
+            .unwrap_or_else(|| topic.clone());
+        let seq = std::mem::take(&mut self.seq).v2();
+        let mut t = Telemetry::new(machine_id, ts, seq.unwrap_or(0));
         set_sensors(&mut t, values.sensors);
         self.set_labels(&mut t);
         let mut ignored = values.unknown;
@@ -447,7 +529,7 @@ impl Wire {
         }
         Ok(Reading {
             telemetry: t,
-            has_seq: self.seq.is_some(),
+            has_seq: seq.is_some(),
             has_ts,
             ignored,
         })
@@ -887,10 +969,14 @@ mod tests {
 
         /// Any v1 payload decodes through decode_on exactly as through decode.
         #[test]
-        fn v1_through_decode_on_equals_decode(t in -60.0f64..600.0, seq in any::<u64>(), drop in 0usize..5) {
+        fn v1_through_decode_on_equals_decode(t in -60.0f64..600.0, seq in any::<u64>(), drop in 0usize..5, nulled in 0usize..5) {
             let mut v = serde_json::json!({"schema": TELEMETRY_SCHEMA, "machine_id": "m", "ts": "2026-11-22T10:00:00Z", "seq": seq, "temperature_c": t});
             let fields = ["schema", "machine_id", "ts", "seq", "none"];
             v.as_object_mut().unwrap().remove(fields[drop]);
+            if nulled != drop && nulled < 4 {
+                v[fields[nulled]] = serde_json::Value::Null;
+            }
+
             let bytes = v.to_string().into_bytes();
             let old = Telemetry::decode(&bytes);
             let new = Telemetry::decode_on(&id("m"), arrival(), &bytes).map(|mut r| r.pop().unwrap().map(|r| r.telemetry));

@@ -117,7 +117,7 @@ pub async fn bind(
 /// Applies one bus message to the fleet state; anything that does not decode is someone else's
 /// dead letter to write, and is skipped here.
 fn ingest(topics: &Topics, fleet: &Mutex<state::Fleet>, msg: &dtwin_bus::Message) {
-    let Some((kind, _)) = topics.parse(&msg.topic) else {
+    let Some((kind, machine)) = topics.parse(&msg.topic) else {
         return;
     };
     let mut f = fleet
@@ -125,8 +125,15 @@ fn ingest(topics: &Topics, fleet: &Mutex<state::Fleet>, msg: &dtwin_bus::Message
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     match kind {
         TopicKind::Telemetry => {
-            if let Ok(t) = Telemetry::decode(&msg.payload) {
-                f.telemetry(t);
+            // v1 or v2, one reading or a gateway's batch, as the feature service reads them.
+            let Ok(machine) = dtwin_schema::MachineId::parse(machine) else {
+                return;
+            };
+            let now = dtwin_schema::time_fmt::now();
+            if let Ok(readings) = Telemetry::decode_on(&machine, now, &msg.payload) {
+                for r in readings.into_iter().flatten() {
+                    f.telemetry(r.telemetry);
+                }
             }
         }
         TopicKind::Risk => {
@@ -244,4 +251,28 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), DashboardError> {
     DashboardService::build(config).await?.serve(shutdown).await
+}
+
+#[cfg(test)]
+mod ingest_tests {
+    use super::*;
+
+    #[test]
+    fn v1_and_v2_telemetry_both_reach_the_fleet_view() {
+        let topics = Topics::default();
+        let fleet = Mutex::new(state::Fleet::default());
+        let v2 = br#"{"values":{"temperature_c":37.5,"vibration_mm_s":2.0}}"#;
+        let pump = dtwin_schema::MachineId::parse("pump-07").unwrap();
+        let msg = dtwin_bus::Message::new(topics.telemetry(&pump), &v2[..]);
+        ingest(&topics, &fleet, &msg);
+        let press = dtwin_schema::MachineId::parse("press-01").unwrap();
+        let mut t = Telemetry::new(press.clone(), dtwin_schema::time_fmt::now(), 1);
+        t.temperature_c = Some(40.0);
+        let msg = dtwin_bus::Message::new(topics.telemetry(&press), t.encode());
+        ingest(&topics, &fleet, &msg);
+        let f = fleet.lock().unwrap();
+        assert!(f.machine("pump-07").is_some(), "a v2 reading shows");
+        assert!(f.machine("press-01").is_some(), "a v1 reading shows");
+        assert!(f.machine("nobody").is_none());
+    }
 }

@@ -64,7 +64,8 @@ pub fn draft(
             report.labels = labels;
             continue;
         }
-        let name = unique(feature_name(c.header), &mut used);
+        let (base, unit) = split_unit(c.header);
+        let name = unique(feature_name(base), &mut used);
         let present: Vec<&str> = c
             .cells
             .iter()
@@ -94,8 +95,9 @@ pub fn draft(
             }
             let _ = writeln!(
                 out,
-                "label = {}\nunit = \"\"\n# seen: {lo} .. {hi} in {} values\nrange = [{min:?}, {max:?}]\n",
-                q(c.header),
+                "label = {}\nunit = {}\n# seen: {lo} .. {hi} in {} values\nrange = [{min:?}, {max:?}]\n",
+                q(base),
+                q(unit),
                 numbers.len()
             );
             report.sensors.push(name);
@@ -143,12 +145,38 @@ fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
 /// reject the next reading just past the largest one in the export.
 fn widened(lo: f64, hi: f64) -> (f64, f64) {
     let room = (hi - lo).abs().max(1.0);
+    // Rounded outwards to a tenth of the room's order of magnitude, so the draft reads
+    // `297.5`, not `297.59999999999997`.
+    let step = 10f64.powf(room.log10().floor() - 1.0);
     let min = if lo >= 0.0 {
         (lo - room).max(0.0)
     } else {
         lo - room
     };
-    (min, hi + room)
+    let round = |x: f64, f: fn(f64) -> f64| {
+        let r = f(x / step) * step;
+        // Twelve significant digits drop the float noise of `* step`.
+        format!("{r:.12e}").parse::<f64>().unwrap_or(r)
+    };
+    (round(min, f64::floor), round(hi + room, f64::ceil))
+}
+
+/// A header's unit, when it ends in one: `Air temperature [K]` -> (`Air temperature`, `K`),
+/// `Torque (Nm)` likewise.
+fn split_unit(header: &str) -> (&str, &str) {
+    let h = header.trim();
+    for (open, close) in [('[', ']'), ('(', ')')] {
+        if let Some(rest) = h.strip_suffix(close) {
+            if let Some(i) = rest.rfind(open) {
+                let unit = rest[i + open.len_utf8()..].trim();
+                let name = rest[..i].trim();
+                if !unit.is_empty() && !name.is_empty() {
+                    return (name, unit);
+                }
+            }
+        }
+    }
+    (h, "")
 }
 
 /// A column header as a feature name: lower case, `_` for anything else, `_` first if it
@@ -165,6 +193,13 @@ pub fn feature_name(header: &str) -> String {
             }
         })
         .collect();
+    let mut collapsed = String::with_capacity(n.len());
+    for c in n.chars() {
+        if !(c == '_' && collapsed.ends_with('_')) {
+            collapsed.push(c);
+        }
+    }
+    n = collapsed.trim_matches('_').to_owned();
     if n.is_empty() || n.starts_with(|c: char| c.is_ascii_digit()) {
         n.insert(0, '_');
     }
@@ -216,15 +251,19 @@ mod tests {
         ];
         let (text, report) = draft("pump", &cols, Some("failure"));
         let p = Profile::parse(&text, "draft.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(report.sensors, ["volt", "rotate__rpm_"]);
+        assert_eq!(report.sensors, ["volt", "rotate"]);
         assert_eq!(report.attributes, ["model"]);
         assert_eq!(report.labels, ["comp2", "comp4"]);
         assert_eq!(
             report.skipped,
             [("note".to_owned(), "no values".to_owned())]
         );
-        let rotate = p.sensor("rotate__rpm_").unwrap();
+        let rotate = p.sensor("rotate").unwrap();
         assert_eq!(rotate.key, "Rotate (rpm)");
+        assert_eq!(
+            (rotate.label.as_str(), rotate.unit.as_str()),
+            ("Rotate", "rpm")
+        );
         for v in [402.7, 530.0, 418.5] {
             assert!(rotate.accepts(v), "{v} seen, so valid");
         }
@@ -235,6 +274,12 @@ mod tests {
     #[test]
     fn headers_become_usable_distinct_names() {
         assert_eq!(feature_name("3 Phase Volt"), "_3_phase_volt");
+        assert_eq!(feature_name("Air temperature [K]"), "air_temperature_k");
+        assert_eq!(split_unit("Air temperature [K]"), ("Air temperature", "K"));
+        assert_eq!(split_unit("Torque (Nm)"), ("Torque", "Nm"));
+        assert_eq!(split_unit("volt"), ("volt", ""));
+        assert_eq!(widened(305.7, 313.8), (297.5, 321.9));
+        assert_eq!(widened(1168.0, 2886.0), (0.0, 4700.0));
         assert_eq!(feature_name("pi"), "pi_");
         let mut used = BTreeSet::new();
         assert_eq!(unique("a".into(), &mut used), "a");

@@ -32,61 +32,7 @@ fn err(text: &str) -> ProfileError {
     Profile::parse(text, FILE).expect_err("refused")
 }
 
-#[test]
-fn the_shipped_milling_profile_describes_the_built_in_feature_set() {
-    let p = Profile::milling();
-    assert_eq!(p.id, "milling");
-    let sensors: Vec<&str> = p.sensors.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(sensors, dtwin_windows::SENSORS, "sensors in feature order");
-    let derived: Vec<&str> = p.derived.iter().map(|d| d.name.as_str()).collect();
-    let attributes: Vec<&str> = p.attributes.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(
-        [derived, attributes].concat(),
-        dtwin_windows::names::DERIVED,
-        "derived features, then product type"
-    );
-    for s in &p.sensors {
-        let spec = dtwin_schema::telemetry::SENSOR_SPECS
-            .iter()
-            .find(|x| x.name == s.name)
-            .unwrap();
-        assert_eq!((s.min, s.max), (spec.min, spec.max), "{}", s.name);
-        assert_eq!(s.key, s.name);
-    }
-    let w = dtwin_windows::WindowConfig::default();
-    assert_eq!(
-        (p.windows.short, p.windows.long),
-        (Some(w.short), Some(w.long))
-    );
-    let secs: Vec<u64> = p.windows.time.iter().map(Duration::as_secs).collect();
-    assert_eq!(secs, w.time_windows_s);
-    assert_eq!(p.attributes[0].code("M"), Some(1));
-    assert_eq!(p.failures.counted, ["BEARING", "COOLANT", "VALVE"]);
-    assert_eq!(p.rules, "default");
-}
-
 proptest! {
-    /// The derived features are bit for bit what the window code computes today, so a
-    /// profile-driven feature service can keep the shipped model's features and hash.
-    #[test]
-    fn milling_derived_features_match_the_window_code(
-        temp in -60.0f64..600.0, ambient in -60.0f64..150.0, vib in 0.0f64..200.0,
-        pressure in 0.0f64..1000.0, rpm in 0.0f64..100_000.0, torque in 0.0f64..100_000.0,
-        wear in 0.0f64..100_000.0,
-    ) {
-        let p = Profile::milling();
-        let got = p.derive(&[temp, ambient, vib, pressure, rpm, torque, wear]);
-        let want = [
-            temp - ambient,
-            torque * rpm * std::f64::consts::TAU / 60.0,
-            wear * torque,
-            temp * vib,
-        ];
-        for (g, w) in got.iter().zip(want) {
-            prop_assert_eq!(g.to_bits(), w.to_bits(), "{} vs {}", g, w);
-        }
-    }
-
     /// Whatever the text, parsing returns a profile or an error on a line of the file; it
     /// never panics.
     #[test]

@@ -12,12 +12,16 @@
 //!   extended feature set).
 //! - [`window`]: [`MachineWindow`], per-machine state: carry-forward of missing sensors, the
 //!   rolling statistics of every sensor, and the feature vector built from them.
+//! - [`profile`]: [`ProfileWindow`], the same for any machine profile (its sensors, windows,
+//!   derived features and attributes).
 //! - [`names`]: the ordered feature names (default and extended sets) and their hash.
 
 pub mod names;
+pub mod profile;
 pub mod ring;
 pub mod stats;
 pub mod window;
 
 pub use names::{feature_names, feature_set, SENSORS};
+pub use profile::{profile_feature_set, ProfileFeatures, ProfileWindow};
 pub use window::{row_from_message, FeatureSetKind, FeatureVector, MachineWindow, WindowConfig};

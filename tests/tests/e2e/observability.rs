@@ -464,7 +464,13 @@ async fn twin_metrics_count_the_fleet_and_its_control_commands() {
     t.common.metrics_listen = Some(addr);
     let recorder = Recorder::start(&broker, "dtwin/v1/#").await;
     let stop = CancellationToken::new();
-    let twin = tokio::spawn(dtwin_twin_publisher::run(t, stop.clone()));
+    // Started through its readiness: a control command published before the twin
+    // subscribed would be lost (no retained control), and that is not what this test checks.
+    let twin = harness::start(
+        dtwin_twin_publisher::TwinService::build(t).await.unwrap(),
+        &stop,
+    )
+    .await;
     wait_status(addr, "/healthz", 200).await;
     let control = "dtwin/v1/control/twin";
     let client = recorder.client();

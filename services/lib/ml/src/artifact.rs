@@ -78,6 +78,35 @@ pub enum FeatureRecipe {
     /// AI4I 2020 as a table (`dtwin_pipeline::tabular`): each row's own values plus the
     /// physical rules; the artifact's floor rules apply.
     Ai4iTabular,
+    /// A plant's export through a machine profile (`dtwin_pipeline::plant`): the profile's
+    /// TOML text, as trained on (so the model scores without the file), the columns of the
+    /// export (`dtwin_pipeline::plant::Columns` as JSON) and the label horizon.
+    Profile {
+        /// The profile (TOML).
+        profile: String,
+        /// The id, time, label columns and time zone of the export.
+        columns: serde_json::Value,
+        /// The label horizon (`30` readings or a duration such as `24h`).
+        horizon: String,
+    },
+}
+
+impl FeatureRecipe {
+    /// The machine profile the features are of: `milling` for the twin's windows and AI4I,
+    /// the profile's id otherwise (None when the profile text has no readable id).
+    pub fn profile_id(&self) -> Option<String> {
+        match self {
+            Self::Windows { .. } | Self::Ai4iTabular => Some("milling".to_owned()),
+            Self::Profile { profile, .. } => profile.lines().find_map(|l| {
+                let v = l
+                    .trim()
+                    .strip_prefix("id")?
+                    .trim_start()
+                    .strip_prefix('=')?;
+                Some(v.trim().trim_matches('"').to_owned())
+            }),
+        }
+    }
 }
 
 /// How a model was trained.

@@ -150,14 +150,33 @@ impl Default for LabelSpec {
 }
 
 /// A failure of one machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     /// The machine's index in the data set.
     pub machine: u32,
     /// The reading (0-based step of that machine) that reported the failure.
     pub step: u32,
-    /// Why, when known.
-    pub mode: Option<FailureMode>,
+    /// Its label (the twin's failure mode, a plant's `comp1`), when known.
+    pub label: Option<String>,
+    /// Whether the data set's label counts it (the others are the rules' business).
+    pub counted: bool,
+}
+
+impl Failure {
+    /// A failure of the twin, counted as `modes` says.
+    pub fn twin(machine: u32, step: u32, mode: Option<FailureMode>, modes: LabelModes) -> Self {
+        Self {
+            machine,
+            step,
+            label: mode.map(|m| m.as_str().to_owned()),
+            counted: modes.counts(mode),
+        }
+    }
+
+    /// The label for people (`unknown` when none).
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or("unknown")
+    }
 }
 
 /// A labelled feature matrix.
@@ -185,6 +204,11 @@ pub struct Dataset {
     pub seconds_per_step: f64,
     /// How the rows were labelled.
     pub labels: LabelSpec,
+    /// What a positive means, for the artifact and the model card.
+    pub description: String,
+    /// How to rebuild these features from raw data (None: the twin's windows, told by
+    /// [`crate::train::train_on`] from the hash).
+    pub recipe: Option<Box<dtwin_ml::artifact::FeatureRecipe>>,
 }
 
 impl Dataset {
@@ -266,11 +290,12 @@ impl DatasetBuilder {
             last_ts = Some(t.ts);
             let failed = t.failure == Some(true);
             if failed {
-                self.failures.push(Failure {
-                    machine: index,
-                    step: s as u32,
-                    mode: t.failure_mode,
-                });
+                self.failures.push(Failure::twin(
+                    index,
+                    s as u32,
+                    t.failure_mode,
+                    self.spec.modes,
+                ));
             }
             let counted = failed && self.spec.modes.counts(t.failure_mode);
             events.push(counted || (self.spec.include_nok && t.quality_ok == Some(false)));
@@ -315,7 +340,9 @@ impl DatasetBuilder {
             readings: self.readings,
             failures: self.failures,
             seconds_per_step,
+            description: self.spec.describe(),
             labels: self.spec,
+            recipe: None,
         }
     }
 }
@@ -429,16 +456,8 @@ mod tests {
         assert_eq!(
             d.failures,
             vec![
-                Failure {
-                    machine: 0,
-                    step: 3,
-                    mode: Some(FailureMode::Hdf)
-                },
-                Failure {
-                    machine: 0,
-                    step: 7,
-                    mode: Some(FailureMode::Bearing)
-                }
+                Failure::twin(0, 3, Some(FailureMode::Hdf), LabelModes::Degradation),
+                Failure::twin(0, 7, Some(FailureMode::Bearing), LabelModes::Degradation)
             ]
         );
         // Degradation failures only: the bearing failure at 7 makes steps 4, 5, 6 positive
@@ -499,14 +518,11 @@ mod tests {
             },
             &|_| {},
         );
-        for (data, modes) in [(&d, LabelModes::Degradation), (&all, LabelModes::All)] {
+        for data in [&d, &all] {
             for i in 0..data.y.len() {
                 let (m, s) = (data.machine[i], data.step[i]);
                 let expected = data.failures.iter().any(|f| {
-                    f.machine == m
-                        && f.step > s
-                        && f.step <= s + spec.horizon as u32
-                        && modes.counts(f.mode)
+                    f.machine == m && f.step > s && f.step <= s + spec.horizon as u32 && f.counted
                 });
                 assert_eq!(data.y[i], expected, "row {i}");
             }

@@ -108,11 +108,7 @@ impl Frame {
             let s = events.len() as u32;
             let failed = t.failure == Some(true);
             if failed {
-                failures.push(Failure {
-                    machine: m,
-                    step: s,
-                    mode: t.failure_mode,
-                });
+                failures.push(Failure::twin(m, s, t.failure_mode, spec.modes));
             }
             events.push(
                 (failed && spec.modes.counts(t.failure_mode))
@@ -501,7 +497,7 @@ pub fn failure_windows(frame: &Frame, max: usize, before: u32, after: u32) -> Ve
         return Vec::new();
     };
     let mut candidates: Vec<&Failure> = m.failures.iter().collect();
-    candidates.sort_by_key(|f| (!m.modes.counts(f.mode), f.step < before, f.machine, f.step));
+    candidates.sort_by_key(|f| (!f.counted, f.step < before, f.machine, f.step));
     let mut seen = Vec::new();
     let mut out = Vec::new();
     for f in candidates {
@@ -519,7 +515,7 @@ pub fn failure_windows(frame: &Frame, max: usize, before: u32, after: u32) -> Ve
         rows.sort_by_key(|&i| m.step[i]);
         out.push(FailureWindow {
             machine_id: m.ids[f.machine as usize].clone(),
-            failure: *f,
+            failure: f.clone(),
             rows,
         });
     }

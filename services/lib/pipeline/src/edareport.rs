@@ -248,7 +248,7 @@ pub fn render(frame: &Frame, source: &str, skipped: usize) -> EdaReport {
                 );
             }
             for w in &windows {
-                let mode = w.failure.mode.map_or("unknown", |f| f.as_str());
+                let mode = w.failure.label();
                 let title = format!(
                     "{}: {} failure at reading {}",
                     w.machine_id, mode, w.failure.step

@@ -30,6 +30,8 @@ pub const CV_TIME_CUT: f64 = 0.6;
 pub const CURVE_POINTS: usize = 200;
 
 /// Data to evaluate on.
+// One per command, moved around whole: boxing the data set would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum EvalData {
     /// Twin telemetry through the feature service's window code.
@@ -213,7 +215,6 @@ pub fn events_at(
         &machine_scores(d, rows, p),
         threshold,
         d.labels.horizon as u32,
-        d.labels.modes,
         d.seconds_per_step,
         policy,
     )
@@ -248,7 +249,6 @@ pub fn choose_threshold(
                         &scores,
                         t,
                         d.labels.horizon as u32,
-                        d.labels.modes,
                         d.seconds_per_step,
                         policy,
                     );

@@ -1,7 +1,7 @@
 //! Metrics, thresholds, cross-validation folds and the event view on hand-made data.
 
 use super::*;
-use crate::dataset::Failure;
+use crate::dataset::{Failure, LabelModes};
 use crate::test_support::{machines, table, twin, unit, MachineSpec};
 use dtwin_schema::FailureMode;
 use proptest::prelude::*;
@@ -193,11 +193,12 @@ fn two_machines() -> Dataset {
         };
         (vec![p], m == 0 && (40..50).contains(&s))
     });
-    d.failures = vec![Failure {
-        machine: 0,
-        step: 50,
-        mode: Some(FailureMode::Bearing),
-    }];
+    d.failures = vec![Failure::twin(
+        0,
+        50,
+        Some(FailureMode::Bearing),
+        LabelModes::Degradation,
+    )];
     d
 }
 

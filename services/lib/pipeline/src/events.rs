@@ -15,10 +15,10 @@
 //!   its **lead time** is the failure's reading minus the start of the latest such alert.
 //!   Failures with no scored reading in that window (right after the start, while the window
 //!   is cold) are not scored.
-//! - Only failures the label counts ([`LabelModes`]) make an alert true and enter the event
+//! - Only failures the label counts ([`Failure::counted`]) make an alert true and enter the event
 //!   recall; the others are listed per mode (caught or not) for information.
 
-use crate::dataset::{Failure, LabelModes};
+use crate::dataset::Failure;
 use std::collections::BTreeMap;
 
 /// How alarms become alerts (the alerter's defaults).
@@ -187,7 +187,6 @@ pub fn event_report(
     machines: &[MachineScores<'_>],
     threshold: f32,
     horizon: u32,
-    modes: LabelModes,
     seconds_per_step: f64,
     policy: &AlertPolicy,
 ) -> EventReport {
@@ -216,7 +215,7 @@ pub fn event_report(
             let true_alert = m
                 .failures
                 .iter()
-                .any(|f| modes.counts(f.mode) && f.step > a.start && f.step <= a.end + horizon);
+                .any(|f| f.counted && f.step > a.start && f.step <= a.end + horizon);
             if true_alert {
                 r.alerts += 1;
             } else if a.end + horizon >= m.readings {
@@ -238,14 +237,11 @@ pub fn event_report(
                 .filter(|a| a.start < f.step && a.end >= from)
                 .map(|a| a.start)
                 .max();
-            let mode = f.mode.map_or_else(
-                || "unknown".to_string(),
-                |m| format!("{m:?}").to_lowercase(),
-            );
+            let mode = f.label().to_lowercase();
             let count = r.per_mode.entry(mode).or_default();
             count.failures += 1;
             count.caught += usize::from(by.is_some());
-            if modes.counts(f.mode) {
+            if f.counted {
                 r.failures += 1;
                 if let Some(start) = by {
                     r.caught += 1;
@@ -274,14 +270,11 @@ pub fn event_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::LabelModes;
     use dtwin_schema::FailureMode;
 
     fn fail(step: u32, mode: FailureMode) -> Failure {
-        Failure {
-            machine: 0,
-            step,
-            mode: Some(mode),
-        }
+        Failure::twin(0, step, Some(mode), LabelModes::Degradation)
     }
 
     fn scores(readings: u32, alarm_steps: &[u32]) -> Vec<(u32, f32)> {
@@ -298,14 +291,7 @@ mod tests {
             scores: scores(100, &[40, 41, 42, 43, 44, 45, 46, 47, 48, 49]),
             failures: f.iter().collect(),
         };
-        let r = event_report(
-            &[m],
-            0.5,
-            10,
-            LabelModes::Degradation,
-            60.0,
-            &AlertPolicy::default(),
-        );
+        let r = event_report(&[m], 0.5, 10, 60.0, &AlertPolicy::default());
         assert_eq!(
             (r.failures, r.caught, r.alerts, r.false_alarms),
             (1, 1, 1, 0)
@@ -331,14 +317,7 @@ mod tests {
             scores: scores(200, &[5, 20, 21, 22, 23, 24, 25]),
             failures: vec![],
         };
-        let r = event_report(
-            &[m],
-            0.5,
-            10,
-            LabelModes::Degradation,
-            60.0,
-            &AlertPolicy::default(),
-        );
+        let r = event_report(&[m], 0.5, 10, 60.0, &AlertPolicy::default());
         assert_eq!((r.alerts, r.false_alarms, r.pending_alerts), (1, 1, 0));
         assert_eq!(r.false_alarm_share, 1.0);
         assert!(r.event_recall.is_nan());
@@ -354,14 +333,7 @@ mod tests {
             scores: alarms,
             failures: f.iter().collect(),
         };
-        let r = event_report(
-            &[m],
-            0.5,
-            10,
-            LabelModes::Degradation,
-            60.0,
-            &AlertPolicy::default(),
-        );
+        let r = event_report(&[m], 0.5, 10, 60.0, &AlertPolicy::default());
         assert_eq!(r.unscored_failures, 1);
         assert_eq!((r.other_failures, r.other_caught), (1, 0));
         assert_eq!(r.failures, 0);
@@ -382,14 +354,7 @@ mod tests {
             scores: scores(100, &[95, 96, 97, 98, 99]),
             failures: vec![],
         };
-        let r = event_report(
-            &[m],
-            0.5,
-            10,
-            LabelModes::Degradation,
-            60.0,
-            &AlertPolicy::default(),
-        );
+        let r = event_report(&[m], 0.5, 10, 60.0, &AlertPolicy::default());
         assert_eq!((r.alerts, r.false_alarms, r.pending_alerts), (0, 0, 1));
     }
 }

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`load`]: CSV text → telemetry rows or AI4I rows (format told from the header).
 //! - [`dataset`]: [`TwinDataSpec`] / telemetry → [`Dataset`]: featurise, label ahead.
+//! - [`plant`]: a plant's CSV export (and failure log) through a machine profile → [`Dataset`].
 //! - [`tabular`]: AI4I rows → features (with the physical rules) and floor rules.
 //! - [`events`]: the event-level view (alerts, caught failures, lead time, false alarms).
 //! - [`evaluate`]: metrics, thresholds for targets, cross-validation by machine and time,
@@ -26,6 +27,7 @@ pub mod evaluate;
 pub mod events;
 pub mod load;
 pub mod modelcard;
+pub mod plant;
 pub mod plots;
 pub mod tabular;
 pub mod train;

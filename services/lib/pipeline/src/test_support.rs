@@ -54,6 +54,8 @@ pub(crate) fn twin(
             horizon: 10,
             ..LabelSpec::default()
         },
+        description: "test label".to_owned(),
+        recipe: None,
     }
 }
 

@@ -221,14 +221,17 @@ pub fn train_on(
         spec,
         data.names.clone(),
         threshold,
-        data.labels.describe(),
+        data.description.clone(),
         meta,
         forest,
     )
     .with_metrics(metrics)
     .with_reference(reference);
-    // The recipe only when the windows made these features (hand-made data sets have others).
-    let artifact = if dtwin_windows::feature_set(&data.labels.window).1 == data.feature_set {
+    // The data set's own recipe (a plant's profile), else the windows' when they made these
+    // features (hand-made data sets have others).
+    let artifact = if let Some(recipe) = &data.recipe {
+        artifact.with_recipe(recipe.as_ref().clone())
+    } else if dtwin_windows::feature_set(&data.labels.window).1 == data.feature_set {
         artifact.with_recipe(window_recipe(&data.labels.window))
     } else {
         artifact
@@ -344,12 +347,40 @@ pub fn window_recipe(window: &WindowConfig) -> FeatureRecipe {
 }
 
 /// How to rebuild a model's features from raw data.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Features {
     /// Telemetry through these rolling windows.
     Windows(WindowConfig),
     /// AI4I rows as a table ([`crate::tabular`]), with the artifact's floor rules.
     Ai4iTabular,
+    /// A plant's export through a profile ([`crate::plant`]).
+    Profile {
+        /// The profile as trained on.
+        profile: Box<dtwin_profile::Profile>,
+        /// Its TOML text.
+        text: String,
+        /// The export's columns.
+        columns: crate::plant::Columns,
+    },
+}
+
+impl PartialEq for Features {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Windows(a), Self::Windows(b)) => a == b,
+            (Self::Ai4iTabular, Self::Ai4iTabular) => true,
+            // A profile is what its text says.
+            (
+                Self::Profile { text, columns, .. },
+                Self::Profile {
+                    text: t,
+                    columns: c,
+                    ..
+                },
+            ) => text == t && columns == c,
+            _ => false,
+        }
+    }
 }
 
 /// Where [`features_of`] found a model's features.
@@ -371,6 +402,9 @@ pub enum RecipeError {
     /// The recipe's window configuration does not parse.
     #[error("the artifact's feature recipe has a bad window configuration: {0}")]
     Window(serde_json::Error),
+    /// The recipe's profile does not parse.
+    #[error("the artifact's machine profile: {0}")]
+    Profile(#[from] dtwin_profile::ProfileError),
     /// The recipe does not give the artifact's feature names.
     #[error(
         "the artifact's feature recipe gives feature set {recipe}, but the model uses {model}"
@@ -405,6 +439,22 @@ pub fn features_of(
     if let Some(recipe) = &model.recipe {
         let (features, recipe_hash) = match recipe {
             FeatureRecipe::Ai4iTabular => (Features::Ai4iTabular, ai4i_feature_set().1),
+            FeatureRecipe::Profile {
+                profile, columns, ..
+            } => {
+                let p = dtwin_profile::Profile::parse(profile, "the model's profile")?;
+                let c: crate::plant::Columns =
+                    serde_json::from_value(columns.clone()).map_err(RecipeError::Window)?;
+                let h = dtwin_windows::profile_feature_set(&p).1;
+                (
+                    Features::Profile {
+                        profile: Box::new(p),
+                        text: profile.clone(),
+                        columns: c,
+                    },
+                    h,
+                )
+            }
             FeatureRecipe::Windows { window } => {
                 let w: WindowConfig =
                     serde_json::from_value(window.clone()).map_err(RecipeError::Window)?;

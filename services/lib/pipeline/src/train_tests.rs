@@ -55,7 +55,7 @@ fn a_threshold_on_one_feature_is_learned_and_carried_by_the_artifact() {
         rep.threshold
     );
     assert_eq!(rep.threshold_target, "best F1");
-    assert_eq!(artifact.label, data.labels.describe());
+    assert_eq!(artifact.label, data.description);
     assert_eq!(
         (&*artifact.model_id, &*artifact.version),
         ("test-model", "7")

@@ -72,6 +72,54 @@ fn a_plant_profile_reads_with_keys_time_windows_and_free_labels() {
     assert!(!p.sensor("volt").unwrap().accepts(f64::NAN));
 }
 
+/// The C-MAPSS FD001 profile (`benchmarks/cmapss/run.sh`) reads, and its sensors are NASA's 26
+/// columns after unit and cycle, in order, with every value of the shipped data in range.
+#[test]
+fn the_cmapss_fd001_profile_reads_with_nasa_s_columns() {
+    let p = Profile::parse(
+        include_str!("../profiles/cmapss_fd001.toml"),
+        "profiles/cmapss_fd001.toml",
+    )
+    .unwrap();
+    let names: Vec<&str> = p.sensors.iter().map(|s| s.key.as_str()).collect();
+    let nasa =
+        "setting1 setting2 setting3 T2 T24 T30 T50 P2 P15 P30 Nf Nc epr Ps30 phi NRf NRc BPR \
+                farB htBleed Nf_dmd PCNfR_dmd W31 W32";
+    assert_eq!(names, nasa.split_whitespace().collect::<Vec<_>>());
+    assert_eq!((p.windows.short, p.windows.long), (Some(10), Some(30)));
+    assert_eq!(p.failures.counted, ["failure"]);
+    // The extremes of FD001's train and test files, per column.
+    let seen = [
+        (-0.0087, 0.0087),
+        (-0.0006, 0.0007),
+        (100.0, 100.0),
+        (518.67, 518.67),
+        (641.13, 644.53),
+        (1569.04, 1616.91),
+        (1382.25, 1441.49),
+        (14.62, 14.62),
+        (21.60, 21.61),
+        (549.85, 556.06),
+        (2387.89, 2388.56),
+        (9021.73, 9244.59),
+        (1.30, 1.30),
+        (46.80, 48.53),
+        (518.69, 523.76),
+        (2387.88, 2388.56),
+        (8099.94, 8293.72),
+        (8.3249, 8.5848),
+        (0.03, 0.03),
+        (388.0, 400.0),
+        (2388.0, 2388.0),
+        (100.0, 100.0),
+        (38.14, 39.43),
+        (22.8942, 23.6419),
+    ];
+    for (s, (lo, hi)) in p.sensors.iter().zip(seen) {
+        assert!(s.accepts(lo) && s.accepts(hi), "{} {lo}..{hi}", s.name);
+    }
+}
+
 #[test]
 fn each_mistake_is_refused_with_its_line_and_reason() {
     type Is = fn(&ProfileErrorKind) -> bool;

@@ -92,7 +92,7 @@ if [[ -z ${SKIP_DTWIN:-} ]]; then
           if (!(u in best) || c >= best[u]) { best[u] = c; p[u] = $col["probability"]; al[u] = a ? $a : "" } }
         END { print "unit,cycle,probability,alarm"; for (u in best) print u, best[u], p[u], al[u] }
     ' "$out/scores.csv" | { read -r h; echo "$h"; sort -t, -k1,1n; } >"$out/last_cycle_scores.csv"
-    ours=(--ours "$out/last_cycle_scores.csv")
+    ours=(--ours "$out/last_cycle_scores.csv" --ours-all "$out/scores.csv")
     python3 - "$extra" "$out/train.json" "$train_ms" "${train_cmd[*]}" "${predict_cmd[*]}" <<'EOF'
 import json, sys
 extra, train_json, ms, train_cmd, predict_cmd = sys.argv[1:]

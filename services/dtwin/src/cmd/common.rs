@@ -6,10 +6,13 @@ use clap::Args;
 use dtwin_ml::ModelArtifact;
 use dtwin_pipeline::dataset::{from_telemetry, LabelModes, LabelSpec, DEFAULT_HORIZON};
 use dtwin_pipeline::load::{self, Loaded};
+use dtwin_pipeline::plant::{self, Columns, Horizon, LabelReport};
 use dtwin_pipeline::tabular::from_ai4i;
-use dtwin_pipeline::{EvalData, ThresholdTarget};
+use dtwin_pipeline::train::Features;
+use dtwin_pipeline::{Dataset, EvalData, ThresholdTarget};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
+use std::path::PathBuf;
 
 /// A progress bar (hidden when `quiet`).
 pub fn bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
@@ -24,12 +27,16 @@ pub fn bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
     pb
 }
 
-/// How twin telemetry is labelled (must match how the model was trained).
+/// How data is labelled (must match how the model was trained).
 #[derive(Debug, Clone, Args)]
 pub struct LabelArgs {
-    /// Label horizon: predict a failure within this many readings (twin data).
-    #[arg(long, default_value_t = DEFAULT_HORIZON)]
-    pub horizon: usize,
+    /// Label horizon: predict a failure within this many readings (`30`, the default on twin
+    /// data) or this much time (`24h`, `90m`, `7d`; a plant's data with --profile).
+    #[arg(long)]
+    pub horizon: Option<Horizon>,
+    /// A plant's own data, read through a machine profile.
+    #[command(flatten)]
+    pub plant: PlantArgs,
     /// Which failures the label counts (twin data): degradation (bearing, coolant, valve) or
     /// all.
     #[arg(long, default_value = "degradation")]
@@ -48,9 +55,18 @@ impl LabelArgs {
     /// # Errors
     /// A zero horizon or bad window flags.
     pub fn spec(&self) -> anyhow::Result<LabelSpec> {
-        anyhow::ensure!(self.horizon >= 1, "--horizon must be at least 1");
+        let horizon = match self.horizon {
+            None => DEFAULT_HORIZON,
+            Some(Horizon::Readings(h)) => h,
+            // A plant's data set takes its own horizon (see `read_plant`).
+            Some(Horizon::Time(_)) if self.plant.profile.is_some() => DEFAULT_HORIZON,
+            Some(h @ Horizon::Time(_)) => anyhow::bail!(
+                "--horizon {h}: twin telemetry counts its horizon in readings (--horizon 30); \
+                 a duration needs a plant's data read through --profile"
+            ),
+        };
         Ok(LabelSpec {
-            horizon: self.horizon,
+            horizon,
             include_nok: self.include_nok,
             modes: self.label_modes,
             window: self.window.config()?,
@@ -129,6 +145,24 @@ pub fn read_data(path: &Path) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
+/// Reads DATA as a labelled data set: a plant's export when --profile (or `model`'s recipe)
+/// says so, else as [`read_eval_data`] with the label flags.
+///
+/// # Errors
+/// As [`read_plant`] and [`read_eval_data`].
+pub fn read_labelled(
+    path: &Path,
+    args: &LabelArgs,
+    model: Option<&ModelArtifact>,
+) -> anyhow::Result<EvalData> {
+    if let Some(source) = args.plant.source(model)? {
+        let horizon = plant_horizon(args.horizon, &source)?;
+        let (data, _) = read_plant(path, &source, &args.plant, horizon)?;
+        return Ok(EvalData::Twin(data));
+    }
+    read_eval_data(path, args.spec()?)
+}
+
 /// Reads a data file as a labelled data set: telemetry through the feature service's window
 /// code, labelled by `label`; AI4I as its table.
 ///
@@ -138,5 +172,244 @@ pub fn read_eval_data(path: &Path, label: LabelSpec) -> anyhow::Result<EvalData>
     Ok(match read_data(path)? {
         Loaded::Ai4i(rows) => EvalData::Tabular(from_ai4i(&rows)),
         Loaded::Telemetry(rows, _) => EvalData::Twin(from_telemetry(&rows, label)),
+    })
+}
+
+/// A plant's own data: a CSV export with a machine-id column, a time column and the
+/// profile's sensor columns; failures from a label column or an events log.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PlantArgs {
+    /// Machine profile (TOML, see `dtwin profile init`) to read DATA through. A model trained
+    /// with one carries it: evaluate and predict need the flag only to override it.
+    #[arg(long, value_name = "PROFILE.toml")]
+    pub profile: Option<PathBuf>,
+    /// DATA's machine-id column (with --profile).
+    #[arg(long, value_name = "COLUMN")]
+    pub id_column: Option<String>,
+    /// DATA's time column: RFC 3339, `YYYY-MM-DD HH:MM:SS` (see --time-zone) or a plain
+    /// number such as a cycle count. Without it, rows are in time order.
+    #[arg(long, value_name = "COLUMN")]
+    pub time_column: Option<String>,
+    /// Time zone of times written without an offset (IANA name; default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub time_zone: Option<String>,
+    /// A column of DATA holding failure labels (empty, 0, false: no failure).
+    #[arg(long, value_name = "COLUMN")]
+    pub label_column: Option<String>,
+    /// A failure log (CSV): machine and time in columns named as DATA's, plus a label column.
+    #[arg(long, value_name = "EVENTS.csv")]
+    pub events: Option<PathBuf>,
+    /// The events file's label column.
+    #[arg(long, value_name = "COLUMN")]
+    pub event_label_column: Option<String>,
+}
+
+/// Where a plant data set's profile and columns come from: the flags, else the model's recipe.
+#[derive(Debug, Clone)]
+pub struct PlantSource {
+    /// The profile.
+    pub profile: dtwin_profile::Profile,
+    /// Its TOML text.
+    pub text: String,
+    /// The export's columns.
+    pub columns: Columns,
+    /// The model's horizon, when the source is a model.
+    pub model_horizon: Option<Horizon>,
+}
+
+impl PlantArgs {
+    /// The plant source, when DATA is a plant's export: `--profile`, or a model whose recipe
+    /// is a profile. None: the twin's or AI4I's formats.
+    ///
+    /// # Errors
+    /// An unreadable or bad profile, or a profile without --id-column.
+    pub fn source(&self, model: Option<&ModelArtifact>) -> anyhow::Result<Option<PlantSource>> {
+        let from_model = match model.and_then(|m| m.recipe.as_ref()) {
+            Some(dtwin_ml::artifact::FeatureRecipe::Profile { horizon, .. }) => {
+                let Features::Profile {
+                    profile,
+                    text,
+                    columns,
+                } = dtwin_pipeline::train::features_of(
+                    model.expect("a recipe has a model"),
+                    &dtwin_windows::WindowConfig::default(),
+                )?
+                .0
+                else {
+                    unreachable!("a profile recipe gives profile features")
+                };
+                Some(PlantSource {
+                    profile: *profile,
+                    text,
+                    columns,
+                    model_horizon: horizon.parse().ok(),
+                })
+            }
+            _ => None,
+        };
+        let mut source = match (&self.profile, from_model) {
+            (None, None) => {
+                for (flag, set) in [
+                    ("--id-column", self.id_column.is_some()),
+                    ("--time-column", self.time_column.is_some()),
+                    ("--events", self.events.is_some()),
+                    ("--label-column", self.label_column.is_some()),
+                ] {
+                    anyhow::ensure!(
+                        !set,
+                        "{flag} reads a plant's export through a machine profile: add --profile PROFILE.toml (draft one with `dtwin profile init DATA.csv --id-column ... --out PROFILE.toml`)"
+                    );
+                }
+                return Ok(None);
+            }
+            (None, Some(s)) => s,
+            (Some(path), from_model) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read profile {}", path.display()))?;
+                let profile = dtwin_profile::Profile::parse(&text, &path.display().to_string())?;
+                let id = self
+                    .id_column
+                    .clone()
+                    .or_else(|| from_model.as_ref().map(|s| s.columns.id.clone()));
+                let Some(id) = id else {
+                    anyhow::bail!(
+                        "--profile needs --id-column: the column of DATA that names the machine"
+                    );
+                };
+                PlantSource {
+                    profile,
+                    text,
+                    columns: Columns {
+                        id,
+                        time: from_model.as_ref().and_then(|s| s.columns.time.clone()),
+                        label: None,
+                        time_zone: from_model
+                            .as_ref()
+                            .and_then(|s| s.columns.time_zone.clone()),
+                    },
+                    model_horizon: from_model.and_then(|s| s.model_horizon),
+                }
+            }
+        };
+        if let Some(id) = &self.id_column {
+            source.columns.id.clone_from(id);
+        }
+        if self.time_column.is_some() {
+            source.columns.time.clone_from(&self.time_column);
+        }
+        if self.time_zone.is_some() {
+            source.columns.time_zone.clone_from(&self.time_zone);
+        }
+        if self.label_column.is_some() {
+            source.columns.label.clone_from(&self.label_column);
+        }
+        Ok(Some(source))
+    }
+}
+
+/// Reads a plant's export and its events log through `source`; the first rows left out go
+/// to stderr.
+///
+/// # Errors
+/// Unreadable files, a bad export or log, or an events log without its label column.
+pub fn read_plant_data(
+    path: &Path,
+    source: &PlantSource,
+    args: &PlantArgs,
+) -> anyhow::Result<(plant::PlantData, Vec<plant::Event>)> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {file}"))?;
+    let data = plant::read(&text, &file, &source.profile, &source.columns)?;
+    report_skipped(&file, &data.skipped);
+    let events = match &args.events {
+        None => Vec::new(),
+        Some(events) => {
+            let Some(label) = &args.event_label_column else {
+                anyhow::bail!(
+                    "--events needs --event-label-column: the column of {} that holds the failure label",
+                    events.display()
+                );
+            };
+            let name = events.display().to_string();
+            let text =
+                std::fs::read_to_string(events).with_context(|| format!("cannot read {name}"))?;
+            plant::read_events(&text, &name, &source.columns, label, data.time)?
+        }
+    };
+    Ok((data, events))
+}
+
+/// Reads `path` through `source` and labels it with `horizon` (see [`read_plant_data`]).
+///
+/// # Errors
+/// As [`read_plant_data`].
+pub fn read_plant(
+    path: &Path,
+    source: &PlantSource,
+    args: &PlantArgs,
+    horizon: Horizon,
+) -> anyhow::Result<(Dataset, LabelReport)> {
+    let file = path.display().to_string();
+    let (data, events) = read_plant_data(path, source, args)?;
+    let (mut dataset, report) = plant::dataset(&data, &source.profile, &events, horizon);
+    dataset.recipe = Some(Box::new(plant::recipe(
+        &source.text,
+        &source.columns,
+        horizon,
+    )));
+    eprintln!(
+        "{file}: {} machines, {} readings ({} left out); failures by label: {}{}; {} labelled rows, {} positive",
+        data.machines.len(),
+        data.rows(),
+        data.skipped.len(),
+        if report.failures.is_empty() {
+            "none".to_owned()
+        } else {
+            report
+                .failures
+                .iter()
+                .map(|(l, n)| format!("{l} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        if report.events_of_unknown_machines > 0 {
+            format!(
+                " ({} events of machines not in the data ignored)",
+                report.events_of_unknown_machines
+            )
+        } else {
+            String::new()
+        },
+        report.rows,
+        report.positives
+    );
+    if !data.unused_columns.is_empty() {
+        eprintln!(
+            "note: columns not in profile {}: {} (add them as sensors to use them)",
+            source.profile.id,
+            data.unused_columns.join(", ")
+        );
+    }
+    Ok((dataset, report))
+}
+
+fn report_skipped(file: &str, skipped: &[(usize, String)]) {
+    for (line, why) in skipped.iter().take(5) {
+        eprintln!("{file}:{line}: skipped: {why}");
+    }
+    if skipped.len() > 5 {
+        eprintln!("... {} bad rows skipped in all", skipped.len());
+    }
+}
+
+/// The horizon of a plant data set: the flag, else the model's.
+///
+/// # Errors
+/// Neither is set.
+pub fn plant_horizon(flag: Option<Horizon>, source: &PlantSource) -> anyhow::Result<Horizon> {
+    flag.or(source.model_horizon).ok_or_else(|| {
+        anyhow::anyhow!(
+            "say how far ahead to predict: --horizon 24h (time) or --horizon 30 (readings)"
+        )
     })
 }

@@ -1,8 +1,9 @@
-//! `dtwin eda DATA`: an exploratory report of a data file (twin telemetry CSV or AI4I's CSV):
+//! `dtwin eda DATA`: an exploratory report of a data file (twin telemetry CSV, AI4I's CSV, or a
+//! plant's export through `--profile`):
 //! report.html with its SVG charts beside it in --out-dir. The statistics and the page are
 //! [`dtwin_pipeline::eda`] and [`dtwin_pipeline::edareport`].
 
-use crate::cmd::common::{read_data, LabelArgs};
+use crate::cmd::common::{plant_horizon, read_data, read_plant_data, LabelArgs};
 use anyhow::Context;
 use clap::Args;
 use dtwin_pipeline::eda::Frame;
@@ -13,7 +14,8 @@ use std::path::PathBuf;
 /// `dtwin eda` flags.
 #[derive(Debug, Clone, Args)]
 pub struct EdaArgs {
-    /// The data: a telemetry CSV or AI4I's CSV (format told from the header).
+    /// The data: a telemetry CSV or AI4I's CSV (format told from the header), or a plant's
+    /// export read through --profile.
     pub data: PathBuf,
     /// Folder for report.html and its SVG charts (created if missing).
     #[arg(long, default_value = "eda")]
@@ -28,10 +30,21 @@ pub struct EdaArgs {
 /// # Errors
 /// Bad flags or data, an empty file, or a file that cannot be written.
 pub fn run(args: &EdaArgs) -> anyhow::Result<PathBuf> {
-    let label = args.label.spec()?;
-    let (frame, skipped) = match read_data(&args.data)? {
-        Loaded::Telemetry(rows, skipped) => (Frame::from_telemetry(&rows, &label), skipped.len()),
-        Loaded::Ai4i(rows) => (Frame::from_ai4i(&rows), 0),
+    let (frame, skipped) = if let Some(source) = args.label.plant.source(None)? {
+        let horizon = plant_horizon(args.label.horizon, &source)?;
+        let (data, events) = read_plant_data(&args.data, &source, &args.label.plant)?;
+        (
+            dtwin_pipeline::plant::frame(&data, &source.profile, &events, horizon),
+            data.skipped.len(),
+        )
+    } else {
+        let label = args.label.spec()?;
+        match read_data(&args.data)? {
+            Loaded::Telemetry(rows, skipped) => {
+                (Frame::from_telemetry(&rows, &label), skipped.len())
+            }
+            Loaded::Ai4i(rows) => (Frame::from_ai4i(&rows), 0),
+        }
     };
     anyhow::ensure!(frame.rows() > 0, "{} has no rows", args.data.display());
     let report = edareport::render(&frame, &args.data.display().to_string(), skipped);

@@ -4,7 +4,9 @@
 //! charts; written into --out-dir as model_card.json, model_card.html and SVG files. The
 //! splits are the pipeline's ([`dtwin_pipeline::evaluate`]): never random rows of twin data.
 
-use crate::cmd::common::{bar, read_eval_data, read_model, LabelArgs, TargetArgs};
+use crate::cmd::common::{
+    bar, plant_horizon, read_eval_data, read_model, read_plant, LabelArgs, TargetArgs,
+};
 use anyhow::Context;
 use clap::Args;
 use dtwin_pipeline::evaluate::{EvalReport, Metrics};
@@ -49,26 +51,35 @@ pub struct EvaluateArgs {
 /// folds; a fold with one class; a file that cannot be written.
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<EvalReport> {
     anyhow::ensure!(args.folds != 1, "--folds must be 0 (none) or at least 2");
-    let mut label = args.label.spec()?;
     let model = read_model(&args.model)?;
-    // The windows come from the artifact's recipe (or its hash, or the flags for an old one).
-    if let Features::Windows(window) =
-        crate::cmd::predict::model_features(&model, &args.label.window, &args.model)?
-    {
-        label.window = window;
-    }
-    let data = read_eval_data(&args.data, label.clone())?;
+    let data = match args.label.plant.source(Some(&model))? {
+        // A plant's export: the profile and columns from the flags, else the model's recipe.
+        Some(source) => {
+            let horizon = plant_horizon(args.label.horizon, &source)?;
+            EvalData::Twin(read_plant(&args.data, &source, &args.label.plant, horizon)?.0)
+        }
+        None => {
+            let mut label = args.label.spec()?;
+            // The windows come from the artifact's recipe (or its hash, or the flags for an
+            // old one).
+            if let Features::Windows(window) =
+                crate::cmd::predict::model_features(&model, &args.label.window, &args.model)?
+            {
+                label.window = window;
+            }
+            read_eval_data(&args.data, label)?
+        }
+    };
     let target = match (&data, args.target.target()?) {
         (_, Some(t)) => t,
         (EvalData::Twin(_), None) => ThresholdTarget::EventRecall(DEFAULT_EVENT_RECALL_TARGET),
         (EvalData::Tabular(_), None) => ThresholdTarget::BestF1,
     };
     if let EvalData::Twin(d) = &data {
-        if model.label != label.describe() {
+        if model.label != d.description {
             eprintln!(
                 "warning: the model predicts \"{}\", the data is labelled \"{}\" (set --horizon, --label-modes, --include-nok as in training)",
-                model.label,
-                label.describe()
+                model.label, d.description
             );
         }
         let machines = d.n_machines();

@@ -6,7 +6,7 @@
 //! artifact's floor rules. The model scores every row; the output has the probability and the
 //! label at the model's threshold, so anyone can check the metrics with their own tools.
 
-use crate::cmd::common::{read_data, read_model};
+use crate::cmd::common::{read_data, read_model, PlantArgs, PlantSource};
 use crate::cmd::replay::{load_csv, ReplayFormat};
 use anyhow::Context;
 use clap::Args;
@@ -39,6 +39,10 @@ pub struct PredictArgs {
     /// windows; an artifact's recipe takes precedence.
     #[command(flatten)]
     pub window: crate::cli::WindowOpts,
+    /// A plant's export: the profile and columns (default: the model's, when it was trained
+    /// on one).
+    #[command(flatten)]
+    pub plant: PlantArgs,
 }
 
 /// The features a model needs, from its recipe or inferred (see
@@ -78,6 +82,9 @@ pub fn model_features(
 /// [`model_features`]), data of the wrong kind for the model, or a write error.
 pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
     let model = read_model(&args.model)?;
+    if let Some(source) = args.plant.source(Some(&model))? {
+        return score_plant(args, &model, &source);
+    }
     let features = model_features(&model, &args.window, &args.model)?;
     let mut out = csv::Writer::from_path(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -93,6 +100,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
     let (rows, skipped) = match &features {
         Features::Windows(window) => score_windows(args, &model, window, &mut out)?,
         Features::Ai4iTabular => (score_ai4i(args, &model, &mut out)?, 0),
+        Features::Profile { .. } => unreachable!("a profile recipe is scored by score_plant"),
     };
     out.flush()?;
     eprintln!(
@@ -103,6 +111,92 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
         args.out.display()
     );
     Ok(rows)
+}
+
+/// A plant's export through the profile: each machine's readings in time order through the
+/// profile's windows, as the feature service would see them live; rows written in file order
+/// (`seq`: the reading's index within its machine, `failure`: the label column's label).
+///
+/// # Errors
+/// An unreadable or bad export, a profile whose features are not the model's, or a write
+/// error.
+fn score_plant(
+    args: &PredictArgs,
+    model: &ModelArtifact,
+    source: &PlantSource,
+) -> anyhow::Result<usize> {
+    let (names, hash) = dtwin_windows::profile_feature_set(&source.profile);
+    anyhow::ensure!(
+        hash == model.feature_set_hash,
+        "{} was trained on other features than profile {:?} gives (feature set {} vs {hash}): \
+         pass the profile it was trained with, or none to use the model's own",
+        args.model.display(),
+        source.profile.id,
+        model.feature_set_hash
+    );
+    let file = args.data.display().to_string();
+    let text =
+        std::fs::read_to_string(&args.data).with_context(|| format!("cannot read {file}"))?;
+    let data = dtwin_pipeline::plant::read(&text, &file, &source.profile, &source.columns)?;
+    for (line, why) in data.skipped.iter().take(5) {
+        eprintln!("{file}:{line}: skipped: {why}");
+    }
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let order: Vec<usize> = model
+        .feature_names
+        .iter()
+        .map(|n| index[n.as_str()])
+        .collect();
+    let mut rows: Vec<(usize, [String; 7])> = Vec::with_capacity(data.rows());
+    for (m, i, values, cold) in dtwin_pipeline::plant::features(&data, &source.profile) {
+        let s = &data.machines[m];
+        let row: Vec<f32> = order.iter().map(|&j| values[j] as f32).collect();
+        let p = model.predict_row(&row);
+        rows.push((
+            s.lines[i],
+            [
+                s.id.clone(),
+                i.to_string(),
+                dtwin_pipeline::plant::format_time(s.t[i], data.time),
+                p.to_string(),
+                u8::from(model.is_alarm(p)).to_string(),
+                u8::from(cold).to_string(),
+                s.labels[i].clone().unwrap_or_default(),
+            ],
+        ));
+    }
+    rows.sort_by_key(|r| r.0);
+    let mut out = csv::Writer::from_path(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    out.write_record([
+        "machine_id",
+        "seq",
+        "ts",
+        "probability",
+        "label",
+        "cold",
+        "failure",
+    ])?;
+    for (_, r) in &rows {
+        out.write_record(r)?;
+    }
+    out.flush()?;
+    eprintln!(
+        "scored {} rows of {} machines ({} bad rows skipped) with {} v{} (profile {}) at threshold {:.3} into {}",
+        rows.len(),
+        data.machines.len(),
+        data.skipped.len(),
+        model.model_id,
+        model.version,
+        source.profile.id,
+        model.threshold,
+        args.out.display()
+    );
+    Ok(rows.len())
 }
 
 /// One output row. The probability is written as the shortest text that reads back as the

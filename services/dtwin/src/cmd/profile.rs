@@ -141,7 +141,13 @@ fn init(a: &InitArgs) -> anyhow::Result<String> {
                 .unwrap_or_else(|| "plant".to_owned()),
         ),
     };
-    let (text, report) = dtwin_profile::draft::draft(&id, &columns, a.label_column.as_deref());
+    let interval = a.time_column.as_ref().and_then(|t| {
+        let ti = headers.iter().position(|h| h == t)?;
+        let ii = headers.iter().position(|h| *h == a.id_column)?;
+        reading_interval(&cells[ii], &cells[ti])
+    });
+    let (text, report) =
+        dtwin_profile::draft::draft(&id, &columns, a.label_column.as_deref(), interval);
     // A draft that does not parse would be this command's bug, not the user's: say so.
     dtwin_profile::Profile::parse(&text, &a.out.display().to_string())
         .context("the drafted profile does not parse (a dtwin bug; please report it)")?;
@@ -172,4 +178,29 @@ fn init(a: &InitArgs) -> anyhow::Result<String> {
         },
         a.out.display()
     ))
+}
+
+/// The median time between consecutive readings of a machine, when the time column holds
+/// instants (None for cycle counts or unreadable times: the draft then has no time window).
+fn reading_interval(ids: &[String], times: &[String]) -> Option<std::time::Duration> {
+    use dtwin_pipeline::plant::{parse_time, TimeKind};
+    let utc = jiff::tz::TimeZone::UTC;
+    let mut by_machine: std::collections::HashMap<&str, Vec<f64>> = Default::default();
+    for (id, t) in ids.iter().zip(times) {
+        match parse_time(t, &utc)? {
+            (t, TimeKind::Instant) => by_machine.entry(id.as_str()).or_default().push(t),
+            _ => return None,
+        }
+    }
+    let mut gaps: Vec<f64> = Vec::new();
+    for ts in by_machine.values_mut() {
+        ts.sort_by(f64::total_cmp);
+        gaps.extend(ts.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0.0));
+    }
+    if gaps.is_empty() {
+        return None;
+    }
+    let mid = gaps.len() / 2;
+    let median = *gaps.select_nth_unstable_by(mid, f64::total_cmp).1;
+    Some(std::time::Duration::from_secs_f64(median))
 }

@@ -5,7 +5,7 @@
 //! machine, AI4I's CSV is read as a table with the physical rules as features and floor rules.
 //! Held-out metrics are printed (split by machine on twin data, stratified 80/20 on AI4I).
 
-use crate::cmd::common::{bar, read_eval_data, LabelArgs, TargetArgs};
+use crate::cmd::common::{bar, read_labelled, LabelArgs, TargetArgs};
 use anyhow::Context;
 use clap::Args;
 use dtwin_ml::{ClassWeight, ForestParams};
@@ -17,8 +17,9 @@ use std::path::PathBuf;
 /// `dtwin train` flags.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// Training data: a telemetry CSV or AI4I's CSV (format told from the header). Without it,
-    /// a fleet is simulated in memory (--machines, --steps, --data-seed).
+    /// Training data: a telemetry CSV or AI4I's CSV (format told from the header), or a
+    /// plant's export read through --profile. Without it, a fleet is simulated in memory
+    /// (--machines, --steps, --data-seed).
     pub data: Option<PathBuf>,
     /// Where to write the model artifact (JSON).
     #[arg(long, default_value = "model.json")]
@@ -110,7 +111,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             machines.finish();
             out
         }
-        Some(path) => match read_eval_data(path, label)? {
+        Some(path) => match read_labelled(path, &args.label, None)? {
             EvalData::Tabular(table) => train_tabular(&table, &spec, &|| trees.inc(1))?,
             EvalData::Twin(data) => {
                 anyhow::ensure!(

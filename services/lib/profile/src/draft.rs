@@ -30,12 +30,22 @@ pub struct DraftReport {
     pub labels: Vec<String>,
 }
 
+/// Readings in a drafted profile's short window (mean, std and slope of the last few).
+pub const DRAFT_SHORT: usize = 3;
+
+/// Readings in a drafted profile's long window (the latest value's deviation from their mean),
+/// and of its time window (mean and std over that many reading intervals).
+pub const DRAFT_LONG: usize = 24;
+
 /// The TOML text of a profile `id` drafted from `columns`; `label_column` (when given) holds
-/// failure labels (empty cells: no failure).
+/// failure labels (empty cells: no failure). `interval` is the usual time between a machine's
+/// readings, when the export has timestamps: the draft then adds a time window of
+/// [`DRAFT_LONG`] intervals (hourly data: `24h`).
 pub fn draft(
     id: &str,
     columns: &[Column<'_>],
     label_column: Option<&str>,
+    interval: Option<std::time::Duration>,
 ) -> (String, DraftReport) {
     let mut report = DraftReport::default();
     let mut out = String::new();
@@ -121,6 +131,21 @@ pub fn draft(
         report.attributes.push(name);
     }
     out.push_str(&attributes);
+    // Windows: a degradation shows as a drift over many readings, which the latest value alone
+    // does not carry; short and long windows in readings fit any rate, the time window follows
+    // the export's own.
+    let _ = writeln!(
+        out,
+        "# Windows: `short` and `long` count readings, `time` spans message time (\"24h\").\n\
+         [windows]\nshort = {DRAFT_SHORT}\nlong = {DRAFT_LONG}\nshort_stats = [\"mean\", \"std\", \"slope\"]"
+    );
+    if let Some(span) = interval
+        .map(|i| i.as_secs_f64() * DRAFT_LONG as f64)
+        .filter(|s| *s >= 1.0)
+    {
+        let _ = writeln!(out, "time = [{}]", q(&span_text(span)));
+    }
+    out.push('\n');
     if !report.labels.is_empty() {
         let _ = writeln!(
             out,
@@ -129,6 +154,17 @@ pub fn draft(
         );
     }
     (out, report)
+}
+
+/// A span as a profile writes it: whole days, hours, minutes or seconds.
+fn span_text(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        _ if s % 86_400 == 0 && s > 3 * 86_400 => format!("{}d", s / 86_400),
+        _ if s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
 }
 
 /// `s` as a TOML string (quotes and escapes as TOML has them).
@@ -249,9 +285,23 @@ mod tests {
                 cells: vec!["", "", ""],
             },
         ];
-        let (text, report) = draft("pump", &cols, Some("failure"));
+        let (text, report) = draft(
+            "pump",
+            &cols,
+            Some("failure"),
+            Some(std::time::Duration::from_secs(3600)),
+        );
         let p = Profile::parse(&text, "draft.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(report.sensors, ["volt", "rotate"]);
+        assert_eq!(
+            (p.windows.short, p.windows.long),
+            (Some(DRAFT_SHORT), Some(DRAFT_LONG))
+        );
+        assert_eq!(
+            p.windows.time,
+            [std::time::Duration::from_secs(86_400)],
+            "24 hourly intervals"
+        );
         assert_eq!(report.attributes, ["model"]);
         assert_eq!(report.labels, ["comp2", "comp4"]);
         assert_eq!(

@@ -34,7 +34,8 @@ pub const TIME_WINDOW_POINTS: usize = 4096;
 pub fn span_name(d: std::time::Duration) -> String {
     let s = d.as_secs_f64();
     let whole = |unit: f64| s >= unit && (s / unit).fract() == 0.0;
-    if whole(86_400.0) {
+    // Up to three days read best in hours (`24h`, `48h`), longer spans in days (`7d`).
+    if whole(86_400.0) && s > 3.0 * 86_400.0 {
         format!("{}d", s / 86_400.0)
     } else if whole(3600.0) {
         format!("{}h", s / 3600.0)
@@ -204,14 +205,13 @@ impl ProfileWindow {
         }
         let mut out = Vec::with_capacity(self.width);
         let mut now = Vec::with_capacity(values.len());
-        let per_sensor = 1
-            + if p.windows.short.is_some() {
+        let per_sensor =
+            1 + if p.windows.short.is_some() {
                 self.stats.len()
             } else {
                 0
-            }
-            + usize::from(p.windows.long.is_some())
-            + 2 * p.windows.time.len();
+            } + usize::from(p.windows.long.is_some())
+                + 2 * p.windows.time.len();
         for (s, &v) in self.sensors.iter_mut().zip(values) {
             let value = if v.is_finite() {
                 s.last = Some(v);
@@ -322,7 +322,8 @@ values = ["model1", "model2"]
         assert_eq!(hash.len(), dtwin_schema::feature_set_hash(&names).len());
         assert_eq!(span_name(std::time::Duration::from_secs(90)), "90s");
         assert_eq!(span_name(std::time::Duration::from_secs(600)), "10m");
-        assert_eq!(span_name(std::time::Duration::from_secs(86_400)), "1d");
+        assert_eq!(span_name(std::time::Duration::from_secs(86_400)), "24h");
+        assert_eq!(span_name(std::time::Duration::from_secs(7 * 86_400)), "7d");
     }
 
     #[test]
@@ -339,11 +340,20 @@ values = ["model1", "model2"]
         }
         let f = last.unwrap().values;
         assert_eq!(f[0], 160.0);
-        assert!((f[1] - (110.0 + 130.0 + 160.0) / 3.0).abs() < 1e-9, "mean_3");
+        assert!(
+            (f[1] - (110.0 + 130.0 + 160.0) / 3.0).abs() < 1e-9,
+            "mean_3"
+        );
         assert_eq!(f[2], 160.0, "max_3");
-        assert!((f[3] - (160.0 - 125.0)).abs() < 1e-9, "dev_4: 160 - mean(100..160)");
+        assert!(
+            (f[3] - (160.0 - 125.0)).abs() < 1e-9,
+            "dev_4: 160 - mean(100..160)"
+        );
         // 2 h window at t = 3 h holds the readings at 1, 2 and 3 h.
-        assert!((f[4] - (110.0 + 130.0 + 160.0) / 3.0).abs() < 1e-9, "mean_2h");
+        assert!(
+            (f[4] - (110.0 + 130.0 + 160.0) / 3.0).abs() < 1e-9,
+            "mean_2h"
+        );
         assert_eq!(f[12], 2.0, "volt / rotate");
         assert_eq!(f[13], 1.0, "model2 is code 1");
     }
@@ -373,7 +383,13 @@ values = ["model1", "model2"]
         .unwrap();
         let mut w = ProfileWindow::new(&p);
         let f = w.update(&p, 0.0, &[0.5], &[]);
-        assert_eq!(f, ProfileFeatures { values: vec![0.5], cold: false });
+        assert_eq!(
+            f,
+            ProfileFeatures {
+                values: vec![0.5],
+                cold: false
+            }
+        );
     }
 
     proptest! {
@@ -422,7 +438,12 @@ values = ["model1", "model2"]
             (p.windows.short, p.windows.long),
             (Some(w.short), Some(w.long))
         );
-        let secs: Vec<u64> = p.windows.time.iter().map(std::time::Duration::as_secs).collect();
+        let secs: Vec<u64> = p
+            .windows
+            .time
+            .iter()
+            .map(std::time::Duration::as_secs)
+            .collect();
         assert_eq!(secs, w.time_windows_s);
         assert_eq!(p.attributes[0].code("M"), Some(1));
         assert_eq!(p.failures.counted, ["BEARING", "COOLANT", "VALVE"]);

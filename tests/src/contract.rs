@@ -43,7 +43,8 @@ pub const SCHEMAS: [&str; 11] = [
     "silence",
 ];
 
-/// The name [`Contract::check`] returns for `{prefix}/models/current`, which has no JSON
+/// The name [`Contract::check`] returns for `{prefix}/models/current` and
+/// `{prefix}/models/{profile}`, which have no JSON
 /// Schema of its own: the model artifact is checked only for being a JSON object with
 /// `"schema": "dtwin.model.v1"` (the ml crate validates the rest when it loads it).
 pub const MODEL: &str = "model";
@@ -208,8 +209,11 @@ impl Contract {
         if rest == "control/twin" {
             return Ok(("control", None));
         }
-        if rest == "models/current" {
-            return Ok((MODEL, None));
+        // `models/current` (milling) and `models/{profile}`: the same artifact format.
+        if let Some(segment) = rest.strip_prefix("models/") {
+            if !segment.is_empty() && !segment.contains('/') {
+                return Ok((MODEL, None));
+            }
         }
         Err(format!("no schema for topic {topic:?}"))
     }

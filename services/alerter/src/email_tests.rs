@@ -32,6 +32,7 @@ fn risk() -> Risk {
             ("air_temp_k".to_owned(), 300.25),
             ("rpm".to_owned(), 1400.0),
         ]),
+        profile: None,
     }
 }
 

@@ -53,6 +53,7 @@ fn verdict(machine: &str, status: RiskStatus, secs: i64) -> (String, Vec<u8>) {
         },
         cold: false,
         latest: Default::default(),
+        profile: None,
     };
     (
         topics().risk(&risk.machine_id),

@@ -54,6 +54,7 @@ fn risk(id: &MachineId, ts: OffsetDateTime, p: f64) -> Risk {
         },
         cold: false,
         latest: Default::default(),
+        profile: None,
     }
 }
 

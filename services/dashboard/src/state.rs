@@ -317,6 +317,7 @@ mod tests {
             },
             cold: false,
             latest: BTreeMap::new(),
+            profile: None,
         }
     }
 

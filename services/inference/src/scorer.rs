@@ -226,6 +226,7 @@ impl Scorer {
             },
             cold: f.cold,
             latest: f.latest.clone(),
+            profile: f.profile.clone(),
         }
     }
 }
@@ -307,6 +308,7 @@ mod tests {
             latest: Default::default(),
             product_type: None,
             gap: 0,
+            profile: None,
         }
     }
 

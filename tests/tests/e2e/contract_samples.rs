@@ -76,6 +76,7 @@ fn features() -> Features {
         ]),
         product_type: Some(ProductType::H),
         gap: 2,
+        profile: Some("pump".into()),
     }
 }
 
@@ -124,6 +125,7 @@ fn risk() -> Risk {
         },
         cold: false,
         latest: BTreeMap::from([("vibration_mm_s".to_owned(), 8.7)]),
+        profile: Some("pump".into()),
     }
 }
 
@@ -307,7 +309,7 @@ fn telemetry_v2_built_in_rust_validates_and_decodes_back() {
     let value = to_value(&serde_json::from_slice::<Value>(&v2).unwrap());
     assert_eq!(
         keys(&value["values"]),
-        keys(&c.schema(TELEMETRY_V2).unwrap()["properties"]["values"]["properties"])
+        keys(&c.schema(TELEMETRY_V2).unwrap()["$defs"]["milling_values"]["properties"])
     );
     // The top-level fields of a full v2 reading are the schema's non-sensor properties.
     let top: BTreeSet<String> = c.schema(TELEMETRY_V2).unwrap()["properties"]
@@ -347,13 +349,38 @@ fn telemetry_v2_built_in_rust_validates_and_decodes_back() {
 }
 
 #[test]
+fn telemetry_v2_of_another_profile_validates_and_keeps_its_values() {
+    let c = contract();
+    let topic = "dtwin/v1/machines/pump-07/telemetry";
+    // Milling's ranges do not bind another profile's values (temperature_c = 900 is a pump's
+    // business); the feature service checks them against the pump profile.
+    let pump = json!({"profile": "pump", "ts": 1_795_000_000_123_u64,
+        "values": {"volt": 176.2, "temperature_c": 900, "model": "m3", "vibration": null}});
+    assert_valid(&c, topic, pump.to_string().as_bytes(), TELEMETRY_V2);
+    let r = Telemetry::decode_on(&id("pump-07"), SOURCE_TS, pump.to_string().as_bytes())
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.profile.as_deref(), Some("pump"));
+    assert_eq!(r.values.len(), 4);
+    // Without profile (milling unless the service maps the machine), milling's ranges bind.
+    let mut bare = pump.clone();
+    bare.as_object_mut().unwrap().remove("profile");
+    assert_invalid(&c, topic, bare.to_string().as_bytes());
+    let mut milling = bare.clone();
+    milling["profile"] = json!("milling");
+    assert_invalid(&c, topic, milling.to_string().as_bytes());
+}
+
+#[test]
 fn telemetry_v2_violations_fail_as_the_decoder_rejects_them() {
     let c = contract();
     let topic = "dtwin/v1/machines/pump-07/telemetry";
     let machine = id("pump-07");
     let base = json!({"schema": "dtwin.telemetry.v2", "values": {"temperature_c": 36.5}});
     let cases: [(&str, Value, RejectReason); 8] = [
-        ("profile", json!("turning"), RejectReason::UnknownProfile),
+        ("profile", json!(7), RejectReason::WrongType),
         ("machine_id", json!("pump-08"), RejectReason::TopicMismatch),
         ("ts", json!(1_795_000_000), RejectReason::OutOfRange),
         ("ts", json!("yesterday"), RejectReason::WrongType),
@@ -385,7 +412,7 @@ fn telemetry_v2_violations_fail_as_the_decoder_rejects_them() {
 #[test]
 fn telemetry_v2_ranges_match_sensor_specs() {
     let c = contract();
-    let props = &c.schema(TELEMETRY_V2).unwrap()["properties"]["values"]["properties"];
+    let props = &c.schema(TELEMETRY_V2).unwrap()["$defs"]["milling_values"]["properties"];
     let machine = id("m");
     for spec in &SENSOR_SPECS {
         let p = &props[spec.name];
@@ -443,6 +470,7 @@ fn features_validate() {
         gap: 0,
         values: BTreeMap::new(),
         latest: BTreeMap::new(),
+        profile: None,
         ..features()
     };
     assert_valid(&c, &topic, &to_json(&cold), "features");
@@ -455,8 +483,20 @@ fn risk_with_actions_and_factors_validates() {
     let r = risk();
     let topic = topics().risk(&r.machine_id);
     assert_valid(&c, &topic, &to_json(&r), "risk");
-    assert_eq!(keys(&to_value(&r)), required(&c, "risk"));
-    assert_eq!(required(&c, "risk"), properties(&c, "risk"));
+    assert_eq!(keys(&to_value(&r)), properties(&c, "risk"));
+    let milling = Risk {
+        profile: None,
+        ..risk()
+    };
+    assert_valid(&c, &topic, &to_json(&milling), "risk");
+    assert_eq!(
+        keys(&to_value(&milling)),
+        required(&c, "risk"),
+        "every field but profile is required; milling leaves it out"
+    );
+    let mut bad = to_value(&r);
+    bad["profile"] = json!("a/b");
+    assert_invalid(&c, &topic, bad.to_string().as_bytes());
     let healthy = Risk {
         probability: 0.0,
         status: RiskStatus::Healthy,
@@ -692,6 +732,7 @@ fn asyncapi_documents_every_topic_and_schema() {
         "{prefix}/alert-state/{machine_id}",
         "{prefix}/deadletter/{service}",
         "{prefix}/models/current",
+        "{prefix}/models/{profile}",
         "{prefix}/publishers/{client_id}/status",
         "{prefix}/drift/{service}",
         "{prefix}/control/silences/{silenceId}",
@@ -947,7 +988,9 @@ fn unknown_topics_have_no_schema() {
         "dtwin/v1/deadletter/",
         "dtwin/v1/deadletter/a/b",
         "dtwin/v1/publishers/x/y/status",
-        "dtwin/v1/models/previous",
+        // `models/{profile}` is any profile's model; deeper is nothing.
+        "dtwin/v1/models/pump/previous",
+        "dtwin/v1/models/",
         "dtwin/v1/control",
     ] {
         let why = assert_invalid(&c, topic, &payload);

@@ -23,7 +23,7 @@ pub mod topics;
 pub use machine_id::{MachineId, MachineIdError};
 pub use messages::*;
 pub use telemetry::{RejectReason, Rejection, Telemetry, MAX_PAYLOAD_BYTES};
-pub use telemetry_v2::{Reading, TELEMETRY_V2_SCHEMA};
+pub use telemetry_v2::{RawValue, Reading, TELEMETRY_V2_SCHEMA};
 pub use topics::{TopicKind, Topics, DEFAULT_PREFIX};
 
 use sha2::{Digest, Sha256};

@@ -57,6 +57,10 @@ pub struct Features {
     /// Readings missing (by `seq`) just before this one; absent when none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gap: u64,
+    /// The machine's profile when it is not the built-in milling one (absent: milling), so
+    /// inference picks that profile's model and people see what kind of machine it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -177,6 +181,9 @@ pub struct Risk {
     pub cold: bool,
     /// Latest raw sensor values.
     pub latest: BTreeMap<String, f64>,
+    /// The machine's profile, copied from its features (absent: milling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// What happened to an alert.

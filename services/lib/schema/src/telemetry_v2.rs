@@ -14,12 +14,15 @@
 //! - `ts` is optional: RFC 3339, or epoch milliseconds as a JSON number (2000-01-01 to
 //!   2100-01-01, else `out_of_range`: a value in seconds is caught); absent, the arrival time.
 //! - `seq` is optional; absent, the consumer orders by `ts` ([`Reading::has_seq`]).
-//! - `profile` is optional, `milling` by default, the only one so far (`unknown_profile`).
+//! - `profile` is optional (a string): absent, the machine's profile as the caller maps it
+//!   ([`Telemetry::decode_for`]; `milling` for [`Telemetry::decode_on`]). Whether a named
+//!   profile exists is the consumer's to say (the feature service: `unknown_profile`).
 //! - `values` maps the profile's sensors to numbers (or null for "not measured"); the milling
 //!   sensors are exactly v1's sensor fields ([`SENSOR_SPECS`]) with v1's range checks
 //!   (`out_of_range`, `wrong_type`). A key that is not a sensor of the profile does not reject
 //!   the reading: it is returned in [`Reading::ignored`] for the consumer to count (so are v1
-//!   sensor fields sent at the top level of a v2 reading).
+//!   sensor fields sent at the top level of a v2 reading). The values of any other profile
+//!   come out unchecked in [`Reading::values`]: this crate does not know that profile.
 //! - `product_type`, `quality_ok`, `failure`, `failure_mode` stay top-level as in v1.
 //! - In v2, `null` for `machine_id`, `ts`, `seq` or `profile` means absent; in v1 it is
 //!   `wrong_type`, and a v1 payload gets exactly the reason [`Telemetry::decode`] gives it
@@ -29,7 +32,8 @@
 //!   them all one timestamp.
 //!
 //! Every reading, v1 or v2, comes out as the same [`Telemetry`] (with `schema` set to v1's id:
-//! it is v1's shape), so everything downstream is unchanged.
+//! it is v1's shape), so everything downstream is unchanged; a reading of another profile
+//! carries its values beside it ([`Reading::values`]).
 
 use crate::machine_id::MachineId;
 use crate::telemetry::{FailureMode, ProductType};
@@ -38,13 +42,15 @@ use crate::telemetry::{
 };
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::fmt;
 use time::OffsetDateTime;
 
 /// Schema id of v2 telemetry.
 pub const TELEMETRY_V2_SCHEMA: &str = "dtwin.telemetry.v2";
 
-/// The profile of a v2 reading without `profile`, and so far the only one.
+/// The built-in profile: v1's sensors, and a v2 reading's when neither the payload nor the
+/// caller names another.
 pub const DEFAULT_PROFILE: &str = "milling";
 
 /// Earliest epoch-millisecond `ts` accepted (2000-01-01T00:00:00Z).
@@ -63,9 +69,28 @@ pub struct Reading {
     pub has_seq: bool,
     /// The payload carried `ts`. When false, `telemetry.ts` is the arrival time.
     pub has_ts: bool,
-    /// Keys of `values` that are not sensors of the profile, and v1 sensor fields sent at the
-    /// top level of a v2 reading: ignored, for the consumer to count and report.
+    /// Keys of `values` that are not sensors of the milling profile, and v1 sensor fields sent
+    /// at the top level of a v2 reading: ignored, for the consumer to count and report. For a
+    /// reading of another profile only the top-level fields (its `values` are in
+    /// [`Reading::values`]: this crate cannot tell its sensors from unknown keys).
     pub ignored: Vec<String>,
+    /// The profile the payload names. `None`: a v2 reading without `profile`, for the consumer
+    /// to map from the machine id. `Some("milling")` for every v1 reading (v1 is the milling
+    /// profile's payload) and a v2 reading naming it: borrowed, no allocation per reading.
+    pub profile: Option<Cow<'static, str>>,
+    /// A reading of a profile other than milling: the entries of `values`, unchecked (the
+    /// consumer knows the profile's sensors, ranges and attributes); `telemetry` then holds no
+    /// sensor value. Not in payload order: a key sent twice may appear twice, the later entry
+    /// last. Empty for milling readings.
+    pub values: Vec<(String, RawValue)>,
+}
+
+impl Reading {
+    /// Whether the reading is of the milling profile as the payload says: v1, or v2 naming
+    /// `milling`. `false` when it names another profile or none (the consumer decides).
+    pub fn names_milling(&self) -> bool {
+        self.profile.as_deref() == Some(DEFAULT_PROFILE)
+    }
 }
 
 /// A timestamp on the wire: RFC 3339 or epoch milliseconds.
@@ -118,58 +143,77 @@ impl<'de> Deserialize<'de> for WireTs {
     }
 }
 
-/// A JSON value that never fails to deserialize: a number, null, or the name of another type
-/// (so a v1 payload with an odd `values` field decodes exactly as before).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Loose {
+/// One entry of `values` as received, for a profile this crate does not know (and, inside the
+/// decoder, any JSON value): it never fails to deserialize, so a v1 payload with an odd
+/// `values` field decodes exactly as before, and the consumer that knows the profile decides
+/// what a string or a boolean means (an attribute's value, a wrong type, an ignored key).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawValue {
+    /// A JSON number (integers converted to `f64`; `1e999` is infinite).
     Number(f64),
+    /// `null`: not measured.
     Null,
+    /// A string (an attribute's value, or a sensor sent with the wrong type).
+    Text(String),
+    /// Another type, named for the rejection (`"a boolean"`, `"an array"`, `"an object"`).
     Other(&'static str),
 }
 
-impl<'de> Deserialize<'de> for Loose {
+impl RawValue {
+    /// The JSON type, as rejections name it (`"a string"`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Number(_) => "a number",
+            Self::Null => "null",
+            Self::Text(_) => "a string",
+            Self::Other(k) => k,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Loose;
+            type Value = RawValue;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
-                Ok(Loose::Number(v as f64))
+            fn visit_u64<E>(self, v: u64) -> Result<RawValue, E> {
+                Ok(RawValue::Number(v as f64))
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Loose, E> {
-                Ok(Loose::Number(v as f64))
+            fn visit_i64<E>(self, v: i64) -> Result<RawValue, E> {
+                Ok(RawValue::Number(v as f64))
             }
-            fn visit_f64<E>(self, v: f64) -> Result<Loose, E> {
-                Ok(Loose::Number(v))
+            fn visit_f64<E>(self, v: f64) -> Result<RawValue, E> {
+                Ok(RawValue::Number(v))
             }
-            fn visit_unit<E>(self) -> Result<Loose, E> {
-                Ok(Loose::Null)
+            fn visit_unit<E>(self) -> Result<RawValue, E> {
+                Ok(RawValue::Null)
             }
-            fn visit_none<E>(self) -> Result<Loose, E> {
-                Ok(Loose::Null)
+            fn visit_none<E>(self) -> Result<RawValue, E> {
+                Ok(RawValue::Null)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Loose, E> {
-                Ok(Loose::Other("a boolean"))
+            fn visit_bool<E>(self, _: bool) -> Result<RawValue, E> {
+                Ok(RawValue::Other("a boolean"))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Loose, E> {
-                Ok(Loose::Other("a string"))
+            fn visit_str<E>(self, s: &str) -> Result<RawValue, E> {
+                Ok(RawValue::Text(s.to_owned()))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<RawValue, A::Error> {
                 while a.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Loose::Other("an array"))
+                Ok(RawValue::Other("an array"))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<RawValue, A::Error> {
                 while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Loose::Other("an object"))
+                Ok(RawValue::Other("an object"))
             }
         }
         d.deserialize_any(V)
     }
 }
 
-/// The `values` field as received: never fails (see [`Loose`]), judged by the v2 rules.
+/// The `values` field as received: never fails (see [`RawValue`]), judged by the v2 rules.
 #[derive(Debug, Clone, Default)]
 struct WireValues {
     /// Not an object: the type it was.
@@ -178,8 +222,12 @@ struct WireValues {
     sensors: [Option<f64>; 9],
     /// The first sensor with a wrong type: (name, type).
     wrong: Option<(String, &'static str)>,
-    /// Keys that are not sensors.
-    unknown: Vec<String>,
+    /// Every milling-named key whose value is not a number or null (for another profile's
+    /// reading, where the name may mean something else).
+    named_other: Vec<(String, RawValue)>,
+    /// Keys that are not milling sensors, with their values (ignored for milling; the values
+    /// of another profile's reading together with the milling-named ones).
+    unknown: Vec<(String, RawValue)>,
 }
 
 impl<'de> Deserialize<'de> for WireValues {
@@ -193,25 +241,26 @@ impl<'de> Deserialize<'de> for WireValues {
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<WireValues, A::Error> {
                 let mut out = WireValues::default();
                 while let Some(key) = a.next_key::<std::borrow::Cow<'de, str>>()? {
-                    let value: Loose = a.next_value()?;
+                    let value: RawValue = a.next_value()?;
                     let Some(i) = SENSOR_SPECS.iter().position(|s| s.name == key) else {
-                        out.unknown.push(key.into_owned());
+                        out.unknown.push((key.into_owned(), value));
                         continue;
                     };
                     match value {
-                        Loose::Number(v) => out.sensors[i] = Some(v),
-                        Loose::Null => out.sensors[i] = None,
-                        Loose::Other(kind) => {
+                        RawValue::Number(v) => out.sensors[i] = Some(v),
+                        RawValue::Null => out.sensors[i] = None,
+                        other => {
                             if out.wrong.is_none() {
-                                out.wrong = Some((key.into_owned(), kind));
+                                out.wrong = Some((key.to_string(), other.kind()));
                             }
+                            out.named_other.push((key.into_owned(), other));
                         }
                     }
                 }
                 Ok(out)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<WireValues, A::Error> {
-                let kind = Loose::deserialize(de::value::SeqAccessDeserializer::new(a))?;
+                let kind = RawValue::deserialize(de::value::SeqAccessDeserializer::new(a))?;
                 Ok(WireValues {
                     not_object: Some(other_kind(kind)),
                     ..WireValues::default()
@@ -247,12 +296,8 @@ fn not_object(kind: &'static str) -> WireValues {
     }
 }
 
-fn other_kind(l: Loose) -> &'static str {
-    match l {
-        Loose::Other(k) => k,
-        Loose::Number(_) => "a number",
-        Loose::Null => "null",
-    }
+fn other_kind(l: RawValue) -> &'static str {
+    l.kind()
 }
 
 /// A field that may be absent, `null`, or a value: v1 rejects `null` where it needs a value
@@ -319,7 +364,7 @@ struct Wire {
     failure_mode: Option<FailureMode>,
 }
 
-/// `profile` as received: a string, or the name of another type (never fails, see [`Loose`]).
+/// `profile` as received: a string, or the name of another type (never fails, see [`RawValue`]).
 #[derive(Debug, Clone)]
 enum Loose2 {
     Str(String),
@@ -350,11 +395,11 @@ impl<'de> Deserialize<'de> for Loose2 {
                 Ok(Loose2::Other("a boolean"))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<Loose2, A::Error> {
-                let l = Loose::deserialize(de::value::SeqAccessDeserializer::new(a))?;
+                let l = RawValue::deserialize(de::value::SeqAccessDeserializer::new(a))?;
                 Ok(Loose2::Other(other_kind(l)))
             }
             fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Loose2, A::Error> {
-                let l = Loose::deserialize(de::value::MapAccessDeserializer::new(a))?;
+                let l = RawValue::deserialize(de::value::MapAccessDeserializer::new(a))?;
                 Ok(Loose2::Other(other_kind(l)))
             }
         }
@@ -382,6 +427,7 @@ impl Wire {
         self,
         topic: &MachineId,
         arrival: OffsetDateTime,
+        machine_profile: &str,
     ) -> Result<Reading, Rejection> {
         let schema = match &self.schema {
             Field::Value(s) => Some(s.as_str()),
@@ -411,7 +457,7 @@ impl Wire {
             }
         };
         let reading = if v2 {
-            self.v2(topic, arrival)?
+            self.v2(topic, arrival, machine_profile)?
         } else {
             self.v1()?
         };
@@ -476,32 +522,39 @@ impl Wire {
             has_seq: true,
             has_ts: true,
             ignored: Vec::new(),
+            profile: Some(Cow::Borrowed(DEFAULT_PROFILE)),
+            values: Vec::new(),
         })
     }
 
-    fn v2(mut self, topic: &MachineId, arrival: OffsetDateTime) -> Result<Reading, Rejection> {
-        match &self.profile {
-            None => {}
-            Some(Loose2::Str(p)) if p == DEFAULT_PROFILE => {}
-            Some(Loose2::Str(p)) => {
-                return Err(Rejection::new(
-                    RejectReason::UnknownProfile,
-                    format!("profile {p:?} is not known; known profiles: {DEFAULT_PROFILE:?}"),
-                ))
-            }
+    fn v2(
+        mut self,
+        topic: &MachineId,
+        arrival: OffsetDateTime,
+        machine_profile: &str,
+    ) -> Result<Reading, Rejection> {
+        let profile = match self.profile.take() {
+            None => None,
+            Some(Loose2::Str(p)) if p == DEFAULT_PROFILE => Some(Cow::Borrowed(DEFAULT_PROFILE)),
+            Some(Loose2::Str(p)) => Some(Cow::Owned(p)),
             Some(Loose2::Other(kind)) => {
                 return Err(Rejection::new(
                     RejectReason::WrongType,
                     format!("profile is {kind}; expected a string"),
                 ))
             }
-        }
-        let values = self.values.take().unwrap_or_default();
+        };
+        // Without `profile`, the values are those of the machine's profile (the caller's).
+        let other_profile = profile.as_deref().unwrap_or(machine_profile) != DEFAULT_PROFILE;
+        let mut values = self.values.take().unwrap_or_default();
         if let Some(kind) = values.not_object {
             return Err(Rejection::new(
                 RejectReason::WrongType,
                 format!("values is {kind}; expected an object of sensor -> number"),
             ));
+        }
+        if other_profile {
+            return self.v2_other(topic, arrival, profile, values);
         }
         if let Some((key, kind)) = &values.wrong {
             return Err(Rejection::new(
@@ -509,6 +562,59 @@ impl Wire {
                 format!("values.{key} is {kind}; expected a number"),
             ));
         }
+        let (mut t, has_seq, has_ts) = self.v2_header(topic, arrival)?;
+        set_sensors(&mut t, values.sensors);
+        let mut ignored: Vec<String> = std::mem::take(&mut values.unknown)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        self.top_level_ignored(&mut ignored);
+        Ok(Reading {
+            telemetry: t,
+            has_seq,
+            has_ts,
+            ignored,
+            profile,
+            values: Vec::new(),
+        })
+    }
+
+    /// A v2 reading of a profile this crate does not know: its `values` go out unchecked.
+    fn v2_other(
+        mut self,
+        topic: &MachineId,
+        arrival: OffsetDateTime,
+        profile: Option<Cow<'static, str>>,
+        values: WireValues,
+    ) -> Result<Reading, Rejection> {
+        let (t, has_seq, has_ts) = self.v2_header(topic, arrival)?;
+        let mut raw = values.unknown;
+        raw.extend(
+            SENSOR_SPECS
+                .iter()
+                .zip(values.sensors)
+                .filter_map(|(s, v)| Some((s.name.to_owned(), RawValue::Number(v?)))),
+        );
+        raw.extend(values.named_other);
+        let mut ignored = Vec::new();
+        self.top_level_ignored(&mut ignored);
+        Ok(Reading {
+            telemetry: t,
+            has_seq,
+            has_ts,
+            ignored,
+            profile,
+            values: raw,
+        })
+    }
+
+    /// The reading without its values: machine (default: the topic's), `ts` (default: the
+    /// arrival time), `seq` and the labels; and whether `seq` and `ts` were sent.
+    fn v2_header(
+        &mut self,
+        topic: &MachineId,
+        arrival: OffsetDateTime,
+    ) -> Result<(Telemetry, bool, bool), Rejection> {
         let (ts, has_ts) = match std::mem::take(&mut self.ts).v2() {
             Some(WireTs::Rfc3339(ts)) => (ts, true),
             Some(WireTs::Millis { nanos, shown }) => (from_millis(nanos, shown)?, true),
@@ -519,20 +625,17 @@ impl Wire {
             .unwrap_or_else(|| topic.clone());
         let seq = std::mem::take(&mut self.seq).v2();
         let mut t = Telemetry::new(machine_id, ts, seq.unwrap_or(0));
-        set_sensors(&mut t, values.sensors);
         self.set_labels(&mut t);
-        let mut ignored = values.unknown;
+        Ok((t, seq.is_some(), has_ts))
+    }
+
+    /// v1 sensor fields sent at the top level of a v2 reading: ignored and reported.
+    fn top_level_ignored(&self, ignored: &mut Vec<String>) {
         for (spec, v) in SENSOR_SPECS.iter().zip(self.top_level_sensors()) {
             if v.is_some() {
                 ignored.push(spec.name.to_owned());
             }
         }
-        Ok(Reading {
-            telemetry: t,
-            has_seq: seq.is_some(),
-            has_ts,
-            ignored,
-        })
     }
 
     fn set_labels(&self, t: &mut Telemetry) {
@@ -644,6 +747,9 @@ impl Telemetry {
     /// `arrival`: one reading (a JSON object) or a gateway batch (a non-empty JSON array), each
     /// reading v1 or v2 (see the [module](self) for the rules).
     ///
+    /// A v2 reading without `profile` is a milling reading; see [`Telemetry::decode_for`] for
+    /// machines of other profiles.
+    ///
     /// # Errors
     /// The outer error rejects the whole payload: oversize, not JSON, an empty array, or (for a
     /// single object) anything the reading's rules reject. Each inner result accepts or rejects
@@ -653,13 +759,34 @@ impl Telemetry {
         arrival: OffsetDateTime,
         payload: &[u8],
     ) -> Result<Vec<Result<Reading, Rejection>>, Rejection> {
+        Self::decode_for(topic, arrival, payload, DEFAULT_PROFILE)
+    }
+
+    /// [`Telemetry::decode_on`] for a machine whose profile (when a v2 reading names none) is
+    /// `machine_profile`: the caller maps machine ids to profiles, this crate knows only
+    /// milling's sensors. A reading of milling (v1, or v2 naming `milling`, or naming none
+    /// when `machine_profile` is `milling`) is checked as [`Telemetry::decode_on`] checks it;
+    /// a v2 reading of any other profile keeps its `values` unchecked in
+    /// [`Reading::values`], for the caller to check against that profile. Whether a named
+    /// profile exists is the caller's to say (`unknown_profile`).
+    ///
+    /// # Errors
+    /// As [`Telemetry::decode_on`].
+    pub fn decode_for(
+        topic: &MachineId,
+        arrival: OffsetDateTime,
+        payload: &[u8],
+        machine_profile: &str,
+    ) -> Result<Vec<Result<Reading, Rejection>>, Rejection> {
         if let Some(r) = oversize(payload) {
             return Err(r);
         }
         let first = payload.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'[') {
             let wire: Wire = serde_json::from_slice(payload).map_err(Rejection::from_json)?;
-            return wire.into_reading(topic, arrival).map(|r| vec![Ok(r)]);
+            return wire
+                .into_reading(topic, arrival, machine_profile)
+                .map(|r| vec![Ok(r)]);
         }
         let items: Vec<serde_json::Value> =
             serde_json::from_slice(payload).map_err(Rejection::from_json)?;
@@ -676,7 +803,7 @@ impl Telemetry {
             .map(|(i, v)| {
                 let wire = Wire::deserialize(v).map_err(|e| in_batch(i, Rejection::from_json(e)))?;
                 let r = wire
-                    .into_reading(topic, arrival)
+                    .into_reading(topic, arrival, machine_profile)
                     .map_err(|r| in_batch(i, r))?;
                 if batch && !r.has_ts && !r.has_seq {
                     return Err(in_batch(
@@ -800,11 +927,73 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_profile_or_schema_is_rejected() {
-        let e = one("pump-07", &FULL.replace("milling", "turning")).unwrap_err();
-        assert_eq!(e.reason, RejectReason::UnknownProfile);
-        assert_eq!(e.reason.as_str(), "unknown_profile");
-        assert!(e.detail.contains("turning"), "{}", e.detail);
+    fn another_profile_passes_with_its_values_unchecked() {
+        // Milling's range (-60..600) and type rules do not apply to another profile's values.
+        let p = FULL
+            .replace("milling", "turning")
+            .replace("36.5", "-99")
+            .replace(
+                "2.1",
+                r#""hot","model":"m3","volt":176.2,"rpm":null,"ok":true"#,
+            );
+        let r = one("pump-07", &p).unwrap();
+        assert_eq!(r.profile.as_deref(), Some("turning"));
+        assert!(!r.names_milling());
+        assert_eq!(r.telemetry.sensors(), [None; 9], "no milling sensor is set");
+        assert_eq!((r.telemetry.seq, r.has_seq, r.has_ts), (12, true, true));
+        let mut v = r.values.clone();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            v,
+            [
+                ("model".to_owned(), RawValue::Text("m3".into())),
+                ("ok".to_owned(), RawValue::Other("a boolean")),
+                ("rpm".to_owned(), RawValue::Null),
+                ("temperature_c".to_owned(), RawValue::Number(-99.0)),
+                ("vibration_mm_s".to_owned(), RawValue::Text("hot".into())),
+                ("volt".to_owned(), RawValue::Number(176.2)),
+            ]
+        );
+        assert!(r.ignored.is_empty());
+        // Without `profile`, the caller's profile for the machine decides; milling by default.
+        let bare = r#"{"values":{"volt":176.2,"temperature_c":-99}}"#;
+        assert_eq!(reason(bare), RejectReason::OutOfRange);
+        let r = Telemetry::decode_for(&id("pump-07"), arrival(), bare.as_bytes(), "pump")
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.profile, None);
+        assert_eq!(r.values.len(), 2);
+        // A reading naming milling is milling whatever the caller's default.
+        let r = Telemetry::decode_for(&id("pump-07"), arrival(), FULL.as_bytes(), "pump")
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert!(r.names_milling() && r.values.is_empty());
+        assert_eq!(r.telemetry.temperature_c, Some(36.5));
+        // The envelope's rules still hold.
+        let other = FULL.replace("milling", "turning");
+        assert_eq!(
+            one("pump-08", &other).unwrap_err().reason,
+            RejectReason::TopicMismatch
+        );
+        assert_eq!(
+            reason(&other.replace(r#""values":{"#, r#""values":7,"x":{"#)),
+            RejectReason::WrongType
+        );
+    }
+
+    #[test]
+    fn v1_is_milling_and_a_bad_profile_or_schema_is_rejected() {
+        let v1 = Telemetry::new(id("pump-07"), arrival(), 1).encode();
+        let r = Telemetry::decode_for(&id("pump-07"), arrival(), &v1, "pump")
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert!(r.names_milling(), "v1 is the milling payload");
         assert_eq!(
             reason(&FULL.replace("\"milling\"", "7")),
             RejectReason::WrongType

@@ -9,7 +9,8 @@
 //! {prefix}/alerts/{machine_id}               alert events
 //! {prefix}/alert-state/{machine_id}          the machine's open alert, if any (retained)
 //! {prefix}/deadletter/{service}              rejected input + reason
-//! {prefix}/models/current                    deployed model (retained)
+//! {prefix}/models/current                    deployed model (retained; milling machines)
+//! {prefix}/models/{profile}                  deployed model of another profile (retained)
 //! {prefix}/publishers/{client_id}/status     a publisher's online/offline (retained, LWT)
 //! {prefix}/drift/{service}                   drift status of a service's inputs (retained)
 //! {prefix}/control/silences/{silence_id}      an operator's silence (retained; empty = removed)
@@ -108,6 +109,24 @@ impl Topics {
     pub fn model_current(&self) -> String {
         format!("{}/models/current", self.prefix)
     }
+    /// `{prefix}/models/{profile}` (retained): the model of a profile other than milling,
+    /// whose model stays on [`Topics::model_current`].
+    pub fn model_for(&self, profile: &str) -> String {
+        format!("{}/models/{}", self.prefix, profile)
+    }
+
+    /// `{prefix}/models/+`: every deployed model, `current` included.
+    pub fn models(&self) -> String {
+        format!("{}/models/+", self.prefix)
+    }
+
+    /// The `{segment}` of a `{prefix}/models/{segment}` topic (`current` for the milling model).
+    pub fn parse_model<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        let rest = topic.strip_prefix(self.prefix.as_str())?;
+        let seg = rest.strip_prefix("/models/")?;
+        (!seg.is_empty() && !seg.contains('/')).then_some(seg)
+    }
+
     /// `{prefix}/publishers/{client_id}/status` (retained; the publisher's last will)
     pub fn publisher_status(&self, client_id: &str) -> String {
         format!("{}/publishers/{}/status", self.prefix, client_id)
@@ -207,6 +226,18 @@ mod tests {
         assert_eq!(t.alert(&id), "dtwin/v1/alerts/m-1");
         assert_eq!(t.deadletter("feature"), "dtwin/v1/deadletter/feature");
         assert_eq!(t.model_current(), "dtwin/v1/models/current");
+        assert_eq!(t.model_for("pump"), "dtwin/v1/models/pump");
+        assert_eq!(t.models(), "dtwin/v1/models/+");
+        assert_eq!(t.parse_model("dtwin/v1/models/pump"), Some("pump"));
+        assert_eq!(t.parse_model(&t.model_current()), Some("current"));
+        for bad in [
+            "dtwin/v1/models/",
+            "dtwin/v1/models/a/b",
+            "dtwin/v2/models/pump",
+            "dtwin/v1/machines/m/risk",
+        ] {
+            assert_eq!(t.parse_model(bad), None, "{bad}");
+        }
         assert_eq!(t.drift("inference"), "dtwin/v1/drift/inference");
         assert_eq!(t.alert_state(&id), "dtwin/v1/alert-state/m-1");
         assert_eq!(t.parse_alert_state("dtwin/v1/alert-state/m-1"), Some("m-1"));

@@ -411,6 +411,7 @@ impl FeatureVector {
             latest: self.latest.clone(),
             product_type: source.product_type,
             gap: self.gap,
+            profile: None,
         }
     }
 }

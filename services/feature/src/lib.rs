@@ -7,6 +7,10 @@
 //!   within a tolerance, gaps, too late, publisher restarts); pure.
 //! - [`processor`]: [`Processor`], the pure core (bytes in, publishes out), tested without a
 //!   broker.
+//! - [`profiles`]: machine profiles: which profile a machine is ([`profiles::ProfileSet`],
+//!   the `--profile-map` patterns), a reading's values checked against its profile, and the
+//!   loaders the CLI calls ([`load_profiles`], [`parse_profile_map`]); pure but for reading
+//!   the files. `machine` holds a machine's reading and window of either kind.
 //! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
 //! - [`FeatureService`]: the async shell on a `dtwin_runtime::Runtime` (connections, metrics
 //!   endpoint, readiness, clean close). `build` connects; `serve` runs one dispatcher, which
@@ -14,19 +18,29 @@
 //!   queues; each worker owns its machines' windows, so one machine's readings are handled in
 //!   order by one task and its state needs no lock.
 
+mod machine;
 pub mod metrics;
 pub mod order;
 pub mod processor;
+pub mod profiles;
+
+#[cfg(test)]
+mod profile_tests;
 
 pub use metrics::FeatureMetrics;
 pub use order::OrderConfig;
 pub use processor::{Outgoing, Processor, ProcessorConfig, ProcessorStats};
+pub use profiles::{
+    load_profiles, parse_profile_map, ProfileConfigError, ProfileMapError, ProfileSet,
+};
 
 use dtwin_bus::{BrokerUrl, BusClient, QoS};
 use dtwin_cluster::Membership;
+use dtwin_profile::Profile;
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_schema::{TopicKind, Topics};
 use dtwin_windows::WindowConfig;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -58,6 +72,13 @@ pub struct FeatureConfig {
     pub idle_evict: Duration,
     /// Drop (and count) readings further behind the clock than this on arrival; `None`: off.
     pub max_lag: Option<Duration>,
+    /// The machine profiles served ([`load_profiles`] reads them from files). Milling is
+    /// always served, by the built-in feature code; a `milling` entry here is that one.
+    pub profiles: Vec<Profile>,
+    /// Machine-id patterns to profile ids (`("pump-*", "pump")`, see [`parse_profile_map`]),
+    /// first match wins, for readings that name no profile; unmatched machines are milling.
+    /// Every id must be `milling` or one of `profiles` (checked by [`FeatureService::build`]).
+    pub profile_map: Vec<(String, String)>,
 }
 
 impl FeatureConfig {
@@ -71,11 +92,23 @@ impl FeatureConfig {
             order: OrderConfig::default(),
             idle_evict: Duration::from_secs(600),
             max_lag: None,
+            profiles: vec![Profile::milling()],
+            profile_map: Vec::new(),
         }
     }
 
-    fn processor_config(&self) -> ProcessorConfig {
+    /// The profiles and the map as the processors use them.
+    ///
+    /// # Errors
+    /// Two profiles with one id, or a map entry that does not read or names a profile that is
+    /// not served.
+    pub fn profile_set(&self) -> Result<ProfileSet, ProfileConfigError> {
+        ProfileSet::new(self.profiles.clone(), &self.profile_map)
+    }
+
+    fn processor_config(&self, profiles: Arc<ProfileSet>) -> ProcessorConfig {
         ProcessorConfig {
+            profiles,
             window: self.window.clone(),
             order: self.order,
             idle_evict_ms: u64::try_from(self.idle_evict.as_millis()).unwrap_or(u64::MAX),
@@ -101,6 +134,9 @@ pub enum FeatureError {
     /// A worker panicked.
     #[error("a feature worker panicked: {0}")]
     WorkerPanicked(String),
+    /// The profiles and the profile map do not fit together.
+    #[error(transparent)]
+    Profiles(#[from] ProfileConfigError),
 }
 
 /// What the dispatcher sends a worker.
@@ -123,6 +159,7 @@ pub fn shard(machine: &str, workers: usize) -> usize {
 /// its metrics endpoint bound. [`Service::serve`] runs it.
 pub struct FeatureService {
     config: FeatureConfig,
+    profiles: Arc<ProfileSet>,
     runtime: Runtime,
     metrics: FeatureMetrics,
 }
@@ -131,8 +168,10 @@ impl FeatureService {
     /// Starts the runtime: metrics endpoint, connections, instance announcement.
     ///
     /// # Errors
-    /// Bad scale-out settings or a metrics address that cannot be bound.
+    /// Profiles that do not fit together (before anything starts), bad scale-out settings or
+    /// a metrics address that cannot be bound.
     pub async fn build(config: FeatureConfig) -> Result<Self, FeatureError> {
+        let profiles = Arc::new(config.profile_set()?);
         let mut registry = dtwin_obs::Registry::with_prefix("dtwin_feature");
         let metrics = FeatureMetrics::register(&mut registry, config.workers.max(1));
         let topics = Topics::new(&config.common.prefix);
@@ -142,6 +181,7 @@ impl FeatureService {
         let runtime = Runtime::start(&config.common, spec).await?;
         Ok(Self {
             config,
+            profiles,
             runtime,
             metrics,
         })
@@ -162,6 +202,7 @@ impl Service for FeatureService {
     async fn serve(self, shutdown: CancellationToken) -> Result<(), FeatureError> {
         let Self {
             config,
+            profiles,
             mut runtime,
             metrics,
         } = self;
@@ -172,8 +213,10 @@ impl Service for FeatureService {
         for i in 0..workers {
             let (tx, rx) = mpsc::channel(WORKER_QUEUE);
             queues.push(tx);
-            let processor =
-                Processor::with_config(runtime.topics.clone(), config.processor_config());
+            let processor = Processor::with_config(
+                runtime.topics.clone(),
+                config.processor_config(profiles.clone()),
+            );
             let ctx = WorkerCtx {
                 index: i,
                 client: runtime.publisher.clone(),
@@ -183,7 +226,16 @@ impl Service for FeatureService {
             tasks.spawn(worker(ctx, processor, rx));
         }
         let feature_set = dtwin_windows::feature_set(&config.window).1;
-        runtime.log_started(&format!("workers {workers}, feature set {feature_set}"));
+        let served: Vec<String> = profiles
+            .profiles()
+            .iter()
+            .map(|s| format!("{} ({})", s.profile.id, s.hash))
+            .collect();
+        runtime.log_started(&format!(
+            "workers {workers}, feature set {feature_set}, other profiles [{}], profile map {:?}",
+            served.join(", "),
+            config.profile_map
+        ));
         let mut not_mine: u64 = 0;
         let mut failed = None;
         loop {

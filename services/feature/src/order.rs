@@ -38,11 +38,30 @@ impl Default for OrderConfig {
     }
 }
 
+/// What the sequencer orders: anything with a `seq` and a timestamp (a [`Telemetry`], or the
+/// feature processor's reading with its profile values), so a held reading keeps what it
+/// carries until it is released.
+pub trait Ordered {
+    /// The per-machine sequence number.
+    fn seq(&self) -> u64;
+    /// When it was taken.
+    fn ts(&self) -> OffsetDateTime;
+}
+
+impl Ordered for Telemetry {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn ts(&self) -> OffsetDateTime {
+        self.ts
+    }
+}
+
 /// A reading released in order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Released {
+pub struct Released<T = Telemetry> {
     /// The reading.
-    pub reading: Telemetry,
+    pub reading: T,
     /// Readings missing just before it.
     pub gap: u64,
 }
@@ -66,19 +85,31 @@ pub enum Fate {
 }
 
 /// The order state of one machine.
-#[derive(Debug, Clone, Default)]
-pub struct Sequencer {
+#[derive(Debug, Clone)]
+pub struct Sequencer<T = Telemetry> {
     /// Next expected seq; `None` before the first reading.
     next: Option<u64>,
     /// Timestamp of the newest released reading.
     last_ts: Option<OffsetDateTime>,
     /// Bit i set: seq `next - 1 - i` was released.
     recent: u64,
-    held: BTreeMap<u64, Telemetry>,
+    held: BTreeMap<u64, T>,
     held_since_ms: u64,
 }
 
-impl Sequencer {
+impl<T> Default for Sequencer<T> {
+    fn default() -> Self {
+        Self {
+            next: None,
+            last_ts: None,
+            recent: 0,
+            held: BTreeMap::new(),
+            held_since_ms: 0,
+        }
+    }
+}
+
+impl<T: Ordered> Sequencer<T> {
     /// A sequencer that has seen nothing.
     pub fn new() -> Self {
         Self::default()
@@ -92,12 +123,12 @@ impl Sequencer {
     /// Pushes a reading; released readings are appended to `out` in order.
     pub fn push(
         &mut self,
-        t: Telemetry,
+        t: T,
         cfg: &OrderConfig,
         now_ms: u64,
-        out: &mut Vec<Released>,
+        out: &mut Vec<Released<T>>,
     ) -> Fate {
-        let s = t.seq;
+        let s = t.seq();
         let Some(next) = self.next else {
             self.release(t, 0, out);
             return Fate::Accepted;
@@ -107,7 +138,7 @@ impl Sequencer {
             if back < 64 && self.recent & (1 << back) != 0 {
                 return Fate::Duplicate;
             }
-            if self.last_ts.is_some_and(|last| t.ts > last) {
+            if self.last_ts.is_some_and(|last| t.ts() > last) {
                 // Flush what was waiting for the old sequence, then start over.
                 self.release_all_held(out);
                 *self = Self::default();
@@ -148,13 +179,13 @@ impl Sequencer {
     }
 
     /// Releases held readings that waited `max_hold_ms` or longer.
-    pub fn expire(&mut self, cfg: &OrderConfig, now_ms: u64, out: &mut Vec<Released>) {
+    pub fn expire(&mut self, cfg: &OrderConfig, now_ms: u64, out: &mut Vec<Released<T>>) {
         if !self.held.is_empty() && now_ms.saturating_sub(self.held_since_ms) >= cfg.max_hold_ms {
             self.release_all_held(out);
         }
     }
 
-    fn release_all_held(&mut self, out: &mut Vec<Released>) {
+    fn release_all_held(&mut self, out: &mut Vec<Released<T>>) {
         while !self.held.is_empty() {
             self.release_first_held(out);
         }
@@ -162,7 +193,7 @@ impl Sequencer {
 
     /// Releases the oldest held reading (the ones before it count as a gap) and whatever
     /// follows it contiguously.
-    fn release_first_held(&mut self, out: &mut Vec<Released>) {
+    fn release_first_held(&mut self, out: &mut Vec<Released<T>>) {
         let Some((s, t)) = self.held.pop_first() else {
             return;
         };
@@ -171,7 +202,7 @@ impl Sequencer {
         self.drain_contiguous(out);
     }
 
-    fn drain_contiguous(&mut self, out: &mut Vec<Released>) {
+    fn drain_contiguous(&mut self, out: &mut Vec<Released<T>>) {
         while let Some(next) = self.next {
             match self.held.remove(&next) {
                 Some(t) => self.release(t, 0, out),
@@ -180,8 +211,8 @@ impl Sequencer {
         }
     }
 
-    fn release(&mut self, t: Telemetry, gap: u64, out: &mut Vec<Released>) {
-        let s = t.seq;
+    fn release(&mut self, t: T, gap: u64, out: &mut Vec<Released<T>>) {
+        let s = t.seq();
         let shift = self.next.map_or(64, |n| s + 1 - n);
         self.recent = if shift >= 64 {
             1
@@ -189,8 +220,9 @@ impl Sequencer {
             (self.recent << shift) | 1
         };
         self.next = Some(s.saturating_add(1));
-        if self.last_ts.is_none_or(|last| t.ts > last) {
-            self.last_ts = Some(t.ts);
+        let ts = t.ts();
+        if self.last_ts.is_none_or(|last| ts > last) {
+            self.last_ts = Some(ts);
         }
         out.push(Released { reading: t, gap });
     }

@@ -1,17 +1,25 @@
 //! The pure core of the feature service: one telemetry payload in, publishes out.
 //!
-//! Per payload: the topic's machine id, then [`Telemetry::decode_on`] (one reading or a
-//! gateway batch, v1 or v2, checked against the topic's machine), then per reading: the
-//! machine's [`Sequencer`] (duplicates, reordering, gaps, too late) or, for a v2 reading
-//! without `seq`, the order by `ts` (strictly increasing, duplicates = same `ts`, see `order_by_ts`), and its [`MachineWindow`].
-//! Everything it cannot use becomes a dead letter with a reason; nothing else stops.
+//! Per payload: the topic's machine id and its profile (cached per machine, see
+//! [`crate::profiles`]), then [`Telemetry::decode_for`] (one reading or a gateway batch, v1 or
+//! v2, checked against the topic's machine), then per reading: its profile (the payload's, or
+//! the machine's; `unknown_profile`) and, for a profile other than milling, its values
+//! checked against that profile's sensors (`out_of_range`, `wrong_type`, unknown keys
+//! counted); then the machine's [`Sequencer`] (duplicates, reordering, gaps, too late) or,
+//! for a v2 reading without `seq`, the order by `ts` (strictly increasing, duplicates = same
+//! `ts`, see `order_by_ts`), and its window (milling's `MachineWindow` or the profile's
+//! `ProfileWindow`). Everything it cannot use becomes a dead letter with a reason; nothing
+//! else stops.
 
+use crate::machine::{Item, Window};
 use crate::order::{Fate, OrderConfig, Released, Sequencer};
+use crate::profiles::{ProfileSet, Slot};
 use dtwin_schema::{
-    to_json, DeadLetter, MachineId, RejectReason, Rejection, Telemetry, TopicKind, Topics,
+    to_json, DeadLetter, MachineId, Reading, RejectReason, Rejection, Telemetry, TopicKind, Topics,
 };
-use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
+use dtwin_windows::{feature_set, WindowConfig};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use tracing::debug;
 
@@ -84,7 +92,7 @@ pub struct ProcessorStats {
 }
 
 /// Settings of the pure core.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ProcessorConfig {
     /// Window sizes, missing-value policy and feature set.
     pub window: WindowConfig,
@@ -98,6 +106,9 @@ pub struct ProcessorConfig {
     /// instead of scoring readings nobody can act on any more; leave it off to replay history
     /// or accept a gateway's late backlog.
     pub max_lag_ms: u64,
+    /// The machine profiles served besides milling and the machine-id map (shared by the
+    /// workers; milling only by default).
+    pub profiles: Arc<ProfileSet>,
 }
 
 impl Default for ProcessorConfig {
@@ -107,13 +118,16 @@ impl Default for ProcessorConfig {
             order: OrderConfig::default(),
             idle_evict_ms: 10 * 60 * 1000,
             max_lag_ms: 0,
+            profiles: Arc::new(ProfileSet::milling_only()),
         }
     }
 }
 
 struct Machine {
-    window: MachineWindow,
-    order: Sequencer,
+    window: Window,
+    order: Sequencer<Item>,
+    /// The profile of its readings that name none, resolved once (see [`crate::profiles`]).
+    slot: Slot,
     last_seen_ms: u64,
     /// Readings shed (too far behind the clock) since the last one processed: they count as
     /// missing for the next one's gap.
@@ -132,7 +146,7 @@ pub struct Processor {
     /// Machines holding readings (checked by [`Processor::tick`]).
     holding: HashSet<MachineId>,
     stats: ProcessorStats,
-    released: Vec<Released>,
+    released: Vec<Released<Item>>,
 }
 
 /// The signed change of one machine's held-reading count.
@@ -228,7 +242,17 @@ impl Processor {
             Ok(id) => id,
             Err(rejection) => return self.reject(topic, payload, rejection, None, out),
         };
-        let readings = match Telemetry::decode_on(&topic_id, now, payload) {
+        // Without a profile map every machine is milling: no lookup on that path.
+        let machine_slot = if self.cfg.profiles.has_map() {
+            match self.machines.get(&topic_id) {
+                Some(m) => m.slot,
+                None => self.cfg.profiles.for_machine(topic_id.as_str()),
+            }
+        } else {
+            Slot::Milling
+        };
+        let machine_profile = self.cfg.profiles.id(machine_slot);
+        let readings = match Telemetry::decode_for(&topic_id, now, payload, machine_profile) {
             Ok(r) => r,
             Err(rejection) => return self.reject(topic, payload, rejection, Some(topic_id), out),
         };
@@ -245,14 +269,82 @@ impl Processor {
                 self.stats.unknown_values += r.ignored.len() as u64;
                 debug!(machine = %topic_id, keys = ?r.ignored, "telemetry values that are not sensors of the profile were ignored");
             }
-            if r.has_seq {
-                self.sequence(topic, payload, r.telemetry, now, now_ms, out);
+            let (has_seq, has_ts) = (r.has_seq, r.has_ts);
+            let item = match self.item(r, machine_slot) {
+                Ok(item) => item,
+                Err(r) => {
+                    self.reject(topic, payload, r, Some(topic_id.clone()), out);
+                    continue;
+                }
+            };
+            if has_seq {
+                self.sequence(topic, payload, item, machine_slot, now, now_ms, out);
             } else {
-                self.order_by_ts(topic, payload, r.telemetry, r.has_ts, now, now_ms, out);
+                self.order_by_ts(topic, payload, item, has_ts, machine_slot, now, now_ms, out);
             }
         }
     }
 
+    /// The reading's profile (the payload's, else the machine's) and, for a profile other
+    /// than milling, its values checked against that profile.
+    fn item(&mut self, r: Reading, machine_slot: Slot) -> Result<Item, Rejection> {
+        let profiles = &self.cfg.profiles;
+        let slot = match r.profile.as_deref() {
+            None => machine_slot,
+            Some(p) => profiles.by_id(p).ok_or_else(|| {
+                Rejection::new(
+                    RejectReason::UnknownProfile,
+                    format!(
+                        "profile {p:?} is not known; known profiles: {}",
+                        profiles.ids().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?,
+        };
+        let mapped = match profiles.served(slot) {
+            None => None,
+            Some(served) => {
+                let m = served.map(&r.values)?;
+                if !m.ignored.is_empty() {
+                    self.stats.unknown_values += m.ignored.len() as u64;
+                    debug!(machine = %r.telemetry.machine_id, profile = %served.profile.id, keys = ?m.ignored, "telemetry values that are not sensors of the profile were ignored");
+                }
+                Some(Box::new(m))
+            }
+        };
+        Ok(Item {
+            telemetry: r.telemetry,
+            slot,
+            mapped,
+        })
+    }
+}
+
+/// The machine's state, created (cold) on its first reading: `slot` is the profile of its
+/// readings that name none, `first` the profile of this one.
+fn machine<'a>(
+    machines: &'a mut HashMap<MachineId, Machine>,
+    cfg: &ProcessorConfig,
+    id: &MachineId,
+    slot: Slot,
+    first: Slot,
+    now_ms: u64,
+) -> &'a mut Machine {
+    {
+        let m = machines.entry(id.clone()).or_insert_with(|| Machine {
+            window: Window::new(first, &cfg.profiles, &cfg.window),
+            order: Sequencer::new(),
+            slot,
+            last_seen_ms: now_ms,
+            shed: 0,
+            by_ts: None,
+        });
+        m.last_seen_ms = now_ms;
+        m
+    }
+}
+
+impl Processor {
     /// Releases readings held longer than the reorder hold and evicts machines idle longer than
     /// `idle_evict_ms`; call it every few hundred milliseconds.
     pub fn tick(&mut self, now: OffsetDateTime, now_ms: u64, out: &mut Vec<Outgoing>) {
@@ -278,26 +370,27 @@ impl Processor {
         self.stats.evicted += (before - self.machines.len()) as u64;
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn sequence(
         &mut self,
         topic: &str,
         payload: &[u8],
-        t: Telemetry,
+        t: Item,
+        machine_slot: Slot,
         now: OffsetDateTime,
         now_ms: u64,
         out: &mut Vec<Outgoing>,
     ) {
-        let id = t.machine_id.clone();
-        let seq = t.seq;
-        let window_cfg = &self.cfg.window;
-        let m = self.machines.entry(id.clone()).or_insert_with(|| Machine {
-            window: MachineWindow::new(window_cfg),
-            order: Sequencer::new(),
-            last_seen_ms: now_ms,
-            shed: 0,
-            by_ts: None,
-        });
-        m.last_seen_ms = now_ms;
+        let id = t.telemetry.machine_id.clone();
+        let seq = t.telemetry.seq;
+        let m = machine(
+            &mut self.machines,
+            &self.cfg,
+            &id,
+            machine_slot,
+            t.slot,
+            now_ms,
+        );
         let mut released = std::mem::take(&mut self.released);
         let before = m.order.held();
         let fate = m.order.push(t, &self.cfg.order, now_ms, &mut released);
@@ -341,22 +434,23 @@ impl Processor {
         &mut self,
         topic: &str,
         payload: &[u8],
-        mut t: Telemetry,
+        mut item: Item,
         has_ts: bool,
+        machine_slot: Slot,
         now: OffsetDateTime,
         now_ms: u64,
         out: &mut Vec<Outgoing>,
     ) {
-        let id = t.machine_id.clone();
-        let window_cfg = &self.cfg.window;
-        let m = self.machines.entry(id.clone()).or_insert_with(|| Machine {
-            window: MachineWindow::new(window_cfg),
-            order: Sequencer::new(),
-            last_seen_ms: now_ms,
-            shed: 0,
-            by_ts: None,
-        });
-        m.last_seen_ms = now_ms;
+        let id = item.telemetry.machine_id.clone();
+        let m = machine(
+            &mut self.machines,
+            &self.cfg,
+            &id,
+            machine_slot,
+            item.slot,
+            now_ms,
+        );
+        let t = &mut item.telemetry;
         let mut seq = 1;
         if let Some((last, last_seq)) = m.by_ts {
             if !has_ts && t.ts <= last {
@@ -382,7 +476,10 @@ impl Processor {
         m.by_ts = Some((t.ts, seq));
         t.seq = seq;
         let mut released = std::mem::take(&mut self.released);
-        released.push(Released { reading: t, gap: 0 });
+        released.push(Released {
+            reading: item,
+            gap: 0,
+        });
         self.emit(&id, &mut released, now, out);
         self.released = released;
     }
@@ -391,7 +488,7 @@ impl Processor {
     fn emit(
         &mut self,
         id: &MachineId,
-        released: &mut Vec<Released>,
+        released: &mut Vec<Released<Item>>,
         now: OffsetDateTime,
         out: &mut Vec<Outgoing>,
     ) {
@@ -404,14 +501,21 @@ impl Processor {
             self.stats.gaps += r.gap;
             // Shedding happens after ordering, so the sequencer still knows the reading was
             // seen (no waiting for it, no duplicate), and before the window, the expensive part.
-            if max_lag_ms > 0 && (now - r.reading.ts).whole_milliseconds() > max_lag_ms {
+            if max_lag_ms > 0 && (now - r.reading.telemetry.ts).whole_milliseconds() > max_lag_ms {
                 self.stats.stale += 1;
                 m.shed += r.gap + 1;
                 continue;
             }
             let gap = r.gap + std::mem::take(&mut m.shed);
-            let fv = m.window.update_with_gap(&r.reading, gap);
-            let msg = fv.to_message(&self.names, &self.hash, &r.reading, now);
+            let msg = m.window.features(
+                &r.reading,
+                gap,
+                &self.cfg.profiles,
+                &self.cfg.window,
+                &self.names,
+                &self.hash,
+                now,
+            );
             self.stats.processed += 1;
             out.push(Outgoing::Features {
                 topic: self.topics.features(id),

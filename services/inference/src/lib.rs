@@ -11,6 +11,8 @@
 //! - [`scorer`]: [`Scorer`], one model with its rules (features in, risk out) and
 //!   [`scorer::decide`].
 //! - [`model`]: loading and checking artifacts (the shipped default, a file, or MQTT bytes).
+//! - [`profiles`]: one model per machine profile (`{prefix}/models/{profile}`) and the
+//!   rules-only verdict of a profile without one; pure.
 //! - [`drift`]: [`drift::DriftMonitor`], live feature and risk distributions against the
 //!   model's training reference (KS and Jensen-Shannon over a rolling window); pure.
 //! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
@@ -25,6 +27,7 @@ pub mod drift;
 pub mod metrics;
 pub mod model;
 pub mod processor;
+pub mod profiles;
 pub mod rules;
 pub mod scorer;
 
@@ -37,7 +40,7 @@ pub use scorer::{decide, Scorer};
 
 use dtwin_bus::{BrokerUrl, BusClient, Message, QoS};
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
-use dtwin_schema::{TopicKind, Topics};
+use dtwin_schema::{ModelRef, TopicKind, Topics};
 use dtwin_windows::WindowConfig;
 use processor::{Event, Inbound, Outgoing, Route};
 use std::path::PathBuf;
@@ -184,7 +187,8 @@ impl InferenceService {
         let topics = Topics::new(&config.common.prefix);
         let spec = Spec::new(SERVICE, registry)
             .subscribe_shared(topics.all(TopicKind::Features), QoS::AtLeastOnce)
-            .subscribe(topics.model_current(), QoS::AtLeastOnce)
+            // `models/+`: `current` (milling) and every other profile's model.
+            .subscribe(topics.models(), QoS::AtLeastOnce)
             .with_publisher();
         let runtime = Runtime::start(&config.common, spec).await?;
         let processor = Processor::new(
@@ -375,6 +379,13 @@ impl Shell {
                 );
                 self.metrics.swap(true);
                 self.metrics.model(&labels);
+            }
+            Event::ProfileModel { profile, old, new } => {
+                let show = |m: Option<ModelRef>| {
+                    m.map_or_else(|| "none".to_owned(), |m| format!("{} {}", m.id, m.version))
+                };
+                info!(%profile, old = %show(old), new = %show(new), "profile model deployed");
+                self.metrics.swap(true);
             }
             Event::Refused { rejection } => {
                 warn!(error = %rejection, "refused deployed model; keeping the running one");

@@ -4,14 +4,18 @@
 //! [`route`] says what the loop does with a message (batch it, skip it, or hand it over on
 //! its own). [`Processor::handle`] takes a run of routed messages: consecutive feature vectors
 //! are decoded and scored together (a micro-batch; the verdicts are the ones scoring each alone
-//! gives), a payload on `models/current` swaps the model or is refused. Every vector gives
-//! exactly one verdict or one dead letter, in input order. [`Processor::drift_status`] is the
-//! retained drift status the shell publishes on its tick.
+//! gives), a payload on `models/current` swaps the model or is refused, one on
+//! `models/{profile}` deploys that profile's model (see [`crate::profiles`]: vectors whose
+//! `profile` names another profile than milling are scored by it, or get a rules-only verdict
+//! until it comes). Every vector gives exactly one verdict or one dead letter, in input order.
+//! [`Processor::drift_status`] is the retained drift status the shell publishes on its tick
+//! (of the milling model: its training reference is milling's).
 
 use crate::drift::{DriftConfig, DriftMonitor};
 use crate::metrics::model_labels;
 use crate::model;
-use crate::scorer::Scorer;
+use crate::profiles::{is_milling, rules_only, ProfileModels, CURRENT};
+use crate::scorer::{Scored, Scorer};
 use crate::SERVICE;
 use dtwin_ml::ModelArtifact;
 use dtwin_obs::Labels;
@@ -28,7 +32,8 @@ pub enum Route {
     Features,
     /// A feature vector (or any machine topic) of a machine another instance owns: skipped.
     NotMine,
-    /// A deployed model on `models/current`: handled on its own, in order.
+    /// A deployed model on `models/current` or `models/{profile}`: handled on its own, in
+    /// order.
     Model,
     /// Anything else (a topic that is not ours): handled on its own, and dead-lettered when it
     /// is not a feature vector.
@@ -36,7 +41,7 @@ pub enum Route {
 }
 
 /// Routes a message on `topic`: `owns` says whether this instance owns a machine, and
-/// `model_topic` is `{prefix}/models/current`.
+/// `model_topic` is `{prefix}/models/current` (every `{prefix}/models/{segment}` is a model).
 pub fn route(
     topics: &Topics,
     model_topic: &str,
@@ -46,7 +51,7 @@ pub fn route(
     match topics.parse(topic) {
         Some((_, machine)) if !owns(machine) => Route::NotMine,
         Some((TopicKind::Features, _)) => Route::Features,
-        _ if topic == model_topic => Route::Model,
+        _ if topic == model_topic || topics.parse_model(topic).is_some() => Route::Model,
         _ => Route::Other,
     }
 }
@@ -148,6 +153,16 @@ pub enum Event {
         /// The new model's `model_info` labels.
         labels: Labels,
     },
+    /// A profile's model was deployed, replaced or (`new: None`, a cleared retained
+    /// message) removed.
+    ProfileModel {
+        /// The profile.
+        profile: String,
+        /// Its model before, if any.
+        old: Option<ModelRef>,
+        /// Its model now, if any.
+        new: Option<ModelRef>,
+    },
     /// A deployed model was refused (a dead letter says why); the running one stays.
     Refused {
         /// Why.
@@ -213,6 +228,8 @@ pub struct Processor {
     drift_service: String,
     /// The last reported drift verdict.
     drift_state: Option<DriftState>,
+    /// The models of profiles other than milling.
+    profile_models: ProfileModels,
 }
 
 impl Processor {
@@ -228,7 +245,17 @@ impl Processor {
             drift,
             drift_service: config.drift_service,
             drift_state: None,
+            profile_models: ProfileModels::default(),
         }
+    }
+
+    /// The models of profiles other than milling.
+    pub fn profile_models(&self) -> &ProfileModels {
+        &self.profile_models
+    }
+
+    fn is_model(&self, topic: &str) -> bool {
+        topic == self.model_topic || self.topics.parse_model(topic).is_some()
     }
 
     /// The running model.
@@ -258,13 +285,13 @@ impl Processor {
         let mut out = Output::default();
         let mut rest = batch;
         while let Some(first) = rest.first() {
-            if first.topic == self.model_topic {
+            if self.is_model(first.topic) {
                 self.deployed(*first, now, &mut out);
                 rest = &rest[1..];
             } else {
                 let run = rest
                     .iter()
-                    .position(|m| m.topic == self.model_topic)
+                    .position(|m| self.is_model(m.topic))
                     .unwrap_or(rest.len());
                 self.features(&rest[..run], now, &mut out);
                 rest = &rest[run..];
@@ -292,8 +319,27 @@ impl Processor {
         }
     }
 
-    /// A model published on `models/current`: swap to it, or refuse it with a dead letter.
+    /// A model published on `models/current`: swap to it, or refuse it with a dead letter;
+    /// on `models/{profile}`: that profile's model.
     fn deployed(&mut self, msg: Inbound<'_>, now: OffsetDateTime, out: &mut Output) {
+        let segment = self.topics.parse_model(msg.topic).unwrap_or(CURRENT);
+        if segment != CURRENT {
+            match self.profile_models.deploy(segment, msg.payload) {
+                Ok((None, None)) => {}
+                Ok((old, new)) => out.events.push(Event::ProfileModel {
+                    profile: segment.to_owned(),
+                    old,
+                    new,
+                }),
+                Err(rejection) => {
+                    out.events.push(Event::Refused {
+                        rejection: rejection.clone(),
+                    });
+                    self.dead_letter(msg, rejection, now, out);
+                }
+            }
+            return;
+        }
         if msg.payload.is_empty() {
             return; // a cleared retained message
         }
@@ -338,18 +384,39 @@ impl Processor {
                 }
             }
         }
-        let mut verdicts = self.scorer.score_batch(&parsed, now).into_iter();
+        // Milling vectors are scored together by the running model; the others one by one by
+        // their profile's model (or rules only), in the same order.
+        let mut kinds = parsed
+            .iter()
+            .map(is_milling)
+            .collect::<Vec<_>>()
+            .into_iter();
+        let (milling, others): (Vec<Features>, Vec<Features>) =
+            parsed.into_iter().partition(is_milling);
+        let mut verdicts = self.scorer.score_batch(&milling, now).into_iter();
+        let mut other_verdicts = others
+            .iter()
+            .map(|f| self.score_profile(f, now))
+            .collect::<Vec<_>>()
+            .into_iter();
         for (msg, outcome) in run.iter().zip(outcomes) {
             let verdict = match outcome {
                 Some(rejection) => Err(rejection),
-                // `score_batch` returns one result per parsed vector, in order, and `None`
+                // One result per parsed vector, in order, from the batch of its kind; `None`
                 // outcomes are exactly the parsed ones.
-                None => verdicts.next().expect("one verdict per parsed vector"),
+                None if kinds.next() == Some(true) => verdicts
+                    .next()
+                    .expect("one verdict per milling vector")
+                    .map(|(risk, scored)| (risk, Some(scored))),
+                None => other_verdicts
+                    .next()
+                    .expect("one verdict per profile vector"),
             };
             match verdict {
                 Ok((risk, scored)) => {
-                    // Cold windows are left out, as they are of the training rows.
-                    if !risk.cold {
+                    // Cold windows are left out, as they are of the training rows; so are
+                    // other profiles (the reference is the milling model's).
+                    if let Some(scored) = scored.filter(|_| !risk.cold) {
                         self.drift.observe(&scored.row, scored.probability);
                     }
                     let age = (now - risk.source_ts).as_seconds_f64();
@@ -364,6 +431,19 @@ impl Processor {
                 }
                 Err(rejection) => self.dead_letter(*msg, rejection, now, out),
             }
+        }
+    }
+
+    /// A vector of another profile than milling: its model's verdict, or rules only.
+    fn score_profile(
+        &self,
+        f: &Features,
+        now: OffsetDateTime,
+    ) -> Result<(dtwin_schema::Risk, Option<Scored>), Rejection> {
+        let profile = f.profile.as_deref().unwrap_or_default();
+        match self.profile_models.get(profile) {
+            Some(scorer) => scorer.score(f, now).map(|risk| (risk, None)),
+            None => Ok((rules_only(f, now), None)),
         }
     }
 

@@ -160,6 +160,11 @@ impl RuleSet {
         )
     }
 
+    /// No rules: for a profile's model, since the shipped rules name milling features.
+    pub fn none() -> Self {
+        Self { rules: Vec::new() }
+    }
+
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.rules.len()

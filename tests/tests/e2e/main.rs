@@ -10,6 +10,7 @@ mod mosquitto_acl;
 mod observability;
 mod offline_vs_streaming;
 mod pipeline_e2e;
+mod profiles;
 mod restart;
 mod scale_out;
 mod shared_subscriptions;

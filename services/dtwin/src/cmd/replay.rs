@@ -50,6 +50,82 @@ pub struct ReplayArgs {
     /// QoS of the publishes.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub qos: u8,
+    /// A plant's export: with --profile, every row is published as v2 telemetry of that
+    /// profile (`values` keyed as the profile's sensor keys), machines interleaved in file
+    /// order, `seq` the reading's index within its machine.
+    #[command(flatten)]
+    pub plant: crate::cmd::common::PlantArgs,
+}
+
+/// One v2 reading of a plant's export, ready to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlantReading {
+    /// Its machine.
+    pub machine: MachineId,
+    /// The reading's time, when the export has instants.
+    pub ts: Option<time::OffsetDateTime>,
+    /// The JSON payload without `ts` (added when sent).
+    pub payload: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A plant's export as v2 readings in file order (pure but for reading the file).
+///
+/// # Errors
+/// An unreadable or bad export, or a machine id that cannot name a topic.
+pub fn plant_readings(
+    file: &std::path::Path,
+    source: &crate::cmd::common::PlantSource,
+) -> anyhow::Result<(Vec<PlantReading>, u64)> {
+    use dtwin_pipeline::plant::{self, TimeKind};
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {name}"))?;
+    let data = plant::read(&text, &name, &source.profile, &source.columns)?;
+    for (line, why) in data.skipped.iter().take(5) {
+        warn!(line, why, "skipping a bad row");
+    }
+    let p = &source.profile;
+    let mut rows: Vec<(usize, PlantReading)> = Vec::with_capacity(data.rows());
+    for s in &data.machines {
+        let machine = MachineId::parse(&s.id)
+            .map_err(|e| anyhow::anyhow!("{name}: machine id {:?}: {e}", s.id))?;
+        for i in 0..s.len() {
+            let mut values = serde_json::Map::new();
+            for (k, sensor) in p.sensors.iter().enumerate() {
+                let v = s.values[i * p.sensors.len() + k];
+                if let Some(n) = serde_json::Number::from_f64(v) {
+                    values.insert(sensor.key.clone(), n.into());
+                }
+            }
+            let mut payload = serde_json::Map::new();
+            payload.insert("schema".into(), dtwin_schema::TELEMETRY_V2_SCHEMA.into());
+            payload.insert("machine_id".into(), s.id.clone().into());
+            payload.insert("seq".into(), (i as u64 + 1).into());
+            payload.insert("profile".into(), p.id.clone().into());
+            payload.insert("values".into(), values.into());
+            // The label itself has no v2 field yet (failure_mode is the twin's closed set).
+            if s.labels[i].is_some() {
+                payload.insert("failure".into(), true.into());
+            }
+            let ts = (data.time == TimeKind::Instant)
+                .then(|| {
+                    time::OffsetDateTime::from_unix_timestamp_nanos((s.t[i] * 1e9) as i128).ok()
+                })
+                .flatten();
+            rows.push((
+                s.lines[i],
+                PlantReading {
+                    machine: machine.clone(),
+                    ts,
+                    payload,
+                },
+            ));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    Ok((
+        rows.into_iter().map(|r| r.1).collect(),
+        data.skipped.len() as u64,
+    ))
 }
 
 /// What a replay did.
@@ -175,7 +251,14 @@ pub async fn run(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Resul
         args.rate >= 0.0 && args.rate.is_finite(),
         "--rate must be 0 or a positive number"
     );
-    let (rows, skipped) = load(&args)?;
+    let plant = match args.plant.source(None)? {
+        Some(source) => Some(plant_readings(&args.file, &source)?),
+        None => None,
+    };
+    let (rows, skipped) = match &plant {
+        Some((_, skipped)) => (Vec::new(), *skipped),
+        None => load(&args)?,
+    };
     let topics = Topics::new(&args.prefix);
     let qos = dtwin_bus::qos_from_u8(args.qos).map_err(anyhow::Error::msg)?;
     let conn = dtwin_bus::connect(&BusConfig::new(args.broker.clone(), "dtwin-replay"), vec![]);
@@ -191,6 +274,26 @@ pub async fn run(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Resul
         i
     });
     let mut published = 0;
+    for r in plant.map(|p| p.0).unwrap_or_default() {
+        if let Some(tick) = tick.as_mut() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+        } else if shutdown.is_cancelled() {
+            break;
+        }
+        let ts =
+            r.ts.filter(|_| args.keep_ts)
+                .unwrap_or_else(dtwin_schema::time_fmt::now);
+        let mut payload = r.payload;
+        payload.insert("ts".into(), dtwin_schema::time_fmt::format(ts).into());
+        let bytes = serde_json::to_vec(&payload)?;
+        conn.client
+            .publish(topics.telemetry(&r.machine), qos, false, bytes)
+            .await?;
+        published += 1;
+    }
     for mut t in rows {
         if let Some(tick) = tick.as_mut() {
             tokio::select! {

@@ -115,6 +115,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             EvalData::Tabular(table) => train_tabular(&table, &spec, &|| trees.inc(1))?,
             EvalData::Twin(data) => {
                 anyhow::ensure!(
+                    data.y.iter().any(|&y| y),
+                    "no reading is followed by a counted failure within the horizon in {}: \
+                     give the failures (--label-column, or --events with --event-label-column), \
+                     check the profile's [failures] counted labels, or widen --horizon",
+                    path.display()
+                );
+                anyhow::ensure!(
                     data.n_machines() >= 3,
                     "{} has {} machines; the split by machine needs at least 3",
                     path.display(),

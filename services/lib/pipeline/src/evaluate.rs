@@ -745,7 +745,14 @@ pub fn evaluate(
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     let all_y = data.y();
     let (kind, machines, label) = match data {
-        EvalData::Twin(d) => ("twin telemetry", Some(d.n_machines()), d.labels.describe()),
+        EvalData::Twin(d) => (
+            match d.recipe.as_deref() {
+                Some(dtwin_ml::artifact::FeatureRecipe::Profile { .. }) => "plant export",
+                _ => "twin telemetry",
+            },
+            Some(d.n_machines()),
+            d.description.clone(),
+        ),
         EvalData::Tabular(_) => ("AI4I", None, "Machine failure (this cycle)".to_owned()),
     };
     Ok(EvalReport {

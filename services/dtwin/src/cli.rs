@@ -326,6 +326,25 @@ pub struct FeatureOpts {
     /// history or take a gateway's late backlog).
     #[arg(long, env = "DTWIN_MAX_LAG_S", default_value_t = 0.0)]
     pub max_lag_s: f64,
+    /// Machine profile (TOML, see `dtwin profile init`) of machines that are not the built-in
+    /// milling kind; repeat (or comma-separate) for several. A reading names its profile in
+    /// `profile`, or --profile-map maps its machine id to one.
+    #[arg(
+        long = "profile",
+        env = "DTWIN_PROFILES",
+        value_delimiter = ',',
+        value_name = "PROFILE.toml"
+    )]
+    pub profiles: Vec<std::path::PathBuf>,
+    /// PATTERN=PROFILE: machines whose id matches the pattern (`pump-*`) are of that profile
+    /// (first match wins; the others are milling); repeat or comma-separate.
+    #[arg(
+        long = "profile-map",
+        env = "DTWIN_PROFILE_MAP",
+        value_delimiter = ',',
+        value_name = "PATTERN=PROFILE"
+    )]
+    pub profile_map: Vec<String>,
 }
 
 /// The feature windows. The feature service, the inference service, training and scoring must
@@ -493,10 +512,12 @@ impl TwinOpts {
 }
 
 impl FeatureOpts {
-    /// Sets the feature service's workers, event order, eviction and load shedding.
+    /// Sets the feature service's workers, event order, eviction, load shedding and machine
+    /// profiles.
     ///
     /// # Errors
-    /// A negative or non-finite --max-lag-s.
+    /// A negative or non-finite --max-lag-s, an unreadable or bad profile (file, line,
+    /// reason), or a --profile-map entry that is not PATTERN=PROFILE.
     pub fn apply(&self, c: &mut dtwin_feature::FeatureConfig) -> anyhow::Result<()> {
         c.workers = usize::from(self.workers);
         c.order = dtwin_feature::OrderConfig {
@@ -505,6 +526,12 @@ impl FeatureOpts {
         };
         c.idle_evict = std::time::Duration::from_secs(self.idle_evict_s);
         c.max_lag = max_lag(self.max_lag_s)?;
+        c.profiles = dtwin_feature::load_profiles(&self.profiles)?;
+        c.profile_map = self
+            .profile_map
+            .iter()
+            .map(|m| dtwin_feature::parse_profile_map(m))
+            .collect::<Result<_, _>>()?;
         Ok(())
     }
 }

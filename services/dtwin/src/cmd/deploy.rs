@@ -1,4 +1,6 @@
-//! `dtwin deploy MODEL`: publishes a model artifact, retained, to `{prefix}/models/current`.
+//! `dtwin deploy MODEL`: publishes a model artifact, retained, to `{prefix}/models/current`
+//! (the milling model) or, for a model trained through a machine profile, to
+//! `{prefix}/models/{profile}`.
 //! Running inference services swap to it without a restart (logging old and new version) when
 //! its feature set matches theirs, and refuse it with a dead letter (`bad_model`) otherwise.
 //! The artifact is checked here first, so a corrupt file never reaches the broker.
@@ -32,7 +34,13 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<(String, String)> {
         std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let artifact = ModelArtifact::from_json(&bytes)
         .with_context(|| format!("{} is not a valid model artifact", args.model.display()))?;
-    let topic = dtwin_schema::Topics::new(&args.prefix).model_current();
+    // A plant profile's model goes to models/{profile}; milling's (the twin's windows, AI4I,
+    // or an artifact from before recipes) stays on models/current.
+    let topics = dtwin_schema::Topics::new(&args.prefix);
+    let topic = match artifact.recipe.as_ref().and_then(|r| r.profile_id()) {
+        Some(p) if p != "milling" => topics.model_for(&p),
+        _ => topics.model_current(),
+    };
     let mut cfg = BusConfig::new(
         args.broker.clone(),
         format!("dtwin-deploy-{}", std::process::id()),

@@ -2,6 +2,7 @@
 //! of one per file); each module keeps its own setup, and every test starts what it needs on
 //! free ports (see `dtwin_tests::harness`).
 
+mod cmapss;
 mod contract_samples;
 mod extended_features;
 mod fuzz_ingest;

@@ -12,7 +12,7 @@ use clap::Args;
 use dtwin_pipeline::evaluate::{EvalReport, Metrics};
 use dtwin_pipeline::events::{AlertPolicy, EventReport};
 use dtwin_pipeline::modelcard;
-use dtwin_pipeline::train::{Features, DEFAULT_EVENT_RECALL_TARGET};
+use dtwin_pipeline::train::Features;
 use dtwin_pipeline::{evaluate, EvalData, EvalOptions, ThresholdTarget};
 use std::path::{Path, PathBuf};
 
@@ -72,7 +72,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<EvalReport> {
     };
     let target = match (&data, args.target.target()?) {
         (_, Some(t)) => t,
-        (EvalData::Twin(_), None) => ThresholdTarget::EventRecall(DEFAULT_EVENT_RECALL_TARGET),
+        (EvalData::Twin(d), None) => dtwin_pipeline::train::default_target(d),
         (EvalData::Tabular(_), None) => ThresholdTarget::BestF1,
     };
     if let EvalData::Twin(d) = &data {

@@ -4,8 +4,12 @@
 //! automatically, inline styles for mail clients) and `templates/alert.txt`. Every string from
 //! the bus (action texts, feature names) is data, never markup, and the subject is stripped of
 //! control characters before lettre encodes it, so a verdict cannot inject headers or HTML.
+//! Readings are shown with the machine profile's labels and units ([`crate::readings`]);
+//! labels come from profile files, so they are escaped like any other data.
 
 use crate::lifecycle::Transition;
+pub(crate) use crate::readings::number;
+use crate::readings::{profile_name, readings, Profiles, Reading};
 use askama::Template;
 use dtwin_schema::{time_fmt, Action, Factor, Level, MachineId, Risk};
 use lettre::message::{header::ContentType, Mailbox, MultiPart};
@@ -94,6 +98,10 @@ pub struct AlertMail {
     pub factors: Vec<Factor>,
     /// Latest raw sensor readings.
     pub latest: BTreeMap<String, f64>,
+    /// The machine's profile as the verdict names it (`None` = milling). Records spooled
+    /// before profiles existed have none, which is what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// Link to the dashboard, if one runs.
     pub dashboard_url: Option<String>,
 }
@@ -118,6 +126,7 @@ impl AlertMail {
             actions: risk.actions.clone(),
             factors: risk.factors.iter().take(MAX_FACTORS).cloned().collect(),
             latest: risk.latest.clone(),
+            profile: risk.profile.clone(),
             dashboard_url,
         }
     }
@@ -209,10 +218,15 @@ pub const DUPLICATE_HEADER: &str = "X-Dtwin-Possible-Duplicate";
 ///
 /// # Errors
 /// [`MailError`] when a template fails or lettre refuses the message (no recipient).
-pub fn render(alert: &AlertMail, cfg: &MailConfig) -> Result<Message, MailError> {
+pub fn render(
+    alert: &AlertMail,
+    cfg: &MailConfig,
+    profiles: &Profiles,
+) -> Result<Message, MailError> {
     render_for(
         alert,
         cfg,
+        profiles,
         &Envelope {
             to: cfg.to.clone(),
             possible_duplicate: false,
@@ -222,15 +236,17 @@ pub fn render(alert: &AlertMail, cfg: &MailConfig) -> Result<Message, MailError>
 
 /// Renders `alert` as a multipart/alternative (text/plain + text/html) e-mail. Follow-ups
 /// (escalation, repeat, resolution) reply to the firing e-mail, so clients thread them.
+/// `profiles` give the readings their labels and units.
 ///
 /// # Errors
 /// [`MailError`] when a template fails or lettre refuses the message (no recipient).
 pub fn render_for(
     alert: &AlertMail,
     cfg: &MailConfig,
+    profiles: &Profiles,
     env: &Envelope,
 ) -> Result<Message, MailError> {
-    let mut view = View::new(alert, cfg);
+    let mut view = View::new(alert, cfg, profiles);
     if env.possible_duplicate {
         view.subject = format!("[possible duplicate] {}", view.subject);
     }
@@ -251,10 +267,11 @@ pub fn render_for(
 pub fn render_digest(
     alerts: &[AlertMail],
     cfg: &MailConfig,
+    profiles: &Profiles,
     env: &Envelope,
     now: OffsetDateTime,
 ) -> Result<Message, MailError> {
-    let rows: Vec<View> = alerts.iter().map(|a| View::new(a, cfg)).collect();
+    let rows: Vec<View> = alerts.iter().map(|a| View::new(a, cfg, profiles)).collect();
     let critical = alerts.iter().filter(|a| a.level == Level::Critical).count();
     let mut subject = sanitize_header(&format!(
         "{} {} machines AT RISK ({critical} CRITICAL): {}",
@@ -366,6 +383,8 @@ struct View {
     headline_note: &'static str,
     colour: &'static str,
     machine_id: String,
+    /// The profile's label and id when it is not milling.
+    profile: Option<String>,
     alert_id: String,
     probability: String,
     level: &'static str,
@@ -390,20 +409,17 @@ struct FactorView {
     contribution: String,
 }
 
-struct Reading {
-    name: String,
-    value: String,
-}
-
 impl View {
-    fn new(a: &AlertMail, cfg: &MailConfig) -> Self {
+    fn new(a: &AlertMail, cfg: &MailConfig, profiles: &Profiles) -> Self {
         let (headline, headline_note, colour) = a.tone();
+        let profile = profiles.get(a.profile.as_deref());
         Self {
             subject: subject(a, cfg),
             headline,
             headline_note,
             colour,
             machine_id: a.machine_id.to_string(),
+            profile: profile_name(a.profile.as_deref(), profile),
             alert_id: a.alert_id.clone(),
             probability: percent(a.probability),
             level: a.level.as_str(),
@@ -428,14 +444,7 @@ impl View {
                     contribution: format!("{:+.3}", f.contribution),
                 })
                 .collect(),
-            latest: a
-                .latest
-                .iter()
-                .map(|(k, v)| Reading {
-                    name: k.clone(),
-                    value: number(*v),
-                })
-                .collect(),
+            latest: readings(&a.latest, profile),
             dashboard_url: a.dashboard_url.clone(),
         }
     }
@@ -498,17 +507,6 @@ pub fn local_time(ts: OffsetDateTime, tz: &jiff::tz::TimeZone) -> String {
             t.to_zoned(tz.clone()).strftime("%a, %-d %b %Y %H:%M:%S %Z")
         ),
         Err(_) => human_time(ts),
-    }
-}
-
-/// A reading with at most 2 decimals and no trailing zeros.
-fn number(x: f64) -> String {
-    let s = format!("{x:.2}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".to_owned()
-    } else {
-        s.to_owned()
     }
 }
 

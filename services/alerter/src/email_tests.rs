@@ -1,4 +1,5 @@
 use super::*;
+use crate::readings::Profiles;
 use dtwin_schema::{ModelRef, RiskStatus, RISK_SCHEMA};
 use time::macros::datetime;
 
@@ -97,7 +98,7 @@ fn default_addresses_parse() {
 #[test]
 fn html_is_escaped_and_text_is_plain() {
     let mail = AlertMail::new(&risk(), &fire(), Some("http://127.0.0.1:8080/".to_owned()));
-    let msg = render(&mail, &MailConfig::default()).expect("renders");
+    let msg = render(&mail, &MailConfig::default(), &Profiles::default()).expect("renders");
     let (headers, text, html) = parts(&msg);
     assert!(
         headers.contains("Content-Type: multipart/alternative"),
@@ -133,7 +134,7 @@ fn subject_names_status_machine_risk_and_level() {
         subject(&mail, &MailConfig::default()),
         "[dtwin] AT RISK m-1: 87 % risk (CRITICAL)"
     );
-    let msg = render(&mail, &MailConfig::default()).expect("renders");
+    let msg = render(&mail, &MailConfig::default(), &Profiles::default()).expect("renders");
     let (headers, _, _) = parts(&msg);
     assert!(headers.contains("Subject: [dtwin] AT RISK m-1: 87 % risk (CRITICAL)"));
 }
@@ -147,7 +148,7 @@ fn subject_cannot_inject_headers() {
     let mail = AlertMail::new(&risk(), &fire(), None);
     let s = subject(&mail, &cfg);
     assert!(!s.contains('\r') && !s.contains('\n') && !s.chars().any(char::is_control));
-    let msg = render(&mail, &cfg).expect("renders");
+    let msg = render(&mail, &cfg, &Profiles::default()).expect("renders");
     let (headers, _, _) = parts(&msg);
     assert!(
         !headers.lines().any(|l| l.starts_with("Bcc")),
@@ -166,7 +167,7 @@ fn follow_ups_thread_under_the_firing_mail_and_resolution_is_green() {
     r.probability = 0.12;
     let mail = AlertMail::new(&r, &resolve, None);
     assert_eq!(mail.file_name(), "m-1-20261122T100000000Z.resolved");
-    let msg = render(&mail, &MailConfig::default()).expect("renders");
+    let msg = render(&mail, &MailConfig::default(), &Profiles::default()).expect("renders");
     let (headers, _, html) = parts(&msg);
     assert!(headers.contains("In-Reply-To: <m-1-20261122T100000000Z.firing@dtwin>"));
     assert!(headers.contains("References: <m-1-20261122T100000000Z.firing@dtwin>"));
@@ -181,7 +182,10 @@ fn no_recipient_is_an_error_not_a_panic() {
         ..MailConfig::default()
     };
     let mail = AlertMail::new(&risk(), &fire(), None);
-    assert!(matches!(render(&mail, &cfg), Err(MailError::Build(_))));
+    assert!(matches!(
+        render(&mail, &cfg, &Profiles::default()),
+        Err(MailError::Build(_))
+    ));
 }
 
 #[test]
@@ -201,7 +205,7 @@ fn a_configured_time_zone_is_shown_beside_utc() {
         time_zone: Some(jiff::tz::TimeZone::get("Europe/Berlin").expect("bundled tzdb")),
         ..MailConfig::default()
     };
-    let (_, text, html) = parts(&render(&mail, &cfg).expect("renders"));
+    let (_, text, html) = parts(&render(&mail, &cfg, &Profiles::default()).expect("renders"));
     for body in [&text, &html] {
         assert!(
             body.contains("Sunday, 22 November 2026 10:00:00 UTC"),
@@ -233,6 +237,7 @@ fn a_digest_lists_every_alert_and_marks_duplicates() {
     let msg = render_digest(
         &[first.clone(), second.clone()],
         &MailConfig::default(),
+        &Profiles::default(),
         &env,
         now,
     )
@@ -266,4 +271,117 @@ fn a_digest_lists_every_alert_and_marks_duplicates() {
         "actions escaped in the digest too"
     );
     assert!(!html.contains("<script>"));
+}
+
+const PUMP: &str = r#"
+id = "pump"
+label = "Water pump"
+
+[[sensor]]
+name = "volt"
+label = "<b>Volt</b>"
+unit = "V"
+range = [0.0, 400.0]
+
+[[sensor]]
+name = "rotate"
+label = "Rotation"
+unit = "rpm"
+range = [0.0, 5000.0]
+
+[[sensor]]
+name = "pressure"
+label = "Pressure"
+unit = "bar"
+range = [0.0, 50.0]
+"#;
+
+fn pump_mail() -> AlertMail {
+    let mut r = risk();
+    r.machine_id = MachineId::parse("pump-01").expect("valid id");
+    r.profile = Some("pump".to_owned());
+    r.latest = BTreeMap::from([
+        ("volt".to_owned(), 176.2),
+        ("pressure".to_owned(), 3.5),
+        ("rotate".to_owned(), 1500.0),
+        ("extra_key".to_owned(), 7.0),
+    ]);
+    AlertMail::new(&r, &fire(), None)
+}
+
+fn pump_profiles() -> Profiles {
+    Profiles::new(&[dtwin_profile::Profile::parse(PUMP, "pump.toml").expect("valid")])
+}
+
+#[test]
+fn a_pump_mail_shows_its_profile_labels_units_and_order() {
+    let msg = render(&pump_mail(), &MailConfig::default(), &pump_profiles()).expect("renders");
+    let (_, text, html) = parts(&msg);
+    let text = text.replace("\r\n", "\n");
+    assert!(text.contains("Profile:  Water pump (pump)"), "{text}");
+    assert!(html.contains("profile Water pump (pump)"), "{html}");
+    assert!(text.contains("  - <b>Volt</b>: 176.2 V (volt)"), "{text}");
+    assert!(text.contains("  - Rotation: 1500 rpm (rotate)"), "{text}");
+    assert!(text.contains("  - Pressure: 3.5 bar (pressure)"), "{text}");
+    assert!(
+        text.contains("  - extra_key: 7\n"),
+        "unknown keys by name: {text}"
+    );
+    for body in [&text, &html] {
+        let at = |s: &str| body.find(s).unwrap_or_else(|| panic!("{s} in {body}"));
+        assert!(at("176.2 V") < at("1500 rpm"), "profile order");
+        assert!(at("1500 rpm") < at("3.5 bar"), "profile order");
+        assert!(at("3.5 bar") < at("extra_key"), "unknown sensors last");
+    }
+    assert!(html.contains("<td>&lt;b&gt;Volt&lt;/b&gt;</td>"), "{html}");
+    assert!(!html.contains("<b>Volt"), "labels from files are data");
+    assert!(html.contains("<td style=\"text-align:right;\">176.2 V</td>"));
+}
+
+#[test]
+fn a_profile_the_alerter_does_not_know_keeps_names_and_is_named() {
+    let msg = render(&pump_mail(), &MailConfig::default(), &Profiles::default()).expect("renders");
+    let (_, text, _) = parts(&msg);
+    let text = text.replace("\r\n", "\n");
+    assert!(text.contains("Profile:  pump"), "{text}");
+    assert!(text.contains("  - volt: 176.2\n"), "{text}");
+    assert!(text.contains("  - extra_key: 7\n"), "{text}");
+}
+
+#[test]
+fn a_milling_mail_uses_milling_labels_and_names_no_profile() {
+    let mut r = risk();
+    r.latest = BTreeMap::from([
+        ("vibration_mm_s".to_owned(), 9.5),
+        ("temperature_c".to_owned(), 36.5),
+    ]);
+    let mail = AlertMail::new(&r, &fire(), None);
+    let (_, text, html) =
+        parts(&render(&mail, &MailConfig::default(), &pump_profiles()).expect("renders"));
+    let text = text.replace("\r\n", "\n");
+    assert!(!text.contains("Profile:"), "{text}");
+    assert!(!html.contains("profile "), "{html}");
+    assert!(
+        text.contains("  - Process temperature: 36.5 °C (temperature_c)\n  - Vibration: 9.5 mm/s (vibration_mm_s)"),
+        "milling sensor order: {text}"
+    );
+    assert!(html.contains("<td>Vibration</td><td style=\"text-align:right;\">9.5 mm/s</td>"));
+    assert!(
+        html.contains("<code>vibration_mm_s</code>"),
+        "the name stays"
+    );
+}
+
+#[test]
+fn spooled_mails_without_a_profile_still_load() {
+    let mail = AlertMail::new(&risk(), &fire(), None);
+    let mut json = serde_json::to_value(&mail).expect("json");
+    assert!(json.get("profile").is_none(), "milling writes no field");
+    json.as_object_mut().expect("object").remove("profile");
+    let back: AlertMail = serde_json::from_value(json).expect("old record");
+    assert_eq!(back, mail);
+    let pump = pump_mail();
+    let back: AlertMail =
+        serde_json::from_str(&serde_json::to_string(&pump).expect("json")).expect("parses");
+    assert_eq!(back.profile.as_deref(), Some("pump"));
 }

@@ -24,6 +24,8 @@
 //! - [`spool`]: [`Spool`], the durable queue and record of every notification.
 //! - [`plan`]: pure: silences, routing, digests, rate limits.
 //! - [`email`]: pure rendering (askama templates in `templates/`) of alerts and digests.
+//! - [`readings`]: pure: a verdict's latest readings with its machine profile's labels and
+//!   units ([`Profiles`]: the configured profiles plus milling).
 //! - [`transport`]: [`Mailer`]: lettre SMTP (pooled, STARTTLS/TLS/AUTH) or the [`Outbox`].
 //! - [`sender`]: the async loop from spool to transport.
 //! - [`handover`]: pure: scale-out (`--instance`), which machines this instance handles and
@@ -49,6 +51,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod plan;
 pub mod processor;
+pub mod readings;
 pub mod router;
 pub mod sender;
 mod shell;
@@ -64,6 +67,7 @@ pub use metrics::AlerterMetrics;
 pub use outbox::{Outbox, OutboxError};
 pub use plan::{Policy, Routing};
 pub use processor::{Notification, Outcome, Processor, ProcessorStats};
+pub use readings::Profiles;
 pub use router::{silence_update, AckOnly, Decision, Ignored, Router, SilenceError};
 pub use sender::RetryPolicy;
 pub use shell::MAX_WRITE_BACKOFF;
@@ -112,6 +116,10 @@ pub struct AlerterConfig {
     pub retry: RetryPolicy,
     /// How long delivered records stay in the spool.
     pub retention: Duration,
+    /// Machine profiles besides the built-in milling one (read with
+    /// `dtwin_feature::load_profiles`): e-mails show a machine's readings with its profile's
+    /// labels and units. A verdict of a profile not listed keeps its sensor names.
+    pub profiles: Vec<dtwin_profile::Profile>,
 }
 
 impl AlerterConfig {
@@ -130,6 +138,7 @@ impl AlerterConfig {
             policy: Policy::default(),
             retry: RetryPolicy::default(),
             retention: Duration::from_secs(7 * 24 * 3600),
+            profiles: Vec::new(),
         }
     }
 }
@@ -253,6 +262,7 @@ impl AlerterService {
             client: runtime.publisher.clone(),
             topics,
             mail: config.mail,
+            profiles: Profiles::new(&config.profiles),
             routing: config.routing,
             policy: config.policy,
             retry: config.retry,

@@ -62,9 +62,13 @@ fn confirmed_risk_fires_then_resolves_with_mails_and_events() {
     );
     assert_eq!(n.event.event, AlertEventKind::Firing);
     assert_eq!(n.event.level, Level::Critical);
-    let mail = crate::email::render(&n.record.mail, &crate::MailConfig::default())
-        .expect("renders")
-        .formatted();
+    let mail = crate::email::render(
+        &n.record.mail,
+        &crate::MailConfig::default(),
+        &crate::Profiles::default(),
+    )
+    .expect("renders")
+    .formatted();
     let mail = String::from_utf8(mail).expect("ascii");
     assert!(mail.contains("Subject: [dtwin] AT RISK m-1: 90 % risk (CRITICAL)"));
     let sent = delivery_event(

@@ -8,6 +8,7 @@ use crate::email::{self, AlertMail, Envelope, MailConfig};
 use crate::metrics::AlerterMetrics;
 use crate::plan::{self, Policy, Routing, SendLog, Step};
 use crate::processor::delivery_event;
+use crate::readings::Profiles;
 use crate::spool::{Done, Pending, Spool, SpoolError};
 use crate::transport::{Mailer, SendError};
 use dtwin_bus::{BusClient, QoS};
@@ -91,6 +92,8 @@ pub struct Sender {
     pub topics: Topics,
     /// From, default recipients, subject prefix.
     pub mail: MailConfig,
+    /// Labels and units of the readings in e-mails.
+    pub profiles: Profiles,
     /// Recipients by machine, line and level; lines; criticality.
     pub routing: Routing,
     /// Grouping and rate limits.
@@ -253,7 +256,7 @@ impl Sender {
         let (file, message) = if records.len() == 1 {
             (
                 names[0].clone(),
-                email::render_for(&first.record.mail, &self.mail, &env),
+                email::render_for(&first.record.mail, &self.mail, &self.profiles, &env),
             )
         } else {
             let mails: Vec<AlertMail> = records.iter().map(|p| p.record.mail.clone()).collect();
@@ -262,7 +265,13 @@ impl Sender {
                 id.trim_matches(['<', '>'])
                     .trim_end_matches("@dtwin")
                     .to_owned(),
-                email::render_digest(&mails, &self.mail, &env, OffsetDateTime::now_utc()),
+                email::render_digest(
+                    &mails,
+                    &self.mail,
+                    &self.profiles,
+                    &env,
+                    OffsetDateTime::now_utc(),
+                ),
             )
         };
         let message = match message {
@@ -435,6 +444,7 @@ mod tests {
             client: conn.client.clone(),
             topics: Topics::default(),
             mail: MailConfig::default(),
+            profiles: Profiles::default(),
             routing: Routing::default(),
             policy: Policy {
                 group_wait: time::Duration::ZERO,

@@ -36,6 +36,7 @@ pub(crate) fn record(machine: &str, kind: MailKind, secs: i64) -> Record {
             actions: Vec::new(),
             factors: Vec::new(),
             latest: BTreeMap::new(),
+            profile: None,
             dashboard_url: None,
         },
         event: AlertEvent {

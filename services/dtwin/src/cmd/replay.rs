@@ -267,7 +267,8 @@ pub async fn run(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Resul
         "cannot connect to {}",
         args.broker
     );
-    info!(rows = rows.len(), skipped, file = %args.file.display(), "replaying");
+    let total = plant.as_ref().map_or(rows.len(), |p| p.0.len());
+    info!(rows = total, skipped, file = %args.file.display(), "replaying");
     let mut tick = (args.rate > 0.0).then(|| {
         let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

@@ -319,6 +319,29 @@ async fn scaled_out_services_have_every_permission_they_need() {
         );
     }
 
+    // The operator may deploy a machine profile's model, and inference reads models/+: a
+    // broken artifact on models/pump comes back as inference's bad_model dead letter.
+    operator
+        .client
+        .publish(
+            "dtwin/v1/models/pump",
+            QoS::AtLeastOnce,
+            true,
+            br#"{"schema":"dtwin.model.v1"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        seen(&reader, "dtwin/v1/deadletter/inference", |p| {
+            dtwin_schema::from_json::<dtwin_schema::DeadLetter>(p).is_ok_and(|d| {
+                d.reason == dtwin_schema::RejectReason::BadModel
+                    && d.topic == "dtwin/v1/models/pump"
+            })
+        })
+        .await,
+        "inference may read a profile's model"
+    );
+
     // Verdicts under the inference account: both machines fire; the silenced one is recorded,
     // the other mailed; both alert states are published.
     let scorer = dtwin_bus::connect(

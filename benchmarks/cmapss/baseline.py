@@ -179,6 +179,32 @@ def label(train, horizon: int, id_col: str = "unit", time_col: str = "cycle"):
     return positive.astype(int).values, known.values
 
 
+def check_parity(model: dict, rows, names) -> dict:
+    """Compares these features with dtwin's: the artifact's drift reference holds, per feature,
+    decile edges over its training rows and the share of rows in each bin (a value's bin is the
+    number of edges <= it, ml/src/reference.rs); the same rows here must fill the same bins. Exits when they do not (the comparison would be meaningless)."""
+    import numpy as np
+
+    if model["feature_names"] != names:
+        sys.exit("baseline.py: dtwin's model has other feature names than the profile gives here")
+    if model["reference"]["rows"] != len(rows):
+        sys.exit(f"baseline.py: dtwin trained on {model['reference']['rows']} rows, this split has {len(rows)}")
+    worst, worst_name, compared = 0.0, None, 0
+    for feat in model["reference"]["features"]:
+        edges = np.asarray(feat["edges"], dtype=float)
+        if len(edges) == 0:  # constant feature
+            continue
+        x = rows[feat["name"]].to_numpy(dtype=np.float32).astype(float)
+        share = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1) / len(x)
+        d = float(np.abs(share - np.asarray(feat["proportions"])).max())
+        compared += 1
+        if d > worst:
+            worst, worst_name = d, feat["name"]
+    if worst > 0.01:
+        sys.exit(f"baseline.py: feature {worst_name} differs from dtwin's (decile shares differ by {worst:.3f})")
+    return {"features_compared": compared, "max_share_difference": worst, "worst_feature": worst_name}
+
+
 def last_rows(df, id_col: str = "unit", time_col: str = "cycle"):
     return df.sort_values([id_col, time_col]).groupby(id_col, sort=True).tail(1).sort_values(id_col)
 
@@ -191,6 +217,8 @@ def main() -> None:
     ap.add_argument("--profile", required=True, type=Path, help="the machine profile (TOML)")
     ap.add_argument("--ours", type=Path, help="dtwin's last-cycle scores: CSV unit,cycle,probability[,alarm]")
     ap.add_argument("--ours-all", type=Path, help="dtwin's scores of every test row (predict's CSV)")
+    ap.add_argument("--ours-seeds", type=Path, nargs="*", default=[], help="predict's CSVs of dtwin trained with other --seed values")
+    ap.add_argument("--model", type=Path, help="dtwin's model.json: check these features against its training reference")
     ap.add_argument("--horizon", type=int, default=30)
     ap.add_argument("--seeds", type=int, default=5, help="forest seeds per scikit-learn row (mean, sd)")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
@@ -229,12 +257,19 @@ def main() -> None:
     raw = [name for name, _ in prof["sensors"]]
     feat_secs = time.time() - t0
 
-    def forest_auc(cols, params, seeds):
+    # dtwin train splits by machine (pipeline::train::twin_split, machines in order of first
+    # appearance): index % 5 == 0 test, == 1 validation (the threshold), the rest (60 engines)
+    # train the forest it ships. The like-for-like baseline fits on those 60 engines.
+    units_train = ftrain.loc[keep, "unit"].to_numpy()
+    dtwin_fit = (units_train - 1) % 5 >= 2
+
+    def forest_auc(cols, params, seeds, rows=None):
+        rows = np.ones(len(y), dtype=bool) if rows is None else rows
         aucs, aucs_all, secs = [], [], []
         for seed in range(seeds):
             t = time.time()
             rf = RandomForestClassifier(random_state=seed, n_jobs=-1, **params)
-            rf.fit(X[cols].to_numpy(), y)
+            rf.fit(X[cols].to_numpy()[rows], y[rows])
             p = rf.predict_proba(lt[cols].to_numpy())[:, 1]
             secs.append(time.time() - t)
             aucs.append(roc_auc_score(truth, p))
@@ -246,8 +281,17 @@ def main() -> None:
             "roc_auc_all_rows": float(np.mean(aucs_all)),
             "roc_auc_all_rows_sd": float(np.std(aucs_all)),
             "features": len(cols),
+            "train_rows": int(rows.sum()),
             "fit_seconds": round(float(np.mean(secs)), 2),
         }
+
+    parity = None
+    if args.model:
+        parity = check_parity(json.loads(args.model.read_text()), ftrain.loc[keep].loc[dtwin_fit], names)
+        print(
+            f"features against dtwin's training reference: {parity['features_compared']} non-constant features, "
+            f"largest difference in a decile share {parity['max_share_difference']:.4f} ({parity['worst_feature']})"
+        )
 
     rows = []
     ours = None
@@ -260,21 +304,64 @@ def main() -> None:
         prob = o["probability"].astype(float).to_numpy()
         if np.isnan(prob).any():
             sys.exit(f"baseline.py: {int(np.isnan(prob).sum())} of dtwin's last-cycle probabilities are empty")
-        ours = {"roc_auc": float(roc_auc_score(truth, prob)), "features": len(names)}
+        ours = {"roc_auc": float(roc_auc_score(truth, prob)), "features": len(names), "train_rows": int(dtwin_fit.sum())}
         if "alarm" in o.columns:
             alarm = o["alarm"].astype(str).str.lower().isin(["1", "true", "yes"]).to_numpy()
             ours["alarms"] = int(alarm.sum())
             ours["alarms_true"] = int((alarm & (truth == 1)).sum())
         if args.ours_all:
-            a = pd.read_csv(args.ours_all)
+            a = pd.read_csv(args.ours_all).rename(columns={"machine_id": "unit", "ts": "cycle"})
             a = fall[["unit", "cycle"]].merge(a[["unit", "cycle", "probability"]], on=["unit", "cycle"], how="left")
             pa = a["probability"].astype(float).to_numpy()
             if np.isnan(pa).any():
                 sys.exit(f"baseline.py: {int(np.isnan(pa).sum())} warm test rows have no dtwin probability")
             ours["roc_auc_all_rows"] = float(roc_auc_score(truth_all, pa))
+            # What an alarm threshold buys on the test rows: the share of readings within the
+            # horizon that alarm, and the engines with an alarm more than `horizon` cycles ahead.
+            units_all = fall["unit"].to_numpy()
+            model_th = json.loads(args.model.read_text())["threshold"] if args.model else None
+            ths = sorted({0.5, 0.7, 0.9, *([round(model_th, 3)] if model_th else [])})
+            ours["thresholds"] = [
+                {
+                    "threshold": th,
+                    "recall_rows_within_horizon": float((pa[truth_all == 1] >= th).mean()),
+                    "engines_alarmed_early": int(len(set(units_all[(pa >= th) & (truth_all == 0)]))),
+                    "false_alarm_rows": int(((pa >= th) & (truth_all == 0)).sum()),
+                }
+                for th in ths
+            ]
         rows.append(("dtwin (profile features)", ours))
-    rows.append(("scikit-learn RF, same features", forest_auc(names, DTWIN_FOREST, args.seeds)))
-    rows.append(("scikit-learn RF, raw sensors only", forest_auc(raw, DTWIN_FOREST, args.seeds)))
+        if args.ours_seeds:
+            aucs, aucs_all = [], []
+            for f in args.ours_seeds:
+                a = pd.read_csv(f).rename(columns={"machine_id": "unit", "ts": "cycle"})
+                a = fall[["unit", "cycle"]].merge(a[["unit", "cycle", "probability"]], on=["unit", "cycle"], how="left")
+                pa = a["probability"].astype(float).to_numpy()
+                last = (a.groupby("unit")["cycle"].transform("max") == a["cycle"]).to_numpy()
+                aucs.append(roc_auc_score(truth, pa[last]))
+                aucs_all.append(roc_auc_score(truth_all, pa))
+            rows.append(
+                (
+                    f"dtwin, {len(aucs)} other forest seeds",
+                    {
+                        "roc_auc": float(np.mean(aucs)),
+                        "roc_auc_sd": float(np.std(aucs)),
+                        "roc_auc_per_seed": [round(x, 4) for x in aucs],
+                        "roc_auc_all_rows": float(np.mean(aucs_all)),
+                        "roc_auc_all_rows_sd": float(np.std(aucs_all)),
+                        "features": len(names),
+                        "train_rows": int(dtwin_fit.sum()),
+                    },
+                )
+            )
+    rows.append(
+        ("scikit-learn RF, same features, dtwin's 60 training engines", forest_auc(names, DTWIN_FOREST, args.seeds, dtwin_fit))
+    )
+    rows.append(("scikit-learn RF, same features, all 100 engines", forest_auc(names, DTWIN_FOREST, args.seeds)))
+    rows.append(
+        ("scikit-learn RF, raw sensors only, dtwin's 60 training engines", forest_auc(raw, DTWIN_FOREST, args.seeds, dtwin_fit))
+    )
+    rows.append(("scikit-learn RF, raw sensors only, all 100 engines", forest_auc(raw, DTWIN_FOREST, args.seeds)))
 
     n_pos = int(truth.sum())
     print(
@@ -289,14 +376,27 @@ def main() -> None:
         f"second test: every warm test row ({len(truth_all)} rows, {int(truth_all.sum())} positive), "
         f"truth = its RUL <= {args.horizon}"
     )
-    print("\n| model | features | ROC-AUC, last cycles | ROC-AUC, all test rows |\n| --- | ---: | ---: | ---: |")
+    print(
+        "\n| model | features | training rows | ROC-AUC, last cycles | ROC-AUC, all test rows |\n"
+        "| --- | ---: | ---: | ---: | ---: |"
+    )
     for name, r in rows:
         sd = f" ± {r['roc_auc_sd']:.3f}" if "roc_auc_sd" in r else ""
         sd_all = f" ± {r['roc_auc_all_rows_sd']:.4f}" if "roc_auc_all_rows_sd" in r else ""
         all_rows = f"{r['roc_auc_all_rows']:.4f}{sd_all}" if "roc_auc_all_rows" in r else "-"
-        print(f"| {name} | {r['features']} | {r['roc_auc']:.3f}{sd} | {all_rows} |")
+        print(f"| {name} | {r['features']} | {r['train_rows']} | {r['roc_auc']:.3f}{sd} | {all_rows} |")
     if ours and "alarms" in ours:
         print(f"\ndtwin alarms at its threshold: {ours['alarms']} engines, {ours['alarms_true']} of {n_pos} true")
+    if ours and "thresholds" in ours:
+        print(
+            f"\ndtwin on every warm test row: | threshold | readings within {args.horizon} cycles that alarm "
+            f"| engines alarmed more than {args.horizon} cycles ahead (false-alarm readings) |"
+        )
+        for t in ours["thresholds"]:
+            print(
+                f"| {t['threshold']:.3f} | {t['recall_rows_within_horizon']:.0%} "
+                f"| {t['engines_alarmed_early']} ({t['false_alarm_rows']}) |"
+            )
 
     results = {
         "dataset": "C-MAPSS FD001",
@@ -314,6 +414,7 @@ def main() -> None:
         "sklearn_version": sklearn.__version__,
         "pandas_version": pd.__version__,
         "feature_seconds": round(feat_secs, 2),
+        "feature_parity": parity,
         "results": {name: r for name, r in rows},
     }
     if args.extra and args.extra.exists():

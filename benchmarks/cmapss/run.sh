@@ -11,6 +11,7 @@
 #   DTWIN        the dtwin binary; default target/release/dtwin (cargo build --release -p dtwin)
 #   HORIZON      cycles ahead a failure counts (default 30)
 #   OUT          where the results go (default target/cmapss: results.json, scores, the model)
+#   SEEDS        dtwin forests trained with other seeds for the spread (default 5; 0: none)
 #   SKIP_DTWIN=1 only the scikit-learn side (no dtwin binary needed)
 #   KEEP=1       keep the converted CSVs (in $OUT/work) instead of a temp dir
 set -euo pipefail
@@ -82,17 +83,33 @@ if [[ -z ${SKIP_DTWIN:-} ]]; then
     train_ms=$((($(date +%s%N) - start) / 1000000))
     echo "+ ${predict_cmd[*]}"
     "${predict_cmd[@]}"
-    # Each test engine's last cycle, with its score (columns found by name in the header).
+    # Each test engine's last cycle, with its score. predict writes machine_id, seq, ts,
+    # probability, label (the alarm at the model's threshold), cold, failure; the columns are found
+    # by name (unit/cycle/alarm are accepted too).
     awk -F, -v OFS=, '
         NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i
-                  if (!("unit" in col) || !("cycle" in col) || !("probability" in col)) {
-                      print "scores.csv lacks unit, cycle or probability: " $0 > "/dev/stderr"; exit 1 }
-                  a = ("alarm" in col) ? col["alarm"] : 0; next }
-        { u = $col["unit"]; c = $col["cycle"] + 0
+                  id = ("machine_id" in col) ? col["machine_id"] : col["unit"]
+                  t = ("ts" in col) ? col["ts"] : col["cycle"]
+                  a = ("alarm" in col) ? col["alarm"] : col["label"]
+                  if (!id || !t || !("probability" in col)) {
+                      print "scores.csv lacks machine_id, ts or probability: " $0 > "/dev/stderr"; exit 1 }
+                  next }
+        { u = $id; c = $t + 0
           if (!(u in best) || c >= best[u]) { best[u] = c; p[u] = $col["probability"]; al[u] = a ? $a : "" } }
         END { print "unit,cycle,probability,alarm"; for (u in best) print u, best[u], p[u], al[u] }
     ' "$out/scores.csv" | { read -r h; echo "$h"; sort -t, -k1,1n; } >"$out/last_cycle_scores.csv"
-    ours=(--ours "$out/last_cycle_scores.csv" --ours-all "$out/scores.csv")
+    ours=(--ours "$out/last_cycle_scores.csv" --ours-all "$out/scores.csv" --model "$out/model.json")
+    # The spread over forest seeds (dtwin's default is 42), as scikit-learn's rows show theirs.
+    if ((${SEEDS:-5} > 0)); then
+        ours+=(--ours-seeds)
+        for seed in $(seq 1 "${SEEDS:-5}"); do
+            "$dtwin" train "$work/train_FD001.csv" --profile "$profile" --id-column unit --time-column cycle \
+                --events "$work/events.csv" --event-label-column label --horizon "$horizon" \
+                --seed "$seed" --out "$work/model_$seed.json" --json >/dev/null 2>&1
+            "$dtwin" predict "$work/model_$seed.json" "$work/test_FD001.csv" --out "$work/scores_$seed.csv" 2>/dev/null
+            ours+=("$work/scores_$seed.csv")
+        done
+    fi
     python3 - "$extra" "$out/train.json" "$train_ms" "${train_cmd[*]}" "${predict_cmd[*]}" <<'EOF'
 import json, sys
 extra, train_json, ms, train_cmd, predict_cmd = sys.argv[1:]

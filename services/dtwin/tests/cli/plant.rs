@@ -351,3 +351,46 @@ fn mistakes_say_what_to_do() {
         assert!(e.contains(want), "{extra:?}: {e}");
     }
 }
+
+#[test]
+fn a_bad_profile_stops_the_stack_at_start_with_file_line_and_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("bad.toml"),
+        "id = \"pump\"\nlabel = \"Pump\"\n\n[[sensor]]\nname = \"volt\"\nrange = [400.0, 0.0]\n",
+    )
+    .unwrap();
+    let port = dtwin_broker::free_port().unwrap().to_string();
+    let dashboard = format!("127.0.0.1:{}", dtwin_broker::free_port().unwrap());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dtwin"))
+        .args([
+            "up",
+            "--machines",
+            "0",
+            "--port",
+            &port,
+            "--dashboard-listen",
+            &dashboard,
+            "--profile",
+            "bad.toml",
+        ])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("dtwin up started with a bad profile");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("bad.toml:6"), "file and line: {e}");
+    assert!(e.contains("400") && e.contains("range"), "the reason: {e}");
+}

@@ -36,12 +36,22 @@
       a.textContent = r.machine_id;
       cell(tr, '').appendChild(a);
       cell(tr, r.line);
+      cell(tr, r.profile || '', 'profile');
       const badge = document.createElement('span');
       badge.className = 'badge ' + r.status;
       badge.textContent = r.status;
       cell(tr, '').appendChild(badge);
       cell(tr, r.probability == null ? '' : r.probability.toFixed(3), 'risk');
       cell(tr, r.health == null ? '' : r.health.toFixed(1));
+      const readings = cell(tr, '', 'readings');
+      for (const x of r.readings || []) {
+        const span = document.createElement('span');
+        span.className = 'reading';
+        span.title = x.name;
+        span.textContent = x.label + ': ' + x.value;
+        readings.appendChild(span);
+        readings.appendChild(document.createTextNode(' '));
+      }
       cell(tr, r.last_update || '', 'muted');
       frag.appendChild(tr);
     }

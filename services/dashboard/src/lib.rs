@@ -4,24 +4,33 @@
 //! # Layout
 //! - [`state`]: the fleet as seen on the bus (pure, bounded).
 //! - [`whatif`]: the form, its validation and scoring through the feature and inference code.
+//! - [`profile_whatif`]: the same for another machine profile: its sensors' ranges, its
+//!   window, its model (retained on `{prefix}/models/{profile}`) or a rules-only verdict.
+//! - `whatif_page` (private): the what-if page and its profile selector.
+//! - [`profiles`]: the machine profiles known (configured plus milling) and readings with
+//!   their labels and units.
 //! - [`charts`]: trend charts as SVG (plotters).
 //! - [`web`]: the router, a function of its state.
 //! - [`DashboardService`]: the shell on a `dtwin_runtime::Runtime`: `build` binds and
 //!   subscribes, `serve` answers HTTP and feeds the fleet view from the bus until shutdown.
 
 pub mod charts;
+pub mod profile_whatif;
+pub mod profiles;
 pub mod state;
 pub mod web;
 pub mod whatif;
+mod whatif_page;
 
 use dtwin_bus::{BrokerUrl, QoS};
+use dtwin_inference::profiles::ProfileModels;
 use dtwin_inference::InferenceConfig;
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_schema::{from_json, AlertEvent, MachineStatus, Risk, Telemetry, TopicKind, Topics};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// Default address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -41,6 +50,10 @@ pub struct DashboardConfig {
     pub inference: InferenceConfig,
     /// Access token; required when listening beyond loopback.
     pub token: Option<String>,
+    /// Machine profiles besides the built-in milling one (read with
+    /// `dtwin_feature::load_profiles`): the fleet view labels readings with them and the
+    /// what-if form offers them.
+    pub profiles: Vec<dtwin_profile::Profile>,
 }
 
 impl DashboardConfig {
@@ -51,6 +64,7 @@ impl DashboardConfig {
             common: CommonConfig::new(broker),
             listen: DEFAULT_LISTEN.parse().expect("valid address"),
             token: None,
+            profiles: Vec::new(),
         }
     }
 }
@@ -105,18 +119,45 @@ pub async fn bind(
         })?;
     let scorer = dtwin_inference::build_scorer(&config.inference)
         .map_err(|e| DashboardError::Model(e.into()))?;
+    let profiles = profiles::Profiles::new(&config.profiles);
     let state = web::AppState {
-        fleet: Arc::new(Mutex::new(state::Fleet::default())),
+        fleet: Arc::new(Mutex::new(state::Fleet::with_profiles(profiles.clone()))),
         scorer: Arc::new(scorer),
         window: config.inference.window.clone(),
+        profiles,
+        models: Arc::default(),
         token: config.token.as_deref().map(Arc::from),
     };
     Ok((listener, state))
 }
 
-/// Applies one bus message to the fleet state; anything that does not decode is someone else's
-/// dead letter to write, and is skipped here.
-fn ingest(topics: &Topics, fleet: &Mutex<state::Fleet>, msg: &dtwin_bus::Message) {
+/// A profile's model arrived (retained on `{prefix}/models/{profile}`): the what-if form
+/// scores that profile with it from now on (an empty payload takes it away). A bad artifact
+/// is the inference service's to dead-letter; the form keeps what it had.
+fn deploy_model(models: &Mutex<ProfileModels>, profile: &str, payload: &[u8]) {
+    let mut m = models
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match m.deploy(profile, payload) {
+        Ok((_, new)) => info!(profile, model = ?new.map(|m| m.id), "what-if model for profile"),
+        Err(e) => warn!(profile, error = %e, "what-if model refused"),
+    }
+}
+
+/// Applies one bus message to the fleet state (or a profile's model to the what-if form);
+/// anything that does not decode is someone else's dead letter to write, and is skipped here.
+fn ingest(
+    topics: &Topics,
+    fleet: &Mutex<state::Fleet>,
+    models: &Mutex<ProfileModels>,
+    msg: &dtwin_bus::Message,
+) {
+    if let Some(profile) = topics.parse_model(&msg.topic) {
+        if profile != dtwin_inference::profiles::CURRENT {
+            deploy_model(models, profile, &msg.payload);
+        }
+        return;
+    }
     let Some((kind, machine)) = topics.parse(&msg.topic) else {
         return;
     };
@@ -179,6 +220,13 @@ impl DashboardService {
         ] {
             spec = spec.subscribe(topics.all(kind), QoS::AtMostOnce);
         }
+        // Only the configured profiles' models (retained): the milling model is the
+        // inference settings', and models/current can be large.
+        for p in state.profiles.all() {
+            if p.id != profiles::MILLING {
+                spec = spec.subscribe(topics.model_for(&p.id), QoS::AtLeastOnce);
+            }
+        }
         let runtime = Runtime::start(&config.common, spec).await?;
         Ok(Self {
             listener,
@@ -220,6 +268,7 @@ impl Service for DashboardService {
         runtime.log_started(&url);
         info!(url = %url, "dashboard listening");
         let fleet = state.fleet.clone();
+        let models = state.models.clone();
         let app = web::router(state);
         let stop = shutdown.clone();
         let server = std::future::IntoFuture::into_future(
@@ -232,7 +281,7 @@ impl Service for DashboardService {
             tokio::select! {
                 r = &mut server => break r.map_err(DashboardError::Serve),
                 msg = runtime.inbox.recv() => match msg {
-                    Some(msg) => ingest(&runtime.topics, &fleet, &msg),
+                    Some(msg) => ingest(&runtime.topics, &fleet, &models, &msg),
                     None => break (&mut server).await.map_err(DashboardError::Serve),
                 },
             }
@@ -261,15 +310,16 @@ mod ingest_tests {
     fn v1_and_v2_telemetry_both_reach_the_fleet_view() {
         let topics = Topics::default();
         let fleet = Mutex::new(state::Fleet::default());
+        let models = Mutex::new(ProfileModels::default());
         let v2 = br#"{"values":{"temperature_c":37.5,"vibration_mm_s":2.0}}"#;
         let pump = dtwin_schema::MachineId::parse("pump-07").unwrap();
         let msg = dtwin_bus::Message::new(topics.telemetry(&pump), &v2[..]);
-        ingest(&topics, &fleet, &msg);
+        ingest(&topics, &fleet, &models, &msg);
         let press = dtwin_schema::MachineId::parse("press-01").unwrap();
         let mut t = Telemetry::new(press.clone(), dtwin_schema::time_fmt::now(), 1);
         t.temperature_c = Some(40.0);
         let msg = dtwin_bus::Message::new(topics.telemetry(&press), t.encode());
-        ingest(&topics, &fleet, &msg);
+        ingest(&topics, &fleet, &models, &msg);
         let f = fleet.lock().unwrap();
         assert!(f.machine("pump-07").is_some(), "a v2 reading shows");
         assert!(f.machine("press-01").is_some(), "a v1 reading shows");

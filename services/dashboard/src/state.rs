@@ -3,7 +3,11 @@
 //!
 //! Memory is bounded: per machine a ring of [`TREND_POINTS`] recent points, and at most
 //! [`ALERT_LOG`] alert events in all.
+//!
+//! Rows name each machine's profile and show its latest readings with the profile's labels
+//! and units ([`crate::profiles`]), so a plant's pumps read as pumps, not as sensor keys.
 
+use crate::profiles::{readings, Profiles, Reading};
 use dtwin_schema::{AlertEvent, Level, MachineStatus, Presence, Risk, RiskStatus, Telemetry};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -59,6 +63,7 @@ pub struct Fleet {
     machines: HashMap<String, MachineView>,
     alerts: VecDeque<AlertEvent>,
     version: u64,
+    profiles: Profiles,
 }
 
 /// A row of the fleet table.
@@ -80,6 +85,10 @@ pub struct Row {
     pub last_update: Option<String>,
     /// Online / offline.
     pub online: Option<bool>,
+    /// The machine's profile label (from its latest verdict; empty before one).
+    pub profile: String,
+    /// The latest readings with the profile's labels and units, in its sensor order.
+    pub readings: Vec<Reading>,
 }
 
 /// A page of the fleet, with totals: what the server pushes to browsers.
@@ -154,6 +163,14 @@ fn sensors(t: &Telemetry) -> Vec<(String, f64)> {
 }
 
 impl Fleet {
+    /// An empty fleet whose rows are labelled with `profiles`.
+    pub fn with_profiles(profiles: Profiles) -> Self {
+        Self {
+            profiles,
+            ..Self::default()
+        }
+    }
+
     /// Change counter, bumped by every applied message.
     pub fn version(&self) -> u64 {
         self.version
@@ -218,8 +235,26 @@ impl Fleet {
         self.alerts.iter()
     }
 
-    fn row(id: &str, m: &MachineView) -> Row {
+    fn row(&self, id: &str, m: &MachineView) -> Row {
+        // The verdict's readings are the machine's own sensors (any profile); before the first
+        // verdict, a milling reading's.
+        let profile = m.risk.as_ref().map(|r| r.profile.as_deref());
+        let from_telemetry;
+        let latest: Vec<(&str, f64)> = match &m.risk {
+            Some(r) if !r.latest.is_empty() => {
+                r.latest.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+            }
+            _ => {
+                from_telemetry = m.telemetry.as_ref().map(sensors).unwrap_or_default();
+                from_telemetry
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), *v))
+                    .collect()
+            }
+        };
         Row {
+            profile: profile.map_or_else(String::new, |p| self.profiles.label(p)),
+            readings: readings(latest, self.profiles.get(profile.flatten())),
             machine_id: id.to_owned(),
             line: line_of(id).to_owned(),
             status: m
@@ -272,7 +307,7 @@ impl Fleet {
             .iter()
             .skip(page * PAGE_ROWS)
             .take(PAGE_ROWS)
-            .map(|(id, m)| Self::row(id, m))
+            .map(|(id, m)| self.row(id, m))
             .collect();
         Snapshot {
             version: self.version,
@@ -363,6 +398,30 @@ mod tests {
         });
         assert_eq!(last.page, 2);
         assert_eq!(last.rows.len(), 21);
+    }
+
+    #[test]
+    fn rows_name_the_profile_and_label_the_readings() {
+        let mut f = Fleet::with_profiles(Profiles::new(&[crate::profiles::tests::pump()]));
+        let mut r = risk("pump-01", 0.0);
+        r.profile = Some("pump".into());
+        r.latest = BTreeMap::from([("rotate".into(), 1500.0), ("volt".into(), 176.2)]);
+        f.risk(r);
+        let mut m = risk("mill-01", 0.1);
+        m.latest = BTreeMap::from([("vibration_mm_s".into(), 2.5)]);
+        f.risk(m);
+        let snap = f.snapshot(&Filter::default());
+        let row = |id: &str| snap.rows.iter().find(|r| r.machine_id == id).unwrap();
+        assert_eq!(row("pump-01").profile, "Water pump");
+        let got: Vec<(&str, &str)> = row("pump-01")
+            .readings
+            .iter()
+            .map(|r| (r.label.as_str(), r.value.as_str()))
+            .collect();
+        assert_eq!(got, [("Voltage", "176.2 V"), ("Rotation", "1500 rpm")]);
+        assert_eq!(row("mill-01").profile, "Milling machine");
+        assert_eq!(row("mill-01").readings[0].value, "2.5 mm/s");
+        assert_eq!(row("mill-01").readings[0].label, "Vibration");
     }
 
     #[test]

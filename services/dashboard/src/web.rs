@@ -1,15 +1,17 @@
 //! The HTTP side: [`router`] is a function of [`AppState`], so tests drive it without a
 //! socket (tower's `oneshot`) and the service serves the same router.
 
+use crate::profiles::Profiles;
 use crate::state::{Filter, Fleet, Snapshot};
-use crate::whatif::{self, WhatIfForm, FIELDS};
+use crate::whatif_page::{whatif_page, whatif_submit};
 use askama::Template;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use dtwin_inference::profiles::ProfileModels;
 use dtwin_inference::Scorer;
 use dtwin_schema::{Level, Risk, RiskStatus};
 use dtwin_windows::WindowConfig;
@@ -29,13 +31,18 @@ pub struct AppState {
     pub scorer: Arc<Scorer>,
     /// The feature service's window settings.
     pub window: WindowConfig,
+    /// The machine profiles known (configured plus milling).
+    pub profiles: Profiles,
+    /// The models of profiles other than milling, as deployed retained on
+    /// `{prefix}/models/{profile}` (the what-if form scores with them).
+    pub models: Arc<Mutex<ProfileModels>>,
     /// When set, every request must carry it (`Authorization: Bearer`, the `dtwin_token`
     /// cookie, or `?token=` once, which sets the cookie).
     pub token: Option<Arc<str>>,
 }
 
 impl AppState {
-    fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {
+    pub(crate) fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {
         // A panic while holding the lock would poison it; the data is still usable.
         self.fleet
             .lock()
@@ -123,6 +130,10 @@ fn routes(state: AppState) -> Router {
             "/assets/app.js",
             get(|| async { asset("text/javascript", include_str!("../assets/app.js")) }),
         )
+        .route(
+            "/assets/whatif.js",
+            get(|| async { asset("text/javascript", include_str!("../assets/whatif.js")) }),
+        )
         .with_state(state)
 }
 
@@ -138,7 +149,7 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
 }
 
 /// A page, or a 500 with the template error (never a panic).
-fn page(t: impl Template) -> Response {
+pub(crate) fn page(t: impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => (
@@ -149,7 +160,7 @@ fn page(t: impl Template) -> Response {
     }
 }
 
-fn status_text(s: RiskStatus) -> (&'static str, &'static str) {
+pub(crate) fn status_text(s: RiskStatus) -> (&'static str, &'static str) {
     match s {
         RiskStatus::AtRisk => ("AT_RISK", "AT RISK"),
         RiskStatus::Healthy => ("HEALTHY", "HEALTHY"),
@@ -289,91 +300,6 @@ pub fn escape(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
-}
-
-struct FieldView {
-    name: &'static str,
-    label: &'static str,
-    unit: &'static str,
-    required: bool,
-    value: String,
-    error: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "whatif.html")]
-struct WhatIfPage {
-    fields: Vec<FieldView>,
-    product_type: String,
-    product_error: Option<String>,
-    from: Option<String>,
-    result: Option<Risk>,
-    result_status: &'static str,
-    result_status_text: &'static str,
-}
-
-fn whatif_view(
-    form: &WhatIfForm,
-    errors: &std::collections::BTreeMap<&'static str, String>,
-    from: Option<String>,
-    result: Option<Risk>,
-) -> WhatIfPage {
-    let (result_status, result_status_text) =
-        result.as_ref().map_or(("", ""), |r| status_text(r.status));
-    WhatIfPage {
-        fields: FIELDS
-            .iter()
-            .map(|&(name, label, unit, required)| FieldView {
-                name,
-                label,
-                unit,
-                required,
-                value: form.get(name).to_owned(),
-                error: errors.get(name).cloned(),
-            })
-            .collect(),
-        product_type: form.product_type.clone(),
-        product_error: errors.get("product_type").cloned(),
-        from,
-        result,
-        result_status,
-        result_status_text,
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct From {
-    from: Option<String>,
-}
-
-async fn whatif_page(State(s): State<AppState>, Query(q): Query<From>) -> Response {
-    let (form, from) = match q.from {
-        Some(id) => match s.fleet().machine(&id).and_then(|m| m.telemetry.clone()) {
-            Some(t) => (WhatIfForm::from_telemetry(&t), Some(id)),
-            None => (WhatIfForm::healthy(), None),
-        },
-        None => (WhatIfForm::healthy(), None),
-    };
-    page(whatif_view(&form, &Default::default(), from, None))
-}
-
-async fn whatif_submit(State(s): State<AppState>, Form(form): Form<WhatIfForm>) -> Response {
-    match form.validate() {
-        Ok(reading) => {
-            let risk = whatif::score(
-                &s.scorer,
-                &s.window,
-                &reading,
-                dtwin_schema::time_fmt::now(),
-            );
-            page(whatif_view(&form, &Default::default(), None, Some(risk)))
-        }
-        Err(errors) => {
-            let mut r = page(whatif_view(&form, &errors, None, None));
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            r
-        }
-    }
 }
 
 struct AlertRow {

@@ -2,4 +2,5 @@
 //! and the pages in real headless Chromium.
 
 mod browser;
+mod pump;
 mod router;

@@ -4,6 +4,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use dtwin_dashboard::profiles::Profiles;
 use dtwin_dashboard::state::Fleet;
 use dtwin_dashboard::web::{router, AppState};
 use dtwin_dashboard::whatif::{self, WhatIfForm};
@@ -19,8 +20,22 @@ fn state() -> AppState {
         fleet: Arc::new(Mutex::new(Fleet::default())),
         scorer: Arc::new(dtwin_inference::build_scorer(&cfg).unwrap()),
         window: WindowConfig::default(),
+        profiles: Profiles::default(),
+        models: Arc::default(),
         token: None,
     }
+}
+
+/// The dashboard with the pump profile configured (no pump model yet).
+fn pump_state() -> AppState {
+    AppState {
+        profiles: Profiles::new(&[crate::pump::pump()]),
+        ..state()
+    }
+}
+
+async fn post(s: &AppState, body: &str) -> (StatusCode, String) {
+    post_form(s, body).await
 }
 
 async fn get(s: &AppState, uri: &str) -> (StatusCode, String) {
@@ -239,4 +254,91 @@ async fn beyond_loopback_the_dashboard_needs_a_token() {
     assert!(format!("{e:#}").contains("--dashboard-token"), "{e:#}");
     c.token = Some("t".into());
     assert!(dtwin_dashboard::bind(&c).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_form_offers_profiles_and_builds_fields_from_the_chosen_one() {
+    let (_, body) = get(&state(), "/whatif").await;
+    assert!(
+        !body.contains("id=\"profile\""),
+        "milling only: no selector"
+    );
+    let s = pump_state();
+    let (status, body) = get(&s, "/whatif").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("<select id=\"profile\" name=\"profile\">"),
+        "{body}"
+    );
+    assert!(body.contains("<option value=\"pump\">Water pump (pump)</option>"));
+    assert!(
+        body.contains("name=\"vibration_mm_s\" value=\"2.2\""),
+        "milling by default"
+    );
+    let (status, body) = get(&s, "/whatif?profile=pump").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<option value=\"pump\" selected>"));
+    assert!(body.contains("<label for=\"volt\">Voltage (V)"), "{body}");
+    assert!(body.contains("type=\"number\" step=\"any\" min=\"0\" max=\"400\""));
+    assert!(body.contains("<input type=\"hidden\" name=\"profile\" value=\"pump\">"));
+    assert!(
+        !body.contains("product_type"),
+        "milling's product type is milling's"
+    );
+    let (volt, rotate) = (
+        body.find("id=\"volt\"").unwrap(),
+        body.find("id=\"rotate\"").unwrap(),
+    );
+    assert!(volt < rotate, "the profile's sensor order");
+    let (status, body) = get(&s, "/whatif?profile=%3Cb%3E").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("&lt;b&gt;") && body.contains("milling, pump"));
+}
+
+#[tokio::test]
+async fn a_profile_what_if_refuses_out_of_range_values_by_label() {
+    let s = pump_state();
+    let (status, body) = post(&s, "profile=pump&volt=999&rotate=fast&pressure=").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for (field, msg) in [
+        ("volt", "Voltage must be between 0 and 400 V"),
+        ("rotate", "Rotation must be a number in rpm"),
+        ("pressure", "Pressure is required"),
+    ] {
+        let at = body
+            .find(&format!("id=\"error-{field}\">"))
+            .unwrap_or_else(|| panic!("no error next to {field}"));
+        assert!(body[at..].contains(msg), "{field}: {msg}");
+    }
+    assert!(body.contains("value=\"999\""), "what was typed is kept");
+}
+
+#[tokio::test]
+async fn a_profile_without_a_model_is_rules_only_and_with_one_gets_a_probability() {
+    let s = pump_state();
+    let ok = "profile=pump&volt=380&rotate=1500&pressure=3";
+    let (status, body) = post(&s, ok).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("No model for profile pump yet: rules only."),
+        "{body}"
+    );
+    assert!(
+        !body.contains("id=\"result-probability\""),
+        "no probability without a model"
+    );
+    s.models
+        .lock()
+        .unwrap()
+        .deploy("pump", &crate::pump::pump_model().to_json())
+        .unwrap();
+    let (_, body) = post(&s, ok).await;
+    assert!(body.contains("id=\"result-status\">AT RISK"), "{body}");
+    assert!(body.contains("id=\"result-probability\">1.000"), "{body}");
+    assert!(!body.contains("No model"));
+    let (_, body) = post(&s, "profile=pump&volt=115&rotate=1500&pressure=3").await;
+    assert!(body.contains("id=\"result-status\">HEALTHY"), "{body}");
+    // Milling what-ifs are unchanged by the selector.
+    let (_, body) = post_form(&s, &encode(&risky())).await;
+    assert!(body.contains("id=\"result-status\">AT RISK"), "{body}");
 }

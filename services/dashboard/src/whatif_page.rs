@@ -1,0 +1,298 @@
+//! The what-if page: the milling form ([`crate::whatif`]) or, when the person picks another
+//! profile, a form built from that profile's sensors ([`crate::profile_whatif`]). A selector
+//! offers the profiles when more than milling is known; `?profile=ID` (or `?from=MACHINE`,
+//! which takes the machine's profile and latest readings) chooses one.
+
+use crate::profile_whatif;
+use crate::profiles::{number, MILLING};
+use crate::web::{escape, page, status_text, AppState};
+use crate::whatif::{self, WhatIfForm, FIELDS};
+use askama::Template;
+use axum::extract::{Form, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use dtwin_profile::Profile;
+use dtwin_schema::Risk;
+use std::collections::BTreeMap;
+
+/// One input of the form.
+pub(crate) struct FieldView {
+    name: String,
+    label: String,
+    unit: String,
+    required: bool,
+    /// Input bounds (a profile sensor's range).
+    min: Option<String>,
+    max: Option<String>,
+    value: String,
+    error: Option<String>,
+}
+
+/// One choice of the profile selector.
+pub(crate) struct ProfileChoice {
+    id: String,
+    label: String,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "whatif.html")]
+pub(crate) struct WhatIfPage {
+    /// The selector's choices; empty when only milling is known.
+    profiles: Vec<ProfileChoice>,
+    /// The chosen profile's id, and its label when it is not milling.
+    profile: String,
+    profile_label: Option<String>,
+    fields: Vec<FieldView>,
+    /// Milling only: the product type field.
+    product: bool,
+    product_type: String,
+    product_error: Option<String>,
+    from: Option<String>,
+    result: Option<Risk>,
+    result_status: &'static str,
+    result_status_text: &'static str,
+    /// A rules-only verdict: what to say instead of a probability.
+    no_model: Option<String>,
+    /// The profile's model could not score (e.g. trained on other features).
+    refused: Option<String>,
+}
+
+fn choices(s: &AppState, chosen: &str) -> Vec<ProfileChoice> {
+    if !s.profiles.has_others() {
+        return Vec::new();
+    }
+    s.profiles
+        .all()
+        .iter()
+        .map(|p| ProfileChoice {
+            id: p.id.clone(),
+            label: p.label.clone(),
+            selected: p.id == chosen,
+        })
+        .collect()
+}
+
+fn base(s: &AppState, chosen: &Profile, from: Option<String>, result: Option<Risk>) -> WhatIfPage {
+    let (result_status, result_status_text) =
+        result.as_ref().map_or(("", ""), |r| status_text(r.status));
+    WhatIfPage {
+        profiles: choices(s, &chosen.id),
+        profile: chosen.id.clone(),
+        profile_label: (chosen.id != MILLING).then(|| chosen.label.clone()),
+        fields: Vec::new(),
+        product: chosen.id == MILLING,
+        product_type: String::new(),
+        product_error: None,
+        from,
+        result,
+        result_status,
+        result_status_text,
+        no_model: None,
+        refused: None,
+    }
+}
+
+/// The milling form.
+fn milling_view(
+    s: &AppState,
+    form: &WhatIfForm,
+    errors: &BTreeMap<&'static str, String>,
+    from: Option<String>,
+    result: Option<Risk>,
+) -> WhatIfPage {
+    let milling = s
+        .profiles
+        .get(None)
+        .cloned()
+        .unwrap_or_else(Profile::milling);
+    WhatIfPage {
+        fields: FIELDS
+            .iter()
+            .map(|&(name, label, unit, required)| FieldView {
+                name: name.to_owned(),
+                label: label.to_owned(),
+                unit: unit.to_owned(),
+                required,
+                min: None,
+                max: None,
+                value: form.get(name).to_owned(),
+                error: errors.get(name).cloned(),
+            })
+            .collect(),
+        product_type: form.product_type.clone(),
+        product_error: errors.get("product_type").cloned(),
+        ..base(s, &milling, from, result)
+    }
+}
+
+/// Another profile's form: one field per sensor, bounded by its range.
+fn profile_view(
+    s: &AppState,
+    p: &Profile,
+    values: &BTreeMap<String, String>,
+    errors: &profile_whatif::FieldErrors,
+    from: Option<String>,
+) -> WhatIfPage {
+    WhatIfPage {
+        fields: p
+            .sensors
+            .iter()
+            .map(|x| FieldView {
+                name: x.name.clone(),
+                label: x.label.clone(),
+                unit: x.unit.clone(),
+                required: true,
+                min: Some(number(x.min)),
+                max: Some(number(x.max)),
+                value: values.get(&x.name).cloned().unwrap_or_default(),
+                error: errors.get(&x.name).cloned(),
+            })
+            .collect(),
+        ..base(s, p, from, None)
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct Pick {
+    from: Option<String>,
+    profile: Option<String>,
+}
+
+fn unknown_profile(s: &AppState, id: &str) -> Response {
+    let known: Vec<&str> = s.profiles.all().iter().map(|p| p.id.as_str()).collect();
+    (
+        StatusCode::NOT_FOUND,
+        axum::response::Html(format!(
+            "<!DOCTYPE html><p>No profile called <code>{}</code>; the dashboard knows {}. <a href=\"/whatif\">What-if</a></p>",
+            escape(id),
+            escape(&known.join(", "))
+        )),
+    )
+        .into_response()
+}
+
+/// `GET /whatif`: the form, pre-filled from a machine (`?from=`) or for a profile
+/// (`?profile=`).
+pub(crate) async fn whatif_page(State(s): State<AppState>, Query(q): Query<Pick>) -> Response {
+    let machine = q
+        .from
+        .as_deref()
+        .and_then(|id| s.fleet().machine(id).cloned());
+    let machine_profile = machine
+        .as_ref()
+        .and_then(|m| m.risk.as_ref())
+        .and_then(|r| r.profile.clone());
+    let id = q
+        .profile
+        .clone()
+        .or(machine_profile)
+        .unwrap_or_else(|| MILLING.to_owned());
+    if id == MILLING {
+        let (form, from) = match machine.and_then(|m| m.telemetry) {
+            Some(t) => (WhatIfForm::from_telemetry(&t), q.from),
+            None => (WhatIfForm::healthy(), None),
+        };
+        return page(milling_view(&s, &form, &Default::default(), from, None));
+    }
+    let Some(p) = s.profiles.get(Some(&id)).cloned() else {
+        return unknown_profile(&s, &id);
+    };
+    let latest = machine
+        .and_then(|m| m.risk)
+        .filter(|r| r.profile.as_deref() == Some(p.id.as_str()))
+        .map(|r| r.latest);
+    let from = latest.as_ref().and(q.from);
+    let values = latest
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, number(v)))
+        .collect();
+    page(profile_view(&s, &p, &values, &Default::default(), from))
+}
+
+/// `POST /whatif`: validates and scores; bad input gets a message next to its field (422).
+pub(crate) async fn whatif_submit(
+    State(s): State<AppState>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let mut form: BTreeMap<String, String> = fields.into_iter().collect();
+    let id = form.remove("profile").unwrap_or_else(|| MILLING.to_owned());
+    if id == MILLING {
+        return milling_submit(&s, &form);
+    }
+    let Some(p) = s.profiles.get(Some(&id)).cloned() else {
+        return unknown_profile(&s, &id);
+    };
+    let values = match profile_whatif::validate(&p, &form) {
+        Ok(v) => v,
+        Err(errors) => {
+            let mut r = page(profile_view(&s, &p, &form, &errors, None));
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            return r;
+        }
+    };
+    let now = dtwin_schema::time_fmt::now();
+    let scored = {
+        let models = s
+            .models
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        profile_whatif::score(&p, &values, models.get(&p.id), now)
+    };
+    let mut view = profile_view(&s, &p, &form, &Default::default(), None);
+    match scored {
+        Ok(risk) => {
+            if risk.model.id == dtwin_inference::profiles::NO_MODEL_ID {
+                view.no_model = Some(format!(
+                    "No model for profile {} yet: rules only. Every value is within its sensor's range.",
+                    p.id
+                ));
+            }
+            let (status, text) = status_text(risk.status);
+            view.result_status = status;
+            view.result_status_text = text;
+            view.result = Some(risk);
+        }
+        Err(e) => {
+            view.refused = Some(format!(
+                "The model for profile {} cannot score these values: {e}",
+                p.id
+            ));
+        }
+    }
+    page(view)
+}
+
+fn milling_submit(s: &AppState, fields: &BTreeMap<String, String>) -> Response {
+    // Every field of the milling form is a string with a default, so this cannot fail on
+    // content; anything else is ignored.
+    let json = fields
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let form: WhatIfForm =
+        serde_json::from_value(serde_json::Value::Object(json)).unwrap_or_default();
+    match form.validate() {
+        Ok(reading) => {
+            let risk = whatif::score(
+                &s.scorer,
+                &s.window,
+                &reading,
+                dtwin_schema::time_fmt::now(),
+            );
+            page(milling_view(
+                s,
+                &form,
+                &Default::default(),
+                None,
+                Some(risk),
+            ))
+        }
+        Err(errors) => {
+            let mut r = page(milling_view(s, &form, &errors, None, None));
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The dashboard in real headless Chromium (Debian's `chromium` + `chromium-driver`, installed
 //! by tests/run.sh), driven over WebDriver as a person would use it: fill the what-if form with
 //! a risky machine and read the verdict; watch the fleet view update live while the twin runs;
-//! hostile text in an alert is shown as text, never run. Screenshots go to
+//! hostile text in an alert is shown as text, never run; pick a pump profile in the what-if
+//! form and read its answer, without and with a pump model. Screenshots go to
 //! `target/dashboard-screenshots/`.
 
 use dtwin_bus::{BrokerUrl, BusConfig, QoS};
@@ -294,4 +295,170 @@ async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The broker and a dashboard that knows the pump profile.
+async fn pump_stack(shutdown: &CancellationToken) -> (BrokerUrl, String) {
+    let port = dtwin_broker::free_port().unwrap();
+    dtwin_broker::start(&dtwin_broker::BrokerConfig::new(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+    ))
+    .unwrap();
+    let url = BrokerUrl::new("127.0.0.1", port);
+    let mut dash = dtwin_dashboard::DashboardConfig::new(url.clone());
+    dash.listen = format!("127.0.0.1:{}", dtwin_broker::free_port().unwrap())
+        .parse()
+        .unwrap();
+    dash.profiles = vec![crate::pump::pump()];
+    let dash = dtwin_dashboard::DashboardService::build(dash)
+        .await
+        .unwrap();
+    let ready = dtwin_runtime::Service::ready(&dash);
+    let http = format!("http://{}", dash.local_addr().unwrap());
+    tokio::spawn(dtwin_runtime::Service::serve(dash, shutdown.clone()));
+    ready
+        .wait_for(Duration::from_secs(10))
+        .await
+        .expect("dashboard subscribed");
+    (url, http)
+}
+
+/// Picks `profile` in the what-if form and waits for its fields.
+async fn pick_profile(c: &Client, profile: &str, field: &str) {
+    let select = c.find(Locator::Id("profile")).await.unwrap();
+    select.select_by_value(profile).await.unwrap();
+    c.wait().for_element(Locator::Id(field)).await.unwrap();
+}
+
+async fn fill_and_submit(c: &Client, values: &[(&str, &str)]) {
+    for (field, value) in values {
+        let input = c.find(Locator::Id(field)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    c.find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("result")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_asks_what_if_of_a_pump() {
+    let Some(d) = driver() else { return };
+    let shutdown = CancellationToken::new();
+    let (url, http) = pump_stack(&shutdown).await;
+    let c = browser(&d).await;
+    let shots = screenshot_dir();
+
+    // The selector starts on milling; picking the pump shows its sensors.
+    c.goto(&format!("{http}/whatif")).await.unwrap();
+    assert!(c.find(Locator::Id("vibration_mm_s")).await.is_ok());
+    pick_profile(&c, "pump", "volt").await;
+    let labels = text(&c, "#whatif").await;
+    for label in ["Voltage (V)", "Rotation (rpm)", "Pressure (bar)"] {
+        assert!(labels.contains(label), "{label} in {labels}");
+    }
+    assert!(!labels.contains("Vibration"), "milling's fields are gone");
+    let volt = c.find(Locator::Id("volt")).await.unwrap();
+    assert_eq!(volt.attr("max").await.unwrap().as_deref(), Some("400"));
+
+    // No model deployed for pumps yet: a rules-only answer, said in words.
+    let pump = [("volt", "380"), ("rotate", "1500"), ("pressure", "3")];
+    fill_and_submit(&c, &pump).await;
+    let result = text(&c, "#result").await;
+    assert!(
+        result.contains("No model for profile pump yet: rules only"),
+        "{result}"
+    );
+    assert!(c.find(Locator::Id("result-probability")).await.is_err());
+    std::fs::write(shots.join("whatif-pump.png"), c.screenshot().await.unwrap()).unwrap();
+
+    // A pump model deployed retained on models/pump: the same values get a probability.
+    let pubc = dtwin_bus::connect(&BusConfig::new(url.clone(), "model-test"), vec![]);
+    assert!(pubc.client.wait_ready(Duration::from_secs(5)).await);
+    pubc.client
+        .publish(
+            "dtwin/v1/models/pump",
+            QoS::AtLeastOnce,
+            true,
+            crate::pump::pump_model().to_json(),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let p = loop {
+        c.goto(&format!("{http}/whatif?profile=pump"))
+            .await
+            .unwrap();
+        fill_and_submit(&c, &pump).await;
+        if let Ok(e) = c.find(Locator::Id("result-probability")).await {
+            break e.text().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "the pump model never arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let p: f64 = p.parse().unwrap();
+    assert!(p > 0.5, "a high voltage is a risk: {p}");
+    assert_eq!(text(&c, "#result-status").await, "AT RISK");
+
+    // A value beyond the sensor's range (typed past the browser's bounds check) is refused
+    // next to the field with the sensor's label and range.
+    c.execute(
+        "document.getElementById('whatif').noValidate = true; return null;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let input = c.find(Locator::Id("volt")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys("999").await.unwrap();
+    c.find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("error-volt"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&c, "#error-volt").await,
+        "Voltage must be between 0 and 400 V"
+    );
+
+    // The fleet view names a pump's profile and reads its sensors with their labels.
+    let risk = serde_json::json!({
+        "schema": "dtwin.risk.v1", "machine_id": "pump-01", "ts": "2026-11-22T10:00:00Z",
+        "source_ts": "2026-11-22T10:00:00Z", "seq": 4, "probability": 0.0,
+        "status": "HEALTHY", "level": "NORMAL", "health_score": 100.0,
+        "actions": [], "factors": [], "model": {"id": "none", "version": "rules-only"},
+        "cold": false, "latest": {"volt": 176.2, "rotate": 1500.0}, "profile": "pump"
+    });
+    pubc.client
+        .publish(
+            "dtwin/v1/machines/pump-01/risk",
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&risk).unwrap(),
+        )
+        .await
+        .unwrap();
+    c.goto(&format!("{http}/")).await.unwrap();
+    let readings = wait_text(&c, "tr[data-machine='pump-01'] td.readings", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert_eq!(readings, "Voltage: 176.2 V Rotation: 1500 rpm");
+    assert_eq!(
+        text(&c, "tr[data-machine='pump-01'] td.profile").await,
+        "Water pump"
+    );
+    std::fs::write(shots.join("fleet-pump.png"), c.screenshot().await.unwrap()).unwrap();
+
+    c.close().await.unwrap();
+    shutdown.cancel();
 }

@@ -342,3 +342,53 @@ async fn a_profile_without_a_model_is_rules_only_and_with_one_gets_a_probability
     let (_, body) = post_form(&s, &encode(&risky())).await;
     assert!(body.contains("id=\"result-status\">AT RISK"), "{body}");
 }
+
+#[test]
+fn a_pump_what_if_equals_the_streaming_services_on_the_same_readings() {
+    let p = crate::pump::pump();
+    let model = crate::pump::pump_model();
+    let scorer =
+        dtwin_inference::Scorer::new(Arc::new(model), Arc::new(dtwin_inference::RuleSet::none()));
+    for volt in [115.0, 380.0] {
+        let values = [volt, 1500.0, 3.0];
+        let now = dtwin_schema::time_fmt::now();
+        let via_dashboard = dtwin_dashboard::profile_whatif::features(&p, &values, now);
+
+        // The feature service, fed the same values as a gateway would send them (the payload
+        // key of `volt` is `voltage`), one second apart.
+        let mut fp = dtwin_feature::Processor::with_config(
+            Topics::default(),
+            dtwin_feature::ProcessorConfig {
+                profiles: Arc::new(
+                    dtwin_feature::profiles::ProfileSet::new(vec![p.clone()], &[]).unwrap(),
+                ),
+                ..dtwin_feature::ProcessorConfig::default()
+            },
+        );
+        let mut last = None;
+        for seq in 1..=3u64 {
+            let ts = dtwin_schema::time_fmt::format(now - time::Duration::seconds(3 - seq as i64));
+            let payload = format!(
+                r#"{{"profile":"pump","seq":{seq},"ts":"{ts}","values":{{"voltage":{volt},"rotate":1500,"pressure":3}}}}"#
+            );
+            let mut out = Vec::new();
+            fp.handle(
+                "dtwin/v1/machines/pump-01/telemetry",
+                payload.as_bytes(),
+                now,
+                seq,
+                &mut out,
+            );
+            last = out.pop();
+        }
+        let (_, payload) = last.unwrap().into_parts();
+        let via_service: Features = from_json(&payload).unwrap();
+        assert_eq!(via_dashboard.feature_set, via_service.feature_set);
+        assert_eq!(via_dashboard.values, via_service.values);
+        assert_eq!(via_dashboard.latest, via_service.latest);
+        assert_eq!(via_dashboard.cold, via_service.cold);
+        let a = scorer.score(&via_dashboard, now).unwrap();
+        let b = scorer.score(&via_service, now).unwrap();
+        assert_eq!((a.probability, a.status), (b.probability, b.status));
+    }
+}

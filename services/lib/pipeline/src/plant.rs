@@ -1,0 +1,918 @@
+//! A plant's own data through a machine profile: any CSV export with a machine-id column, a
+//! time column and the profile's sensor columns, failure labels from a label column or from a
+//! separate events log (machine, time, label: how plants keep failure and maintenance
+//! records), labelled "a counted failure follows within the horizon" (readings or time).
+//!
+//! Features come from [`dtwin_windows::ProfileWindow`], the code the feature service runs for
+//! the profile's machines live, each machine's readings in time order. Pure: text in, values
+//! out; the CLI reads the files.
+//!
+//! Time: RFC 3339; `YYYY-MM-DD HH:MM:SS` (also with `T`, fractions, without seconds, or a bare
+//! date) and `M/D/YYYY H:MM:SS AM` taken in UTC unless a time zone is given; or a plain number
+//! such as a cycle count. One column holds one kind.
+
+use crate::dataset::{Dataset, Failure, LabelModes, LabelSpec};
+use dtwin_ml::artifact::FeatureRecipe;
+use dtwin_profile::Profile;
+use dtwin_windows::{profile_feature_set, ProfileWindow};
+use ndarray::Array2;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// Which columns of an export hold what (saved in the model's recipe, so `dtwin predict`
+/// needs no flags).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Columns {
+    /// The machine id column.
+    pub id: String,
+    /// The time column (None: file order, the row number as time).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// A failure-label column in the data itself (empty, `0`, `false`, `none`: no failure).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// IANA time zone of times written without an offset (default UTC).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+/// How far ahead a label looks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Horizon {
+    /// This many readings of the machine.
+    Readings(usize),
+    /// This many seconds (or time-column units, for a plain-number time such as cycles).
+    Time(f64),
+}
+
+impl std::str::FromStr for Horizon {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<usize>() {
+            return if n >= 1 {
+                Ok(Self::Readings(n))
+            } else {
+                Err("the horizon must be at least 1 reading".to_owned())
+            };
+        }
+        dtwin_profile::duration::parse(s)
+            .map(|d| Self::Time(d.as_secs_f64()))
+            .ok_or_else(|| {
+                format!("{s:?} is neither a number of readings (30) nor a duration (24h, 90m, 7d)")
+            })
+    }
+}
+
+impl fmt::Display for Horizon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Readings(n) => write!(f, "{n}"),
+            Self::Time(s) => f.write_str(&dtwin_windows::profile::span_name(
+                std::time::Duration::from_secs_f64(*s),
+            )),
+        }
+    }
+}
+
+/// What the time column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeKind {
+    /// Instants (seconds since the epoch).
+    Instant,
+    /// Plain numbers (cycles, hours of operation).
+    Number,
+    /// No time column: row order.
+    Row,
+}
+
+/// One machine's readings, in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Its id.
+    pub id: String,
+    /// Time of each reading (seconds since the epoch, or the number as written).
+    pub t: Vec<f64>,
+    /// Sensor values, reading-major (`t.len()` × sensors), NaN where missing.
+    pub values: Vec<f64>,
+    /// Attribute codes, reading-major (`t.len()` × attributes).
+    pub attrs: Vec<Option<usize>>,
+    /// The label column's failure label per reading (None: no failure).
+    pub labels: Vec<Option<String>>,
+    /// The CSV line each reading came from.
+    pub lines: Vec<usize>,
+}
+
+impl Series {
+    /// Readings.
+    pub fn len(&self) -> usize {
+        self.t.len()
+    }
+
+    /// True without readings.
+    pub fn is_empty(&self) -> bool {
+        self.t.is_empty()
+    }
+}
+
+/// An export read through a profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlantData {
+    /// Machines in order of first appearance.
+    pub machines: Vec<Series>,
+    /// What the time column holds.
+    pub time: TimeKind,
+    /// Rows left out: CSV line and why.
+    pub skipped: Vec<(usize, String)>,
+    /// Attribute values the profile does not list (read as unknown).
+    pub unknown_attribute_values: usize,
+    /// Columns of the file the profile does not use.
+    pub unused_columns: Vec<String>,
+}
+
+impl PlantData {
+    /// Readings kept.
+    pub fn rows(&self) -> usize {
+        self.machines.iter().map(Series::len).sum()
+    }
+}
+
+/// A failure or maintenance record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The machine.
+    pub machine: String,
+    /// When.
+    pub t: f64,
+    /// Its label (None: a failure without a label).
+    pub label: Option<String>,
+}
+
+/// Why an export cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PlantError {
+    /// The CSV itself is broken.
+    #[error("{file}: {source}")]
+    Csv {
+        /// The file.
+        file: String,
+        /// What broke.
+        source: csv::Error,
+    },
+    /// A named column is not in the file.
+    #[error("{file} has no column {column:?} ({what}); its columns: {columns}")]
+    MissingColumn {
+        /// The file.
+        file: String,
+        /// The column asked for.
+        column: String,
+        /// Who asked for it.
+        what: String,
+        /// The file's columns.
+        columns: String,
+    },
+    /// An unknown time zone.
+    #[error("unknown time zone {0:?}: give an IANA name such as Europe/Berlin or UTC")]
+    TimeZone(String),
+    /// The time column mixes numbers and instants.
+    #[error("{file}:{line}: time {value:?} is {found}, but the column's earlier times are {expected}; one column holds one kind of time")]
+    MixedTime {
+        /// The file.
+        file: String,
+        /// Its line.
+        line: usize,
+        /// The cell.
+        value: String,
+        /// What it is.
+        found: &'static str,
+        /// What the column holds.
+        expected: &'static str,
+    },
+    /// Every row was left out.
+    #[error("{file}: no usable row ({skipped} rows left out; first: {first})")]
+    NoRows {
+        /// The file.
+        file: String,
+        /// Rows left out.
+        skipped: usize,
+        /// The first reason.
+        first: String,
+    },
+}
+
+/// Reads an export. `file` names it in errors.
+///
+/// # Errors
+/// [`PlantError`]: a broken CSV, a column the profile or `columns` names that the file lacks,
+/// an unknown time zone, a time column mixing kinds, or no usable row. Single bad rows (no
+/// id, a time that does not parse, a value outside its sensor's range) are left out and
+/// listed in [`PlantData::skipped`], as the live service dead-letters such readings.
+pub fn read(
+    text: &str,
+    file: &str,
+    profile: &Profile,
+    columns: &Columns,
+) -> Result<PlantData, PlantError> {
+    let tz = time_zone(columns.time_zone.as_deref())?;
+    let (headers, records) = csv_records(text, file)?;
+    let col = |name: &str, what: &str| column(&headers, file, name, what);
+    let id_col = col(&columns.id, "--id-column")?;
+    let time_col = columns
+        .time
+        .as_deref()
+        .map(|c| col(c, "--time-column"))
+        .transpose()?;
+    let label_col = columns
+        .label
+        .as_deref()
+        .map(|c| col(c, "--label-column"))
+        .transpose()?;
+    let sensor_cols = profile
+        .sensors
+        .iter()
+        .map(|s| {
+            col(
+                &s.key,
+                &format!(
+                    "sensor {} of profile {}: set its `key` to the column that holds it",
+                    s.name, profile.id
+                ),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Attributes are optional in an export: a missing column reads as unknown.
+    let attr_cols: Vec<Option<usize>> = profile
+        .attributes
+        .iter()
+        .map(|a| headers.iter().position(|h| *h == a.name || *h == a.label))
+        .collect();
+    let used: Vec<usize> = [Some(id_col), time_col, label_col]
+        .into_iter()
+        .flatten()
+        .chain(sensor_cols.iter().copied())
+        .chain(attr_cols.iter().flatten().copied())
+        .collect();
+    let unused_columns = headers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !used.contains(i))
+        .map(|(_, h)| h.clone())
+        .collect();
+
+    let mut out = PlantData {
+        machines: Vec::new(),
+        time: if time_col.is_some() {
+            TimeKind::Instant
+        } else {
+            TimeKind::Row
+        },
+        skipped: Vec::new(),
+        unknown_attribute_values: 0,
+        unused_columns,
+    };
+    let mut kind: Option<TimeKind> = None;
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut row_values = Vec::with_capacity(sensor_cols.len());
+    'rows: for (line, record) in records {
+        let cell = |i: usize| record.get(i).unwrap_or("").trim();
+        let id = cell(id_col);
+        if id.is_empty() {
+            out.skipped.push((line, "no machine id".to_owned()));
+            continue;
+        }
+        let t = match time_col {
+            None => line as f64,
+            Some(c) => match parse_time(cell(c), &tz) {
+                Some((t, k)) => {
+                    let expected = *kind.get_or_insert(k);
+                    if expected != k {
+                        return Err(PlantError::MixedTime {
+                            file: file.to_owned(),
+                            line,
+                            value: cell(c).to_owned(),
+                            found: kind_name(k),
+                            expected: kind_name(expected),
+                        });
+                    }
+                    t
+                }
+                None => {
+                    out.skipped
+                        .push((line, format!("time {:?} does not parse", cell(c))));
+                    continue;
+                }
+            },
+        };
+        row_values.clear();
+        for (s, &c) in profile.sensors.iter().zip(&sensor_cols) {
+            let v = match parse_number(cell(c)) {
+                Ok(v) => v,
+                Err(()) => {
+                    out.skipped
+                        .push((line, format!("{} = {:?} is not a number", s.name, cell(c))));
+                    continue 'rows;
+                }
+            };
+            if !v.is_nan() && !s.accepts(v) {
+                out.skipped.push((
+                    line,
+                    format!(
+                        "out_of_range: {} = {v} outside [{}, {}] (widen the profile's range if the machine can read it)",
+                        s.name, s.min, s.max
+                    ),
+                ));
+                continue 'rows;
+            }
+            row_values.push(v);
+        }
+        let m = *index.entry(id.to_owned()).or_insert_with(|| {
+            out.machines.push(Series {
+                id: id.to_owned(),
+                t: Vec::new(),
+                values: Vec::new(),
+                attrs: Vec::new(),
+                labels: Vec::new(),
+                lines: Vec::new(),
+            });
+            out.machines.len() - 1
+        });
+        let series = &mut out.machines[m];
+        series.t.push(t);
+        series.values.extend_from_slice(&row_values);
+        for (a, c) in profile.attributes.iter().zip(&attr_cols) {
+            let code = c.and_then(|c| {
+                let v = cell(c);
+                let code = a.code(v);
+                if code.is_none() && !v.is_empty() {
+                    out.unknown_attribute_values += 1;
+                }
+                code
+            });
+            series.attrs.push(code);
+        }
+        series
+            .labels
+            .push(label_col.and_then(|c| failure_label(cell(c))));
+        series.lines.push(line);
+    }
+    if let Some(k) = kind {
+        out.time = k;
+    }
+    if out.machines.is_empty() {
+        return Err(PlantError::NoRows {
+            file: file.to_owned(),
+            skipped: out.skipped.len(),
+            first: out.skipped.first().map_or_else(
+                || "the file has no data rows".to_owned(),
+                |(l, w)| format!("line {l}: {w}"),
+            ),
+        });
+    }
+    let (k, a) = (profile.sensors.len(), profile.attributes.len());
+    for s in &mut out.machines {
+        sort_by_time(s, k, a);
+    }
+    Ok(out)
+}
+
+/// Reads a failure/maintenance log: its machine and time columns carry the names of DATA's
+/// (`columns`), `label_column` holds the label. `time` is what DATA's time column holds (the
+/// log's must be the same kind).
+///
+/// # Errors
+/// [`PlantError`] as [`read`]; a row whose time does not parse is an error here (a lost
+/// failure would silently change every label before it).
+pub fn read_events(
+    text: &str,
+    file: &str,
+    columns: &Columns,
+    label_column: &str,
+    time: TimeKind,
+) -> Result<Vec<Event>, PlantError> {
+    let tz = time_zone(columns.time_zone.as_deref())?;
+    let (headers, records) = csv_records(text, file)?;
+    let col = |name: &str, what: &str| column(&headers, file, name, what);
+    let id_col = col(
+        &columns.id,
+        "the events file names its machines in DATA's --id-column",
+    )?;
+    let time_name = columns.time.as_deref().unwrap_or("time");
+    let time_col = col(
+        time_name,
+        "the events file dates its events in DATA's --time-column",
+    )?;
+    let label_col = col(label_column, "--event-label-column")?;
+    let mut out = Vec::new();
+    for (line, record) in records {
+        let cell = |i: usize| record.get(i).unwrap_or("").trim();
+        let value = cell(time_col);
+        let Some((t, k)) = parse_time(value, &tz) else {
+            return Err(PlantError::MixedTime {
+                file: file.to_owned(),
+                line,
+                value: value.to_owned(),
+                found: "not a time",
+                expected: kind_name(time),
+            });
+        };
+        if k != time {
+            return Err(PlantError::MixedTime {
+                file: file.to_owned(),
+                line,
+                value: value.to_owned(),
+                found: kind_name(k),
+                expected: kind_name(time),
+            });
+        }
+        out.push(Event {
+            machine: cell(id_col).to_owned(),
+            t,
+            label: failure_label(cell(label_col))
+                .or_else(|| Some(cell(label_col).to_owned()).filter(|l| !l.is_empty())),
+        });
+    }
+    Ok(out)
+}
+
+/// What labelling found.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LabelReport {
+    /// Failures per label (counted or not).
+    pub failures: BTreeMap<String, usize>,
+    /// Labels the model counts.
+    pub counted: Vec<String>,
+    /// Events of machines that are not in the data (ignored).
+    pub events_of_unknown_machines: usize,
+    /// Events after a machine's last reading (they still label the readings before them).
+    pub events_after_data: usize,
+    /// Rows labelled (warm, horizon known or positive).
+    pub rows: usize,
+    /// Positive rows among them.
+    pub positives: usize,
+}
+
+/// Whether a failure labelled `label` counts under `profile`: its `counted` labels; a label
+/// the profile does not list counts (a plant's log may carry labels the draft never saw: they
+/// are failures all the same).
+pub fn counts(profile: &Profile, label: Option<&str>) -> bool {
+    match label {
+        None => true,
+        Some(l) => {
+            let f = &profile.failures;
+            f.labels.is_empty()
+                || !f.labels.iter().any(|x| x == l)
+                || f.counted.iter().any(|x| x == l)
+        }
+    }
+}
+
+/// The labelled data set: every machine's readings through the profile's windows in time
+/// order; a reading is positive when a counted failure (label column or `events`) follows it
+/// within `horizon` (strictly after it); cold readings, and readings whose horizon runs past
+/// the data without a failure in it, are left out.
+pub fn dataset(
+    plant: &PlantData,
+    profile: &Profile,
+    events: &[Event],
+    horizon: Horizon,
+) -> (Dataset, LabelReport) {
+    let (names, hash) = profile_feature_set(profile);
+    let width = names.len();
+    let (k, a) = (profile.sensors.len(), profile.attributes.len());
+    let mut report = LabelReport {
+        counted: profile.failures.counted.clone(),
+        ..LabelReport::default()
+    };
+    let mut by_machine: HashMap<&str, Vec<&Event>> = HashMap::new();
+    let known: HashMap<&str, ()> = plant.machines.iter().map(|s| (s.id.as_str(), ())).collect();
+    for e in events {
+        if known.contains_key(e.machine.as_str()) {
+            by_machine.entry(e.machine.as_str()).or_default().push(e);
+        } else {
+            report.events_of_unknown_machines += 1;
+        }
+    }
+    let mut data = Vec::new();
+    let (mut y, mut machine, mut step) = (Vec::new(), Vec::new(), Vec::new());
+    let mut failures = Vec::new();
+    let mut gaps = Vec::new();
+    let mut readings = Vec::new();
+    for (mi, s) in plant.machines.iter().enumerate() {
+        let n = s.len();
+        let mi = mi as u32;
+        gaps.extend(s.t.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0.0));
+        // Failures: (time, step, label).
+        let mut fails: Vec<(f64, usize, Option<String>)> = s
+            .labels
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().map(|l| (s.t[i], i, Some(l.clone()))))
+            .collect();
+        for e in by_machine.get(s.id.as_str()).into_iter().flatten() {
+            let at = s.t.partition_point(|&t| t < e.t);
+            if at == n {
+                report.events_after_data += 1;
+            }
+            fails.push((e.t, at, e.label.clone()));
+        }
+        fails.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let counted: Vec<(f64, usize)> = fails
+            .iter()
+            .filter(|f| counts(profile, f.2.as_deref()))
+            .map(|f| (f.0, f.1))
+            .collect();
+        for (_, at, label) in &fails {
+            *report
+                .failures
+                .entry(label.clone().unwrap_or_else(|| "failure".to_owned()))
+                .or_default() += 1;
+            failures.push(Failure {
+                machine: mi,
+                step: *at as u32,
+                label: label.clone(),
+                counted: counts(profile, label.as_deref()),
+            });
+        }
+        let last_t = s.t.last().copied().unwrap_or(f64::NAN);
+        let mut window = ProfileWindow::new(profile);
+        for i in 0..n {
+            let f = window.update(
+                profile,
+                s.t[i],
+                &s.values[i * k..(i + 1) * k],
+                &s.attrs[i * a..(i + 1) * a],
+            );
+            if f.cold {
+                continue;
+            }
+            let (positive, known) = match horizon {
+                Horizon::Readings(h) => (
+                    counted.iter().any(|&(_, at)| at > i && at <= i + h),
+                    i + h < n,
+                ),
+                Horizon::Time(hs) => (
+                    counted.iter().any(|&(t, _)| t > s.t[i] && t <= s.t[i] + hs),
+                    s.t[i] + hs <= last_t,
+                ),
+            };
+            if !(positive || known) {
+                continue;
+            }
+            data.extend(f.values.iter().map(|&v| v as f32));
+            y.push(positive);
+            machine.push(mi);
+            step.push(i as u32);
+        }
+        readings.push(n as u32);
+    }
+    report.rows = y.len();
+    report.positives = y.iter().filter(|&&p| p).count();
+    let seconds_per_step = median(&mut gaps);
+    let horizon_readings = match horizon {
+        Horizon::Readings(h) => h,
+        Horizon::Time(hs) if seconds_per_step > 0.0 => {
+            (hs / seconds_per_step).round().max(1.0) as usize
+        }
+        Horizon::Time(_) => 1,
+    };
+    let rows = y.len();
+    // The vector length is rows × width by construction.
+    let x = Array2::from_shape_vec((rows, width), data).expect("rows have the feature width");
+    // The labels that count: the profile's, else those the data carries.
+    let counted_labels = if profile.failures.counted.is_empty() {
+        let seen: Vec<&str> = report
+            .failures
+            .keys()
+            .map(String::as_str)
+            .filter(|l| counts(profile, Some(l)))
+            .collect();
+        if seen.is_empty() {
+            "any label".to_owned()
+        } else {
+            seen.join(", ")
+        }
+    } else {
+        profile.failures.counted.join(", ")
+    };
+    let dataset = Dataset {
+        x,
+        y,
+        machine,
+        step,
+        names,
+        feature_set: hash,
+        machine_ids: plant.machines.iter().map(|s| s.id.clone()).collect(),
+        readings,
+        failures,
+        seconds_per_step,
+        labels: LabelSpec {
+            horizon: horizon_readings,
+            include_nok: false,
+            modes: LabelModes::All,
+            window: dtwin_windows::WindowConfig::default(),
+        },
+        description: format!(
+            "{} failure ({counted_labels}) within the next {}",
+            profile.id,
+            match horizon {
+                Horizon::Readings(h) => format!("{h} readings"),
+                Horizon::Time(_) => horizon.to_string(),
+            }
+        ),
+        recipe: None,
+    };
+    (dataset, report)
+}
+
+/// The export as an EDA frame: the profile's sensors as columns (with units), every reading
+/// classed as [`dataset`] labels it (cold or not, horizon known or not), the machines, their
+/// failures and the attributes' tallies.
+pub fn frame(
+    plant: &PlantData,
+    profile: &Profile,
+    events: &[Event],
+    horizon: Horizon,
+) -> crate::eda::Frame {
+    let (dataset, report) = dataset(plant, profile, events, horizon);
+    let k = profile.sensors.len();
+    let mut columns: Vec<crate::eda::Column> = profile
+        .sensors
+        .iter()
+        .map(|s| crate::eda::Column {
+            name: if s.unit.is_empty() {
+                s.name.clone()
+            } else {
+                format!("{} [{}]", s.name, s.unit)
+            },
+            values: Vec::with_capacity(plant.rows()),
+        })
+        .collect();
+    let (mut class, mut machine, mut step) = (Vec::new(), Vec::new(), Vec::new());
+    for (mi, s) in plant.machines.iter().enumerate() {
+        // Counted failures: steps (for a horizon in readings) and times (in time).
+        let steps: Vec<usize> = dataset
+            .failures
+            .iter()
+            .filter(|f| f.machine as usize == mi && f.counted)
+            .map(|f| f.step as usize)
+            .collect();
+        let times: Vec<f64> = events
+            .iter()
+            .filter(|e| e.machine == s.id && counts(profile, e.label.as_deref()))
+            .map(|e| e.t)
+            .chain(
+                s.labels
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.as_deref().is_some_and(|l| counts(profile, Some(l))))
+                    .map(|(i, _)| s.t[i]),
+            )
+            .collect();
+        for i in 0..s.len() {
+            for (c, col) in columns.iter_mut().enumerate() {
+                let v = s.values[i * k + c];
+                col.values.push((!v.is_nan()).then_some(v));
+            }
+            class.push(match horizon {
+                Horizon::Readings(h) => steps.iter().any(|&at| at > i && at <= i + h),
+                Horizon::Time(hs) => times.iter().any(|&t| t > s.t[i] && t <= s.t[i] + hs),
+            });
+            machine.push(mi as u32);
+            step.push(i as u32);
+        }
+    }
+    for c in &mut columns {
+        c.values.shrink_to_fit();
+    }
+    let tallies = profile
+        .attributes
+        .iter()
+        .enumerate()
+        .map(|(a, attr)| {
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for s in &plant.machines {
+                for i in 0..s.len() {
+                    let v = s.attrs[i * profile.attributes.len() + a]
+                        .map_or("unknown", |c| attr.values[c].as_str());
+                    *counts.entry(v.to_owned()).or_default() += 1;
+                }
+            }
+            (attr.label.clone(), counts.into_iter().collect())
+        })
+        .chain(std::iter::once((
+            "failures by label".to_owned(),
+            report.failures.clone().into_iter().collect(),
+        )))
+        .collect();
+    crate::eda::Frame {
+        kind: format!("{} export (profile {})", profile.label, profile.id),
+        columns,
+        other_missing: Vec::new(),
+        class,
+        class_label: dataset.description.clone(),
+        tallies,
+        machines: Some(crate::eda::Machines {
+            ids: dataset.machine_ids.clone(),
+            machine,
+            step,
+            failures: dataset.failures,
+            modes: LabelModes::All,
+        }),
+    }
+}
+
+/// The recipe that rebuilds these features from a CSV: the profile's text, the columns, the
+/// horizon.
+pub fn recipe(profile_text: &str, columns: &Columns, horizon: Horizon) -> FeatureRecipe {
+    FeatureRecipe::Profile {
+        profile: profile_text.to_owned(),
+        columns: serde_json::to_value(columns).unwrap_or_default(),
+        horizon: horizon.to_string(),
+    }
+}
+
+/// Every reading's features, machine by machine in time order (for scoring): the machine's
+/// index, the reading's index in its series, the features and whether the window is cold.
+pub fn features(plant: &PlantData, profile: &Profile) -> Vec<(usize, usize, Vec<f64>, bool)> {
+    let (k, a) = (profile.sensors.len(), profile.attributes.len());
+    let mut out = Vec::with_capacity(plant.rows());
+    for (mi, s) in plant.machines.iter().enumerate() {
+        let mut window = ProfileWindow::new(profile);
+        for i in 0..s.len() {
+            let f = window.update(
+                profile,
+                s.t[i],
+                &s.values[i * k..(i + 1) * k],
+                &s.attrs[i * a..(i + 1) * a],
+            );
+            out.push((mi, i, f.values, f.cold));
+        }
+    }
+    out
+}
+
+/// Formats a reading's time as the file had it in kind: RFC 3339 for instants, the number
+/// otherwise.
+pub fn format_time(t: f64, kind: TimeKind) -> String {
+    match kind {
+        TimeKind::Instant => jiff::Timestamp::from_second(t.floor() as i64)
+            .map(|ts| ts.to_string())
+            .unwrap_or_else(|_| t.to_string()),
+        TimeKind::Number | TimeKind::Row => t.to_string(),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mid = v.len() / 2;
+    *v.select_nth_unstable_by(mid, f64::total_cmp).1
+}
+
+fn kind_name(k: TimeKind) -> &'static str {
+    match k {
+        TimeKind::Instant => "a date and time",
+        TimeKind::Number => "a plain number",
+        TimeKind::Row => "row order",
+    }
+}
+
+/// A label cell: empty, `0`, `false`, `none`, `no`: no failure; `1`, `true`, `yes`: a failure
+/// without a label; anything else is the label.
+fn failure_label(cell: &str) -> Option<String> {
+    match cell.to_ascii_lowercase().as_str() {
+        "" | "0" | "0.0" | "false" | "none" | "no" | "nan" | "null" => None,
+        "1" | "1.0" | "true" | "yes" => Some("failure".to_owned()),
+        _ => Some(cell.to_owned()),
+    }
+}
+
+/// A sensor cell: a number, NaN for missing (empty, `NaN`, `NA`, `null`), `Err` otherwise.
+fn parse_number(cell: &str) -> Result<f64, ()> {
+    match cell {
+        "" | "NA" | "N/A" | "NaN" | "nan" | "null" | "NULL" | "None" | "-" => Ok(f64::NAN),
+        _ => cell.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or(()),
+    }
+}
+
+fn time_zone(name: Option<&str>) -> Result<jiff::tz::TimeZone, PlantError> {
+    match name {
+        None => Ok(jiff::tz::TimeZone::UTC),
+        Some(n) => jiff::tz::TimeZone::get(n).map_err(|_| PlantError::TimeZone(n.to_owned())),
+    }
+}
+
+/// Civil formats tried after RFC 3339, in order.
+const CIVIL: [&str; 8] = [
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+];
+
+/// A time cell: (value, kind). Instants are seconds since the epoch.
+pub fn parse_time(cell: &str, tz: &jiff::tz::TimeZone) -> Option<(f64, TimeKind)> {
+    let cell = cell.trim();
+    if let Ok(n) = cell.parse::<f64>() {
+        return n.is_finite().then_some((n, TimeKind::Number));
+    }
+    let instant = |ts: jiff::Timestamp| (ts.as_millisecond() as f64 / 1000.0, TimeKind::Instant);
+    if let Ok(ts) = cell.parse::<jiff::Timestamp>() {
+        return Some(instant(ts));
+    }
+    let civil = CIVIL
+        .iter()
+        .find_map(|f| jiff::civil::DateTime::strptime(f, cell).ok())
+        .or_else(|| {
+            jiff::civil::Date::strptime("%Y-%m-%d", cell)
+                .or_else(|_| jiff::civil::Date::strptime("%m/%d/%Y", cell))
+                .ok()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        })?;
+    civil
+        .to_zoned(tz.clone())
+        .ok()
+        .map(|z| instant(z.timestamp()))
+}
+
+type Records = Vec<(usize, csv::StringRecord)>;
+
+/// The position of column `name` in `headers`, or an error naming `what` asked for it and
+/// the columns there are.
+fn column(headers: &[String], file: &str, name: &str, what: &str) -> Result<usize, PlantError> {
+    headers
+        .iter()
+        .position(|h| h == name)
+        .ok_or_else(|| PlantError::MissingColumn {
+            file: file.to_owned(),
+            column: name.to_owned(),
+            what: what.to_owned(),
+            columns: headers.join(", "),
+        })
+}
+
+/// The header (BOM stripped, trimmed) and the records with their line numbers. The delimiter
+/// is told from the header: `;` or tab when the header has those and no comma.
+fn csv_records(text: &str, file: &str) -> Result<(Vec<String>, Records), PlantError> {
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first = body.lines().next().unwrap_or_default();
+    let delimiter = if first.contains(',') {
+        b','
+    } else if first.contains(';') {
+        b';'
+    } else if first.contains('\t') {
+        b'\t'
+    } else {
+        b','
+    };
+    let err = |source| PlantError::Csv {
+        file: file.to_owned(),
+        source,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(body.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(err)?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    let mut records = Vec::new();
+    for r in reader.records() {
+        let r = r.map_err(err)?;
+        let line = r.position().map_or(0, |p| p.line() as usize);
+        records.push((line, r));
+    }
+    Ok((headers, records))
+}
+
+/// Sorts one machine's readings by time (stable: equal times keep file order).
+fn sort_by_time(s: &mut Series, k: usize, a: usize) {
+    if s.t.windows(2).all(|w| w[0] <= w[1]) {
+        return;
+    }
+    let mut order: Vec<usize> = (0..s.len()).collect();
+    order.sort_by(|&x, &y| s.t[x].total_cmp(&s.t[y]));
+    s.values = order
+        .iter()
+        .flat_map(|&i| s.values[i * k..(i + 1) * k].iter().copied())
+        .collect();
+    s.attrs = order
+        .iter()
+        .flat_map(|&i| s.attrs[i * a..(i + 1) * a].iter().copied())
+        .collect();
+    s.t = order.iter().map(|&i| s.t[i]).collect();
+    s.labels = order.iter().map(|&i| s.labels[i].clone()).collect();
+    s.lines = order.iter().map(|&i| s.lines[i]).collect();
+}
+
+#[cfg(test)]
+mod tests;

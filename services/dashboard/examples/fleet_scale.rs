@@ -82,20 +82,24 @@ fn main() {
         }
     }
     let after = rss_kib();
+    let profiles = dtwin_dashboard::profiles::Profiles::default();
     let mut times: Vec<Duration> = (0..50)
         .map(|p| {
             let start = Instant::now();
-            let snap = fleet.snapshot(&Filter {
-                page: p % 3,
-                ..Filter::default()
-            });
+            let snap = fleet.snapshot(
+                &Filter {
+                    page: p % 3,
+                    ..Filter::default()
+                },
+                &profiles,
+            );
             let json = serde_json::to_string(&snap).expect("serialisable");
             std::hint::black_box(json);
             start.elapsed()
         })
         .collect();
     times.sort();
-    let json = serde_json::to_string(&fleet.snapshot(&Filter::default())).expect("json");
+    let json = serde_json::to_string(&fleet.snapshot(&Filter::default(), &profiles)).expect("json");
     println!(
         "{n} machines x {TREND_POINTS} readings + verdicts: {:.1} MiB RSS for the fleet state ({:.1} KiB per machine); one page (sorted, filtered, JSON): median {:.2} ms over 50, {} bytes",
         (after - before) as f64 / 1024.0,

@@ -121,7 +121,7 @@ pub async fn bind(
         .map_err(|e| DashboardError::Model(e.into()))?;
     let profiles = profiles::Profiles::new(&config.profiles);
     let state = web::AppState {
-        fleet: Arc::new(Mutex::new(state::Fleet::with_profiles(profiles.clone()))),
+        fleet: Arc::new(Mutex::new(state::Fleet::default())),
         scorer: Arc::new(scorer),
         window: config.inference.window.clone(),
         profiles,

@@ -63,7 +63,6 @@ pub struct Fleet {
     machines: HashMap<String, MachineView>,
     alerts: VecDeque<AlertEvent>,
     version: u64,
-    profiles: Profiles,
 }
 
 /// A row of the fleet table.
@@ -163,14 +162,6 @@ fn sensors(t: &Telemetry) -> Vec<(String, f64)> {
 }
 
 impl Fleet {
-    /// An empty fleet whose rows are labelled with `profiles`.
-    pub fn with_profiles(profiles: Profiles) -> Self {
-        Self {
-            profiles,
-            ..Self::default()
-        }
-    }
-
     /// Change counter, bumped by every applied message.
     pub fn version(&self) -> u64 {
         self.version
@@ -198,10 +189,18 @@ impl Fleet {
     pub fn risk(&mut self, r: Risk) {
         let m = self.machines.entry(r.machine_id.to_string()).or_default();
         m.last_update = Some(r.ts);
+        // Another profile's readings reach the dashboard only through its verdicts (its
+        // telemetry is keyed by the profile's payload keys); milling's come with telemetry.
+        let sensors = match r.profile.as_deref() {
+            Some(p) if p != crate::profiles::MILLING => {
+                r.latest.iter().map(|(k, v)| (k.clone(), *v)).collect()
+            }
+            _ => Vec::new(),
+        };
         m.push(TrendPoint {
             ts: r.source_ts,
             risk: Some(r.probability),
-            sensors: Vec::new(),
+            sensors,
         });
         m.risk = Some(r);
         self.version += 1;
@@ -235,7 +234,7 @@ impl Fleet {
         self.alerts.iter()
     }
 
-    fn row(&self, id: &str, m: &MachineView) -> Row {
+    fn row(id: &str, m: &MachineView, profiles: &Profiles) -> Row {
         // The verdict's readings are the machine's own sensors (any profile); before the first
         // verdict, a milling reading's.
         let profile = m.risk.as_ref().map(|r| r.profile.as_deref());
@@ -253,8 +252,8 @@ impl Fleet {
             }
         };
         Row {
-            profile: profile.map_or_else(String::new, |p| self.profiles.label(p)),
-            readings: readings(latest, self.profiles.get(profile.flatten())),
+            profile: profile.map_or_else(String::new, |p| profiles.label(p)),
+            readings: readings(latest, profiles.get(profile.flatten())),
             machine_id: id.to_owned(),
             line: line_of(id).to_owned(),
             status: m
@@ -274,8 +273,9 @@ impl Fleet {
         }
     }
 
-    /// A page of machines matching `filter`, riskiest first (then by id).
-    pub fn snapshot(&self, filter: &Filter) -> Snapshot {
+    /// A page of machines matching `filter`, riskiest first (then by id), their readings
+    /// labelled with `profiles`.
+    pub fn snapshot(&self, filter: &Filter, profiles: &Profiles) -> Snapshot {
         let mut at_risk = 0;
         let mut healthy = 0;
         let mut lines: Vec<String> = Vec::new();
@@ -307,7 +307,7 @@ impl Fleet {
             .iter()
             .skip(page * PAGE_ROWS)
             .take(PAGE_ROWS)
-            .map(|(id, m)| self.row(id, m))
+            .map(|(id, m)| Self::row(id, m, profiles))
             .collect();
         Snapshot {
             version: self.version,
@@ -370,7 +370,7 @@ mod tests {
             f.risk(risk(&format!("press-{i:03}"), f64::from(i) / 200.0));
         }
         f.risk(risk("mill-1", 0.99));
-        let all = f.snapshot(&Filter::default());
+        let all = f.snapshot(&Filter::default(), &Profiles::default());
         assert_eq!(all.machines, 121);
         assert_eq!(all.rows.len(), PAGE_ROWS);
         assert_eq!(all.pages, 3);
@@ -381,28 +381,38 @@ mod tests {
             .windows(2)
             .all(|w| w[0].probability >= w[1].probability));
         assert_eq!(all.lines, ["mill", "press"]);
-        let risky = f.snapshot(&Filter {
-            status: "AT_RISK".into(),
-            ..Filter::default()
-        });
+        let risky = f.snapshot(
+            &Filter {
+                status: "AT_RISK".into(),
+                ..Filter::default()
+            },
+            &Profiles::default(),
+        );
         assert_eq!(risky.matching, 21);
         assert_eq!(risky.at_risk, 21);
-        let mill = f.snapshot(&Filter {
-            line: "mill".into(),
-            ..Filter::default()
-        });
+        let mill = f.snapshot(
+            &Filter {
+                line: "mill".into(),
+                ..Filter::default()
+            },
+            &Profiles::default(),
+        );
         assert_eq!(mill.matching, 1);
-        let last = f.snapshot(&Filter {
-            page: 99,
-            ..Filter::default()
-        });
+        let last = f.snapshot(
+            &Filter {
+                page: 99,
+                ..Filter::default()
+            },
+            &Profiles::default(),
+        );
         assert_eq!(last.page, 2);
         assert_eq!(last.rows.len(), 21);
     }
 
     #[test]
     fn rows_name_the_profile_and_label_the_readings() {
-        let mut f = Fleet::with_profiles(Profiles::new(&[crate::profiles::tests::pump()]));
+        let mut f = Fleet::default();
+        let profiles = Profiles::new(&[crate::profiles::tests::pump()]);
         let mut r = risk("pump-01", 0.0);
         r.profile = Some("pump".into());
         r.latest = BTreeMap::from([("rotate".into(), 1500.0), ("volt".into(), 176.2)]);
@@ -410,7 +420,7 @@ mod tests {
         let mut m = risk("mill-01", 0.1);
         m.latest = BTreeMap::from([("vibration_mm_s".into(), 2.5)]);
         f.risk(m);
-        let snap = f.snapshot(&Filter::default());
+        let snap = f.snapshot(&Filter::default(), &profiles);
         let row = |id: &str| snap.rows.iter().find(|r| r.machine_id == id).unwrap();
         assert_eq!(row("pump-01").profile, "Water pump");
         let got: Vec<(&str, &str)> = row("pump-01")

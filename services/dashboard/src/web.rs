@@ -174,12 +174,12 @@ struct FleetPage {
 }
 
 async fn fleet_page(State(s): State<AppState>, Query(f): Query<Filter>) -> Response {
-    let snap = s.fleet().snapshot(&f);
+    let snap = s.fleet().snapshot(&f, &s.profiles);
     page(FleetPage { snap })
 }
 
 async fn fleet_json(State(s): State<AppState>, Query(f): Query<Filter>) -> axum::Json<Snapshot> {
-    axum::Json(s.fleet().snapshot(&f))
+    axum::Json(s.fleet().snapshot(&f, &s.profiles))
 }
 
 /// Server-sent events: a `fleet` event with the filtered page whenever the fleet changed,
@@ -196,7 +196,7 @@ async fn events(
                 }
                 let version = s.fleet().version();
                 if version != seen || first {
-                    let snap = s.fleet().snapshot(&f);
+                    let snap = s.fleet().snapshot(&f, &s.profiles);
                     let data = serde_json::to_string(&snap).unwrap_or_default();
                     let ev = Event::default().event("fleet").data(data);
                     return Some((Ok(ev), (s, f, version, false)));
@@ -218,6 +218,45 @@ struct MachinePage {
     alert: Option<dtwin_schema::AlertEvent>,
     alert_ts: String,
     charts: Vec<String>,
+    /// The profile's label, once a verdict named it.
+    profile: Option<String>,
+    /// The verdict's readings with the profile's labels and units.
+    readings: Vec<crate::profiles::Reading>,
+}
+
+/// The sensors charted on a machine page: milling's five main ones, or every sensor of the
+/// machine's profile (by name when the dashboard does not know the profile).
+fn chart_sensors(profiles: &Profiles, risk: Option<&Risk>) -> Vec<(String, String, String)> {
+    let milling = || {
+        [
+            ("temperature_c", "Temperature", "°C"),
+            ("vibration_mm_s", "Vibration", "mm/s"),
+            ("pressure_bar", "Pressure", "bar"),
+            ("spindle_rpm", "Spindle speed", "rpm"),
+            ("tool_wear_min", "Tool wear", "min"),
+        ]
+        .map(|(n, l, u)| (n.to_owned(), l.to_owned(), u.to_owned()))
+        .to_vec()
+    };
+    let Some(id) = risk
+        .and_then(|r| r.profile.as_deref())
+        .filter(|p| *p != crate::profiles::MILLING)
+    else {
+        return milling();
+    };
+    match profiles.get(Some(id)) {
+        Some(p) => p
+            .sensors
+            .iter()
+            .map(|s| (s.name.clone(), s.label.clone(), s.unit.clone()))
+            .collect(),
+        None => risk.map_or_else(Vec::new, |r| {
+            r.latest
+                .keys()
+                .map(|k| (k.clone(), k.clone(), String::new()))
+                .collect()
+        }),
+    }
 }
 
 fn level_name(l: Level) -> &'static str {
@@ -249,26 +288,20 @@ async fn machine_page(State(s): State<AppState>, Path(id): Path<String>) -> Resp
         &risk_pts,
         plotters::style::RED,
     )];
-    for (name, label, unit) in [
-        ("temperature_c", "Temperature", "°C"),
-        ("vibration_mm_s", "Vibration", "mm/s"),
-        ("pressure_bar", "Pressure", "bar"),
-        ("spindle_rpm", "Spindle speed", "rpm"),
-        ("tool_wear_min", "Tool wear", "min"),
-    ] {
+    for (name, label, unit) in chart_sensors(&s.profiles, m.risk.as_ref()) {
         let pts: Vec<(f64, f64)> = m
             .trend
             .iter()
             .filter_map(|p| {
                 p.sensors
                     .iter()
-                    .find(|(n, _)| n == name)
+                    .find(|(n, _)| *n == name)
                     .map(|(_, v)| (secs(p.ts), *v))
             })
             .collect();
         charts.push(crate::charts::trend(
-            label,
-            unit,
+            &label,
+            &unit,
             &pts,
             plotters::style::BLUE,
         ));
@@ -277,7 +310,16 @@ async fn machine_page(State(s): State<AppState>, Path(id): Path<String>) -> Resp
         .risk
         .as_ref()
         .map_or(("UNKNOWN", "NO VERDICT"), |r| self::status_text(r.status));
+    let profile = m.risk.as_ref().map(|r| r.profile.as_deref());
+    let readings = m.risk.as_ref().map_or_else(Vec::new, |r| {
+        crate::profiles::readings(
+            r.latest.iter().map(|(k, v)| (k.as_str(), *v)),
+            s.profiles.get(r.profile.as_deref()),
+        )
+    });
     page(MachinePage {
+        profile: profile.map(|p| s.profiles.label(p)),
+        readings,
         level: m.risk.as_ref().map_or("", |r| level_name(r.level)),
         alert_ts: m
             .alert

@@ -392,3 +392,45 @@ fn a_pump_what_if_equals_the_streaming_services_on_the_same_readings() {
         assert_eq!((a.probability, a.status), (b.probability, b.status));
     }
 }
+
+#[tokio::test]
+async fn a_pump_reads_as_a_pump_in_the_fleet_and_on_its_page() {
+    let s = pump_state();
+    let risk: dtwin_schema::Risk = from_json(
+        br#"{"schema":"dtwin.risk.v1","machine_id":"pump-01","ts":"2026-11-22T10:00:00Z",
+        "source_ts":"2026-11-22T10:00:00Z","seq":4,"probability":0.0,"status":"HEALTHY",
+        "level":"NORMAL","health_score":100.0,"actions":[],"factors":[],
+        "model":{"id":"none","version":"rules-only"},"cold":false,
+        "latest":{"volt":176.2,"rotate":1500.0,"humidity":40.0},"profile":"pump"}"#,
+    )
+    .unwrap();
+    s.fleet.lock().unwrap().risk(risk);
+    let (_, body) = get(&s, "/").await;
+    assert!(
+        body.contains("<td class=\"profile\">Water pump</td>"),
+        "{body}"
+    );
+    let at = |needle: &str| {
+        body.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {body}"))
+    };
+    assert!(at("Voltage: 176.2 V") < at("Rotation: 1500 rpm"));
+    assert!(
+        at("Rotation: 1500 rpm") < at("humidity: 40"),
+        "unknown sensors last"
+    );
+    let (status, body) = get(&s, "/machine/pump-01").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Profile: Water pump"), "{body}");
+    assert!(
+        body.contains("<li title=\"volt\">Voltage: 176.2 V</li>"),
+        "{body}"
+    );
+    assert!(body.contains("Voltage"), "charted by label");
+    let (_, body) = get(&s, "/whatif?from=pump-01").await;
+    assert!(
+        body.contains("<option value=\"pump\" selected>"),
+        "the machine's profile"
+    );
+    assert!(body.contains("name=\"volt\" value=\"176.2\""), "{body}");
+}

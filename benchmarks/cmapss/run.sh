@@ -32,7 +32,8 @@ run.sh: $data/$f is missing.
 Download NASA's "Turbofan Engine Degradation Simulation Data Set" (C-MAPSS, Saxena et al. 2008,
 public domain) from the NASA Prognostics Center of Excellence data repository
 (https://www.nasa.gov/intelligent-systems-division/discovery-and-systems-health/pcoe/pcoe-data-set-repository/,
-item "Turbofan Engine Degradation Simulation", CMAPSSData.zip), unzip it, and either put
+item "Turbofan Engine Degradation Simulation", CMAPSSData.zip; also on data.nasa.gov as "CMAPSS
+Jet Engine Simulated Data"), unzip it, and either put
 train_FD001.txt, test_FD001.txt and RUL_FD001.txt in $data or set CMAPSS_DIR to their folder.
 EOF
         exit 1
@@ -124,4 +125,4 @@ fi
 
 python3 "$here/baseline.py" --train "$work/train_FD001.csv" --test "$work/test_FD001.csv" \
     --rul "$data/RUL_FD001.txt" --profile "$profile" --horizon "$horizon" \
-    "${ours[@]}" --extra "$extra" --out "$out/results.json"
+    ${ours[@]+"${ours[@]}"} --extra "$extra" --out "$out/results.json"

@@ -1,5 +1,5 @@
 //! The what-if form for a machine profile other than milling: one field per sensor (label,
-//! unit, range as input bounds), checked against the sensor's range as the feature service
+//! unit, range as input bounds) and a choice per categorical attribute, checked against the sensor's range as the feature service
 //! checks readings, then scored the way the services would score a machine that reports the
 //! values steadily: a `ProfileWindow` fed them until its windows are full gives the vector the
 //! feature service would publish, and the profile's model (deployed retained on
@@ -16,12 +16,23 @@ use time::OffsetDateTime;
 /// Field name -> what is wrong with it.
 pub type FieldErrors = BTreeMap<String, String>;
 
-/// The sensor values typed for `p`, in sensor order.
+/// What a person entered for a profile: one value per sensor and one code per attribute (the
+/// value's position in the attribute's list; `None` when left open), in profile order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entered {
+    /// Sensor values.
+    pub values: Vec<f64>,
+    /// Attribute codes.
+    pub attributes: Vec<Option<usize>>,
+}
+
+/// The values typed for `p`.
 ///
 /// # Errors
-/// Every bad field: missing, not a number, or outside the sensor's range (named with the
-/// sensor's label, range and unit, as a person reads them).
-pub fn validate(p: &Profile, form: &BTreeMap<String, String>) -> Result<Vec<f64>, FieldErrors> {
+/// Every bad field: a missing sensor, not a number, or outside the sensor's range (named with
+/// the sensor's label, range and unit, as a person reads them), or an attribute value the
+/// profile does not list.
+pub fn validate(p: &Profile, form: &BTreeMap<String, String>) -> Result<Entered, FieldErrors> {
     let mut errors = FieldErrors::new();
     let mut values = Vec::with_capacity(p.sensors.len());
     for s in &p.sensors {
@@ -51,23 +62,40 @@ pub fn validate(p: &Profile, form: &BTreeMap<String, String>) -> Result<Vec<f64>
         }
         values.push(v);
     }
+    let mut attributes = Vec::with_capacity(p.attributes.len());
+    for a in &p.attributes {
+        let raw = form.get(&a.name).map_or("", |v| v.trim());
+        if raw.is_empty() {
+            attributes.push(None);
+            continue;
+        }
+        match a.code(raw) {
+            Some(c) => attributes.push(Some(c)),
+            None => {
+                errors.insert(
+                    a.name.clone(),
+                    format!("{} must be one of {}", a.label, a.values.join(", ")),
+                );
+            }
+        }
+    }
     if errors.is_empty() {
-        Ok(values)
+        Ok(Entered { values, attributes })
     } else {
         Err(errors)
     }
 }
 
 /// The feature vector the feature service would publish for a machine of `p` that reported
-/// `values` (sensor order) steadily: readings one second apart until the short and long
-/// windows are full, so the vector is warm.
+/// `entered` steadily: readings one second apart until the short and long windows are full,
+/// so the vector is warm.
 ///
 /// # Panics
-/// When `values` does not have one value per sensor (a caller bug: [`validate`] gives that).
-pub fn features(p: &Profile, values: &[f64], now: OffsetDateTime) -> Features {
+/// When `entered` does not fit the profile (a caller bug: [`validate`] gives one that does).
+pub fn features(p: &Profile, entered: &Entered, now: OffsetDateTime) -> Features {
     let (names, hash) = profile_feature_set(p);
     let mut w = ProfileWindow::new(p);
-    let attributes = vec![None; p.attributes.len()];
+    let (values, attributes) = (&entered.values, &entered.attributes);
     let n = p
         .windows
         .short
@@ -76,7 +104,7 @@ pub fn features(p: &Profile, values: &[f64], now: OffsetDateTime) -> Features {
     let start = (now - OffsetDateTime::UNIX_EPOCH).as_seconds_f64() - n as f64;
     let mut f = None;
     for i in 1..=n {
-        f = Some(w.update(p, start + i as f64, values, &attributes));
+        f = Some(w.update(p, start + i as f64, values, attributes));
     }
     let f = f.expect("at least one reading");
     Features {
@@ -113,11 +141,11 @@ pub fn features(p: &Profile, values: &[f64], now: OffsetDateTime) -> Features {
 /// (`feature_set_mismatch`: the profile changed since the model was trained).
 pub fn score(
     p: &Profile,
-    values: &[f64],
+    entered: &Entered,
     model: Option<&Scorer>,
     now: OffsetDateTime,
 ) -> Result<Risk, Rejection> {
-    let f = features(p, values, now);
+    let f = features(p, entered, now);
     match model {
         Some(s) => s.score(&f, now),
         None => Ok(dtwin_inference::profiles::rules_only(&f, now)),
@@ -129,6 +157,37 @@ mod tests {
     use super::*;
     use crate::profiles::tests::pump;
     use dtwin_inference::profiles::NO_MODEL;
+
+    fn entered(values: &[f64]) -> Entered {
+        Entered {
+            values: values.to_vec(),
+            attributes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn attributes_are_chosen_from_their_values() {
+        let p = Profile::parse(
+            &format!(
+                "{}\n[[attribute]]\nname = \"model\"\nlabel = \"Model\"\nvalues = [\"model1\", \"model2\"]\n",
+                crate::profiles::tests::PUMP
+            ),
+            "pump.toml",
+        )
+        .unwrap();
+        let base = [("volt", "176"), ("rotate", "1500"), ("pressure", "3")];
+        let mut pairs = base.to_vec();
+        pairs.push(("model", "model2"));
+        let e = validate(&p, &form(&pairs)).unwrap();
+        assert_eq!(e.attributes, [Some(1)]);
+        let f = features(&p, &e, OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(f.values["model"], Some(1.0));
+        assert_eq!(validate(&p, &form(&base)).unwrap().attributes, [None]);
+        pairs.pop();
+        pairs.push(("model", "model9"));
+        let err = validate(&p, &form(&pairs)).unwrap_err();
+        assert_eq!(err["model"], "Model must be one of model1, model2");
+    }
 
     fn form(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -144,7 +203,7 @@ mod tests {
             &p,
             &form(&[("volt", "176,2"), ("rotate", "1500"), ("pressure", "3")]),
         );
-        assert_eq!(ok, Ok(vec![176.2, 1500.0, 3.0]));
+        assert_eq!(ok.map(|e| e.values), Ok(vec![176.2, 1500.0, 3.0]));
         let e = validate(&p, &form(&[("volt", "999"), ("rotate", "fast")])).unwrap_err();
         assert_eq!(e["volt"], "Voltage must be between 0 and 400 V");
         assert_eq!(e["rotate"], "Rotation must be a number in rpm");
@@ -155,7 +214,7 @@ mod tests {
     fn a_steady_window_is_warm_and_has_the_profiles_features() {
         let p = pump();
         let now = OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap();
-        let f = features(&p, &[176.2, 1500.0, 3.0], now);
+        let f = features(&p, &entered(&[176.2, 1500.0, 3.0]), now);
         let (names, hash) = profile_feature_set(&p);
         assert!(!f.cold);
         assert_eq!(f.feature_set, hash);
@@ -169,7 +228,13 @@ mod tests {
     #[test]
     fn without_a_model_the_verdict_is_rules_only() {
         let p = pump();
-        let r = score(&p, &[176.2, 1500.0, 3.0], None, OffsetDateTime::UNIX_EPOCH).unwrap();
+        let r = score(
+            &p,
+            &entered(&[176.2, 1500.0, 3.0]),
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
         assert_eq!(r.actions[0].code, NO_MODEL);
         assert!(r.actions[0]
             .text

@@ -26,6 +26,8 @@ pub(crate) struct FieldView {
     max: Option<String>,
     value: String,
     error: Option<String>,
+    /// A categorical attribute: its values (a choice instead of a number).
+    options: Vec<String>,
 }
 
 /// One choice of the profile selector.
@@ -118,6 +120,7 @@ fn milling_view(
                 max: None,
                 value: form.get(name).to_owned(),
                 error: errors.get(name).cloned(),
+                options: Vec::new(),
             })
             .collect(),
         product_type: form.product_type.clone(),
@@ -126,7 +129,8 @@ fn milling_view(
     }
 }
 
-/// Another profile's form: one field per sensor, bounded by its range.
+/// Another profile's form: one field per sensor, bounded by its range, then a choice per
+/// attribute.
 fn profile_view(
     s: &AppState,
     p: &Profile,
@@ -147,7 +151,19 @@ fn profile_view(
                 max: Some(number(x.max)),
                 value: values.get(&x.name).cloned().unwrap_or_default(),
                 error: errors.get(&x.name).cloned(),
+                options: Vec::new(),
             })
+            .chain(p.attributes.iter().map(|a| FieldView {
+                name: a.name.clone(),
+                label: a.label.clone(),
+                unit: String::new(),
+                required: false,
+                min: None,
+                max: None,
+                value: values.get(&a.name).cloned().unwrap_or_default(),
+                error: errors.get(&a.name).cloned(),
+                options: a.values.clone(),
+            }))
             .collect(),
         ..base(s, p, from, None)
     }
@@ -224,7 +240,7 @@ pub(crate) async fn whatif_submit(
     let Some(p) = s.profiles.get(Some(&id)).cloned() else {
         return unknown_profile(&s, &id);
     };
-    let values = match profile_whatif::validate(&p, &form) {
+    let entered = match profile_whatif::validate(&p, &form) {
         Ok(v) => v,
         Err(errors) => {
             let mut r = page(profile_view(&s, &p, &form, &errors, None));
@@ -238,7 +254,7 @@ pub(crate) async fn whatif_submit(
             .models
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        profile_whatif::score(&p, &values, models.get(&p.id), now)
+        profile_whatif::score(&p, &entered, models.get(&p.id), now)
     };
     let mut view = profile_view(&s, &p, &form, &Default::default(), None);
     match scored {

@@ -30,6 +30,11 @@ range = [0.0, 50.0]
 [windows]
 short = 3
 short_stats = ["mean", "max"]
+
+[[attribute]]
+name = "model"
+label = "Pump model"
+values = ["model1", "model2"]
 "#;
 
 pub fn pump() -> Profile {
@@ -41,7 +46,7 @@ pub fn pump() -> Profile {
 pub fn pump_model() -> ModelArtifact {
     let p = pump();
     let (names, _) = dtwin_windows::profile_feature_set(&p);
-    let per_sensor = names.len() / p.sensors.len();
+    let per_sensor = (names.len() - p.attributes.len()) / p.sensors.len();
     let mut rows = Vec::new();
     let mut y = Vec::new();
     for (i, volt) in [110.0f32, 120.0, 130.0, 300.0, 320.0, 380.0]
@@ -51,6 +56,7 @@ pub fn pump_model() -> ModelArtifact {
         for v in [volt, 1500.0, 3.0] {
             rows.extend(std::iter::repeat_n(v, per_sensor));
         }
+        rows.push(1.0);
         y.push(i >= 3);
     }
     let x = ndarray::Array2::from_shape_vec((y.len(), names.len()), rows).unwrap();

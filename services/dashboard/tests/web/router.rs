@@ -352,7 +352,11 @@ fn a_pump_what_if_equals_the_streaming_services_on_the_same_readings() {
     for volt in [115.0, 380.0] {
         let values = [volt, 1500.0, 3.0];
         let now = dtwin_schema::time_fmt::now();
-        let via_dashboard = dtwin_dashboard::profile_whatif::features(&p, &values, now);
+        let entered = dtwin_dashboard::profile_whatif::Entered {
+            values: values.to_vec(),
+            attributes: vec![Some(1)],
+        };
+        let via_dashboard = dtwin_dashboard::profile_whatif::features(&p, &entered, now);
 
         // The feature service, fed the same values as a gateway would send them (the payload
         // key of `volt` is `voltage`), one second apart.
@@ -369,7 +373,7 @@ fn a_pump_what_if_equals_the_streaming_services_on_the_same_readings() {
         for seq in 1..=3u64 {
             let ts = dtwin_schema::time_fmt::format(now - time::Duration::seconds(3 - seq as i64));
             let payload = format!(
-                r#"{{"profile":"pump","seq":{seq},"ts":"{ts}","values":{{"voltage":{volt},"rotate":1500,"pressure":3}}}}"#
+                r#"{{"profile":"pump","seq":{seq},"ts":"{ts}","values":{{"voltage":{volt},"rotate":1500,"pressure":3,"model":"model2"}}}}"#
             );
             let mut out = Vec::new();
             fp.handle(

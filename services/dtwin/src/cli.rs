@@ -213,18 +213,28 @@ pub struct DashboardOpts {
     /// The inference service's model and rules, so the what-if form agrees with it.
     #[command(flatten)]
     pub inference: InferenceOpts,
+    /// Machine profiles (TOML) besides milling, for the what-if form and the readings' labels
+    /// and units; repeat or comma-separate (`dtwin up` passes the feature service's).
+    #[arg(
+        long = "profile",
+        env = "DTWIN_PROFILES",
+        value_delimiter = ',',
+        value_name = "PROFILE.toml"
+    )]
+    pub profiles: Vec<std::path::PathBuf>,
 }
 
 impl DashboardOpts {
     /// The dashboard's config.
     ///
     /// # Errors
-    /// Bad window flags.
+    /// Bad window flags or a bad profile.
     pub fn config(&self, common: CommonConfig) -> anyhow::Result<dtwin_dashboard::DashboardConfig> {
         let mut c = dtwin_dashboard::DashboardConfig::new(common.broker.clone());
         c.listen = self.dashboard_listen;
         c.token = self.dashboard_token.clone();
         c.inference = self.inference.config(common.clone())?;
+        c.profiles = dtwin_feature::load_profiles(&self.profiles)?;
         c.common = common;
         Ok(c)
     }

@@ -22,6 +22,15 @@ pub struct AlerterServiceOpts {
     /// needs its own --outbox/--spool.
     #[arg(long, env = "DTWIN_INSTANCE")]
     pub instance: Option<String>,
+    /// Machine profiles (TOML) besides milling: e-mails list readings with their labels and
+    /// units; repeat or comma-separate (`dtwin up` passes the feature service's).
+    #[arg(
+        long = "profile",
+        env = "DTWIN_PROFILES",
+        value_delimiter = ',',
+        value_name = "PROFILE.toml"
+    )]
+    pub profiles: Vec<PathBuf>,
 }
 
 impl super::ServiceOpts for AlerterServiceOpts {
@@ -30,7 +39,9 @@ impl super::ServiceOpts for AlerterServiceOpts {
     fn config(&self, mut common: CommonConfig) -> anyhow::Result<Self::Config> {
         common.metrics_listen = self.metrics_listen;
         common.instance = self.instance.clone();
-        self.alerter.config(common)
+        let mut c = self.alerter.config(common)?;
+        c.profiles = dtwin_feature::load_profiles(&self.profiles)?;
+        Ok(c)
     }
 }
 

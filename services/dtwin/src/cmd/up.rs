@@ -73,12 +73,15 @@ impl Stack {
             ..dtwin_feature::FeatureConfig::new(broker.clone())
         };
         args.feature.apply(&mut feature)?;
-        let alerter = args.alerter.config(common.clone())?;
+        // The profiles the feature service serves label the e-mails and the dashboard too.
+        let mut alerter = args.alerter.config(common.clone())?;
+        alerter.profiles.clone_from(&feature.profiles);
         let mut dashboard = dtwin_dashboard::DashboardConfig::new(broker.clone());
         dashboard.common = common.clone();
         dashboard.listen = args.dashboard_listen;
         dashboard.token = args.dashboard_token.clone();
         dashboard.inference = inference.clone();
+        dashboard.profiles.clone_from(&feature.profiles);
         Ok(Self {
             broker,
             twin,

@@ -63,6 +63,45 @@ fn feature_flags_given_to_up_build_the_same_config_as_dtwin_feature() {
     assert_eq!(f.telemetry_qos, stack.twin.qos);
 }
 
+/// A profile given to `up` reaches the feature service, the alerter and the dashboard, and the
+/// map the feature service; `dtwin alerter` and `dtwin dashboard` take the same flag.
+#[test]
+fn profiles_given_to_up_reach_every_service_that_shows_or_reads_readings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pump.toml");
+    std::fs::write(
+        &file,
+        "id = \"pump\"\nlabel = \"Pump\"\n[[sensor]]\nname = \"volt\"\nunit = \"V\"\nrange = [0.0, 400.0]\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let stack = dtwin::cmd::up::Stack::from_args(&up_args(&[
+        "--profile",
+        path,
+        "--profile-map",
+        "pump-*=pump",
+    ]))
+    .unwrap();
+    let ids = |p: &[dtwin_profile::Profile]| p.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&stack.feature.profiles), ["pump"]);
+    assert_eq!(
+        stack.feature.profile_map,
+        [("pump-*".to_owned(), "pump".to_owned())]
+    );
+    assert_eq!(ids(&stack.alerter.profiles), ["pump"]);
+    assert_eq!(ids(&stack.dashboard.profiles), ["pump"]);
+    for service in ["alerter", "dashboard"] {
+        let argv = ["dtwin", service, "--profile", path];
+        let parsed = Cli::try_parse_from(argv).unwrap().command;
+        let got = match parsed {
+            Command::Alerter(a) => ids(&a.config().unwrap().profiles),
+            Command::Dashboard(a) => ids(&a.config().unwrap().profiles),
+            other => panic!("parsed {other:?}"),
+        };
+        assert_eq!(got, ["pump"], "dtwin {service} --profile");
+    }
+}
+
 #[test]
 fn up_refuses_a_nonsense_feature_flag_as_dtwin_feature_does() {
     let err = dtwin::cmd::up::Stack::from_args(&up_args(&["--max-lag-s=-1"])).unwrap_err();

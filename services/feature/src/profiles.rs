@@ -581,6 +581,65 @@ short = 3
         );
     }
 
+    /// The obvious recursive matcher, to check the iterative one against.
+    fn naive(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, _) => s.is_empty(),
+            (Some(b'*'), _) => naive(&p[1..], s) || (!s.is_empty() && naive(p, &s[1..])),
+            (Some(_), None) => false,
+            (Some(&c), Some(&d)) => (c == b'?' || c == d) && naive(&p[1..], &s[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn glob_matches_as_the_naive_matcher(p in "[ab*?]{0,8}", s in "[ab]{0,10}") {
+            proptest::prop_assert_eq!(glob_match(&p, &s), naive(p.as_bytes(), s.as_bytes()), "{} vs {}", p, s);
+        }
+
+        /// Any mix of present, null and absent sensor values maps exactly: accepted with the
+        /// values in sensor order (NaN for null or absent) when every number is in its range,
+        /// else out_of_range naming the first key outside.
+        #[test]
+        fn mapping_accepts_exactly_the_in_range_readings(
+            volt in proptest::option::of(proptest::option::of(0.0f64..400.0)),
+            rpm in proptest::option::of(proptest::option::of(-100.0f64..1200.0)),
+            extra in proptest::option::of(-1e9f64..1e9),
+        ) {
+            let s = set(&[]);
+            let served = s.served(Slot::Other(0)).unwrap();
+            let mut raw = Vec::new();
+            for (key, v) in [("volt", volt), ("rpm", rpm)] {
+                if let Some(v) = v {
+                    raw.push((key.to_owned(), v.map_or(RawValue::Null, RawValue::Number)));
+                }
+            }
+            if let Some(x) = extra {
+                raw.push(("humidity".to_owned(), RawValue::Number(x)));
+            }
+            let inside = |v: Option<Option<f64>>, lo: f64, hi: f64| {
+                v.flatten().is_none_or(|v| (lo..=hi).contains(&v))
+            };
+            let ok = inside(volt, 100.0, 300.0) && inside(rpm, 0.0, 1000.0);
+            match served.map(&raw) {
+                Ok(m) => {
+                    proptest::prop_assert!(ok);
+                    for (got, want) in m.values.iter().zip([volt, rpm]) {
+                        match want.flatten() {
+                            Some(w) => proptest::prop_assert_eq!(*got, w),
+                            None => proptest::prop_assert!(got.is_nan()),
+                        }
+                    }
+                    proptest::prop_assert_eq!(m.ignored.len(), usize::from(extra.is_some()));
+                }
+                Err(e) => {
+                    proptest::prop_assert!(!ok);
+                    proptest::prop_assert_eq!(e.reason, RejectReason::OutOfRange);
+                }
+            }
+        }
+    }
+
     #[test]
     fn profiles_load_from_files_and_bad_ones_name_the_file() {
         let dir =

@@ -276,3 +276,50 @@ fn the_eda_frame_has_the_profile_s_sensors_and_classes_every_reading() {
     let r = frame(&d, &p, &events, Horizon::Readings(2));
     assert_eq!(r.class, f.class);
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a file holds (broken quoting, ragged rows, NaN, huge numbers, mixed time
+        /// kinds), reading it gives data or an error, never a panic, and every kept reading
+        /// has one value per sensor and one code per attribute.
+        #[test]
+        fn any_export_reads_or_fails_cleanly(
+            rows in proptest::collection::vec(
+                (
+                    prop_oneof![Just("1"), Just("2"), Just(""), Just("m\"x")],
+                    prop_oneof![
+                        Just("2015-01-01 06:00:00".to_owned()),
+                        (0u32..100).prop_map(|n| n.to_string()),
+                        "\\PC{0,12}",
+                    ],
+                    prop_oneof![Just("170.5".to_owned()), Just("NaN".to_owned()), Just("1e308".to_owned()), Just(String::new()), "\\PC{0,6}"],
+                    prop_oneof![Just("model1"), Just("zzz"), Just("")],
+                ),
+                0..40,
+            )
+        ) {
+            let mut text = "machineID,datetime,volt,rot,model\n".to_owned();
+            for (id, t, v, m) in &rows {
+                text.push_str(&format!("{id},{t},{v},400,{m}\n"));
+            }
+            let p = pump();
+            if let Ok(d) = read(&text, "f.csv", &p, &columns()) {
+                for s in &d.machines {
+                    prop_assert_eq!(s.values.len(), s.len() * 2);
+                    prop_assert_eq!(s.attrs.len(), s.len());
+                    prop_assert!(s.t.windows(2).all(|w| w[0] <= w[1]), "sorted by time");
+                }
+                let (ds, _) = dataset(&d, &p, &[], Horizon::Time(3600.0));
+                prop_assert_eq!(ds.x.nrows(), ds.y.len());
+            }
+        }
+
+        #[test]
+        fn any_time_cell_parses_or_is_none(cell in "\\PC{0,30}") {
+            let _ = parse_time(&cell, &jiff::tz::TimeZone::UTC);
+        }
+    }
+}

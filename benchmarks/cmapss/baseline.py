@@ -320,7 +320,7 @@ def main() -> None:
             # horizon that alarm, and the engines with an alarm more than `horizon` cycles ahead.
             units_all = fall["unit"].to_numpy()
             model_th = json.loads(args.model.read_text())["threshold"] if args.model else None
-            ths = sorted({0.5, 0.7, 0.9, *([round(model_th, 3)] if model_th else [])})
+            ths = sorted({0.5, 0.7, 0.9, 0.99, *([round(model_th, 3)] if model_th else [])})
             ours["thresholds"] = [
                 {
                     "threshold": th,

@@ -568,12 +568,17 @@ pub fn dataset(
     }
     report.rows = y.len();
     report.positives = y.iter().filter(|&&p| p).count();
-    let seconds_per_step = median(&mut gaps);
+    // Plain-number times (cycles) have no seconds: the event view's minutes and machine-days
+    // are then unknown (NaN, null in JSON), its counts in readings stay.
+    let gap = median(&mut gaps);
+    let seconds_per_step = if plant.time == TimeKind::Instant {
+        gap
+    } else {
+        f64::NAN
+    };
     let horizon_readings = match horizon {
         Horizon::Readings(h) => h,
-        Horizon::Time(hs) if seconds_per_step > 0.0 => {
-            (hs / seconds_per_step).round().max(1.0) as usize
-        }
+        Horizon::Time(hs) if gap > 0.0 => (hs / gap).round().max(1.0) as usize,
         Horizon::Time(_) => 1,
     };
     let rows = y.len();

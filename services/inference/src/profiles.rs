@@ -202,10 +202,7 @@ mod tests {
             Scorer::new(Arc::new(model), Arc::new(rules)),
             ProcessorConfig {
                 expected,
-                rules_text: crate::rules::expand_windows(
-                    crate::DEFAULT_RULES,
-                    &Default::default(),
-                ),
+                rules_text: crate::rules::expand_windows(crate::DEFAULT_RULES, &Default::default()),
                 drift: DriftConfig::default(),
                 drift_service: crate::SERVICE.to_owned(),
             },
@@ -250,7 +247,10 @@ mod tests {
         let mut p = processor();
         let hash = feature_set_hash(&names());
         let f = to_json(&pump_features(1, 280.0, &hash));
-        let out = p.handle(&[Inbound::new(FEATURES_TOPIC, &f)], OffsetDateTime::UNIX_EPOCH);
+        let out = p.handle(
+            &[Inbound::new(FEATURES_TOPIC, &f)],
+            OffsetDateTime::UNIX_EPOCH,
+        );
         let [r] = &verdicts(&out.publishes)[..] else {
             panic!("{out:?}")
         };
@@ -268,7 +268,11 @@ mod tests {
             "{}",
             r.actions[0].text
         );
-        assert_eq!(p.drift_window(), 0, "not in the milling model's drift window");
+        assert_eq!(
+            p.drift_window(),
+            0,
+            "not in the milling model's drift window"
+        );
     }
 
     #[test]
@@ -303,7 +307,11 @@ mod tests {
             panic!("{out:?}")
         };
         assert_eq!(d.reason, RejectReason::FeatureSetMismatch);
-        assert_eq!(p.model().model_id, milling_before, "milling keeps its model");
+        assert_eq!(
+            p.model().model_id,
+            milling_before,
+            "milling keeps its model"
+        );
         assert_eq!(p.profile_models().iter().count(), 1);
         // A cleared retained message takes the model away: rules only again.
         let out = p.handle(

@@ -1,0 +1,30 @@
+//! Sparkplug B host application core, pure: bytes, topics and a clock in, decisions out. No
+//! MQTT and no tokio: the ingest service subscribes [`topic::FILTER`], feeds every message to
+//! [`HostState::handle`] and carries out the [`Action`]s it returns (readings into the
+//! feature path, retained statuses, NCMD rebirth requests, dead letters, profile drafts).
+//!
+//! # Layout
+//! - [`proto`]: the Sparkplug B payload (hand-written prost structs of Eclipse Tahu's
+//!   `sparkplug_b.proto`, kept in `third_party/sparkplug/`), [`decode_payload`] and
+//!   [`encode_payload`], [`DataType`].
+//! - [`topic`]: [`Topic::parse`] for `spBv1.0/...` topics and the machine id of an edge node
+//!   or device ([`machine_id`]).
+//! - [`host`]: [`HostState`], the per edge node state machine (births, aliases, `seq`,
+//!   `bdSeq`, rebirth requests) and its [`Action`]s.
+//! - [`messages`]: what the host publishes: the rebirth NCMD payload and the Sparkplug 3.0
+//!   STATE birth and will.
+//! - [`error`]: [`DecodeError`], [`TopicError`].
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod host;
+pub mod messages;
+pub mod proto;
+pub mod topic;
+
+pub use error::{DecodeError, TopicError};
+pub use host::{Action, DeadLetterReason, HostConfig, HostState, RebirthReason};
+pub use messages::{rebirth_request, HostAnnouncement, HostStateMessage};
+pub use proto::{decode_payload, encode_payload, DataType, Metric, MetricValue, Payload};
+pub use topic::{machine_id, EdgeNodeId, MessageType, Topic};

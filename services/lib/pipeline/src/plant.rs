@@ -189,6 +189,17 @@ pub enum PlantError {
         /// What the column holds.
         expected: &'static str,
     },
+    /// The label column is also a sensor or attribute of the profile: the model would read
+    /// the answer from its input.
+    #[error("--label-column {column:?} is also {what} of profile {profile}: the model would read the failure from its own input. Remove it from the profile (or draft it again with `dtwin profile init ... --label-column {column}`)")]
+    LabelIsInput {
+        /// The column.
+        column: String,
+        /// The sensor or attribute that reads it.
+        what: String,
+        /// The profile's id.
+        profile: String,
+    },
     /// Every row was left out.
     #[error("{file}: no usable row ({skipped} rows left out; first: {first})")]
     NoRows {
@@ -228,6 +239,23 @@ pub fn read(
         .as_deref()
         .map(|c| col(c, "--label-column"))
         .transpose()?;
+    if let Some(label) = &columns.label {
+        let sensor = profile.sensors.iter().find(|s| &s.key == label);
+        let attribute = profile
+            .attributes
+            .iter()
+            .find(|a| &a.name == label || &a.label == label);
+        let what = sensor
+            .map(|s| format!("sensor {}", s.name))
+            .or_else(|| attribute.map(|a| format!("attribute {}", a.name)));
+        if let Some(what) = what {
+            return Err(PlantError::LabelIsInput {
+                column: label.clone(),
+                what,
+                profile: profile.id.clone(),
+            });
+        }
+    }
     let sensor_cols = profile
         .sensors
         .iter()

@@ -206,6 +206,17 @@ fn a_label_column_and_unlisted_labels_count_and_a_failure_at_the_end_labels_the_
 }
 
 #[test]
+fn a_label_column_the_profile_reads_as_input_is_refused() {
+    let mut c = columns();
+    c.label = Some("rot".to_owned());
+    let e = read(DATA, "d.csv", &pump(), &c).unwrap_err().to_string();
+    assert!(e.contains("also sensor rotate of profile pump"), "{e}");
+    c.label = Some("model".to_owned());
+    let e = read(DATA, "d.csv", &pump(), &c).unwrap_err().to_string();
+    assert!(e.contains("also attribute model"), "{e}");
+}
+
+#[test]
 fn cycles_are_plain_numbers_and_an_event_log_must_use_the_same_kind() {
     let p = pump();
     let mut c = columns();

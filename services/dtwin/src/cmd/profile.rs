@@ -66,6 +66,19 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Headers (as feature names) that hold failure labels in common exports.
+const LABEL_HEADERS: [&str; 9] = [
+    "failure",
+    "failures",
+    "failure_type",
+    "failure_mode",
+    "machine_failure",
+    "label",
+    "fault",
+    "target",
+    "failed",
+];
+
 fn check(file: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read profile {}", file.display()))?;
@@ -146,8 +159,18 @@ fn init(a: &InitArgs) -> anyhow::Result<String> {
         let ii = headers.iter().position(|h| *h == a.id_column)?;
         reading_interval(&cells[ii], &cells[ti])
     });
+    // Without --label-column, a column named like failure labels is read as them: drafted as a
+    // sensor or an attribute it would hand the model the answer as an input.
+    let guessed = a.label_column.is_none().then(|| {
+        headers
+            .iter()
+            .filter(|h| **h != a.id_column && Some(*h) != a.time_column.as_ref())
+            .find(|h| LABEL_HEADERS.contains(&dtwin_profile::draft::feature_name(h).as_str()))
+            .cloned()
+    });
+    let label_column = a.label_column.clone().or(guessed.clone().flatten());
     let (text, report) =
-        dtwin_profile::draft::draft(&id, &columns, a.label_column.as_deref(), interval);
+        dtwin_profile::draft::draft(&id, &columns, label_column.as_deref(), interval);
     // A draft that does not parse would be this command's bug, not the user's: say so.
     dtwin_profile::Profile::parse(&text, &a.out.display().to_string())
         .context("the drafted profile does not parse (a dtwin bug; please report it)")?;
@@ -177,7 +200,12 @@ fn init(a: &InitArgs) -> anyhow::Result<String> {
             format!("; left out: {}", skipped.join(", "))
         },
         a.out.display()
-    ))
+    ) + &guessed.flatten().map_or_else(String::new, |c| {
+        format!(
+            "\nColumn {c:?} looks like failure labels: drafted as the profile's [failures] labels, \
+             not as an input (train with --label-column {c:?}; pass --label-column to choose another)."
+        )
+    }))
 }
 
 /// The median time between consecutive readings of a machine, when the time column holds

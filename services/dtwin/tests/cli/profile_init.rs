@@ -123,3 +123,39 @@ fn a_column_that_is_not_there_is_named_with_the_columns_that_are() {
         "{t}"
     );
 }
+
+/// Without --label-column, the `failure` column is still read as failure labels (drafted as an
+/// attribute it would give the model the answer as an input), and the output says so.
+#[test]
+fn a_failure_column_is_read_as_labels_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    export(dir.path());
+    let o = dtwin(
+        &[
+            "profile",
+            "init",
+            "telemetry.csv",
+            "--id-column",
+            "machineID",
+            "--time-column",
+            "datetime",
+            "--out",
+            "pump.toml",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("Column \"failure\" looks like failure labels"),
+        "{}",
+        text(&o)
+    );
+    let drafted = std::fs::read_to_string(dir.path().join("pump.toml")).unwrap();
+    let p = dtwin_profile::Profile::parse(&drafted, "pump.toml").unwrap();
+    assert_eq!(p.failures.labels, ["comp2"]);
+    assert!(
+        p.attributes.iter().all(|a| a.name != "failure"),
+        "not an input"
+    );
+    assert!(p.sensor("failure").is_none(), "not an input");
+}

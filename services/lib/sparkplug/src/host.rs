@@ -9,7 +9,8 @@
 //!   [`HostConfig::max_birth_metrics`] metrics, each with a name, and unique names and
 //!   aliases. The devices of the previous session go offline (they must DBIRTH again). An
 //!   NBIRTH whose `bdSeq` is one of a recently ended session's and whose timestamp is not
-//!   newer than that session's birth is a replay: dead letter, the session is untouched.
+//!   newer than that session's birth (or the current session's `bdSeq` with an older
+//!   timestamp) is a replay: dead letter, the session is untouched.
 //! - Every NDATA, DBIRTH, DDATA and DDEATH must carry the `seq` expected next (0-255,
 //!   wrapping). On a gap the message is dropped, the node waits for a rebirth (everything
 //!   until its next NBIRTH is dropped) and a rebirth is requested.
@@ -177,7 +178,9 @@ pub enum DeadLetterReason {
     BadBirth,
     /// A birth with more metrics than [`HostConfig::max_birth_metrics`].
     TooManyMetrics,
-    /// An NBIRTH replaying an ended session's `bdSeq`.
+    /// An NBIRTH replaying an earlier birth: the `bdSeq` of an ended session and a timestamp
+    /// not newer than that session's birth, or the current session's `bdSeq` with an older
+    /// timestamp.
     ReplayedBdSeq,
     /// An NDEATH or DDEATH that does not end the current session or a born device.
     StaleDeath,
@@ -321,6 +324,15 @@ impl HostState {
         self.nodes.get(node).is_some_and(|n| n.session.is_some())
     }
 
+    /// Whether the node's session waits for a rebirth (after a `seq` gap or an unknown
+    /// alias), dropping its messages until then.
+    pub fn is_awaiting_rebirth(&self, node: &EdgeNodeId) -> bool {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.session.as_ref())
+            .is_some_and(|s| s.awaiting_rebirth)
+    }
+
     /// The current birth of a node (`device` `None`) or device, all metrics with their
     /// datatypes in birth order, if it has one.
     pub fn birth(
@@ -453,18 +465,23 @@ impl Ctx<'_, '_> {
             self.refuse_birth(DeadLetterReason::BadBirth, "NBIRTH without a bdSeq metric");
             return;
         };
+        // A restarted node may legitimately reuse a bdSeq (not every client persists it), but
+        // its birth is then newer; an old birth sent again is not.
         let replay = self.state.ended.iter().any(|(ended_bd, ended_ts)| {
             *ended_bd == bd_seq
                 && match (payload.timestamp, ended_ts) {
                     (Some(ts), Some(ended)) => ts <= *ended,
                     _ => true,
                 }
+        }) || self.state.session.as_ref().is_some_and(|s| {
+            s.bd_seq == bd_seq
+                && matches!((payload.timestamp, s.birth_ts), (Some(ts), Some(born)) if ts < born)
         });
         if replay {
             self.out.dead(
                 DeadLetterReason::ReplayedBdSeq,
                 format_args!(
-                    "NBIRTH with bdSeq {bd_seq} of an ended session and no newer timestamp"
+                    "NBIRTH with bdSeq {bd_seq} of an earlier birth and no newer timestamp"
                 ),
             );
             return;

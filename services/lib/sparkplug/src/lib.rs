@@ -13,16 +13,20 @@
 //!   `bdSeq`, rebirth requests) and its [`Action`]s.
 //! - [`messages`]: what the host publishes: the rebirth NCMD payload and the Sparkplug 3.0
 //!   STATE birth and will.
+//! - [`edge`]: the other side, [`EdgeNode`]: an edge node's births, data and death with its
+//!   `seq` and `bdSeq` (for the twin and for tests).
 //! - [`error`]: [`DecodeError`], [`TopicError`].
 
 #![warn(missing_docs)]
 
+pub mod edge;
 pub mod error;
 pub mod host;
 pub mod messages;
 pub mod proto;
 pub mod topic;
 
+pub use edge::{by_alias, EdgeNode};
 pub use error::{DecodeError, TopicError};
 pub use host::{Action, DeadLetterReason, HostConfig, HostState, RebirthReason};
 pub use messages::{rebirth_request, HostAnnouncement, HostStateMessage};

@@ -1,8 +1,9 @@
 //! The embedded MQTT broker: rumqttd, configured in code with bounded memory.
 //!
-//! rumqttd's `Broker::start` blocks forever and never reports failures to bind (it logs them
-//! on its own thread), so [`start`] checks the port first, runs the broker on a dedicated
-//! thread and waits until the port accepts connections. The broker cannot be stopped; it lives
+//! rumqttd's listeners never report failures to bind (they log them on their own threads), so
+//! [`start`] checks the ports first, starts rumqttd's router and one thread per listener, and
+//! waits until the ports accept connections. Every listener takes MQTT 3.1.1 and MQTT 5
+//! clients ([`protocol`]). The broker cannot be stopped; it lives
 //! as long as the process, which is what `dtwin up` and the tests need.
 //!
 //! # Layout
@@ -10,11 +11,13 @@
 //! - [`start`]: bind check, thread, readiness.
 //! - [`run`]: the service entry point (start, then wait for shutdown).
 //! - [`nodelay`]: TCP_NODELAY on rumqttd's listening sockets (inherited by accepted ones).
+//! - [`protocol`]: MQTT 3.1.1 and MQTT 5 clients on the same listener.
 
 pub mod auth;
 pub mod nodelay;
+pub mod protocol;
 
-use std::collections::HashMap;
+use protocol::AnyVersion;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,7 +95,7 @@ impl BrokerConfig {
         out
     }
 
-    fn rumqttd(&self) -> rumqttd::Config {
+    fn connection_settings(&self) -> rumqttd::ConnectionSettings {
         let mut connections = rumqttd::ConnectionSettings {
             connection_timeout_ms: 10_000,
             max_payload_size: self.max_payload_bytes,
@@ -120,42 +123,42 @@ impl BrokerConfig {
                 }
             });
         }
-        let mut servers = HashMap::from([(
-            "1".to_owned(),
-            rumqttd::ServerSettings {
-                name: "dtwin-v4".to_owned(),
-                listen: self.listen,
-                tls: None,
-                next_connection_delay_ms: 0,
-                connections: connections.clone(),
-            },
-        )]);
+        connections
+    }
+
+    /// The listeners, each speaking MQTT 3.1.1 and 5 (see [`protocol`]). The names are the
+    /// names of their threads: `rumqttd` first, so `dtwin loadtest` counts them as the broker.
+    fn servers(&self) -> Vec<rumqttd::ServerSettings> {
+        let connections = self.connection_settings();
+        let mut servers = vec![rumqttd::ServerSettings {
+            name: "rumqttd-mqtt".to_owned(),
+            listen: self.listen,
+            tls: None,
+            next_connection_delay_ms: 0,
+            connections: connections.clone(),
+        }];
         if let Some(tls) = &self.tls {
-            servers.insert(
-                "2".to_owned(),
-                rumqttd::ServerSettings {
-                    name: "dtwin-v4-tls".to_owned(),
-                    listen: tls.listen,
-                    tls: Some(rumqttd::TlsConfig::Rustls {
-                        capath: None,
-                        certpath: tls.cert.display().to_string(),
-                        keypath: tls.key.display().to_string(),
-                    }),
-                    next_connection_delay_ms: 0,
-                    connections,
-                },
-            );
+            servers.push(rumqttd::ServerSettings {
+                name: "rumqttd-mqtts".to_owned(),
+                listen: tls.listen,
+                tls: Some(rumqttd::TlsConfig::Rustls {
+                    capath: None,
+                    certpath: tls.cert.display().to_string(),
+                    keypath: tls.key.display().to_string(),
+                }),
+                next_connection_delay_ms: 0,
+                connections,
+            });
         }
-        rumqttd::Config {
-            id: 0,
-            router: rumqttd::RouterConfig {
-                max_connections: self.max_connections,
-                max_outgoing_packet_count: 200,
-                max_segment_size: self.segment_bytes,
-                max_segment_count: self.segment_count,
-                ..Default::default()
-            },
-            v4: Some(servers),
+        servers
+    }
+
+    fn router(&self) -> rumqttd::RouterConfig {
+        rumqttd::RouterConfig {
+            max_connections: self.max_connections,
+            max_outgoing_packet_count: 200,
+            max_segment_size: self.segment_bytes,
+            max_segment_count: self.segment_count,
             ..Default::default()
         }
     }
@@ -218,16 +221,34 @@ pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
     for addr in config.listeners() {
         drop(TcpListener::bind(addr).map_err(|source| BrokerError::PortTaken { addr, source })?);
     }
-    let rumqttd_config = config.rumqttd();
-    std::thread::Builder::new()
-        .name("rumqttd".to_owned())
-        .spawn(move || {
-            let mut broker = rumqttd::Broker::new(rumqttd_config);
-            if let Err(e) = broker.start() {
-                tracing::error!(error = %e, "embedded broker stopped");
-            }
-        })
-        .map_err(BrokerError::Thread)?;
+    // rumqttd's `Broker::start` would run each listener with one protocol (v4 or v5); the
+    // same parts assembled here run each with `AnyVersion`: one router (its own thread), one
+    // thread per listener, as `Broker::start` does.
+    let router_tx = rumqttd::Router::new(0, config.router()).spawn();
+    for settings in config.servers() {
+        let mut server =
+            rumqttd::Server::new(settings.clone(), router_tx.clone(), AnyVersion::default());
+        std::thread::Builder::new()
+            .name(settings.name.clone())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, listen = %settings.listen, "cannot start the broker's listener");
+                        return;
+                    }
+                };
+                runtime.block_on(async {
+                    if let Err(e) = server.start(rumqttd::LinkType::Remote).await {
+                        tracing::error!(error = %e, listen = %settings.listen, "embedded broker's listener stopped");
+                    }
+                });
+            })
+            .map_err(BrokerError::Thread)?;
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
     for listen in config.listeners() {
         loop {
@@ -258,6 +279,7 @@ pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
         %addr,
         tls = ?config.tls.as_ref().map(|t| t.listen),
         authentication = config.passwords.is_some(),
+        mqtt = "3.1.1 and 5",
         "embedded MQTT broker listening"
     );
     Ok(BrokerHandle { addr })

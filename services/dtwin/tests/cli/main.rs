@@ -13,6 +13,7 @@ mod evaluate_eda;
 mod generate_replay;
 mod healthcheck;
 mod loadtest;
+mod mqtt5;
 mod plant;
 mod predict_recipe;
 mod profile_init;

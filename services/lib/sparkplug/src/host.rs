@@ -8,9 +8,10 @@
 //! - NBIRTH starts a session: it must carry `seq` and a `bdSeq` metric, at most
 //!   [`HostConfig::max_birth_metrics`] metrics, each with a name, and unique names and
 //!   aliases. The devices of the previous session go offline (they must DBIRTH again). An
-//!   NBIRTH whose `bdSeq` is one of a recently ended session's and whose timestamp is not
-//!   newer than that session's birth (or the current session's `bdSeq` with an older
-//!   timestamp) is a replay: dead letter, the session is untouched.
+//!   NBIRTH whose timestamp is not newer than the last accepted NBIRTH with the same
+//!   `bdSeq` is a replay: dead letter, the session is untouched. (A rebirth keeps its
+//!   `bdSeq` and a restarted node may reuse one, but their births are newer; births without
+//!   a timestamp cannot be told apart and are accepted.)
 //! - Every NDATA, DBIRTH, DDATA and DDEATH must carry the `seq` expected next (0-255,
 //!   wrapping). On a gap the message is dropped, the node waits for a rebirth (everything
 //!   until its next NBIRTH is dropped) and a rebirth is requested.
@@ -28,7 +29,7 @@
 use crate::proto::{decode_payload, DataType, Metric, MetricValue, Payload};
 use crate::topic::{EdgeNodeId, MessageType, Topic};
 use dtwin_schema::MachineId;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 /// Most metrics a birth may declare; a larger birth is refused (dead letter), so one edge
@@ -45,9 +46,6 @@ pub const MAX_NODES: usize = 100_000;
 
 /// Most devices per edge node, for the same reason.
 pub const MAX_DEVICES_PER_NODE: usize = 10_000;
-
-/// Ended sessions remembered per node to recognise a replayed NBIRTH.
-const ENDED_SESSIONS: usize = 4;
 
 /// The metric of NBIRTH and NDEATH that names the MQTT session.
 pub const BD_SEQ_METRIC: &str = "bdSeq";
@@ -178,9 +176,8 @@ pub enum DeadLetterReason {
     BadBirth,
     /// A birth with more metrics than [`HostConfig::max_birth_metrics`].
     TooManyMetrics,
-    /// An NBIRTH replaying an earlier birth: the `bdSeq` of an ended session and a timestamp
-    /// not newer than that session's birth, or the current session's `bdSeq` with an older
-    /// timestamp.
+    /// An NBIRTH replaying an earlier birth: its timestamp is not newer than the last
+    /// accepted NBIRTH with the same `bdSeq`.
     ReplayedBdSeq,
     /// An NDEATH or DDEATH that does not end the current session or a born device.
     StaleDeath,
@@ -263,7 +260,6 @@ fn is_control(name: &str) -> bool {
 #[derive(Debug, Clone)]
 struct Session {
     bd_seq: u64,
-    birth_ts: Option<u64>,
     next_seq: u8,
     /// A gap or an unknown alias was seen: drop everything until the next NBIRTH.
     awaiting_rebirth: bool,
@@ -276,8 +272,8 @@ struct Session {
 #[derive(Debug, Clone, Default)]
 struct Node {
     session: Option<Session>,
-    /// `bdSeq` and birth timestamp of recently ended sessions, newest last.
-    ended: VecDeque<(u64, Option<u64>)>,
+    /// Per `bdSeq` (0-255), the timestamp of the last accepted NBIRTH with it.
+    birth_ts: HashMap<u8, u64>,
     last_rebirth_ms: Option<u64>,
     /// Its last NBIRTH was refused: asking again would only repeat it.
     birth_refused: bool,
@@ -447,12 +443,6 @@ impl Ctx<'_, '_> {
                 machine: self.node.machine_id(None),
             });
         }
-        self.state
-            .ended
-            .push_back((session.bd_seq, session.birth_ts));
-        while self.state.ended.len() > ENDED_SESSIONS {
-            self.state.ended.pop_front();
-        }
     }
 
     fn nbirth(&mut self, payload: &Payload) {
@@ -465,18 +455,12 @@ impl Ctx<'_, '_> {
             self.refuse_birth(DeadLetterReason::BadBirth, "NBIRTH without a bdSeq metric");
             return;
         };
-        // A restarted node may legitimately reuse a bdSeq (not every client persists it), but
-        // its birth is then newer; an old birth sent again is not.
-        let replay = self.state.ended.iter().any(|(ended_bd, ended_ts)| {
-            *ended_bd == bd_seq
-                && match (payload.timestamp, ended_ts) {
-                    (Some(ts), Some(ended)) => ts <= *ended,
-                    _ => true,
-                }
-        }) || self.state.session.as_ref().is_some_and(|s| {
-            s.bd_seq == bd_seq
-                && matches!((payload.timestamp, s.birth_ts), (Some(ts), Some(born)) if ts < born)
-        });
+        // A restarted node may legitimately reuse a bdSeq (not every client persists it), and
+        // a rebirth keeps it, but such a birth is newer; an old birth sent again is not.
+        let replay = match (payload.timestamp, self.state.birth_ts.get(&bd_key(bd_seq))) {
+            (Some(ts), Some(seen)) => ts <= *seen,
+            _ => false,
+        };
         if replay {
             self.out.dead(
                 DeadLetterReason::ReplayedBdSeq,
@@ -497,6 +481,9 @@ impl Ctx<'_, '_> {
         let node_is_machine = !data.is_empty();
         self.end_session(node_is_machine);
         self.state.birth_refused = false;
+        if let Some(ts) = payload.timestamp {
+            self.state.birth_ts.insert(bd_key(bd_seq), ts);
+        }
         let machine = self.node.machine_id(None);
         if node_is_machine {
             self.out.actions.push(Action::Birth {
@@ -518,7 +505,6 @@ impl Ctx<'_, '_> {
         );
         self.state.session = Some(Session {
             bd_seq,
-            birth_ts: payload.timestamp,
             next_seq: seq.wrapping_add(1),
             awaiting_rebirth: false,
             node: cert,
@@ -699,6 +685,11 @@ impl Ctx<'_, '_> {
             is_machine,
         );
     }
+}
+
+/// The key of a `bdSeq` (0-255 by the spec; larger values share keys rather than grow the map).
+fn bd_key(bd_seq: u64) -> u8 {
+    (bd_seq % 256) as u8
 }
 
 /// `seq` when present and in 0-255.

@@ -760,8 +760,8 @@ fn build_birth(metrics: &[Metric], max: usize) -> Result<BirthCert, (DeadLetterR
 /// readings, `Err` when the value does not fit the datatype.
 ///
 /// Signed integers narrower than 64 bits are read from their low bits: Tahu's Java client
-/// sign-extends them into `int_value`, other clients add 2^n to negative values, and both
-/// agree on the low bits.
+/// sign-extends them into `int_value` (Int8 -1 is `0xFFFF_FFFF`), its Python client adds 2^n
+/// to negative values (Int8 -1 is 255), and both agree on the low bits.
 fn numeric(t: DataType, v: &MetricValue) -> Result<Option<f64>, ()> {
     use MetricValue as V;
     let x = match (t, v) {

@@ -3,6 +3,23 @@
 //! [`HostState::handle`] and carries out the [`Action`]s it returns (readings into the
 //! feature path, retained statuses, NCMD rebirth requests, dead letters, profile drafts).
 //!
+//! ```
+//! use dtwin_sparkplug::{by_alias, Action, DataType, EdgeNode, EdgeNodeId, HostConfig, HostState, Metric, MetricValue};
+//!
+//! let mut host = HostState::new(HostConfig::default());
+//! let mut edge = EdgeNode::new(EdgeNodeId::new("plant1", "line4"), 0);
+//! let now = 1_700_000_000_000;
+//! let (topic, payload) = edge.nbirth(&[], now);
+//! assert!(host.handle(&topic, &payload, now).is_empty());
+//! let birth = [Metric::named("temperature", Some(1), DataType::Double)];
+//! let (topic, payload) = edge.dbirth("press2", &birth, now);
+//! host.handle(&topic, &payload, now); // Birth and Online for plant1.line4.press2
+//! let (topic, payload) = edge.ddata("press2", &[by_alias(1, MetricValue::DoubleValue(21.5))], now);
+//! let actions = host.handle(&topic, &payload, now);
+//! assert!(matches!(&actions[..], [Action::Reading { machine, values, .. }]
+//!     if machine.as_str() == "plant1.line4.press2" && values == &[("temperature".to_owned(), 21.5)]));
+//! ```
+//!
 //! # Layout
 //! - [`proto`]: the Sparkplug B payload (hand-written prost structs of Eclipse Tahu's
 //!   `sparkplug_b.proto`, kept in `third_party/sparkplug/`), [`decode_payload`] and

@@ -393,6 +393,22 @@ fn a_replayed_nbirth_is_refused_but_a_restart_with_the_same_bd_seq_is_not() {
         dead(&host.handle(&t, &p, T0 + 50)).is_empty(),
         "session untouched"
     );
+
+    // A copy of the current birth (an MQTT redelivery, say) does not reset seq; a rebirth
+    // (same bdSeq, newer timestamp) does.
+    let (ct, cp) = edge.nbirth(&node_birth(), T0 + 60);
+    assert!(dead(&host.handle(&ct, &cp, T0 + 60)).is_empty());
+    let (t, p) = edge.ndata(&[], T0 + 61);
+    host.handle(&t, &p, T0 + 61);
+    assert_eq!(
+        dead(&host.handle(&ct, &cp, T0 + 62)),
+        vec![DeadLetterReason::ReplayedBdSeq]
+    );
+    let (t, p) = edge.ndata(&[], T0 + 63);
+    assert!(
+        dead(&host.handle(&t, &p, T0 + 63)).is_empty(),
+        "seq 2 still expected"
+    );
 }
 
 #[test]

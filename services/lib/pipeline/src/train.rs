@@ -177,9 +177,17 @@ pub fn train_on(
     let target = spec.target.unwrap_or_else(|| default_target(data));
     let split = twin_split(data);
     let (x, y) = data.select(&split.train);
+    // A plant's model is fitted again on training and validation machines once the threshold
+    // is chosen (see below): the first fit's progress is then not reported.
+    let refit = matches!(data.recipe.as_deref(), Some(FeatureRecipe::Profile { .. }));
     let started = Instant::now();
-    let forest = Forest::fit(x.view(), &y, &spec.params, on_tree)?;
-    let fit_seconds = started.elapsed().as_secs_f64();
+    let forest = Forest::fit(
+        x.view(),
+        &y,
+        &spec.params,
+        if refit { &|| {} } else { on_tree },
+    )?;
+    let mut fit_seconds = started.elapsed().as_secs_f64();
 
     let wrapped = EvalData::Twin(data.clone());
     let val_rows = split.validation;
@@ -190,6 +198,22 @@ pub fn train_on(
         // The target is out of reach on the validation machines: fall back to best F1.
         threshold = choose_threshold(&wrapped, &val_rows, &pv, ThresholdTarget::BestF1, &policy);
     }
+    // A plant has few machines and every one counts: once the threshold is chosen on the
+    // validation machines, the shipped forest learns from them too (the test machines stay
+    // held out). C-MAPSS: scikit-learn's forest ranks the test engines 0.983 from 60 engines,
+    // 0.986 from 100.
+    let (forest, y) = if refit {
+        let mut rows = split.train.clone();
+        rows.extend_from_slice(&val_rows);
+        rows.sort_unstable();
+        let (xa, ya) = data.select(&rows);
+        let started = Instant::now();
+        let f = Forest::fit(xa.view(), &ya, &spec.params, on_tree)?;
+        fit_seconds += started.elapsed().as_secs_f64();
+        (f, ya)
+    } else {
+        (forest, y)
+    };
     let test_rows = split.test;
     let (xt, yt) = data.select(&test_rows);
     let pt = forest.predict_proba(xt.view());
@@ -216,7 +240,11 @@ pub fn train_on(
     };
     let metrics = json!({
         "test": rep,
-        "split": "by machine: index % 5 == 0 test, == 1 validation (threshold), rest train",
+        "split": if refit {
+            "by machine: index % 5 == 0 test, == 1 validation (threshold, then refitted with the rest), rest train"
+        } else {
+            "by machine: index % 5 == 0 test, == 1 validation (threshold), rest train"
+        },
         "alert_policy": policy,
     });
     // Drift reference: the training rows' features; the probability on the validation machines,

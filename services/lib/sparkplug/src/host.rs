@@ -7,7 +7,9 @@
 //!   NCMD, DCMD and other hosts' STATE are ignored.
 //! - NBIRTH starts a session: it must carry `seq` and a `bdSeq` metric, at most
 //!   [`HostConfig::max_birth_metrics`] metrics, each with a name, and unique names and
-//!   aliases. The devices of the previous session go offline (they must DBIRTH again). An
+//!   aliases. The devices of the previous session must DBIRTH again: they keep their status
+//!   until the node's first message that is not a DBIRTH, then those that did not are
+//!   offline (so a rebirth does not flap statuses). An
 //!   NBIRTH whose timestamp is not newer than the last accepted NBIRTH with the same
 //!   `bdSeq` is a replay: dead letter, the session is untouched. (A rebirth keeps its
 //!   `bdSeq` and a restarted node may reuse one, but their births are newer; births without
@@ -29,7 +31,7 @@
 use crate::proto::{decode_payload, DataType, Metric, MetricValue, Payload};
 use crate::topic::{EdgeNodeId, MessageType, Topic};
 use dtwin_schema::MachineId;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 /// Most metrics a birth may declare; a larger birth is refused (dead letter), so one edge
@@ -94,7 +96,8 @@ pub enum Action {
         /// The metrics were flagged `is_historical`: late data, not a live reading.
         historical: bool,
     },
-    /// The machine was born (set its retained status online).
+    /// The machine was born (set its retained status online). Online and Offline alternate
+    /// per machine: each is sent only on a change.
     Online {
         /// The machine.
         machine: MachineId,
@@ -267,6 +270,9 @@ struct Session {
     /// The node itself is a machine (its birth has data metrics).
     node_is_machine: bool,
     devices: HashMap<String, BirthCert>,
+    /// Devices born before this NBIRTH and not yet born again: they keep their status until
+    /// the node's first message that is not a DBIRTH, so a rebirth does not flap them.
+    pending: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -426,21 +432,39 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Ends the current session, if any: its machines go offline.
-    fn end_session(&mut self, keep_node_machine: bool) {
+    /// Ends the current session, if any. With `carry`, its devices are returned to wait for
+    /// their DBIRTH in the next session; without, they go offline. Its node machine goes
+    /// offline unless `keep_node_machine`. Returns the carried devices and whether the node
+    /// machine was online.
+    fn end_session(&mut self, keep_node_machine: bool, carry: bool) -> (BTreeSet<String>, bool) {
         let Some(session) = self.state.session.take() else {
-            return;
+            return (BTreeSet::new(), false);
         };
-        let mut devices: Vec<&String> = session.devices.keys().collect();
-        devices.sort();
-        for d in devices {
-            self.out.actions.push(Action::Offline {
-                machine: self.node.machine_id(Some(d)),
-            });
+        let mut devices = session.pending;
+        devices.extend(session.devices.into_keys());
+        if !carry {
+            for d in std::mem::take(&mut devices) {
+                self.out.actions.push(Action::Offline {
+                    machine: self.node.machine_id(Some(&d)),
+                });
+            }
         }
         if session.node_is_machine && !keep_node_machine {
             self.out.actions.push(Action::Offline {
                 machine: self.node.machine_id(None),
+            });
+        }
+        (devices, session.node_is_machine)
+    }
+
+    /// The DBIRTHs after an NBIRTH are over: devices that did not send theirs go offline.
+    fn flush_pending(&mut self) {
+        let Some(session) = self.state.session.as_mut() else {
+            return;
+        };
+        for d in std::mem::take(&mut session.pending) {
+            self.out.actions.push(Action::Offline {
+                machine: self.node.machine_id(Some(&d)),
             });
         }
     }
@@ -479,7 +503,7 @@ impl Ctx<'_, '_> {
         };
         let data = cert.data_metrics();
         let node_is_machine = !data.is_empty();
-        self.end_session(node_is_machine);
+        let (pending, node_was_online) = self.end_session(node_is_machine, true);
         self.state.birth_refused = false;
         if let Some(ts) = payload.timestamp {
             self.state.birth_ts.insert(bd_key(bd_seq), ts);
@@ -490,9 +514,11 @@ impl Ctx<'_, '_> {
                 machine: machine.clone(),
                 metrics: data,
             });
-            self.out.actions.push(Action::Online {
-                machine: machine.clone(),
-            });
+            if !node_was_online {
+                self.out.actions.push(Action::Online {
+                    machine: machine.clone(),
+                });
+            }
         }
         push_readings(
             self.out,
@@ -510,12 +536,13 @@ impl Ctx<'_, '_> {
             node: cert,
             node_is_machine,
             devices: HashMap::new(),
+            pending,
         });
     }
 
     fn refuse_birth(&mut self, reason: DeadLetterReason, detail: impl fmt::Display) {
         self.out.dead(reason, detail);
-        self.end_session(false);
+        self.end_session(false, false);
         self.state.birth_refused = true;
     }
 
@@ -526,7 +553,9 @@ impl Ctx<'_, '_> {
             return;
         };
         match &self.state.session {
-            Some(s) if s.bd_seq == bd_seq => self.end_session(false),
+            Some(s) if s.bd_seq == bd_seq => {
+                self.end_session(false, false);
+            }
             Some(s) => self.out.dead(
                 DeadLetterReason::StaleDeath,
                 format_args!(
@@ -593,7 +622,9 @@ impl Ctx<'_, '_> {
             Ok(c) => c,
             Err((reason, detail)) => {
                 self.out.dead(reason, detail);
-                if session.devices.remove(device).is_some() {
+                let was_online =
+                    session.devices.remove(device).is_some() | session.pending.remove(device);
+                if was_online {
                     self.out.actions.push(Action::Offline { machine });
                 }
                 return;
@@ -601,6 +632,7 @@ impl Ctx<'_, '_> {
         };
         let was_born = session.devices.contains_key(device);
         if !was_born && session.devices.len() >= max_devices {
+            // A pending device stays pending: it goes offline with the others.
             self.out.dead(
                 DeadLetterReason::TooManyNodes,
                 format_args!("edge node already has {max_devices} devices"),
@@ -611,7 +643,8 @@ impl Ctx<'_, '_> {
             machine: machine.clone(),
             metrics: cert.data_metrics(),
         });
-        if !was_born {
+        let was_online = was_born | session.pending.remove(device);
+        if !was_online {
             self.out.actions.push(Action::Online {
                 machine: machine.clone(),
             });
@@ -624,6 +657,7 @@ impl Ctx<'_, '_> {
         if self.check_seq(payload).is_none() {
             return;
         }
+        self.flush_pending();
         let Some(session) = self.state.session.as_mut() else {
             return;
         };
@@ -641,6 +675,7 @@ impl Ctx<'_, '_> {
         let Some(seq) = self.check_seq(payload) else {
             return;
         };
+        self.flush_pending();
         let Some(session) = self.state.session.as_ref() else {
             return;
         };

@@ -246,18 +246,14 @@ fn a_seq_gap_drops_until_rebirth_and_asks_once() {
     let actions = host.handle(&t, &p, T0 + 5_000);
     assert_eq!(rebirths(&actions), vec![RebirthReason::StillWaiting]);
 
-    // The rebirth: the device goes offline with the old session, then is born again.
+    // The rebirth: the device is born again without going offline in between.
     let (t, p) = edge.nbirth(&node_birth(), T0 + 6_000);
-    let actions = host.handle(&t, &p, T0 + 6_000);
-    assert_eq!(
-        actions,
-        vec![Action::Offline {
-            machine: machine("press")
-        }]
-    );
+    assert_eq!(host.handle(&t, &p, T0 + 6_000), vec![]);
     assert!(!host.is_awaiting_rebirth(&node()));
     let (t, p) = edge.dbirth("press", &press_birth(), T0 + 6_001);
-    host.handle(&t, &p, T0 + 6_001);
+    let actions = host.handle(&t, &p, T0 + 6_001);
+    assert!(matches!(actions[0], Action::Birth { .. }));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Online { .. })));
     let (t, p) = edge.ddata(
         "press",
         &[by_alias(1, MetricValue::DoubleValue(2.0))],
@@ -338,12 +334,7 @@ fn a_stale_ndeath_is_ignored_and_reported() {
     // The node reconnects (bdSeq 1) before its old will arrives.
     let mut edge = EdgeNode::new(node(), 1);
     let (t, p) = edge.nbirth(&node_birth(), T0 + 100);
-    assert_eq!(
-        host.handle(&t, &p, T0 + 100),
-        vec![Action::Offline {
-            machine: machine("press")
-        }]
-    );
+    assert_eq!(host.handle(&t, &p, T0 + 100), vec![]);
     let (t, p) = edge.dbirth("press", &press_birth(), T0 + 101);
     host.handle(&t, &p, T0 + 101);
     let (t, p) = old.ndeath();
@@ -705,4 +696,56 @@ fn timestamps_fall_back_to_the_payload_then_the_clock() {
         ..Payload::default()
     });
     assert_eq!(readings(&host.handle(t, &p, T0 + 42))[0].1, T0 + 42);
+}
+
+#[test]
+fn after_a_rebirth_devices_that_do_not_come_back_go_offline_at_the_first_data() {
+    let (mut host, mut edge) = born();
+    let (t, p) = edge.dbirth("drill", &press_birth(), T0);
+    host.handle(&t, &p, T0);
+    let (t, p) = edge.nbirth(&node_birth(), T0 + 10);
+    assert_eq!(host.handle(&t, &p, T0 + 10), vec![]);
+    let (t, p) = edge.dbirth("press", &press_birth(), T0 + 11);
+    let actions = host.handle(&t, &p, T0 + 11);
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::Online { .. } | Action::Offline { .. })));
+    // The DBIRTHs are over: drill did not send one.
+    let (t, p) = edge.ddata(
+        "press",
+        &[by_alias(1, MetricValue::DoubleValue(1.0))],
+        T0 + 12,
+    );
+    let actions = host.handle(&t, &p, T0 + 12);
+    assert_eq!(
+        actions[0],
+        Action::Offline {
+            machine: machine("drill")
+        }
+    );
+    assert_eq!(readings(&actions).len(), 1);
+    // Drill comes back later: online again.
+    let (t, p) = edge.dbirth("drill", &press_birth(), T0 + 13);
+    assert!(host.handle(&t, &p, T0 + 13).contains(&Action::Online {
+        machine: machine("drill")
+    }));
+    // A refused NBIRTH takes every device offline.
+    let p = encode_payload(&Payload {
+        seq: Some(0),
+        timestamp: Some(T0 + 14),
+        ..Payload::default()
+    });
+    let actions = host.handle("spBv1.0/plant1/NBIRTH/line4", &p, T0 + 14);
+    assert_eq!(dead(&actions), vec![DeadLetterReason::BadBirth]);
+    assert_eq!(
+        actions[1..],
+        [
+            Action::Offline {
+                machine: machine("drill")
+            },
+            Action::Offline {
+                machine: machine("press")
+            },
+        ]
+    );
 }

@@ -7,7 +7,7 @@ use dtwin_sparkplug::{
     EdgeNodeId, HostConfig, HostState, Metric, MetricValue, Payload, RebirthReason,
 };
 use proptest::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 const T0: u64 = 1_700_000_000_000;
 const NODES: [&str; 2] = ["n0", "n1"];
@@ -264,6 +264,8 @@ fn run(ops: &[Op], step_ms: u64) -> Result<(), TestCaseError> {
     let mut dead = [false; NODES.len()];
     // Per node: the times rebirths were requested.
     let mut asked: Vec<Vec<u64>> = vec![Vec::new(); NODES.len()];
+    // Machines whose last status action was Online.
+    let mut online: HashSet<MachineId> = HashSet::new();
     for op in ops {
         now += step_ms;
         if let Op::Tick(ms) = op {
@@ -277,9 +279,6 @@ fn run(ops: &[Op], step_ms: u64) -> Result<(), TestCaseError> {
             let born_after = host.is_node_born(&node);
             if matches!(op, Op::NDeath(_)) && !born_after {
                 dead[n] = true;
-            }
-            if matches!(op, Op::NBirth(_) | Op::Reconnect(_)) && born_after {
-                dead[n] = false;
             }
             let mut gap_rebirths = 0;
             for a in &actions {
@@ -319,8 +318,12 @@ fn run(ops: &[Op], step_ms: u64) -> Result<(), TestCaseError> {
                             gap_rebirths += 1;
                         }
                     }
-                    Action::Online { machine } | Action::Offline { machine } => {
+                    Action::Online { machine } => {
                         prop_assert!(machines.contains_key(machine));
+                        prop_assert!(online.insert(machine.clone()), "Online twice: {a:?}");
+                    }
+                    Action::Offline { machine } => {
+                        prop_assert!(online.remove(machine), "Offline while offline: {a:?}");
                     }
                     Action::Birth { machine, metrics } => {
                         let (rn, device) = machines[machine];
@@ -333,6 +336,18 @@ fn run(ops: &[Op], step_ms: u64) -> Result<(), TestCaseError> {
                     }
                     Action::DeadLetter { .. } => {}
                 }
+            }
+            if !born_after {
+                // No session: none of the node's machines is online.
+                for (m, (mn, _)) in &machines {
+                    prop_assert!(
+                        *mn != n || !online.contains(m),
+                        "{m} online without a session"
+                    );
+                }
+            }
+            if matches!(op, Op::NBirth(_) | Op::Reconnect(_)) && born_after {
+                dead[n] = false;
             }
             let gaps = actions
                 .iter()

@@ -361,11 +361,11 @@ pub fn parse_vm_hwm(status: &str) -> Option<f64> {
 }
 
 /// The group a thread's CPU is reported under, from its name: rumqttd's threads (ours is
-/// `rumqttd`, it names the router `router-0`, the listener after the server, `dtwin-v4`, and a
-/// `timer`), tokio's threads (the services, the load generator and listener, and the blocking
+/// `rumqttd`, it names the router `router-0` and a `timer`; dtwin-broker names its listeners
+/// `rumqttd-mqtt` and `rumqttd-mqtts`), tokio's threads (the services, the load generator and listener, and the blocking
 /// pool: tokio names them all `tokio-runtime-worker`), everything else.
 pub fn thread_group(name: &str) -> &'static str {
-    if ["rumqttd", "router", "dtwin-v4", "timer"]
+    if ["rumqttd", "router", "timer"]
         .iter()
         .any(|p| name.starts_with(p))
     {

@@ -794,25 +794,58 @@ fn build_birth(metrics: &[Metric], max: usize) -> Result<BirthCert, (DeadLetterR
 /// The numeric value of a metric of datatype `t`, `Ok(None)` for datatypes that are not
 /// readings, `Err` when the value does not fit the datatype.
 ///
-/// Signed integers narrower than 64 bits are read from their low bits: Tahu's Java client
-/// sign-extends them into `int_value` (Int8 -1 is `0xFFFF_FFFF`), its Python client adds 2^n
-/// to negative values (Int8 -1 is 255), and both agree on the low bits.
+/// Signed integers narrower than 64 bits come two ways: Tahu's Java client sign-extends them
+/// into `int_value` (Int8 -1 is `0xFFFF_FFFF`), its Python client adds 2^n to negative
+/// values (Int8 -1 is 255); both are read, and a value that fits neither (Int8 300, UInt8
+/// 256) is a wrong datatype. Integers up to 32
+/// bits are taken from `long_value` too: Tahu's Java client writes UInt32 there (the spec
+/// says `int_value`).
 fn numeric(t: DataType, v: &MetricValue) -> Result<Option<f64>, ()> {
     use MetricValue as V;
-    let x = match (t, v) {
-        (DataType::Int8, V::IntValue(i)) => f64::from(*i as u8 as i8),
-        (DataType::Int16, V::IntValue(i)) => f64::from(*i as u16 as i16),
-        (DataType::Int32, V::IntValue(i)) => f64::from(*i as i32),
-        (DataType::UInt8 | DataType::UInt16 | DataType::UInt32, V::IntValue(i)) => f64::from(*i),
-        (DataType::Int64, V::LongValue(l)) => *l as i64 as f64,
-        (DataType::UInt64, V::LongValue(l)) => *l as f64,
-        (DataType::Float, V::FloatValue(f)) => f64::from(*f),
-        (DataType::Double, V::DoubleValue(d)) => *d,
-        (DataType::Boolean, V::BooleanValue(b)) => f64::from(u8::from(*b)),
-        (t, _) if t.is_numeric() => return Err(()),
+    let narrow = match v {
+        V::IntValue(i) => Some(u64::from(*i)),
+        V::LongValue(l) => Some(*l),
+        _ => None,
+    };
+    let x = match (t, v, narrow) {
+        (DataType::Int8, _, Some(n)) => signed(n, 8)?,
+        (DataType::Int16, _, Some(n)) => signed(n, 16)?,
+        (DataType::Int32, _, Some(n)) => signed(n, 32)?,
+        (DataType::UInt8, _, Some(n)) => unsigned(n, 8)?,
+        (DataType::UInt16, _, Some(n)) => unsigned(n, 16)?,
+        (DataType::UInt32, _, Some(n)) => unsigned(n, 32)?,
+        (DataType::Int64, V::LongValue(l), _) => *l as i64 as f64,
+        (DataType::UInt64, V::LongValue(l), _) => *l as f64,
+        (DataType::Float, V::FloatValue(f), _) => f64::from(*f),
+        (DataType::Double, V::DoubleValue(d), _) => *d,
+        (DataType::Boolean, V::BooleanValue(b), _) => f64::from(u8::from(*b)),
+        (t, _, _) if t.is_numeric() => return Err(()),
         _ => return Ok(None),
     };
     Ok(Some(x))
+}
+
+/// A signed `bits`-bit integer carried as `n`: as is (0..2^(bits-1)), plus 2^bits when
+/// negative, or sign-extended to 32 or 64 bits. Anything else does not fit.
+fn signed(n: u64, bits: u32) -> Result<f64, ()> {
+    let shift = 64 - bits;
+    let low = n & (u64::MAX >> shift);
+    let value = ((low << shift) as i64) >> shift;
+    let fits = n == low || n == u64::from(value as i32 as u32) || n == value as u64;
+    if fits {
+        Ok(value as f64)
+    } else {
+        Err(())
+    }
+}
+
+/// An unsigned `bits`-bit integer carried as `n`.
+fn unsigned(n: u64, bits: u32) -> Result<f64, ()> {
+    if n >> bits == 0 {
+        Ok(n as f64)
+    } else {
+        Err(())
+    }
 }
 
 /// Turns a message's metrics into readings (when `emit`), dead-lettering the metrics that do

@@ -749,3 +749,81 @@ fn after_a_rebirth_devices_that_do_not_come_back_go_offline_at_the_first_data() 
         ]
     );
 }
+
+#[test]
+fn integers_as_tahu_java_and_python_write_them() {
+    let mut host = HostState::new(HostConfig::default());
+    let mut edge = EdgeNode::new(node(), 0);
+    let (t, p) = edge.nbirth(&node_birth(), T0);
+    host.handle(&t, &p, T0);
+    let types = [
+        ("i8", DataType::Int8),
+        ("i16", DataType::Int16),
+        ("i32", DataType::Int32),
+        ("i64", DataType::Int64),
+        ("u8", DataType::UInt8),
+        ("u16", DataType::UInt16),
+        ("u32", DataType::UInt32),
+        ("u64", DataType::UInt64),
+    ];
+    let birth: Vec<Metric> = types
+        .iter()
+        .enumerate()
+        .map(|(i, (n, t))| Metric::named(n, Some(i as u64), *t))
+        .collect();
+    let (t, p) = edge.dbirth("ints", &birth, T0);
+    host.handle(&t, &p, T0);
+    let send = |host: &mut HostState, edge: &mut EdgeNode, values: [MetricValue; 8]| {
+        let metrics: Vec<Metric> = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| by_alias(i as u64, v))
+            .collect();
+        let (t, p) = edge.ddata("ints", &metrics, T0);
+        let actions = host.handle(&t, &p, T0);
+        assert_eq!(dead(&actions), vec![]);
+        readings(&actions)[0]
+            .3
+            .iter()
+            .map(|(_, v)| *v)
+            .collect::<Vec<f64>>()
+    };
+    use MetricValue::{IntValue, LongValue};
+    let expected = vec![-1.0, -2.0, -3.0, -4.0, 200.0, 60_000.0, 4e9, 1e19];
+    // Tahu Java: signed narrow ints sign-extended in int_value, UInt32 in long_value.
+    let java = [
+        IntValue(-1i32 as u32),
+        IntValue(-2i32 as u32),
+        IntValue(-3i32 as u32),
+        LongValue(-4i64 as u64),
+        IntValue(200),
+        IntValue(60_000),
+        LongValue(4_000_000_000),
+        LongValue(10_000_000_000_000_000_000),
+    ];
+    assert_eq!(send(&mut host, &mut edge, java), expected);
+    // Tahu Python: negatives + 2^n, UInt32 in int_value.
+    let python = [
+        IntValue(255),
+        IntValue(65_534),
+        IntValue(u32::MAX - 2),
+        LongValue(u64::MAX - 3),
+        IntValue(200),
+        IntValue(60_000),
+        IntValue(4_000_000_000),
+        LongValue(10_000_000_000_000_000_000),
+    ];
+    assert_eq!(send(&mut host, &mut edge, python), expected);
+
+    // Out of range for the declared type: wrong datatype, the rest still counts.
+    let metrics = [
+        by_alias(0, IntValue(300)),
+        by_alias(4, IntValue(256)),
+        by_alias(6, LongValue(1 << 32)),
+        by_alias(2, IntValue(7)),
+    ];
+    let (t, p) = edge.ddata("ints", &metrics, T0);
+    let actions = host.handle(&t, &p, T0);
+    assert_eq!(dead(&actions), vec![DeadLetterReason::WrongDatatype; 3]);
+    assert_eq!(readings(&actions)[0].3, vals(&[("i32", 7.0)]));
+}

@@ -42,6 +42,8 @@ pub struct ReplayArgs {
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
     /// Keep the file's timestamps instead of stamping each reading with the time it is sent.
+    /// A plant's export (--profile) always keeps its own (its time windows, `24h`, run on
+    /// message time); one with plain-number times (cycles) is stamped when sent.
     #[arg(long)]
     pub keep_ts: bool,
     /// Machine id for AI4I rows (AI4I has no machine column).
@@ -284,9 +286,8 @@ pub async fn run(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Resul
         } else if shutdown.is_cancelled() {
             break;
         }
-        let ts =
-            r.ts.filter(|_| args.keep_ts)
-                .unwrap_or_else(dtwin_schema::time_fmt::now);
+        // A plant's readings keep the export's time: the profile's time windows run on it.
+        let ts = r.ts.unwrap_or_else(dtwin_schema::time_fmt::now);
         let mut payload = r.payload;
         payload.insert("ts".into(), dtwin_schema::time_fmt::format(ts).into());
         let bytes = serde_json::to_vec(&payload)?;

@@ -15,6 +15,7 @@ mod healthcheck;
 mod loadtest;
 mod mqtt5;
 mod plant;
+mod plant_live;
 mod predict_recipe;
 mod profile_init;
 mod secrets;

@@ -8,8 +8,8 @@ use crate::common::{run, s};
 use std::path::Path;
 use std::process::{Command, Output};
 
-const MACHINES: u32 = 10;
-const HOURS: u32 = 24 * 40;
+pub(crate) const MACHINES: u32 = 10;
+pub(crate) const HOURS: u32 = 24 * 40;
 
 /// A deterministic uniform in [0, 1) (xorshift), so the export is the same on every run.
 struct Rng(u64);
@@ -32,7 +32,7 @@ impl Rng {
 /// failures.csv (datetime, machineID, failure): each machine fails every 150-300 hours on one
 /// of four components, whose sensor drifts over the 36 hours before. Machine 99 of the log is
 /// not in the export.
-fn export(dir: &Path) -> usize {
+pub(crate) fn export(dir: &Path) -> usize {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut tel = String::from("datetime,machineID,volt,rotate,pressure,vibration\n");
     let mut log = String::from("datetime,machineID,failure\n");

@@ -374,6 +374,9 @@ pub enum RejectReason {
     BadModel,
     /// A v2 reading names a machine profile this service does not know.
     UnknownProfile,
+    /// A Sparkplug B message (or part of one) the Sparkplug host could not use; the
+    /// host's own reason (`not_protobuf`, `seq_gap`, `unknown_alias`, ...) starts the detail.
+    Sparkplug,
 }
 
 impl RejectReason {
@@ -393,6 +396,7 @@ impl RejectReason {
             Self::FeatureSetMismatch => "feature_set_mismatch",
             Self::BadModel => "bad_model",
             Self::UnknownProfile => "unknown_profile",
+            Self::Sparkplug => "sparkplug",
         }
     }
 }

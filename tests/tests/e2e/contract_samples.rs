@@ -170,12 +170,13 @@ fn all_reasons() -> Vec<RejectReason> {
         FeatureSetMismatch,
         BadModel,
         UnknownProfile,
+        Sparkplug,
     ];
     for r in &all {
         match r {
             Oversize | NotJson | MissingField | WrongType | BadMachineId | UnknownSchema
             | NonFinite | OutOfRange | TopicMismatch | TooLate | FeatureSetMismatch | BadModel
-            | UnknownProfile => {}
+            | UnknownProfile | Sparkplug => {}
         }
     }
     all

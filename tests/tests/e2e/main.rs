@@ -15,3 +15,4 @@ mod profiles;
 mod restart;
 mod scale_out;
 mod shared_subscriptions;
+mod sparkplug;

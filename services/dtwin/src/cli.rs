@@ -52,6 +52,8 @@ pub enum Command {
     Alerter(ServiceArgs<AlerterServiceOpts>),
     /// Run the dashboard (what-if form and live fleet view) against a broker.
     Dashboard(ServiceArgs<DashboardOpts>),
+    /// Run the Sparkplug B host: gateways' edge nodes and devices (spBv1.0/#) become machines.
+    Sparkplug(ServiceArgs<SparkplugServiceOpts>),
     /// Write a labelled data set from the twin (telemetry CSV, or AI4I format).
     Generate(crate::cmd::generate::GenerateArgs),
     /// Play a CSV (telemetry or AI4I) back as live telemetry.
@@ -197,9 +199,67 @@ pub struct UpArgs {
     /// Alerter flags.
     #[command(flatten)]
     pub alerter: AlerterOpts,
+    /// Sparkplug host flags (its devices may match the feature service's --profile files).
+    #[command(flatten)]
+    pub sparkplug: SparkplugOpts,
 }
 
 pub use crate::cmd::broker::BrokerArgs;
+
+/// Sparkplug host flags (`dtwin sparkplug` and `dtwin up`).
+#[derive(Debug, Clone, Args)]
+pub struct SparkplugOpts {
+    /// Sparkplug host application id: announced retained on spBv1.0/STATE/{id} (offline as
+    /// its will).
+    #[arg(long, env = "DTWIN_SPARKPLUG_HOST_ID", default_value = dtwin_sparkplug_host::DEFAULT_HOST_ID)]
+    pub sparkplug_host_id: String,
+}
+
+impl SparkplugOpts {
+    /// The Sparkplug host's config; a device's birth may match `profiles` (and milling).
+    pub fn config(
+        &self,
+        common: CommonConfig,
+        profiles: Vec<dtwin_profile::Profile>,
+    ) -> dtwin_sparkplug_host::SparkplugHostConfig {
+        let mut c = dtwin_sparkplug_host::SparkplugHostConfig::new(common.broker.clone());
+        c.common = common;
+        c.host_id.clone_from(&self.sparkplug_host_id);
+        c.profiles = profiles;
+        c
+    }
+}
+
+/// `dtwin sparkplug`: the host flags, the machine profiles a device may match, its metrics
+/// endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct SparkplugServiceOpts {
+    /// Host id.
+    #[command(flatten)]
+    pub sparkplug: SparkplugOpts,
+    /// Machine profiles (TOML) besides milling a device's birth may match (every sensor key
+    /// among its metric names); give the feature service's own. Repeat or comma-separate.
+    #[arg(
+        long = "profile",
+        env = "DTWIN_PROFILES",
+        value_delimiter = ',',
+        value_name = "PROFILE.toml"
+    )]
+    pub profiles: Vec<std::path::PathBuf>,
+    /// Serve Prometheus /metrics and /healthz on this address (off when unset).
+    #[arg(long, env = "DTWIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+impl ServiceOpts for SparkplugServiceOpts {
+    type Config = dtwin_sparkplug_host::SparkplugHostConfig;
+
+    fn config(&self, mut common: CommonConfig) -> anyhow::Result<Self::Config> {
+        common.metrics_listen = self.metrics_listen;
+        let profiles = dtwin_feature::load_profiles(&self.profiles)?;
+        Ok(self.sparkplug.config(common, profiles))
+    }
+}
 
 /// Dashboard flags.
 #[derive(Debug, Clone, Args)]
@@ -627,6 +687,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Inference(a) => Ok(dtwin_inference::run(a.config()?, on_signal()).await?),
         Command::Alerter(a) => Ok(dtwin_alerter::run(a.config()?, on_signal()).await?),
         Command::Dashboard(a) => Ok(dtwin_dashboard::run(a.config()?, on_signal()).await?),
+        Command::Sparkplug(a) => Ok(dtwin_sparkplug_host::run(a.config()?, on_signal()).await?),
         Command::Train(args) => crate::cmd::train::run(args),
         Command::Evaluate(args) => crate::cmd::evaluate::run(&args).map(|_| ()),
         Command::Eda(args) => crate::cmd::eda::run(&args).map(|_| ()),

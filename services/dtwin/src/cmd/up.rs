@@ -1,6 +1,7 @@
 //! `dtwin up`: the embedded broker (unless `--broker` names an external one) and every service
-//! in one process, each on its own MQTT connection exactly as when run separately. With
-//! `--machines 0` the twin is left out: the stack serves real gateways only.
+//! in one process (the Sparkplug B host too), each on its own MQTT connection exactly as when
+//! run separately. With `--machines 0` the twin is left out: the stack serves real gateways
+//! only.
 
 use crate::cli::UpArgs;
 use anyhow::Context;
@@ -46,6 +47,8 @@ pub struct Stack {
     pub alerter: dtwin_alerter::AlerterConfig,
     /// The dashboard (with inference's model, rules and windows).
     pub dashboard: dtwin_dashboard::DashboardConfig,
+    /// The Sparkplug B host (with the feature service's profiles).
+    pub sparkplug: dtwin_sparkplug_host::SparkplugHostConfig,
 }
 
 impl Stack {
@@ -82,6 +85,9 @@ impl Stack {
         dashboard.token = args.dashboard_token.clone();
         dashboard.inference = inference.clone();
         dashboard.profiles.clone_from(&feature.profiles);
+        let sparkplug = args
+            .sparkplug
+            .config(common.clone(), feature.profiles.clone());
         Ok(Self {
             broker,
             twin,
@@ -89,6 +95,7 @@ impl Stack {
             inference,
             alerter,
             dashboard,
+            sparkplug,
         })
     }
 
@@ -99,6 +106,7 @@ impl Stack {
             &mut self.feature.common,
             &mut self.inference.common,
             &mut self.alerter.common,
+            &mut self.sparkplug.common,
         ] {
             common.metrics_shared = Some(exposition.clone());
         }
@@ -161,6 +169,11 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
         outbox.display()
     );
     println!("dtwin up: dashboard at {dashboard_url}");
+    println!(
+        "dtwin up: Sparkplug B host {} on {}",
+        stack.sparkplug.host_id,
+        dtwin_sparkplug::topic::FILTER
+    );
     if let Some((listener, _)) = &metrics {
         println!(
             "dtwin up: metrics at http://{}/metrics",
@@ -189,6 +202,9 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     let alerter = dtwin_alerter::AlerterService::build(stack.alerter).await?;
     ready = ready.and(alerter.ready());
     tasks.spawn(named("alerter", serve(alerter, shutdown.clone())));
+    let sparkplug = dtwin_sparkplug_host::SparkplugHostService::build(stack.sparkplug).await?;
+    ready = ready.and(sparkplug.ready());
+    tasks.spawn(named("sparkplug", serve(sparkplug, shutdown.clone())));
     tasks.spawn(named("dashboard", serve(dashboard, shutdown.clone())));
     if args.summary_every > 0 {
         let every = Duration::from_secs(args.summary_every);

@@ -335,3 +335,109 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
         s.await.unwrap().unwrap();
     }
 }
+
+/// `dtwin up --machines 0 --profile pump.toml`: the host runs inside the stack with the
+/// feature service's profiles. The test plays a Sparkplug edge node that honours rebirth
+/// requests (the host may still be subscribing when its first births go out) and gets risk
+/// verdicts for its device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtwin_up_runs_the_sparkplug_host() {
+    use clap::Parser;
+    use dtwin::cli::{Cli, Command};
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pump.toml");
+    std::fs::write(&file, PUMP).unwrap();
+    let port = dtwin_broker::free_port().unwrap();
+    let port_flag = port.to_string();
+    let outbox = dir.path().join("outbox");
+    let argv = [
+        "dtwin",
+        "up",
+        "--summary-every",
+        "0",
+        "--dashboard-listen",
+        "127.0.0.1:0",
+        "--port",
+        &port_flag,
+        "--machines",
+        "0",
+        "--profile",
+        file.to_str().unwrap(),
+        "--sparkplug-host-id",
+        "plant-host",
+        "--outbox",
+        outbox.to_str().unwrap(),
+    ];
+    let Command::Up(args) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!()
+    };
+    let stop = CancellationToken::new();
+    let stack = tokio::spawn(dtwin::cmd::up::run_until(args, stop.clone()));
+    harness::wait_for_port(port, Duration::from_secs(20)).unwrap();
+    let url = dtwin_bus::BrokerUrl::new("127.0.0.1", port);
+    let recorder = Recorder::start(&url, "dtwin/v1/#").await;
+    let edge_side = Recorder::start(&url, "spBv1.0/#").await;
+    edge_side
+        .wait_for(Duration::from_secs(20), |m| {
+            m.topic == "spBv1.0/STATE/plant-host"
+                && HostStateMessage::decode(&m.payload).is_ok_and(|s| s.online)
+        })
+        .await
+        .expect("the host's STATE, online");
+
+    let machine = "plant1.line9.pump1";
+    let risk_topic = format!("dtwin/v1/machines/{machine}/risk");
+    let mut edge = EdgeNode::new(EdgeNodeId::new("plant1", "line9"), 0);
+    let birth = [
+        Metric::named("Motor/Voltage", Some(1), DataType::Double)
+            .with_value(MetricValue::DoubleValue(120.0)),
+        Metric::named("Motor/Speed", Some(2), DataType::Int32)
+            .with_value(MetricValue::IntValue(1500)),
+    ];
+    let t0 = now_ms();
+    let mut rebirths_seen = 0;
+    let mut births = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for i in 0u64.. {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no verdict for {machine} after {i} messages"
+        );
+        let requests = edge_side
+            .all()
+            .iter()
+            .filter(|m| m.topic == "spBv1.0/plant1/NCMD/line9")
+            .count();
+        if i == 0 || requests > rebirths_seen {
+            rebirths_seen = requests;
+            births += 1;
+            publish(&edge_side, edge.nbirth(&[], t0 + i * 100)).await;
+            publish(&edge_side, edge.dbirth("pump1", &birth, t0 + i * 100)).await;
+        }
+        let data = [by_alias(
+            1,
+            MetricValue::DoubleValue(120.0 + (i % 3) as f64),
+        )];
+        publish(&edge_side, edge.ddata("pump1", &data, t0 + i * 100 + 50)).await;
+        if recorder
+            .wait_for(Duration::from_millis(100), |m| m.topic == risk_topic)
+            .await
+            .is_some()
+        {
+            break;
+        }
+    }
+    let risk: Risk = from_json(
+        &recorder
+            .wait_for(Duration::from_secs(1), |m| m.topic == risk_topic)
+            .await
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    assert_eq!(risk.profile.as_deref(), Some("pump"), "births: {births}");
+    assert!(!stack.is_finished(), "up stopped: {:?}", stack.await);
+    stop.cancel();
+    stack.await.unwrap().unwrap();
+}

@@ -172,12 +172,15 @@ impl Service for SparkplugHostService {
         ));
         let mut link = runtime.client.link_state();
         link.mark_unchanged();
+        let mut link_open = true;
         let result = loop {
             let msg = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
-                changed = link.changed() => {
+                changed = link.changed(), if link_open => {
                     if changed.is_err() {
-                        break Ok(());
+                        // The poll task ended; the inbox closes next.
+                        link_open = false;
+                        continue;
                     }
                     // A new session after a reconnect: the broker published the will, so
                     // say online again (retained).

@@ -151,8 +151,8 @@ impl Service for SparkplugHostService {
         self.runtime.ready()
     }
 
-    /// Runs until `shutdown` fires (or the inbox closes), then closes the connections (the
-    /// broker then publishes the STATE will: offline).
+    /// Runs until `shutdown` fires (or the inbox closes), then publishes the STATE offline
+    /// (retained) and closes the connections.
     ///
     /// # Errors
     /// [`SparkplugHostError::Bus`] when a publish finds the connection closed.
@@ -246,6 +246,19 @@ impl Service for SparkplugHostService {
             rebirths = metrics.rebirths.get(),
             "Sparkplug host stopping"
         );
+        // A clean disconnect does not fire the will: say offline before it (Sparkplug 3.0).
+        if let Err(e) = runtime
+            .client
+            .publish(
+                announcement.topic(),
+                QoS::AtLeastOnce,
+                true,
+                announcement.will(),
+            )
+            .await
+        {
+            warn!(error = %e, "could not publish the STATE offline");
+        }
         runtime.close().await;
         result
     }

@@ -60,3 +60,21 @@ pub fn run(args: &[&str]) -> std::process::Output {
 pub fn s(p: &std::path::Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
+
+/// Runs the built `dtwin` with `args` in `dir`, whatever its exit status (the test reads it).
+pub fn dtwin_in(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dtwin"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the dtwin binary runs")
+}
+
+/// What a command wrote to stdout and stderr, in that order.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -4,7 +4,7 @@
 //! with the flags the README gives, and the mistakes an integrator makes, each with an error
 //! that says what to do.
 
-use crate::common::{run, s};
+use crate::common::{dtwin_in as dtwin, run, s};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -84,14 +84,6 @@ pub(crate) fn export(dir: &Path) -> usize {
     std::fs::write(dir.join("telemetry.csv"), tel).unwrap();
     std::fs::write(dir.join("failures.csv"), log).unwrap();
     failures
-}
-
-fn dtwin(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dtwin"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("dtwin runs")
 }
 
 fn stderr(o: &Output) -> String {

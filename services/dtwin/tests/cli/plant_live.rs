@@ -11,16 +11,11 @@ use dtwin::cli::{Cli, Command};
 use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
 use dtwin_schema::{from_json, Risk, RiskStatus};
 use std::collections::BTreeMap;
-use std::process::Command as Process;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 fn dtwin(args: &[&str], dir: &std::path::Path) {
-    let out = Process::new(env!("CARGO_BIN_EXE_dtwin"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("dtwin runs");
+    let out = crate::common::dtwin_in(args, dir);
     assert!(
         out.status.success(),
         "dtwin {args:?}: {}",

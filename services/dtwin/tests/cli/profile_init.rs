@@ -2,24 +2,8 @@
 //! maintenance data set: datetime, machine id, four sensors, a model column, failures in a
 //! label column), `dtwin profile check` reads it back, and mistakes are named with their line.
 
+use crate::common::{dtwin_in as dtwin, output_text as text};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn dtwin(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dtwin"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("dtwin runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn export(dir: &Path) {
     let mut csv = String::from("datetime,machineID,volt,rotate,pressure,vibration,model,failure\n");

@@ -9,7 +9,7 @@
 //! `values` not an object).
 //!
 //! The same generator feeds the pure `Processor` (100,000+ cases) and a running feature
-//! service on a broker (`tests/tests/e2e/fuzz_ingest.rs`).
+//! service on a broker (`tests/tests/fuzz_ingest.rs`).
 
 use dtwin_schema::{Topics, MAX_PAYLOAD_BYTES};
 use rand::{Rng, SeedableRng};

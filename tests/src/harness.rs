@@ -48,12 +48,13 @@ pub async fn start<S: dtwin_runtime::Service>(
     task
 }
 
-/// Held by the tests that flood a broker as fast as it takes (the fuzzer's 20,000 payloads,
-/// the share-group afap stream), so two of them never share this machine's two cores inside
-/// the one end-to-end binary. drift.rs stays a binary of its own: it counts every verdict of
-/// two afap streams, and beside any other test (on a broker of its own) a stalled subscriber
-/// lost QoS 1 readings in the embedded broker (5,573 and 5,655 of 6,000 in two runs), the
-/// broker's own limit under a stall (issue 22), not that test's subject.
+/// Held by the tests that flood a broker as fast as it takes (the share-group afap stream, the
+/// fuzzer's 20,000 payloads), so two of them never share this machine's two cores inside one
+/// binary. drift.rs and fuzz_ingest.rs are binaries of their own: they count every message of
+/// a flood, and beside any other test (on a broker of its own) a stalled subscriber lost QoS 1
+/// messages in the embedded broker (drift: 5,573 and 5,655 of 6,000 readings in two runs; the
+/// fuzzer: 10,028 of 12,404 dead letters), the broker's own limit under a stall (issue 22),
+/// not those tests' subject.
 pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await

@@ -5,7 +5,6 @@
 mod cmapss;
 mod contract_samples;
 mod extended_features;
-mod fuzz_ingest;
 mod gateway_v2;
 mod mosquitto_acl;
 mod observability;

@@ -737,6 +737,10 @@ fn asyncapi_documents_every_topic_and_schema() {
         "{prefix}/publishers/{client_id}/status",
         "{prefix}/drift/{service}",
         "{prefix}/control/silences/{silenceId}",
+        "spBv1.0/{group_id}/{message_type}/{edge_node_id}",
+        "spBv1.0/{group_id}/{message_type}/{edge_node_id}/{device_id}",
+        "spBv1.0/{group_id}/NCMD/{edge_node_id}",
+        "spBv1.0/STATE/{host_id}",
     ] {
         assert!(doc.contains(&format!("address: '{address}'")), "{address}");
     }

@@ -48,6 +48,35 @@ pub async fn start<S: dtwin_runtime::Service>(
     task
 }
 
+/// Starts the feature service with `feature` and an inference service with the default
+/// configuration on the same broker (the shipped milling model; a profile's model arrives
+/// retained on its topic), returning once both are ready.
+///
+/// # Panics
+/// When either service does not build or is not ready within [`READY_TIMEOUT`].
+pub async fn start_scoring(
+    feature: dtwin_feature::FeatureConfig,
+    stop: &tokio_util::sync::CancellationToken,
+) -> [ServiceTask; 2] {
+    let inference = dtwin_inference::InferenceConfig::new(feature.common.broker.clone());
+    [
+        start(
+            dtwin_feature::FeatureService::build(feature)
+                .await
+                .expect("feature service builds"),
+            stop,
+        )
+        .await,
+        start(
+            dtwin_inference::InferenceService::build(inference)
+                .await
+                .expect("inference service builds"),
+            stop,
+        )
+        .await,
+    ]
+}
+
 /// Held by the tests that flood a broker as fast as it takes (the share-group afap stream, the
 /// fuzzer's 20,000 payloads), so two of them never share this machine's two cores inside one
 /// binary. drift.rs and fuzz_ingest.rs are binaries of their own: they count every message of

@@ -111,21 +111,10 @@ async fn test_engines_nearest_failure_are_at_risk_with_an_alert_e_mail() {
     alerter.outbox_dir = outbox.path().join("outbox");
     alerter.spool_dir = outbox.path().join("spool");
     alerter.policy.group_wait = time::Duration::ZERO;
+    let [feature, inference] = harness::start_scoring(feature, &stop).await;
     let services = [
-        harness::start(
-            dtwin_feature::FeatureService::build(feature).await.unwrap(),
-            &stop,
-        )
-        .await,
-        harness::start(
-            dtwin_inference::InferenceService::build(dtwin_inference::InferenceConfig::new(
-                broker.clone(),
-            ))
-            .await
-            .unwrap(),
-            &stop,
-        )
-        .await,
+        feature,
+        inference,
         harness::start(
             dtwin_alerter::AlerterService::build(alerter).await.unwrap(),
             &stop,

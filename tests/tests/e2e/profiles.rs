@@ -109,22 +109,7 @@ async fn a_pump_profile_runs_end_to_end_with_its_own_model() {
     let mut feature = dtwin_feature::FeatureConfig::new(broker.clone());
     feature.profiles.extend(profiles);
     feature.profile_map = vec![dtwin_feature::parse_profile_map("pump-*=pump").unwrap()];
-    let services = [
-        harness::start(
-            dtwin_feature::FeatureService::build(feature).await.unwrap(),
-            &stop,
-        )
-        .await,
-        harness::start(
-            dtwin_inference::InferenceService::build(dtwin_inference::InferenceConfig::new(
-                broker.clone(),
-            ))
-            .await
-            .unwrap(),
-            &stop,
-        )
-        .await,
-    ];
+    let services = harness::start_scoring(feature, &stop).await;
 
     // No profile in the payload: pump-01 is a pump by the map.
     for (volt, rpm) in [(120.0, 1500), (121.5, 1490), (119.0, 1510), (120.5, 1500)] {

@@ -128,21 +128,10 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
     feature.profiles.extend(profiles.clone());
     let mut host = dtwin_sparkplug_host::SparkplugHostConfig::new(broker.clone());
     host.profiles = profiles;
+    let [feature, inference] = harness::start_scoring(feature, &stop).await;
     let services = [
-        harness::start(
-            dtwin_feature::FeatureService::build(feature).await.unwrap(),
-            &stop,
-        )
-        .await,
-        harness::start(
-            dtwin_inference::InferenceService::build(dtwin_inference::InferenceConfig::new(
-                broker.clone(),
-            ))
-            .await
-            .unwrap(),
-            &stop,
-        )
-        .await,
+        feature,
+        inference,
         harness::start(
             dtwin_sparkplug_host::SparkplugHostService::build(host)
                 .await

@@ -15,3 +15,4 @@ mod restart;
 mod scale_out;
 mod shared_subscriptions;
 mod sparkplug;
+mod sparkplug_interop;

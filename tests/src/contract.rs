@@ -49,6 +49,10 @@ pub const SCHEMAS: [&str; 11] = [
 /// `"schema": "dtwin.model.v1"` (the ml crate validates the rest when it loads it).
 pub const MODEL: &str = "model";
 
+/// The name of a machine profile published at run time (`{prefix}/profiles/{id}`): TOML text
+/// that must parse as a profile whose id is the topic's.
+pub const PROFILE: &str = "profile";
+
 /// Schema id of the model artifact carried by `{prefix}/models/current`.
 pub const MODEL_SCHEMA_ID: &str = "dtwin.model.v1";
 
@@ -209,6 +213,11 @@ impl Contract {
         if rest == "control/twin" {
             return Ok(("control", None));
         }
+        if let Some(id) = rest.strip_prefix("profiles/") {
+            if !id.is_empty() && !id.contains('/') {
+                return Ok((PROFILE, Some(id)));
+            }
+        }
         // `models/current` (milling) and `models/{profile}`: the same artifact format.
         if let Some(segment) = rest.strip_prefix("models/") {
             if !segment.is_empty() && !segment.contains('/') {
@@ -237,6 +246,17 @@ impl Contract {
         if name == "silence" && payload.is_empty() {
             // Removing a retained silence.
             return Ok(name);
+        }
+        if name == PROFILE {
+            let text = std::str::from_utf8(payload)
+                .map_err(|_| "profile: payload is not UTF-8 TOML text".to_owned())?;
+            let p = dtwin_profile::Profile::parse(text, "profile")
+                .map_err(|e| format!("profile: {e}"))?;
+            return if Some(p.id.as_str()) == id {
+                Ok(PROFILE)
+            } else {
+                Err(format!("profile: id {:?} is not the topic's {id:?}", p.id))
+            };
         }
         let value: Value = serde_json::from_slice(payload)
             .map_err(|e| format!("{name}: payload is not JSON: {e}"))?;

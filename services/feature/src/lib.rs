@@ -31,7 +31,7 @@ pub use metrics::FeatureMetrics;
 pub use order::OrderConfig;
 pub use processor::{Outgoing, Processor, ProcessorConfig, ProcessorStats};
 pub use profiles::{
-    load_profiles, parse_profile_map, ProfileConfigError, ProfileMapError, ProfileSet,
+    load_profiles, parse_profile_map, Adopt, ProfileConfigError, ProfileMapError, ProfileSet,
 };
 
 use dtwin_bus::{BrokerUrl, BusClient, QoS};
@@ -148,6 +148,8 @@ enum Work {
     },
     /// The cluster changed: keep only machines this instance owns.
     Retain(Membership),
+    /// A profile published at run time joined the set: serve this one from now on.
+    Profiles(Arc<ProfileSet>),
 }
 
 /// The worker index for a machine id (stable across restarts and instances).
@@ -177,6 +179,8 @@ impl FeatureService {
         let topics = Topics::new(&config.common.prefix);
         let spec = Spec::new(processor::SERVICE, registry)
             .subscribe_shared(topics.all(TopicKind::Telemetry), config.telemetry_qos)
+            // Every instance serves every profile: not shared.
+            .subscribe(topics.profiles(), QoS::AtLeastOnce)
             .with_publisher();
         let runtime = Runtime::start(&config.common, spec).await?;
         Ok(Self {
@@ -202,7 +206,7 @@ impl Service for FeatureService {
     async fn serve(self, shutdown: CancellationToken) -> Result<(), FeatureError> {
         let Self {
             config,
-            profiles,
+            mut profiles,
             mut runtime,
             metrics,
         } = self;
@@ -247,6 +251,27 @@ impl Service for FeatureService {
                     break;
                 }
             };
+            if let Some(id) = runtime.topics.parse_profile(&msg.topic) {
+                match profiles.adopt(id, &msg.payload) {
+                    Adopt::Added(set) => {
+                        info!(profile = id, "serving a profile published at run time");
+                        profiles = Arc::new(set);
+                        for q in &queues {
+                            if q.send(Work::Profiles(profiles.clone())).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Adopt::Known => debug!(
+                        profile = id,
+                        "a profile published at run time is served already: kept as it is"
+                    ),
+                    Adopt::Ignored(why) => {
+                        warn!(topic = %msg.topic, %why, "a profile published at run time is not served")
+                    }
+                }
+                continue;
+            }
             if let Some(change) = runtime.node.handle(&msg.topic, &msg.payload) {
                 if let Some(change) = change {
                     info!(?change, members = ?runtime.node.membership().members().collect::<Vec<_>>(), "feature cluster changed");
@@ -391,6 +416,7 @@ async fn worker<S: Sink>(
                     ctx.metrics.queue_depth(ctx.index, rx.len());
                 }
                 Some(Work::Retain(membership)) => processor.retain_machines(|id| membership.owns(id)),
+                Some(Work::Profiles(profiles)) => processor.set_profiles(profiles),
                 None => break,
             },
             _ = tick.tick() => {

@@ -210,6 +210,14 @@ impl Processor {
             .sum()
     }
 
+    /// Serves `profiles` from now on: a profile published at run time was added
+    /// ([`crate::profiles::ProfileSet::adopt`]). It must keep every slot of the set it
+    /// replaces (adopt only appends), since the machines keep theirs.
+    pub fn set_profiles(&mut self, profiles: Arc<ProfileSet>) {
+        debug_assert!(profiles.profiles().len() >= self.cfg.profiles.profiles().len());
+        self.cfg.profiles = profiles;
+    }
+
     /// Forgets the windows of machines `keep` rejects (they moved to another instance); if one
     /// comes back, its window starts again, cold.
     pub fn retain_machines(&mut self, keep: impl Fn(&str) -> bool) {

@@ -167,8 +167,19 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
     p[i..].iter().all(|&c| c == b'*')
 }
 
-/// One served profile and what the processor needs of it per reading, computed once.
+/// What [`ProfileSet::adopt`] makes of a profile published at run time.
 #[derive(Debug)]
+pub enum Adopt {
+    /// The set serving it too.
+    Added(ProfileSet),
+    /// A profile with its id is served already (and stays as it is).
+    Known,
+    /// Not a profile to serve, and why.
+    Ignored(String),
+}
+
+/// One served profile and what the processor needs of it per reading, computed once.
+#[derive(Debug, Clone)]
 pub struct Served {
     /// The profile.
     pub profile: Profile,
@@ -228,7 +239,7 @@ pub struct Mapped {
 }
 
 /// The profiles a feature service serves and the map from machine ids to them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ProfileSet {
     served: Vec<Served>,
     map: Vec<(String, Slot)>,
@@ -281,6 +292,39 @@ impl ProfileSet {
             set.map.push((pattern.clone(), slot));
         }
         Ok(set)
+    }
+
+    /// What a profile published at run time on `{prefix}/profiles/{topic_id}` (`payload`: its
+    /// TOML text) does to this set: a new set serving it too (its slot after every existing
+    /// one, so the machines' slots stay valid), or why not. A profile served already, the
+    /// `--profile` files' among them, is kept as it is: machines' windows were built for it.
+    pub fn adopt(&self, topic_id: &str, payload: &[u8]) -> Adopt {
+        if payload.is_empty() {
+            return Adopt::Ignored("an empty retained message (a profile removed): a profile served stays until restart".to_owned());
+        }
+        let text = match std::str::from_utf8(payload) {
+            Ok(t) => t,
+            Err(_) => return Adopt::Ignored("not UTF-8 TOML text".to_owned()),
+        };
+        let profile = match Profile::parse(text, &format!("profiles/{topic_id}")) {
+            Ok(p) => p,
+            Err(e) => return Adopt::Ignored(e.to_string()),
+        };
+        if profile.id != topic_id {
+            return Adopt::Ignored(format!(
+                "its id {:?} is not the topic's {topic_id:?}",
+                profile.id
+            ));
+        }
+        if self.by_id(&profile.id).is_some() {
+            return Adopt::Known;
+        }
+        if self.served.len() >= usize::from(u16::MAX) {
+            return Adopt::Ignored(format!("at most {} profiles", u16::MAX));
+        }
+        let mut set = self.clone();
+        set.served.push(Served::new(profile));
+        Adopt::Added(set)
     }
 
     /// Every profile id served, `milling` first.
@@ -430,6 +474,45 @@ short = 3
 
     fn pump() -> Profile {
         Profile::parse(PUMP, "pump.toml").unwrap()
+    }
+
+    #[test]
+    fn a_profile_published_at_run_time_is_served_after_the_others_once() {
+        let s = ProfileSet::new(vec![pump()], &[("p-*".to_owned(), "pump".to_owned())]).unwrap();
+        let press = PUMP.replace("\"pump\"", "\"press\"");
+        let Adopt::Added(grown) = s.adopt("press", press.as_bytes()) else {
+            panic!("not added")
+        };
+        assert_eq!(
+            grown.ids().collect::<Vec<_>>(),
+            ["milling", "pump", "press"]
+        );
+        // Existing slots and the map stay valid.
+        assert_eq!(grown.by_id("pump"), s.by_id("pump"));
+        assert_eq!(grown.by_id("press"), Some(Slot::Other(1)));
+        assert_eq!(grown.for_machine("p-1"), Slot::Other(0));
+        // Known ids (the declared files', milling, or adopted before) are kept as they are.
+        assert!(matches!(
+            grown.adopt("press", press.as_bytes()),
+            Adopt::Known
+        ));
+        let other_pump = PUMP.replace("100.0", "0.0");
+        assert!(matches!(
+            s.adopt("pump", other_pump.as_bytes()),
+            Adopt::Known
+        ));
+        // What is not a profile to serve says why.
+        for (topic_id, payload, why) in [
+            ("press", "".as_bytes(), "empty"),
+            ("press", b"\xff\xfe".as_slice(), "UTF-8"),
+            ("press", b"id = ".as_slice(), "profiles/press"),
+            ("crusher", press.as_bytes(), "not the topic's"),
+        ] {
+            match s.adopt(topic_id, payload) {
+                Adopt::Ignored(reason) => assert!(reason.contains(why), "{reason}"),
+                other => panic!("{topic_id}: {other:?}"),
+            }
+        }
     }
 
     fn set(map: &[(&str, &str)]) -> ProfileSet {

@@ -49,6 +49,9 @@ pub struct SparkplugHostConfig {
     pub profiles: Vec<Profile>,
     /// The host state machine's limits.
     pub host: HostConfig,
+    /// Draft a profile from a birth no profile fits (published retained on
+    /// `{prefix}/profiles/{id}`); off: such births are `unknown_profile` dead letters.
+    pub draft_profiles: bool,
 }
 
 impl SparkplugHostConfig {
@@ -59,6 +62,7 @@ impl SparkplugHostConfig {
             host_id: DEFAULT_HOST_ID.to_owned(),
             profiles: Vec::new(),
             host: HostConfig::default(),
+            draft_profiles: true,
         }
     }
 }
@@ -130,7 +134,8 @@ impl SparkplugHostService {
             )
             .await?;
         Ok(Self {
-            translator: Translator::new(&config.common.prefix, config.profiles),
+            translator: Translator::new(&config.common.prefix, config.profiles)
+                .drafting(config.draft_profiles),
             host: HostState::new(config.host),
             runtime,
             announcement,
@@ -214,6 +219,12 @@ impl Service for SparkplugHostService {
                 let outs = translator.apply(action, source, now);
                 if let Some(machine) = birth {
                     match translator.profile_of(&machine) {
+                        Some(p) if translator.drafted(p).is_some() => info!(
+                            %machine,
+                            profile = p,
+                            topic = %runtime.topics.profile(p),
+                            "Sparkplug device born: no profile fitted its metrics, so one was drafted from its birth and published retained; save it (mosquitto_sub -C 1 -t <topic> > <profile>.toml), edit it and give it with --profile FILE"
+                        ),
                         Some(p) => info!(%machine, profile = p, "Sparkplug device born"),
                         None => {
                             warn!(%machine, "Sparkplug device born: no profile fits its metrics")

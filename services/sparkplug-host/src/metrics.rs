@@ -19,6 +19,9 @@ pub struct SparkplugMetrics {
     pub dead_letters: CounterVec,
     /// `dtwin_sparkplug_publish_errors_total`: publishes refused by a closed connection.
     pub publish_errors: Counter,
+    /// `dtwin_sparkplug_drafted_profiles_total`: profiles drafted from births no known
+    /// profile fits.
+    pub drafted_profiles: Counter,
 }
 
 impl Default for SparkplugMetrics {
@@ -37,6 +40,7 @@ impl SparkplugMetrics {
             rebirths: Counter::default(),
             dead_letters: CounterVec::default(),
             publish_errors: Counter::default(),
+            drafted_profiles: Counter::default(),
         };
         registry.register(
             "messages",
@@ -63,6 +67,11 @@ impl SparkplugMetrics {
             "Publishes refused by a closed connection",
             m.publish_errors.clone(),
         );
+        registry.register(
+            "drafted_profiles",
+            "Profiles drafted from births no known profile fits",
+            m.drafted_profiles.clone(),
+        );
         m
     }
 
@@ -79,6 +88,9 @@ impl SparkplugMetrics {
                 self.dead_letters
                     .get_or_create(&label("reason", reason))
                     .inc();
+            }
+            OutKind::Profile => {
+                self.drafted_profiles.inc();
             }
             OutKind::Status => {}
         }

@@ -4,7 +4,11 @@
 //!
 //! - `Birth`: the machine gets the known profile whose every sensor `key` is among the
 //!   birth's numeric metric names (the one with most sensors; on a tie the one given first,
-//!   the built-in milling last). None fits: an `unknown_profile` dead letter listing the
+//!   the built-in milling, then the drafted ones last). None fits: a profile drafted from the
+//!   birth (every numeric metric a sensor, id `spb_{machine}`), published retained on
+//!   `{prefix}/profiles/{id}` as TOML (the feature service serves it; a user saves and edits
+//!   it) and known from then on, so a device with the same metrics gets it too. With drafting
+//!   off (or a birth without a numeric metric): an `unknown_profile` dead letter listing the
 //!   numeric metric names, so a user can write that profile (`--profile FILE`).
 //! - `Reading` of a machine with a profile: a v2 reading
 //!   `{"schema":"dtwin.telemetry.v2","machine_id":..,"ts":<epoch ms>,"profile":..,"values":{..}}`
@@ -43,6 +47,8 @@ pub enum OutKind {
     Telemetry,
     /// A machine's retained status.
     Status,
+    /// A profile drafted from a birth, retained on `{prefix}/profiles/{id}`.
+    Profile,
     /// A rebirth request (NCMD) to an edge node.
     Rebirth,
     /// A dead letter, with its specific reason (the host's, or [`UNKNOWN_PROFILE`]).
@@ -86,9 +92,11 @@ struct Assigned {
 #[derive(Debug, Clone)]
 pub struct Translator {
     topics: Topics,
-    /// The loaded profiles in the order given, then milling.
+    /// The loaded profiles in the order given, then milling, then the drafted ones.
     profiles: Vec<Profile>,
     machines: HashMap<MachineId, Assigned>,
+    /// Draft a profile from a birth none fits.
+    draft: bool,
 }
 
 impl Translator {
@@ -102,7 +110,15 @@ impl Translator {
             topics: Topics::new(prefix),
             profiles,
             machines: HashMap::new(),
+            draft: true,
         }
+    }
+
+    /// With `draft` false, a birth no profile fits is an `unknown_profile` dead letter
+    /// instead of a drafted profile (a plant that wants only its declared profiles).
+    pub fn drafting(mut self, draft: bool) -> Self {
+        self.draft = draft;
+        self
     }
 
     /// The ids of the known profiles, milling last.
@@ -174,6 +190,16 @@ impl Translator {
             .filter(|(_, p)| fits(p))
             .max_by_key(|(_, p)| p.sensors.len())
             .map(|(i, _)| i);
+        let mut out = Vec::new();
+        let best = match best {
+            None if self.draft && !numeric.is_empty() => self
+                .draft_profile(&machine, &numeric, source)
+                .map(|(index, published)| {
+                    out.push(published);
+                    index
+                }),
+            best => best,
+        };
         match best {
             Some(profile) => {
                 let keep = self
@@ -189,7 +215,7 @@ impl Translator {
                         last: keep,
                     },
                 );
-                Vec::new()
+                out
             }
             None => {
                 self.machines.remove(&machine);
@@ -208,6 +234,53 @@ impl Translator {
                 )]
             }
         }
+    }
+
+    /// Drafts a profile from the birth's numeric metric names `numeric`, knows it from now on
+    /// and returns its index and its retained publish. The id is `spb_{machine}` (made unique
+    /// among the known ids), so the same device drafts the same profile after a restart.
+    fn draft_profile(
+        &mut self,
+        machine: &MachineId,
+        numeric: &[&str],
+        source: Source<'_>,
+    ) -> Option<(usize, Out)> {
+        let base: String = format!("spb_{machine}").chars().take(60).collect();
+        let mut id = base.clone();
+        let mut k = 2;
+        while self.profiles.iter().any(|p| p.id == id) {
+            id = format!("{base}_{k}");
+            k += 1;
+        }
+        let text = dtwin_profile::draft::draft_from_names(
+            &id,
+            &format!(
+                "the Sparkplug birth of machine {machine} ({})",
+                source.topic
+            ),
+            numeric,
+        );
+        // A draft always parses (tested in dtwin-profile); should one not, the machine is
+        // left without a profile (an unknown_profile dead letter) rather than the service
+        // stopping.
+        let profile = Profile::parse(&text, &id)
+            .map_err(|e| tracing::error!(error = %e, "a drafted profile did not parse"))
+            .ok()?;
+        self.profiles.push(profile);
+        let out = Out {
+            topic: self.topics.profile(&id),
+            payload: text.into_bytes(),
+            retain: true,
+            qos: QoS::AtLeastOnce,
+            kind: OutKind::Profile,
+        };
+        Some((self.profiles.len() - 1, out))
+    }
+
+    /// A profile this translator drafted, by id.
+    pub fn drafted(&self, id: &str) -> Option<&Profile> {
+        let milling = self.profiles.iter().position(|p| p.id == "milling")?;
+        self.profiles[milling + 1..].iter().find(|p| p.id == id)
     }
 
     /// Each known profile with the sensor keys the birth lacks (the first few).

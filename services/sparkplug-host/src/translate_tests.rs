@@ -127,8 +127,8 @@ fn the_profile_with_most_sensors_wins_and_milling_counts() {
 }
 
 #[test]
-fn a_birth_no_profile_fits_is_an_unknown_profile_dead_letter_naming_its_metrics() {
-    let mut t = translator();
+fn without_drafting_a_birth_no_profile_fits_is_an_unknown_profile_dead_letter_naming_its_metrics() {
+    let mut t = translator().drafting(false);
     // `rpm` is a string here: not numeric, so the pump does not fit.
     let out = birth(
         &mut t,
@@ -160,6 +160,101 @@ fn a_birth_no_profile_fits_is_an_unknown_profile_dead_letter_naming_its_metrics(
         .as_str()
         .unwrap()
         .contains("has no profile"));
+}
+
+#[test]
+fn a_birth_no_profile_fits_drafts_one_that_later_devices_with_those_metrics_share() {
+    let mut t = translator();
+    let out = birth(
+        &mut t,
+        "plant.edge.press",
+        &[
+            ("Hydraulic/Pressure [bar]", DataType::Float),
+            ("Cycle count", DataType::UInt64),
+            ("Operator", DataType::String),
+        ],
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    let o = &out[0];
+    assert_eq!(o.topic, "dtwin/v1/profiles/spb_plant.edge.press");
+    assert_eq!(
+        (o.retain, o.qos, o.kind),
+        (true, QoS::AtLeastOnce, OutKind::Profile)
+    );
+    let text = std::str::from_utf8(&o.payload).unwrap();
+    let drafted = Profile::parse(text, "published").unwrap();
+    assert_eq!(drafted.id, "spb_plant.edge.press");
+    let keys: Vec<&str> = drafted.sensors.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(keys, ["Hydraulic/Pressure [bar]", "Cycle count"]);
+    assert!(text.contains("spBv1.0/plant/DDATA/edge/dev"), "{text}");
+    assert_eq!(
+        t.profile_of(&id("plant.edge.press")),
+        Some("spb_plant.edge.press")
+    );
+    assert!(t.drafted("spb_plant.edge.press").is_some());
+    assert!(t.drafted("pump").is_none());
+
+    // Its readings take the JSON path under the drafted profile.
+    let out = t.apply(
+        reading(
+            "plant.edge.press",
+            NOW,
+            &[("Hydraulic/Pressure [bar]", 151.5), ("Cycle count", 7.0)],
+            false,
+        ),
+        SRC,
+        NOW,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, OutKind::Telemetry);
+    let v = json(&out[0]);
+    assert_eq!(v["profile"], "spb_plant.edge.press");
+    assert_eq!(v["values"]["Hydraulic/Pressure [bar]"], 151.5);
+
+    // A second press with the same metrics fits the drafted profile: nothing new is drafted.
+    let out = birth(
+        &mut t,
+        "plant.edge.press2",
+        &[
+            ("Hydraulic/Pressure [bar]", DataType::Double),
+            ("Cycle count", DataType::Int64),
+        ],
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(
+        t.profile_of(&id("plant.edge.press2")),
+        Some("spb_plant.edge.press")
+    );
+    // The same device born again (a rebirth) keeps it, and a pump still gets the pump.
+    assert!(birth(
+        &mut t,
+        "plant.edge.press",
+        &[
+            ("Cycle count", DataType::Int64),
+            ("Hydraulic/Pressure [bar]", DataType::Float)
+        ]
+    )
+    .is_empty());
+    assert_eq!(
+        t.profile_of(&id("plant.edge.press")),
+        Some("spb_plant.edge.press")
+    );
+    birth(
+        &mut t,
+        "p",
+        &[("volt", DataType::Double), ("rpm", DataType::Int32)],
+    );
+    assert_eq!(t.profile_of(&id("p")), Some("pump"));
+    assert_eq!(t.profile_ids(), ["pump", "milling", "spb_plant.edge.press"]);
+}
+
+#[test]
+fn a_birth_without_a_numeric_metric_drafts_nothing() {
+    let mut t = translator();
+    let out = birth(&mut t, "plant.edge.hmi", &[("Operator", DataType::String)]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, OutKind::DeadLetter("unknown_profile"));
+    assert_eq!(t.profile_ids(), ["pump", "milling"]);
 }
 
 #[test]

@@ -734,6 +734,7 @@ fn asyncapi_documents_every_topic_and_schema() {
         "{prefix}/deadletter/{service}",
         "{prefix}/models/current",
         "{prefix}/models/{profile}",
+        "{prefix}/profiles/{profile}",
         "{prefix}/publishers/{client_id}/status",
         "{prefix}/drift/{service}",
         "{prefix}/control/silences/{silenceId}",
@@ -1036,4 +1037,19 @@ fn twin_control_commands_match_the_decoder() {
             "decoder accepts {bad}"
         );
     }
+}
+
+#[test]
+fn a_profile_published_at_run_time_is_toml_naming_its_topic() {
+    let c = contract();
+    let text = dtwin_profile::draft::draft_from_names(
+        "spb_plant1.line4.press2",
+        "a test",
+        &["Hydraulic/Pressure [bar]", "Cycle count"],
+    );
+    let topic = "dtwin/v1/profiles/spb_plant1.line4.press2";
+    assert_valid(&c, topic, text.as_bytes(), "profile");
+    assert!(assert_invalid(&c, "dtwin/v1/profiles/other", text.as_bytes()).contains("topic's"));
+    assert!(assert_invalid(&c, topic, b"{\"id\": 1}").starts_with("profile:"));
+    assert!(assert_invalid(&c, topic, b"\xff").contains("UTF-8"));
 }

@@ -15,4 +15,5 @@ mod restart;
 mod scale_out;
 mod shared_subscriptions;
 mod sparkplug;
+mod sparkplug_draft;
 mod sparkplug_interop;

@@ -156,6 +156,56 @@ pub fn draft(
     (out, report)
 }
 
+/// The range a sensor drafted from a name alone gets: wide open, for a person to narrow to
+/// what the machine can really read.
+pub const OPEN_RANGE: f64 = 1e12;
+
+/// The TOML text of a profile `id` drafted from metric names alone (a Sparkplug birth:
+/// `source` says where they came from, for the header comment). Each name becomes a sensor
+/// (its `key`, a valid feature name, a unit when the name ends in one, the range
+/// ±[`OPEN_RANGE`]), with the short and long windows in readings; duplicate names count
+/// once. It always parses.
+pub fn draft_from_names(id: &str, source: &str, names: &[&str]) -> String {
+    let mut out = String::new();
+    let mut comment = String::new();
+    for line in source.lines() {
+        let _ = writeln!(comment, "# {line}");
+    }
+    let _ = writeln!(
+        out,
+        "# Drafted by dtwin from {}:\n{comment}# Save it (`--profile FILE`) and edit it: units, labels, ranges (what the machine\n\
+         # can really read), derived features, windows. `dtwin profile check FILE` says what is\n\
+         # wrong, with the line.\n\
+         id = {q}\nlabel = {q}\nrules = \"default\"\n",
+        "metric names",
+        q = q(id)
+    );
+    let mut used = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for name in names.iter().filter(|n| seen.insert(**n)) {
+        let (base, unit) = split_unit(name);
+        let feature = unique(feature_name(base), &mut used);
+        let _ = writeln!(out, "[[sensor]]\nname = {}", q(&feature));
+        if feature != *name {
+            let _ = writeln!(out, "key = {}", q(name));
+        }
+        let _ = writeln!(
+            out,
+            "label = {}\nunit = {}\nrange = [{:?}, {:?}]\n",
+            q(base),
+            q(unit),
+            -OPEN_RANGE,
+            OPEN_RANGE
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# Windows: `short` and `long` count readings.\n\
+         [windows]\nshort = {DRAFT_SHORT}\nlong = {DRAFT_LONG}\nshort_stats = [\"mean\", \"std\", \"slope\"]\n"
+    );
+    out
+}
+
 /// A span as a profile writes it: whole days, hours, minutes or seconds.
 fn span_text(seconds: f64) -> String {
     let s = seconds.round() as u64;
@@ -260,6 +310,28 @@ fn unique(name: String, used: &mut BTreeSet<String>) -> String {
 mod tests {
     use super::*;
     use crate::Profile;
+
+    #[test]
+    fn names_alone_draft_a_profile_that_parses_and_keeps_each_name_as_key() {
+        let text = draft_from_names(
+            "spb_plant.line1.press",
+            "the Sparkplug birth of plant.line1.press\nspBv1.0/plant/DBIRTH/line1/press",
+            &["Motor/Temperature [C]", "Pressure", "Pressure", "rpm", "2nd stage"],
+        );
+        let p = Profile::parse(&text, "draft").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(p.id, "spb_plant.line1.press");
+        let keys: Vec<&str> = p.sensors.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["Motor/Temperature [C]", "Pressure", "rpm", "2nd stage"]
+        );
+        let names: Vec<&str> = p.sensors.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["motor_temperature", "pressure", "rpm", "_2nd_stage"]);
+        assert_eq!(p.sensors[0].unit, "C");
+        assert!(p.sensors[1].accepts(-5e11) && p.sensors[1].accepts(5e11));
+        assert!(!p.sensors[1].accepts(f64::NAN));
+        assert!(text.contains("# spBv1.0/plant/DBIRTH/line1/press"));
+    }
 
     #[test]
     fn an_hourly_export_drafts_a_profile_that_parses() {

@@ -127,6 +127,26 @@ impl Topics {
         (!seg.is_empty() && !seg.contains('/')).then_some(seg)
     }
 
+    /// `{prefix}/profiles/{id}` (retained): a machine profile published at run time (its TOML
+    /// text), e.g. one the Sparkplug host drafted from a device's birth. The feature service
+    /// serves every profile published here that its own `--profile` files do not name.
+    pub fn profile(&self, id: &str) -> String {
+        format!("{}/profiles/{}", self.prefix, id)
+    }
+
+    /// `{prefix}/profiles/+`: every profile published at run time.
+    pub fn profiles(&self) -> String {
+        format!("{}/profiles/+", self.prefix)
+    }
+
+    /// The `{id}` of a `{prefix}/profiles/{id}` topic.
+    pub fn parse_profile<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("/profiles/")
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+    }
+
     /// `{prefix}/publishers/{client_id}/status` (retained; the publisher's last will)
     pub fn publisher_status(&self, client_id: &str) -> String {
         format!("{}/publishers/{}/status", self.prefix, client_id)
@@ -244,6 +264,12 @@ mod tests {
         assert_eq!(t.parse_alert_state("dtwin/v1/alert-state/m/x"), None);
         assert_eq!(t.parse_alert_state("dtwin/v1/alerts/m-1"), None);
         assert_eq!(t.parse("dtwin/v1/alert-state/m-1"), None);
+        assert_eq!(t.profile("spb_pump"), "dtwin/v1/profiles/spb_pump");
+        assert_eq!(t.profiles(), "dtwin/v1/profiles/+");
+        assert_eq!(t.parse_profile("dtwin/v1/profiles/spb_pump"), Some("spb_pump"));
+        assert_eq!(t.parse_profile("dtwin/v1/profiles/a/b"), None);
+        assert_eq!(t.parse_profile("dtwin/v1/profiles/"), None);
+        assert_eq!(t.parse_profile("dtwin/v1/models/pump"), None);
         assert_eq!(t.all(TopicKind::Telemetry), "dtwin/v1/machines/+/telemetry");
         assert_eq!(Topics::new("plant/a/").prefix(), "plant/a");
     }

@@ -1,0 +1,162 @@
+//! A Sparkplug device no declared profile fits (issue 18, item 2): the host drafts a profile
+//! from its birth (every numeric metric a sensor) and publishes it retained on
+//! `dtwin/v1/profiles/spb_{machine}`; a feature service given no profile file at all serves
+//! it from there, so the device's readings become feature vectors under the drafted profile
+//! and rules-only verdicts (model `none`: no model is trained for it yet). A second device
+//! with the same metrics shares the draft; a user saving the retained text gets a profile
+//! that parses. Every message on `dtwin/v1/#` validates against the contract.
+
+use dtwin_bus::QoS;
+use dtwin_schema::{from_json, Features, Risk};
+use dtwin_sparkplug::{by_alias, DataType, EdgeNode, EdgeNodeId, Metric, MetricValue};
+use dtwin_tests::contract::Contract;
+use dtwin_tests::harness::{self, Recorder};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+const PRESS: &str = "plant1.line9.press2";
+const PRESS3: &str = "plant1.line9.press3";
+const DRAFT: &str = "spb_plant1.line9.press2";
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+async fn publish(recorder: &Recorder, (topic, payload): (String, Vec<u8>)) {
+    recorder
+        .client()
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .unwrap();
+}
+
+async fn verdict(recorder: &Recorder, machine: &str, seq: u64) -> Risk {
+    let topic = format!("dtwin/v1/machines/{machine}/risk");
+    let m = recorder
+        .wait_for(Duration::from_secs(20), |m| {
+            m.topic == topic && from_json::<Risk>(&m.payload).is_ok_and(|r| r.seq == seq)
+        })
+        .await
+        .unwrap_or_else(|| panic!("verdict {seq} of {machine}"));
+    from_json(&m.payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_no_profile_fits_gets_a_drafted_profile_and_verdicts() {
+    let broker = harness::embedded_broker();
+    let stop = CancellationToken::new();
+    let recorder = Recorder::start(&broker, "dtwin/v1/#").await;
+    let edge_side = Recorder::start(&broker, "spBv1.0/#").await;
+    // No --profile file anywhere: the feature service knows milling only.
+    let feature = dtwin_feature::FeatureConfig::new(broker.clone());
+    let host = dtwin_sparkplug_host::SparkplugHostConfig::new(broker.clone());
+    let [feature, inference] = harness::start_scoring(feature, &stop).await;
+    let host = harness::start(
+        dtwin_sparkplug_host::SparkplugHostService::build(host)
+            .await
+            .unwrap(),
+        &stop,
+    )
+    .await;
+    edge_side
+        .wait_for(Duration::from_secs(10), |m| {
+            m.topic == "spBv1.0/STATE/dtwin"
+        })
+        .await
+        .expect("the host's STATE");
+
+    let t0 = now_ms();
+    let mut edge = EdgeNode::new(EdgeNodeId::new("plant1", "line9"), 0);
+    let birth = |pressure: f32| {
+        [
+            Metric::named("Hydraulic/Pressure [bar]", Some(1), DataType::Float)
+                .with_value(MetricValue::FloatValue(pressure)),
+            Metric::named("Cycle count", Some(2), DataType::UInt64)
+                .with_value(MetricValue::LongValue(1000)),
+            Metric::named("Operator", Some(3), DataType::String)
+                .with_value(MetricValue::StringValue("A. Smith".into())),
+        ]
+    };
+    publish(&edge_side, edge.nbirth(&[], t0)).await;
+    publish(&edge_side, edge.dbirth("press2", &birth(150.0), t0)).await;
+    for i in 1..4u64 {
+        let data = [
+            by_alias(1, MetricValue::FloatValue(150.0 + i as f32)),
+            by_alias(2, MetricValue::LongValue(1000 + i)),
+        ];
+        publish(&edge_side, edge.ddata("press2", &data, t0 + 1000 * i)).await;
+    }
+
+    // The draft, retained: what a user saves and edits.
+    let topic = format!("dtwin/v1/profiles/{DRAFT}");
+    recorder
+        .wait_for(Duration::from_secs(20), |m| m.topic == topic)
+        .await
+        .expect("the drafted profile");
+    let late = Recorder::start(&broker, &format!("dtwin/v1/profiles/{DRAFT}")).await;
+    let saved = late
+        .wait_for(Duration::from_secs(10), |m| m.retain)
+        .await
+        .expect("the drafted profile, retained");
+    let text = String::from_utf8(saved.payload.to_vec()).unwrap();
+    let drafted = dtwin_profile::Profile::parse(&text, "saved.toml").unwrap();
+    assert_eq!(drafted.id, DRAFT);
+    let keys: Vec<&str> = drafted.sensors.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(keys, ["Hydraulic/Pressure [bar]", "Cycle count"]);
+    assert!(
+        text.contains("spBv1.0/plant1/DBIRTH/line9/press2"),
+        "{text}"
+    );
+
+    // The birth's values and three DDATA: four vectors under the draft, then verdicts.
+    let (_, hash) = dtwin_windows::profile_feature_set(&drafted);
+    let last = verdict(&recorder, PRESS, 4).await;
+    assert_eq!(last.model.id, "none", "{last:?}");
+    assert!(
+        last.actions.iter().any(|a| a.code == "NO_MODEL"),
+        "{last:?}"
+    );
+    let topic = format!("dtwin/v1/machines/{PRESS}/features");
+    let vectors: Vec<Features> = recorder
+        .all()
+        .iter()
+        .filter(|m| m.topic == topic)
+        .map(|m| from_json(&m.payload).unwrap())
+        .collect();
+    assert_eq!(vectors.len(), 4, "{vectors:?}");
+    for (i, v) in vectors.iter().enumerate() {
+        assert_eq!(v.profile.as_deref(), Some(DRAFT));
+        assert_eq!(v.feature_set, hash);
+        assert_eq!(v.latest["hydraulic_pressure"], 150.0 + i as f64);
+        assert_eq!(v.latest["cycle_count"], 1000.0 + i as f64);
+    }
+
+    // Another press with the same metrics shares the draft: nothing new is drafted.
+    publish(&edge_side, edge.dbirth("press3", &birth(140.0), t0 + 5000)).await;
+    let first = verdict(&recorder, PRESS3, 1).await;
+    assert_eq!(first.model.id, "none");
+    let drafts: Vec<String> = recorder
+        .all()
+        .iter()
+        .filter(|m| m.topic.starts_with("dtwin/v1/profiles/"))
+        .map(|m| m.topic.clone())
+        .collect();
+    assert_eq!(drafts, [format!("dtwin/v1/profiles/{DRAFT}")]);
+
+    let contract = Contract::load().unwrap();
+    for m in recorder.all() {
+        contract
+            .check(&m.topic, &m.payload)
+            .unwrap_or_else(|e| panic!("{}: {e}", m.topic));
+    }
+    stop.cancel();
+    for s in [feature, inference, host] {
+        s.await.unwrap().unwrap();
+    }
+}

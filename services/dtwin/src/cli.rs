@@ -213,6 +213,11 @@ pub struct SparkplugOpts {
     /// its will).
     #[arg(long, env = "DTWIN_SPARKPLUG_HOST_ID", default_value = dtwin_sparkplug_host::DEFAULT_HOST_ID)]
     pub sparkplug_host_id: String,
+    /// A device whose birth no profile fits is dead-lettered (`unknown_profile`) instead of
+    /// getting a profile drafted from its birth (published retained on
+    /// {prefix}/profiles/spb_{machine} for you to save and edit).
+    #[arg(long)]
+    pub no_draft_profiles: bool,
 }
 
 impl SparkplugOpts {
@@ -226,6 +231,7 @@ impl SparkplugOpts {
         c.common = common;
         c.host_id.clone_from(&self.sparkplug_host_id);
         c.profiles = profiles;
+        c.draft_profiles = !self.no_draft_profiles;
         c
     }
 }
@@ -341,6 +347,28 @@ pub struct TwinOpts {
     /// Stop after this many readings per machine.
     #[arg(long, env = "DTWIN_STEPS")]
     pub steps: Option<u64>,
+    /// JSON telemetry, or Sparkplug B (an edge node per connection, a device per machine;
+    /// machines then appear as dtwin.twin-K.MACHINE through the Sparkplug host).
+    #[arg(long, env = "DTWIN_TWIN_PROTOCOL", value_enum, default_value_t = Protocol::Json)]
+    pub protocol: Protocol,
+}
+
+/// How readings are published (`dtwin twin` and `dtwin loadtest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// JSON telemetry on {prefix}/machines/{id}/telemetry.
+    Json,
+    /// Sparkplug B births and data by alias on spBv1.0/..., for the Sparkplug host.
+    Sparkplug,
+}
+
+impl From<Protocol> for dtwin_twin_publisher::Protocol {
+    fn from(p: Protocol) -> Self {
+        match p {
+            Protocol::Json => Self::Json,
+            Protocol::Sparkplug => Self::Sparkplug,
+        }
+    }
 }
 
 /// `dtwin twin`: the twin flags plus its metrics endpoint.
@@ -577,6 +605,7 @@ impl TwinOpts {
         c.connections = self.connections;
         c.afap = self.afap;
         c.steps = self.steps;
+        c.protocol = self.protocol.into();
         Ok(c)
     }
 }

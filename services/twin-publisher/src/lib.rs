@@ -11,6 +11,10 @@
 //! - Scenario: faults at given stream times (CLI flag or TOML file) and live from
 //!   `{prefix}/control/twin` ([`control`]); a bad command becomes a dead letter on
 //!   `{prefix}/deadletter/twin`.
+//! - Protocol: JSON telemetry (above), or Sparkplug B ([`Protocol::Sparkplug`]): each worker
+//!   connection is an edge node (`spBv1.0/dtwin/.../twin-{k}`) with one device per machine,
+//!   births with aliases, then DDATA by alias; a Sparkplug host (`dtwin sparkplug`, or `up`)
+//!   turns them into telemetry of machines `dtwin.twin-{k}.{machine}` (see [`sparkplug`]).
 //! - Identity: each machine announces itself with a retained `online` status (with its
 //!   product type) and is marked `offline` on a clean stop; the publisher's own retained status
 //!   is its MQTT last will, so subscribers learn when it dies.
@@ -18,6 +22,8 @@
 //! # Layout
 //! - [`scenario`]: "machine X enters fault F at time T" events and scenario files.
 //! - [`control`]: the control topic's commands (pure decoder).
+//! - [`sparkplug`]: the Sparkplug B encoding of the fleet (pure) and `sparkplug_worker`, the
+//!   edge node connection that publishes it.
 //! - [`metrics`]: [`TwinMetrics`], the Prometheus metrics behind `/metrics`; `/healthz`
 //!   follows the control connection's broker link.
 //! - [`TwinService`]: the shell on a `dtwin_runtime::Runtime`: `build` checks the settings and
@@ -27,6 +33,7 @@
 pub mod control;
 pub mod metrics;
 pub mod scenario;
+pub mod sparkplug;
 
 pub use metrics::TwinMetrics;
 
@@ -44,6 +51,16 @@ use tracing::{info, warn};
 
 /// Control commands queued per worker; a full queue drops the command with a dead letter.
 const CONTROL_QUEUE: usize = 256;
+
+/// How the twin publishes its readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// JSON telemetry on `{prefix}/machines/{id}/telemetry`.
+    #[default]
+    Json,
+    /// Sparkplug B: an edge node per connection, a device per machine ([`sparkplug`]).
+    Sparkplug,
+}
 
 /// Settings of the twin publisher.
 #[derive(Debug, Clone)]
@@ -74,6 +91,8 @@ pub struct TwinConfig {
     pub steps: Option<u64>,
     /// Start of stream time (`None`: now). Fix it to reproduce an `afap` stream byte for byte.
     pub epoch: Option<OffsetDateTime>,
+    /// JSON telemetry or Sparkplug B.
+    pub protocol: Protocol,
 }
 
 impl TwinConfig {
@@ -92,6 +111,7 @@ impl TwinConfig {
             afap: false,
             steps: None,
             epoch: None,
+            protocol: Protocol::Json,
         }
     }
 
@@ -255,7 +275,9 @@ impl Service for TwinService {
                 )
                 .await,
         )?;
-        for m in &fleet.machines {
+        // Over Sparkplug the host announces the machines (from their births).
+        let json = config.protocol == Protocol::Json;
+        for m in fleet.machines.iter().filter(|_| json) {
             metrics.publish_result(
                 client
                     .publish(
@@ -273,8 +295,13 @@ impl Service for TwinService {
             .map(|m| (m.id().clone(), m.product_type()))
             .collect();
         runtime.log_started(&format!(
-            "{} machines at {} Hz, time x{}, afap {}, {} connections",
-            config.machines, config.rate_hz, config.accel, config.afap, config.connections
+            "{} machines at {} Hz, time x{}, afap {}, {} connections, {:?}",
+            config.machines,
+            config.rate_hz,
+            config.accel,
+            config.afap,
+            config.connections,
+            config.protocol
         ));
 
         // Workers.
@@ -299,23 +326,30 @@ impl Service for TwinService {
                 .collect();
             let worker_bus =
                 BusConfig::new(config.common.broker.clone(), format!("{client_id}-{k}"));
+            let setup = WorkerSetup {
+                machines,
+                due: mine,
+                clock,
+                qos: config.qos,
+                afap: config.afap,
+                steps: config.steps,
+                period: Duration::from_secs_f64(1.0 / config.rate_hz),
+                topics: topics.clone(),
+                metrics: metrics.clone(),
+            };
+            if config.protocol == Protocol::Sparkplug {
+                let node = sparkplug::twin_node(sparkplug::GROUP, k);
+                workers.spawn(sparkplug::worker(
+                    setup,
+                    worker_bus,
+                    node,
+                    rx,
+                    stop_workers.clone(),
+                ));
+                continue;
+            }
             let worker_conn = dtwin_bus::connect(&worker_bus, Vec::new());
-            workers.spawn(worker(
-                WorkerSetup {
-                    machines,
-                    due: mine,
-                    clock,
-                    qos: config.qos,
-                    afap: config.afap,
-                    steps: config.steps,
-                    period: Duration::from_secs_f64(1.0 / config.rate_hz),
-                    topics: topics.clone(),
-                    metrics: metrics.clone(),
-                },
-                worker_conn,
-                rx,
-                stop_workers.clone(),
-            ));
+            workers.spawn(worker(setup, worker_conn, rx, stop_workers.clone()));
         }
 
         // Control commands until shutdown or until every worker is done.
@@ -350,7 +384,7 @@ impl Service for TwinService {
             }
         }
 
-        for (id, product) in &statuses {
+        for (id, product) in statuses.iter().filter(|_| json) {
             metrics.publish_result(
                 client
                     .publish(
@@ -439,6 +473,28 @@ fn apply_control(
     }
 }
 
+/// Injects the faults commanded since the last tick and those due before reading `next_seq`
+/// (`due` sorted by `before_seq`).
+fn inject_due(
+    machines: &mut [(usize, Machine)],
+    due: &mut Vec<Due>,
+    commands: &mut mpsc::Receiver<(usize, Fault)>,
+    next_seq: u64,
+) {
+    while let Ok((index, fault)) = commands.try_recv() {
+        if let Some((_, m)) = machines.iter_mut().find(|(i, _)| *i == index) {
+            m.inject(fault);
+        }
+    }
+    while let Some(d) = due.first().filter(|d| d.before_seq <= next_seq) {
+        if let Some((_, m)) = machines.iter_mut().find(|(i, _)| *i == d.index) {
+            info!(machine = %m.id(), fault = %d.fault, "scenario: injecting fault");
+            m.inject(d.fault);
+        }
+        due.remove(0);
+    }
+}
+
 struct WorkerSetup {
     machines: Vec<(usize, Machine)>,
     due: Vec<Due>,
@@ -493,20 +549,8 @@ async fn worker(
         if steps.is_some_and(|n| published >= n) {
             break;
         }
-        while let Ok((index, fault)) = commands.try_recv() {
-            if let Some((_, m)) = machines.iter_mut().find(|(i, _)| *i == index) {
-                m.inject(fault);
-            }
-        }
+        inject_due(&mut machines, &mut due, &mut commands, published + 1);
         let now = dtwin_schema::time_fmt::now();
-        let next_seq = published + 1;
-        while let Some(d) = due.first().filter(|d| d.before_seq <= next_seq) {
-            if let Some((_, m)) = machines.iter_mut().find(|(i, _)| *i == d.index) {
-                info!(machine = %m.id(), fault = %d.fault, "scenario: injecting fault");
-                m.inject(d.fault);
-            }
-            due.remove(0);
-        }
         for ((_, m), topic) in machines.iter_mut().zip(&telemetry_topics) {
             let reading = m.step();
             let ts = if afap { clock.at(reading.seq) } else { now };

@@ -62,6 +62,8 @@ pub struct BusConfig {
     pub manual_acks: bool,
     /// Retained message the broker publishes if this connection dies: (topic, payload).
     pub last_will: Option<(String, Vec<u8>)>,
+    /// Whether the last will is retained (default true; a Sparkplug NDEATH is not).
+    pub last_will_retain: bool,
     /// Capacity of the inbox channel.
     pub inbox_capacity: usize,
     /// Capacity of rumqttc's request channel.
@@ -81,6 +83,7 @@ impl BusConfig {
             max_packet_bytes: DEFAULT_MAX_PACKET_BYTES,
             manual_acks: false,
             last_will: None,
+            last_will_retain: true,
             inbox_capacity: DEFAULT_INBOX_CAPACITY,
             request_capacity: DEFAULT_REQUEST_CAPACITY,
             inflight: 100,
@@ -106,7 +109,7 @@ impl BusConfig {
                 topic,
                 payload.clone(),
                 rumqttc::QoS::AtLeastOnce,
-                true,
+                self.last_will_retain,
             ));
         }
         o

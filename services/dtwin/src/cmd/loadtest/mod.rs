@@ -14,6 +14,16 @@
 //! each connection spreads its machines over `--slots` time slots per period instead of one
 //! burst. A reading's `ts` is the wall clock when its slot is rendered.
 //!
+//! `--protocol sparkplug` publishes the pipeline's readings as Sparkplug B instead: each
+//! connection is an edge node (`spBv1.0/loadtest/.../c{k}`, births with aliases at connect and
+//! on a rebirth request, then a DDATA by alias per reading), the in-process stack adds the
+//! Sparkplug host (an external one must run it), and machine `lt-000042` on connection `k`
+//! answers as `loadtest.c{k}.lt-000042`. Sparkplug readings carry no dtwin `seq`: the feature
+//! service numbers each machine's readings from 1 in arrival order, so loss is still counted
+//! per machine (a lost reading shows as a missing last seq), and latency still runs from the
+//! reading's time (its Sparkplug timestamp, in milliseconds) to its verdict. The broker-alone
+//! half of `--ramp` stays JSON.
+//!
 //! # Layout
 //! - [`LoadtestArgs`], [`run`]: flags and the whole run (start, steps, report).
 //! - `ramp`: which steps run: one, or a ramp of the pipeline and then of the broker alone.
@@ -125,6 +135,10 @@ pub struct LoadtestArgs {
     /// Print the report as JSON.
     #[arg(long, env = "DTWIN_LOADTEST_JSON")]
     pub json: bool,
+    /// How the pipeline's readings are published: JSON telemetry, or Sparkplug B edge nodes
+    /// (one per connection) through the Sparkplug host.
+    #[arg(long, env = "DTWIN_LOADTEST_PROTOCOL", value_enum, default_value_t = crate::cli::Protocol::Json)]
+    pub protocol: crate::cli::Protocol,
 }
 
 /// What a step measures.
@@ -155,6 +169,8 @@ struct Ctx {
     /// CPU of this process and of each `--pid`, and of this process's threads by group, over
     /// all windows so far.
     cpu: CpuTotals,
+    /// The `bdSeq` of the last step's Sparkplug edge nodes (each step connects anew).
+    bd_seq: u64,
 }
 
 /// The measured window of a step, by the wall clock: readings with a `ts` from `start`
@@ -205,7 +221,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     let outbox = tempfile::tempdir().context("temporary outbox")?;
     let (url, broker_name) = broker(&args).await?;
     if args.target == Target::InProcess {
-        start_services(&url, args.max_lag_s, outbox.path(), &stop).await?;
+        start_services(&url, &args, outbox.path(), &stop).await?;
     }
     let mut ctx = Ctx {
         url,
@@ -214,6 +230,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
         cpu: CpuTotals::new(pids.len() + 1),
         pids,
         args: args.clone(),
+        bd_seq: 0,
     };
     let bounds = Bounds {
         max_p99_ms: args.max_p99_ms,
@@ -283,16 +300,27 @@ async fn broker(args: &LoadtestArgs) -> anyhow::Result<(BrokerUrl, String)> {
     })
 }
 
-/// Starts the feature, inference and alerter services in this process (as `up` does) until
-/// `stop`, with the alerter's outbox and spool under `outbox`.
+/// Starts the feature, inference and alerter services (and, for `--protocol sparkplug`, the
+/// Sparkplug host) in this process (as `up` does) until `stop`, with the alerter's outbox and
+/// spool under `outbox`.
 async fn start_services(
     url: &BrokerUrl,
-    max_lag_s: f64,
+    args: &LoadtestArgs,
     outbox: &Path,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
+    if args.protocol == crate::cli::Protocol::Sparkplug {
+        use dtwin_runtime::Service;
+        let host = dtwin_sparkplug_host::SparkplugHostConfig::new(url.clone());
+        let host = dtwin_sparkplug_host::SparkplugHostService::build(host).await?;
+        host.ready()
+            .wait_for(Duration::from_secs(10))
+            .await
+            .map_err(|e| anyhow::anyhow!("the Sparkplug host is not subscribed: {e:?}"))?;
+        tokio::spawn(host.serve(stop.clone()));
+    }
     let mut feature = dtwin_feature::FeatureConfig::new(url.clone());
-    feature.max_lag = crate::cli::max_lag(max_lag_s)?;
+    feature.max_lag = crate::cli::max_lag(args.max_lag_s)?;
     tokio::spawn(dtwin_feature::run(feature, stop.clone()));
     let inference = dtwin_inference::InferenceConfig::new(url.clone());
     dtwin_inference::build_scorer(&inference)?;
@@ -326,7 +354,13 @@ async fn run_step(
     let window = Window::after_warmup(OffsetDateTime::now_utc(), warmup, duration);
     let heard = Heard::new(base, span, probe_features);
     let listener = Listener::spawn(sub, topics.clone(), heard, window);
-    let pubs = publisher::start(ctx, &topics, machines, seqs, window).await?;
+    // The broker alone is measured with JSON; the pipeline in the protocol asked for.
+    let protocol = match kind {
+        Kind::Pipeline => ctx.args.protocol,
+        Kind::BrokerAlone => crate::cli::Protocol::Json,
+    };
+    ctx.bd_seq = dtwin_twin_publisher::sparkplug::next_bd_seq(ctx.bd_seq);
+    let pubs = publisher::start(ctx, &topics, machines, seqs, window, protocol, ctx.bd_seq).await?;
     procstat::measure(&ctx.pids, window, &mut ctx.cpu).await;
     let (ranges, conns) = publisher::join(pubs, seqs).await?;
 

@@ -2,11 +2,18 @@
 //! and spreads them over time slots of the period (at most one a millisecond, tokio's timer
 //! resolution) instead of sending them in one burst. A reading's `ts` is the wall clock when
 //! its slot is rendered.
+//!
+//! Over Sparkplug B, connection k is edge node `loadtest/c{k}` (its NDEATH the will, the step's
+//! `bdSeq`): births of its machines' devices at connect and whenever its NCMD asks for a
+//! rebirth, then a DDATA by alias per reading.
 
 use super::template::{machine_id, TelemetryTopic, Template};
 use super::{Ctx, Window};
-use dtwin_bus::{BrokerUrl, BusConfig, Connection, QoS};
+use crate::cli::Protocol;
+use dtwin_bus::{BrokerUrl, BusConfig, Connection, QoS, Subscription};
 use dtwin_schema::Topics;
+use dtwin_sparkplug::EdgeNodeId;
+use dtwin_twin_publisher::sparkplug::{epoch_ms, is_rebirth, EdgeSession};
 use std::sync::Arc;
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
@@ -15,6 +22,13 @@ use tokio::task::JoinHandle;
 
 /// Requests buffered per publisher connection before `publish` waits.
 const PUBLISHER_REQUESTS: usize = 1 << 14;
+/// The Sparkplug group of the load test's edge nodes.
+pub(super) const SPARKPLUG_GROUP: &str = "loadtest";
+
+/// The edge node of connection `k`: `loadtest/c{k}`.
+pub(super) fn edge_node(k: usize) -> EdgeNodeId {
+    EdgeNodeId::new(SPARKPLUG_GROUP, &format!("c{k}"))
+}
 
 /// What one connection publishes in a step.
 struct Job {
@@ -29,6 +43,8 @@ struct Job {
     slots: usize,
     period: Duration,
     window: Window,
+    /// Over Sparkplug: the edge node's session, a device per machine of `mine`.
+    sparkplug: Option<EdgeSession>,
 }
 
 /// What one connection published in a step.
@@ -56,13 +72,22 @@ pub(super) async fn start(
     machines: usize,
     seqs: &[u64],
     window: Window,
+    protocol: Protocol,
+    bd_seq: u64,
 ) -> anyhow::Result<Vec<Publisher>> {
     let period = Duration::from_secs_f64(1.0 / ctx.args.rate);
     let topic = TelemetryTopic::new(topics)?;
     let mut pubs = Vec::new();
     for k in 0..ctx.args.connections.min(machines) {
         let mine = machines_of(k, ctx.args.connections, machines);
-        let conn = connect(&ctx.url, k).await?;
+        let sparkplug = (protocol == Protocol::Sparkplug).then(|| {
+            EdgeSession::new(
+                edge_node(k),
+                bd_seq,
+                mine.iter().map(|&m| machine_id(m)).collect(),
+            )
+        });
+        let conn = connect(&ctx.url, k, sparkplug.as_ref()).await?;
         let job = Job {
             seq: mine.iter().map(|&m| seqs[m]).collect(),
             mine,
@@ -72,6 +97,7 @@ pub(super) async fn start(
             slots: usize::from(ctx.args.slots),
             period,
             window,
+            sparkplug,
         };
         pubs.push(tokio::spawn(publish(conn, job)));
     }
@@ -98,13 +124,28 @@ pub(super) async fn join(
     Ok((ranges, conns))
 }
 
-async fn connect(url: &BrokerUrl, k: usize) -> anyhow::Result<Connection> {
+/// Connects publisher `k`; an edge node's connection has its NDEATH as will and subscribes to
+/// its NCMD topic.
+async fn connect(
+    url: &BrokerUrl,
+    k: usize,
+    sparkplug: Option<&EdgeSession>,
+) -> anyhow::Result<Connection> {
     let mut cfg = BusConfig::new(
         url.clone(),
         format!("dtwin-loadtest-{}-{k}", std::process::id()),
     );
     cfg.request_capacity = PUBLISHER_REQUESTS;
-    let conn = dtwin_bus::connect(&cfg, vec![]);
+    let mut subs = Vec::new();
+    if let Some(session) = sparkplug {
+        cfg.last_will = Some(session.will());
+        cfg.last_will_retain = false;
+        subs.push(Subscription::new(
+            session.node().ncmd_topic(),
+            QoS::AtLeastOnce,
+        ));
+    }
+    let conn = dtwin_bus::connect(&cfg, subs);
     anyhow::ensure!(
         conn.client.wait_ready(Duration::from_secs(10)).await,
         "cannot connect to {}",
@@ -115,7 +156,7 @@ async fn connect(url: &BrokerUrl, k: usize) -> anyhow::Result<Connection> {
 
 /// Publishes `job`'s machines, one slot per tick, until the window ends or the connection
 /// fails.
-async fn publish(conn: Connection, job: Job) -> (Sent, Connection) {
+async fn publish(mut conn: Connection, job: Job) -> (Sent, Connection) {
     let Job {
         mine,
         mut seq,
@@ -125,8 +166,15 @@ async fn publish(conn: Connection, job: Job) -> (Sent, Connection) {
         slots,
         period,
         window,
+        mut sparkplug,
     } = job;
     let mut published: Vec<Option<(u64, u64)>> = vec![None; mine.len()];
+    if let Some(session) = sparkplug.as_mut() {
+        let births = session.births(epoch_ms(OffsetDateTime::now_utc()));
+        if !send_all(&conn, births, qos).await {
+            return (Sent::nothing(mine, seq), conn);
+        }
+    }
     let slots = slot_count(slots, mine.len(), period);
     let mut tick = tokio::time::interval(period / slots as u32);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -138,14 +186,33 @@ async fn publish(conn: Connection, job: Job) -> (Sent, Connection) {
             break;
         }
         let in_window = window.contains(now);
+        if let Some(session) = sparkplug.as_mut() {
+            // A rebirth request: births again (they carry no values: no extra reading).
+            while let Ok(m) = conn.inbox.try_recv() {
+                if is_rebirth(session.node(), &m.topic, &m.payload) {
+                    let births = session.births(epoch_ms(now));
+                    if !send_all(&conn, births, qos).await {
+                        break 'run;
+                    }
+                }
+            }
+        }
         let ts = now.format(&Rfc3339).unwrap_or_default();
+        let ts_ms = epoch_ms(now);
         for j in slot_members(slot, slots, mine.len()) {
             seq[j] += 1;
-            let id = machine_id(mine[j]);
-            let payload = template.render(&id, &ts, seq[j], mine[j] + seq[j] as usize);
+            let k = mine[j] + seq[j] as usize;
+            let (topic, payload) = match sparkplug.as_mut() {
+                Some(session) => session.data(j, template.values(k), ts_ms),
+                None => {
+                    let id = machine_id(mine[j]);
+                    let payload = template.render(&id, &ts, seq[j], k);
+                    (topic.of(&id), payload)
+                }
+            };
             if conn
                 .client
-                .publish(topic.of(&id), qos, false, payload)
+                .publish(topic, qos, false, payload)
                 .await
                 .is_err()
             {
@@ -165,7 +232,28 @@ async fn publish(conn: Connection, job: Job) -> (Sent, Connection) {
     (sent, conn)
 }
 
+/// Publishes `messages` in order; false when the connection is closed.
+async fn send_all(conn: &Connection, messages: Vec<(String, Vec<u8>)>, qos: QoS) -> bool {
+    for (topic, payload) in messages {
+        if conn
+            .client
+            .publish(topic, qos, false, payload)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
+
 impl Sent {
+    /// Nothing published: the connection failed before the first reading.
+    fn nothing(mine: Vec<usize>, seq: Vec<u64>) -> Self {
+        let window = vec![None; mine.len()];
+        Self { mine, seq, window }
+    }
+
     /// Writes each machine's last seq into `seqs` and appends its window's seqs to `ranges`.
     fn settle(self, seqs: &mut [u64], ranges: &mut Vec<(usize, (u64, u64))>) {
         for (j, m) in self.mine.iter().enumerate() {

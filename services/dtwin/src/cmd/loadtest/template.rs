@@ -23,6 +23,8 @@ pub struct Template {
     id_to_ts: Vec<u8>,
     ts_to_seq: Vec<u8>,
     tails: Vec<Vec<u8>>,
+    /// The values of each tail, for Sparkplug readings.
+    values: Vec<dtwin_twin_publisher::sparkplug::Values>,
 }
 
 /// An encoded reading cut at the sentinels: the three pieces before the id, between id and
@@ -36,8 +38,11 @@ impl Template {
         let ts = OffsetDateTime::parse(SENTINEL_TS, &Rfc3339)?;
         let mut head: Option<[Vec<u8>; 3]> = None;
         let mut tails = Vec::with_capacity(TAILS);
+        let mut values = Vec::with_capacity(TAILS);
         for k in 0..TAILS {
-            let json = String::from_utf8(value_set(&id, ts, k).encode())?;
+            let set = value_set(&id, ts, k);
+            values.push(dtwin_twin_publisher::sparkplug::values(&set));
+            let json = String::from_utf8(set.encode())?;
             let (pieces, tail) = cut(&json)?;
             if let Some(h) = &head {
                 anyhow::ensure!(*h == pieces, "telemetry fields moved between encodings");
@@ -51,7 +56,14 @@ impl Template {
             id_to_ts,
             ts_to_seq,
             tails,
+            values,
         })
+    }
+
+    /// The values of value set `k % TAILS` (those [`Template::render`] writes), in the
+    /// Sparkplug metrics' order.
+    pub fn values(&self, k: usize) -> dtwin_twin_publisher::sparkplug::Values {
+        self.values[k % self.values.len()]
     }
 
     /// The reading `seq` of machine `id` at `ts` (RFC 3339), using value set `k % TAILS`.
@@ -115,9 +127,11 @@ pub(super) fn machine_id(m: usize) -> String {
     format!("{ID_PREFIX}{m:06}")
 }
 
-/// The machine index of a load-test id; `None` for any other id.
+/// The machine index of a load-test id, also as a Sparkplug device
+/// (`loadtest.c0.lt-000042`); `None` for any other id.
 pub(super) fn machine_index(id: &str) -> Option<usize> {
-    id.strip_prefix(ID_PREFIX)?.parse().ok()
+    let device = id.rsplit('.').next()?;
+    device.strip_prefix(ID_PREFIX)?.parse().ok()
 }
 
 /// A machine's telemetry topic as the text before and after its id, so each reading's topic
@@ -173,6 +187,8 @@ mod tests {
         assert_eq!(machine_index(&machine_id(42)), Some(42));
         assert_eq!(machine_index(&machine_id(123_456)), Some(123_456));
         assert_eq!(machine_index("m-1"), None);
+        assert_eq!(machine_index("loadtest.c1.lt-000042"), Some(42));
+        assert_eq!(machine_index("loadtest.c1.m-1"), None);
     }
 
     #[test]

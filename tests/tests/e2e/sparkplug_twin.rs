@@ -1,0 +1,267 @@
+//! `dtwin twin --protocol sparkplug` end to end (issue 18 item 4): the twin publishes its
+//! fleet as Sparkplug B edge nodes (one per connection, a device per machine) on the embedded
+//! broker; the Sparkplug host, the feature service and the inference service turn them into
+//! milling verdicts for machines `dtwin.twin-{k}.machine-00{i}`. The births name the milling
+//! metrics with aliases, data goes by alias, a `Node Control/Rebirth` NCMD gets the births
+//! again (with the last values) and data goes on; a clean stop publishes the NDEATH, and the
+//! host takes the machines offline. Every message on `dtwin/v1/#` validates against the
+//! contract.
+
+use clap::Parser;
+use dtwin::cli::{Cli, Command};
+use dtwin_bus::QoS;
+use dtwin_schema::{from_json, Features, MachineStatus, Presence, Risk};
+use dtwin_sparkplug::{decode_payload, rebirth_request, MetricValue, Payload};
+use dtwin_tests::contract::Contract;
+use dtwin_tests::harness::{self, Recorder};
+use dtwin_twin_publisher::sparkplug::METRICS;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// Machine `i` of the three runs on connection `i % 2`.
+const MACHINES: [&str; 3] = [
+    "dtwin.twin-0.machine-001",
+    "dtwin.twin-1.machine-002",
+    "dtwin.twin-0.machine-003",
+];
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn payloads(recorder: &Recorder, topic: &str) -> Vec<Payload> {
+    recorder
+        .all()
+        .iter()
+        .filter(|m| m.topic == topic)
+        .map(|m| decode_payload(&m.payload).unwrap())
+        .collect()
+}
+
+async fn wait_risk(recorder: &Recorder, machine: &str, after_ms: u64) -> Risk {
+    let topic = format!("dtwin/v1/machines/{machine}/risk");
+    let m = recorder
+        .wait_for(Duration::from_secs(30), |m| {
+            m.topic == topic
+                && from_json::<Risk>(&m.payload).is_ok_and(|r| {
+                    (r.source_ts.unix_timestamp_nanos() / 1_000_000) as u64 > after_ms
+                })
+        })
+        .await
+        .unwrap_or_else(|| panic!("a verdict for {machine} on a reading after {after_ms}"));
+    from_json(&m.payload).unwrap()
+}
+
+async fn wait_status(recorder: &Recorder, machine: &str, state: Presence) {
+    let topic = format!("dtwin/v1/machines/{machine}/status");
+    recorder
+        .wait_for(Duration::from_secs(20), |m| {
+            m.topic == topic
+                && from_json::<MachineStatus>(&m.payload).is_ok_and(|s| s.state == state)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{machine} {state:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_twin_over_sparkplug_gets_milling_verdicts_and_honours_rebirth() {
+    let broker = harness::embedded_broker();
+    let stop = CancellationToken::new();
+    let recorder = Recorder::start(&broker, "dtwin/v1/#").await;
+    let edge_side = Recorder::start(&broker, "spBv1.0/#").await;
+    let host = dtwin_sparkplug_host::SparkplugHostConfig::new(broker.clone());
+    let feature = dtwin_feature::FeatureConfig::new(broker.clone());
+    let [feature, inference] = harness::start_scoring(feature, &stop).await;
+    let host = harness::start(
+        dtwin_sparkplug_host::SparkplugHostService::build(host)
+            .await
+            .unwrap(),
+        &stop,
+    )
+    .await;
+
+    let url = broker.to_string();
+    let argv = [
+        "dtwin",
+        "twin",
+        "--broker",
+        &url,
+        "--protocol",
+        "sparkplug",
+        "--machines",
+        "3",
+        "--connections",
+        "2",
+        "--rate",
+        "10",
+        "--accel",
+        "60",
+    ];
+    let Command::Twin(args) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!()
+    };
+    let config = args.config().unwrap();
+    assert_eq!(config.protocol, dtwin_twin_publisher::Protocol::Sparkplug);
+    let stop_twin = CancellationToken::new();
+    let twin = harness::start(
+        dtwin_twin_publisher::TwinService::build(config)
+            .await
+            .unwrap(),
+        &stop_twin,
+    )
+    .await;
+
+    // Verdicts for every machine, under the milling profile the births' metric names pick.
+    let t0 = now_ms();
+    for machine in MACHINES {
+        wait_status(&recorder, machine, Presence::Online).await;
+        let risk = wait_risk(&recorder, machine, 0).await;
+        assert_eq!(risk.machine_id.as_str(), machine);
+        assert!((0.0..=1.0).contains(&risk.probability), "{risk:?}");
+    }
+    let vectors: Vec<Features> = recorder
+        .all()
+        .iter()
+        .filter(|m| m.topic == format!("dtwin/v1/machines/{}/features", MACHINES[0]))
+        .map(|m| from_json(&m.payload).unwrap())
+        .collect();
+    assert!(!vectors.is_empty());
+    assert!(
+        vectors
+            .iter()
+            .all(|f| f.latest.contains_key("tool_wear_min") && f.latest.contains_key("torque_nm")),
+        "milling sensors: {:?}",
+        vectors[0].latest
+    );
+
+    // Births: an NBIRTH per node with bdSeq 0, DBIRTHs naming the milling metrics with
+    // aliases 1..=7; data by alias only.
+    for node in ["twin-0", "twin-1"] {
+        let nbirth = &payloads(&edge_side, &format!("spBv1.0/dtwin/NBIRTH/{node}"))[0];
+        assert_eq!(nbirth.seq, Some(0));
+        assert_eq!(nbirth.metrics[0].name.as_deref(), Some("bdSeq"));
+        assert_eq!(nbirth.metrics[0].value, Some(MetricValue::LongValue(0)));
+    }
+    let dbirth = &payloads(&edge_side, "spBv1.0/dtwin/DBIRTH/twin-1/machine-002")[0];
+    let named: Vec<(Option<&str>, Option<u64>)> = dbirth
+        .metrics
+        .iter()
+        .map(|m| (m.name.as_deref(), m.alias))
+        .collect();
+    let want: Vec<(Option<&str>, Option<u64>)> = METRICS
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (Some(*n), Some(i as u64 + 1)))
+        .collect();
+    assert_eq!(named, want);
+    let data = payloads(&edge_side, "spBv1.0/dtwin/DDATA/twin-1/machine-002");
+    assert!(!data.is_empty(), "the verdicts came from DDATA");
+    assert!(data
+        .iter()
+        .flat_map(|p| &p.metrics)
+        .all(|m| m.name.is_none() && m.alias.is_some_and(|a| (1..=7).contains(&a))));
+    // One node's messages carry consecutive seqs (mod 256).
+    let seqs: Vec<u64> = edge_side
+        .all()
+        .iter()
+        .filter(|m| m.topic.starts_with("spBv1.0/dtwin/D") && m.topic.contains("/twin-1/"))
+        .map(|m| decode_payload(&m.payload).unwrap().seq.unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == (w[0] + 1) % 256),
+        "{seqs:?}"
+    );
+
+    // A rebirth request to twin-1: its births again, the DBIRTH with the last values, and
+    // verdicts on later readings.
+    let asked = now_ms();
+    edge_side
+        .client()
+        .publish(
+            "spBv1.0/dtwin/NCMD/twin-1",
+            QoS::AtLeastOnce,
+            false,
+            rebirth_request(asked),
+        )
+        .await
+        .unwrap();
+    let stamped_after = |topic: &'static str| {
+        move |m: &dtwin_bus::Message| {
+            m.topic == topic && decode_payload(&m.payload).is_ok_and(|p| p.timestamp >= Some(asked))
+        }
+    };
+    let nbirth = edge_side
+        .wait_for(
+            Duration::from_secs(10),
+            stamped_after("spBv1.0/dtwin/NBIRTH/twin-1"),
+        )
+        .await
+        .expect("twin-1 births again");
+    let nbirth = decode_payload(&nbirth.payload).unwrap();
+    assert_eq!(nbirth.seq, Some(0));
+    assert_eq!(
+        nbirth.metrics[0].value,
+        Some(MetricValue::LongValue(0)),
+        "the same connection keeps its bdSeq"
+    );
+    assert_eq!(
+        payloads(&edge_side, "spBv1.0/dtwin/NBIRTH/twin-0").len(),
+        1,
+        "only the node asked births again"
+    );
+    let again = edge_side
+        .wait_for(
+            Duration::from_secs(10),
+            stamped_after("spBv1.0/dtwin/DBIRTH/twin-1/machine-002"),
+        )
+        .await
+        .expect("machine-002 births again");
+    let again = decode_payload(&again.payload).unwrap();
+    assert!(
+        again.metrics.iter().filter(|m| m.value.is_some()).count() >= 6,
+        "the rebirth carries the last values: {again:?}"
+    );
+    assert!(asked >= t0);
+    let risk = wait_risk(&recorder, MACHINES[1], asked).await;
+    assert_eq!(risk.machine_id.as_str(), MACHINES[1]);
+    assert!(
+        recorder
+            .all()
+            .iter()
+            .all(|m| m.topic != "dtwin/v1/deadletter/sparkplug"),
+        "no Sparkplug dead letters"
+    );
+
+    // A clean stop: the NDEATHs, and the host takes the machines offline.
+    stop_twin.cancel();
+    twin.await.unwrap().unwrap();
+    for node in ["twin-0", "twin-1"] {
+        let topic = format!("spBv1.0/dtwin/NDEATH/{node}");
+        let death = edge_side
+            .wait_for(Duration::from_secs(10), |m| m.topic == topic)
+            .await
+            .unwrap_or_else(|| panic!("{topic}"));
+        let death = decode_payload(&death.payload).unwrap();
+        assert_eq!(death.metrics[0].value, Some(MetricValue::LongValue(0)));
+    }
+    for machine in MACHINES {
+        wait_status(&recorder, machine, Presence::Offline).await;
+    }
+
+    let contract = Contract::load().unwrap();
+    for m in recorder.all() {
+        contract
+            .check(&m.topic, &m.payload)
+            .unwrap_or_else(|e| panic!("{}: {e}", m.topic));
+    }
+    stop.cancel();
+    for s in [feature, inference, host] {
+        s.await.unwrap().unwrap();
+    }
+}

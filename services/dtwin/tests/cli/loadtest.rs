@@ -91,3 +91,51 @@ async fn a_light_load_is_reported_consistently() {
         "{groups:?}"
     );
 }
+
+/// `--protocol sparkplug`: the same light load as Sparkplug B edge nodes through the
+/// in-process Sparkplug host: every reading of the window gets a verdict (loss 0, the feature
+/// service numbering the readings), with latencies from the readings' Sparkplug timestamps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_light_sparkplug_load_is_answered_in_full() {
+    let Command::Loadtest(args) = Cli::try_parse_from([
+        "dtwin",
+        "loadtest",
+        "--protocol",
+        "sparkplug",
+        "--machines",
+        "50",
+        "--rate",
+        "2",
+        "--duration",
+        "3",
+        "--warmup",
+        "1",
+        "--connections",
+        "2",
+        "--qos",
+        "1",
+    ])
+    .unwrap()
+    .command
+    else {
+        unreachable!()
+    };
+    assert_eq!(args.protocol, dtwin::cli::Protocol::Sparkplug);
+    let r = dtwin::cmd::loadtest::run(args).await.unwrap();
+    println!("{}", r.table());
+    assert!(
+        (250.0..=350.0).contains(&(r.offered_per_s * r.measured_s)),
+        "{r:?}"
+    );
+    assert_eq!(r.lost, 0, "a light load loses nothing: {r:?}");
+    assert!(
+        (r.verdicts_per_s - r.offered_per_s).abs() < 1e-9,
+        "every reading answered: {r:?}"
+    );
+    assert_eq!(r.duplicates, 0);
+    let l = r.latency.expect("latencies from the Sparkplug timestamps");
+    assert!(
+        0.0 <= l.p50_ms && l.p50_ms <= l.p99_ms && l.p99_ms < 5_000.0,
+        "{l:?}"
+    );
+}

@@ -16,7 +16,8 @@
 //!   `ts`), so Sparkplug readings take exactly the JSON path. `values` holds the profile's
 //!   sensor keys: a live reading carries the last value of the metrics it does not repeat
 //!   (Sparkplug reports by exception: a metric keeps its value until it changes); a
-//!   historical one only its own values (late data, not the current state). Of a machine
+//!   historical one only its own values and `"historical": true` (late data, not the current
+//!   state; the host hands them over first, in timestamp order). Of a machine
 //!   without a profile: an `unknown_profile` dead letter.
 //! - `Online`/`Offline`: the machine's retained status (`dtwin.status.v1`).
 //! - `Rebirth`: `Node Control/Rebirth` on the node's NCMD topic (QoS 1, not retained).
@@ -348,13 +349,16 @@ impl Translator {
             // No sensor of the profile in it (only other metrics): nothing to compute from.
             return Vec::new();
         }
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "schema": TELEMETRY_V2_SCHEMA,
             "machine_id": machine.as_str(),
             "ts": ts,
             "profile": profile.id,
             "values": out,
         });
+        if historical {
+            body["historical"] = serde_json::Value::Bool(true);
+        }
         vec![Out {
             topic: self.topics.telemetry(machine),
             payload: body.to_string().into_bytes(),

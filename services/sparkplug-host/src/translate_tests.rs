@@ -332,11 +332,13 @@ fn a_live_reading_keeps_the_last_value_of_metrics_it_does_not_repeat() {
     let out = t.apply(reading("p", NOW - 100, &[("volt", 100.0)], true), SRC, NOW);
     assert_eq!(json(&out[0])["values"], serde_json::json!({"volt": 100.0}));
     assert_eq!(json(&out[0])["ts"], NOW - 100);
+    assert_eq!(json(&out[0])["historical"], true);
     let out = t.apply(reading("p", NOW + 2, &[("rpm", 1480.0)], false), SRC, NOW);
     assert_eq!(
         json(&out[0])["values"],
         serde_json::json!({"volt": 230.0, "rpm": 1480.0})
     );
+    assert_eq!(json(&out[0]).get("historical"), None);
     // Only metrics that are no sensor: nothing to send.
     birth(
         &mut t,

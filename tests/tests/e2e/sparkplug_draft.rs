@@ -4,7 +4,10 @@
 //! it from there, so the device's readings become feature vectors under the drafted profile
 //! and rules-only verdicts (model `none`: no model is trained for it yet). A second device
 //! with the same metrics shares the draft; a user saving the retained text gets a profile
-//! that parses. Every message on `dtwin/v1/#` validates against the contract.
+//! that parses. A store-and-forward backlog (`is_historical` metrics) is taken as late data
+//! in timestamp order before the message's live value; a backlog reading older than what was
+//! processed is dead-lettered `too_late` with its payload. Every message on `dtwin/v1/#`
+//! validates against the contract.
 
 use dtwin_bus::QoS;
 use dtwin_schema::{from_json, Features, Risk};
@@ -130,12 +133,61 @@ async fn a_device_no_profile_fits_gets_a_drafted_profile_and_verdicts() {
         .map(|m| from_json(&m.payload).unwrap())
         .collect();
     assert_eq!(vectors.len(), 4, "{vectors:?}");
+    let topic = topic.clone();
     for (i, v) in vectors.iter().enumerate() {
         assert_eq!(v.profile.as_deref(), Some(DRAFT));
         assert_eq!(v.feature_set, hash);
         assert_eq!(v.latest["hydraulic_pressure"], 150.0 + i as f64);
         assert_eq!(v.latest["cycle_count"], 1000.0 + i as f64);
     }
+
+    // A store-and-forward backlog (is_historical) in one message, out of order, with a live
+    // value: taken as late data in timestamp order before the live one, each with only its
+    // own values; one older than what was processed is dead-lettered too_late, not lost.
+    let hist = |ts: u64, v: f32| Metric {
+        timestamp: Some(ts),
+        is_historical: Some(true),
+        ..by_alias(1, MetricValue::FloatValue(v))
+    };
+    let backlog = [
+        by_alias(1, MetricValue::FloatValue(160.0)),
+        hist(t0 + 3600, 156.0),
+        hist(t0 + 3300, 155.0),
+        hist(t0 + 2500, 154.0),
+    ];
+    publish(&edge_side, edge.ddata("press2", &backlog, t0 + 4000)).await;
+    verdict(&recorder, PRESS, 7).await;
+    let too_late = recorder
+        .wait_for(Duration::from_secs(20), |m| {
+            m.topic == "dtwin/v1/deadletter/feature"
+                && from_json::<dtwin_schema::DeadLetter>(&m.payload)
+                    .is_ok_and(|d| d.reason == dtwin_schema::RejectReason::TooLate)
+        })
+        .await
+        .expect("the backlog reading older than the last processed: too_late");
+    let dl: dtwin_schema::DeadLetter = from_json(&too_late.payload).unwrap();
+    assert!(
+        dl.payload.contains("\"historical\":true") && dl.payload.contains("154"),
+        "{dl:?}"
+    );
+    let vectors: Vec<Features> = recorder
+        .all()
+        .iter()
+        .filter(|m| m.topic == topic)
+        .map(|m| from_json(&m.payload).unwrap())
+        .collect();
+    let got: Vec<(i64, f64)> = vectors[4..]
+        .iter()
+        .map(|v| {
+            (
+                (v.source_ts.unix_timestamp_nanos() / 1_000_000) as i64 - t0 as i64,
+                v.latest["hydraulic_pressure"],
+            )
+        })
+        .collect();
+    assert_eq!(got, [(3300, 155.0), (3600, 156.0), (4000, 160.0)]);
+    // The live reading carries the last live cycle count; the backlog changed no live state.
+    assert_eq!(vectors[6].latest["cycle_count"], 1003.0);
 
     // Another press with the same metrics shares the draft: nothing new is drafted.
     publish(&edge_side, edge.dbirth("press3", &birth(140.0), t0 + 5000)).await;

@@ -216,7 +216,7 @@ pub struct SparkplugOpts {
     /// A device whose birth no profile fits is dead-lettered (`unknown_profile`) instead of
     /// getting a profile drafted from its birth (published retained on
     /// {prefix}/profiles/spb_{machine} for you to save and edit).
-    #[arg(long)]
+    #[arg(long, env = "DTWIN_NO_DRAFT_PROFILES")]
     pub no_draft_profiles: bool,
 }
 

@@ -173,11 +173,10 @@ pub fn draft_from_names(id: &str, source: &str, names: &[&str]) -> String {
     }
     let _ = writeln!(
         out,
-        "# Drafted by dtwin from {}:\n{comment}# Save it (`--profile FILE`) and edit it: units, labels, ranges (what the machine\n\
+        "# Drafted by dtwin from metric names:\n{comment}# Save it (`--profile FILE`) and edit it: units, labels, ranges (what the machine\n\
          # can really read), derived features, windows. `dtwin profile check FILE` says what is\n\
          # wrong, with the line.\n\
          id = {q}\nlabel = {q}\nrules = \"default\"\n",
-        "metric names",
         q = q(id)
     );
     let mut used = BTreeSet::new();

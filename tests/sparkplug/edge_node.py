@@ -9,7 +9,8 @@ alias. What it does, printing one line per step on stdout for the test to follow
   DATA i seq=S              a DDATA whose metrics carry only an alias (reading i)
   GAP seq=S expected=E      one DDATA whose seq skips one (a lost message, as the host sees it)
   REBIRTH_REQUESTED         the host's NCMD `Node Control/Rebirth` = true arrived
-  REBIRTHED bdseq=B         honoured: births again (the DBIRTH carries the current reading)
+  REBIRTHED bdseq=B         honoured: NBIRTH (seq 0, the same bdSeq) and DBIRTH (seq 1, the
+                            device's current values: a new reading) on the same connection
   DATA i seq=S              more data by alias
   WAITING                   all sent; a line `die` on stdin ends it
   DEATH                     then the process exits without an MQTT DISCONNECT: the broker
@@ -17,15 +18,19 @@ alias. What it does, printing one line per step on stdout for the test to follow
 
 What is pysparkplug's own: the MQTT connection (paho), the NBIRTH/DBIRTH on connect with the
 bdSeq metric and the seq reset to 0, the NDEATH will, the NCMD subscription and its callback,
-the protobuf encoding of every payload. What is the script's: the DDATA by alias. pysparkplug's
-`EdgeNode.update_device` sends every data metric with its name (and the alias when given), so
-the alias-only DDATA are pysparkplug `DData` payloads of `Metric(alias=...)` published through
-the node's pysparkplug `Client`, numbered on from the library's births (NBIRTH 0, DBIRTH 1).
-pysparkplug has no rebirth call either: it births from its on-connect callback, so a rebirth
-is the MQTT session ended without a death (`Client.disconnect`, no NDEATH, no will) and
-`EdgeNode.connect` again, which births with the next bdSeq.
-(`EdgeNode.disconnect` is not used: in 0.6.1 its NDEATH carries the bdSeq prepared for the
-next connection, not the NBIRTH's, and a host must ignore such a death as stale.)
+the payload classes and their protobuf encoding. What is the script's, built from those public
+classes and sent through the node's pysparkplug `Client`:
+- the DDATA by alias: `EdgeNode.update_device` sends every data metric with its name (and the
+  alias when given), so they are `DData` payloads of `Metric(alias=...)` only, numbered on
+  from the library's births (NBIRTH 0, DBIRTH 1);
+- the rebirth: pysparkplug has no rebirth call (it births only from its on-connect callback),
+  so the callback's request is answered with `NBirth` and `DBirth` payloads of the node's and
+  the device's metrics. Reconnecting instead (`Client.disconnect`, `EdgeNode.connect`) was
+  tried: on the embedded broker under load, the takeover of the client id published the new
+  connection's will at once (a stale NDEATH);
+- the death: `EdgeNode.disconnect` in 0.6.1 sends an NDEATH with the bdSeq prepared for the
+  next connection, not the NBIRTH's, which a host must ignore as stale; so the node dies as
+  a crashed one does, and the broker sends its will.
 """
 
 from __future__ import annotations
@@ -188,6 +193,21 @@ def main() -> None:
         wait("born")
         say(f"{line} bdseq={bd_seq[-1] if bd_seq else '?'}")
 
+    def rebirth(ts: int) -> None:
+        """The births again on the live connection: seq 0 and 1, the session's bdSeq."""
+        bd = spb.Metric(timestamp=ts, name="bdSeq", datatype=spb.DataType.INT64, value=bd_seq[-1])
+        births = [
+            (own_nbirth, spb.NBirth(timestamp=ts, seq=0, metrics=(*node.metrics.values(), bd))),
+            (own_dbirth, spb.DBirth(timestamp=ts, seq=1, metrics=tuple(device.metrics.values()))),
+        ]
+        for topic, payload in births:
+            client.publish(
+                spb.Message(topic=topic, payload=payload, qos=spb.QoS.AT_MOST_ONCE, retain=False),
+                include_dtypes=True,
+            )
+        wait("born")
+        say(f"REBIRTHED bdseq={bd_seq[-1]}")
+
     def ddata(seq: int) -> None:
         i, ts = next_ts()
         values = reading(args, i)
@@ -216,8 +236,7 @@ def main() -> None:
     # The DBIRTH carries the device's current values: make them a new reading.
     i, ts = next_ts()
     device.update(named(reading(args, i), ts))
-    client.disconnect()
-    born("REBIRTHED")
+    rebirth(ts)
     seq = 2
     for _ in range(args.after):
         ddata(seq)

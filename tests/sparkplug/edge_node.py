@@ -193,6 +193,11 @@ def main() -> None:
         wait("born")
         say(f"{line} bdseq={bd_seq[-1] if bd_seq else '?'}")
 
+    def send(topic: spb.Topic, payload, include_dtypes: bool = False) -> None:
+        """QoS 0 and not retained, as pysparkplug sends its own births and data."""
+        message = spb.Message(topic=topic, payload=payload, qos=spb.QoS.AT_MOST_ONCE, retain=False)
+        client.publish(message, include_dtypes=include_dtypes)
+
     def rebirth(ts: int) -> None:
         """The births again on the live connection: seq 0 and 1, the session's bdSeq."""
         bd = spb.Metric(timestamp=ts, name="bdSeq", datatype=spb.DataType.INT64, value=bd_seq[-1])
@@ -201,10 +206,7 @@ def main() -> None:
             (own_dbirth, spb.DBirth(timestamp=ts, seq=1, metrics=tuple(device.metrics.values()))),
         ]
         for topic, payload in births:
-            client.publish(
-                spb.Message(topic=topic, payload=payload, qos=spb.QoS.AT_MOST_ONCE, retain=False),
-                include_dtypes=True,
-            )
+            send(topic, payload, include_dtypes=True)
         wait("born")
         say(f"REBIRTHED bdseq={bd_seq[-1]}")
 
@@ -212,9 +214,7 @@ def main() -> None:
         i, ts = next_ts()
         values = reading(args, i)
         payload = spb.DData(timestamp=ts, seq=seq, metrics=by_alias(values, ts))
-        client.publish(
-            spb.Message(topic=data_topic, payload=payload, qos=spb.QoS.AT_MOST_ONCE, retain=False)
-        )
+        send(data_topic, payload)
         # The device's current values, as its next DBIRTH must carry them.
         device.update(named(values, ts))
         say(f"DATA {i} seq={seq}")
@@ -228,7 +228,7 @@ def main() -> None:
     skipped = (seq + 1) % 256
     i, ts = next_ts()
     gap = spb.DData(timestamp=ts, seq=skipped, metrics=by_alias(reading(args, i), ts))
-    client.publish(spb.Message(topic=data_topic, payload=gap, qos=spb.QoS.AT_MOST_ONCE, retain=False))
+    send(data_topic, gap)
     say(f"GAP seq={skipped} expected={seq}")
 
     wait("rebirth")

@@ -17,3 +17,4 @@ mod shared_subscriptions;
 mod sparkplug;
 mod sparkplug_draft;
 mod sparkplug_interop;
+mod sparkplug_twin;

@@ -282,8 +282,9 @@ pub(crate) async fn worker(
                 }
                 tokio::select! {
                     _ = stop.cancelled() => end = Some(End::Stop),
-                    _ = link.changed() => {
-                        if *link.borrow_and_update() == LinkState::Down {
+                    changed = link.changed() => {
+                        // A closed watch: the poll task is gone, as good as a lost link.
+                        if changed.is_err() || *link.borrow_and_update() == LinkState::Down {
                             end = Some(End::Reconnect);
                         }
                     }

@@ -519,10 +519,19 @@ pub struct InferenceServiceOpts {
 /// Drift detection flags of the inference service.
 #[derive(Debug, Clone, Args)]
 pub struct DriftOpts {
-    /// Scored feature vectors (all machines together) in the rolling window compared with the
-    /// model's training reference; a verdict needs a quarter of it.
+    /// Warm feature vectors (all machines together, each machine's 60-reading window full) in
+    /// the rolling window compared with the model's training reference; a verdict needs a
+    /// quarter of it.
     #[arg(long, env = "DTWIN_DRIFT_WINDOW", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(4..=1_000_000))]
     pub drift_window: u32,
+    /// Distinct machines a drift verdict needs in the window (fewer when the whole fleet is
+    /// smaller); warming_up until then.
+    #[arg(long, env = "DTWIN_DRIFT_MIN_MACHINES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub drift_min_machines: u32,
+    /// Seconds of message time (the readings' ts) the warm vectors must span before a drift
+    /// verdict; warming_up until then.
+    #[arg(long, env = "DTWIN_DRIFT_MIN_SPAN_S", default_value_t = dtwin_inference::drift::DEFAULT_MIN_SPAN_S)]
+    pub drift_min_span_s: f64,
     /// KS statistic (0..1) above which a feature or the risk counts as drifted.
     #[arg(long, env = "DTWIN_DRIFT_KS", default_value_t = dtwin_inference::drift::DEFAULT_KS_THRESHOLD)]
     pub drift_ks: f64,
@@ -537,6 +546,7 @@ pub struct DriftOpts {
 
 // The flag's default is the library's.
 const _: () = assert!(dtwin_inference::drift::DEFAULT_WINDOW == 2000);
+const _: () = assert!(dtwin_inference::drift::DEFAULT_MIN_MACHINES == 10);
 
 impl DriftOpts {
     /// Sets the drift settings of an inference config.
@@ -552,12 +562,20 @@ impl DriftOpts {
             "--drift-interval-s must be 0 or more, not {}",
             self.drift_interval_s
         );
+        anyhow::ensure!(
+            self.drift_min_span_s.is_finite() && self.drift_min_span_s >= 0.0,
+            "--drift-min-span-s must be 0 or more, not {}",
+            self.drift_min_span_s
+        );
         let window = self.drift_window as usize;
         c.drift = dtwin_inference::DriftConfig {
             window,
             min_samples: (window / 4).max(1),
             ks_threshold: self.drift_ks,
             js_threshold: self.drift_js,
+            min_machines: self.drift_min_machines as usize,
+            min_span_s: self.drift_min_span_s,
+            ..Default::default()
         };
         c.drift_interval = std::time::Duration::from_secs_f64(self.drift_interval_s);
         Ok(())

@@ -14,11 +14,29 @@
 //!   missing values as one more bin, **in bits (log base 2)**: 0 for identical histograms, 1 for
 //!   histograms with no bin in common (ln 2 = 0.693 in nats).
 //!
-//! A distribution drifts when KS > `ks_threshold` or JS > `js_threshold`. Too few values in
-//! the window (`min_samples`) is `warming_up`; a model without reference, `no_reference`.
+//! A distribution drifts when KS > `ks_threshold` or JS > `js_threshold`; a model without
+//! reference is `no_reference`.
+//!
+//! # A window that represents the fleet
+//!
+//! A fleet that is merely starting up is not drift, so a verdict is only given on a window
+//! that represents the fleet ([`Readiness`]); until then the status is `warming_up`:
+//!
+//! - **warm vectors only**: a vector enters the window once its machine's rolling window is
+//!   full (`window_len >= warm_len`, the feature service's long window, 60 readings): the
+//!   `*_dev_60` features of a window still filling are deviations from a shorter mean, which
+//!   the training data (full-length runs) barely has. Cold and filling vectors still count
+//!   the machine as part of the fleet.
+//! - **enough of them**: at least `min_samples` warm vectors in the window;
+//! - **enough machines**: at least `min(min_machines, fleet)` distinct machines in the window,
+//!   the fleet being the distinct machines among the last `window` vectors (warm or not);
+//! - **enough time**: warm vectors seen over at least `min_span` of message time (their
+//!   `source_ts`, first to latest, since the window started).
 
 use dtwin_ml::{Binned, TrainingReference};
 use dtwin_schema::{DriftScore, DriftState, DriftStatus, ModelRef, DRIFT_SCHEMA};
+use std::collections::HashMap;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Scored vectors the rolling window keeps (across all machines of the service).
@@ -31,6 +49,13 @@ pub const DEFAULT_KS_THRESHOLD: f64 = 0.3;
 pub const DEFAULT_JS_THRESHOLD: f64 = 0.2;
 /// Scores listed in a status (the worst ones).
 pub const TOP_SCORES: usize = 10;
+/// Readings a machine's window holds before its vectors enter the drift window: the feature
+/// service's long window (`dtwin_windows::WindowConfig::default().long`).
+pub const DEFAULT_WARM_LEN: u32 = 60;
+/// Distinct machines a verdict needs in the window (or the whole fleet, when smaller).
+pub const DEFAULT_MIN_MACHINES: usize = 10;
+/// Message time (seconds of `source_ts`) warm vectors must span before a verdict.
+pub const DEFAULT_MIN_SPAN_S: f64 = 60.0;
 
 /// How drift is judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,6 +68,13 @@ pub struct DriftConfig {
     pub ks_threshold: f64,
     /// JS threshold in bits (0..1).
     pub js_threshold: f64,
+    /// A vector enters the window once its machine's window holds this many readings
+    /// (`window_len`), and is not cold.
+    pub warm_len: u32,
+    /// Distinct machines needed in the window before a verdict (capped by the fleet seen).
+    pub min_machines: usize,
+    /// Seconds of message time the warm vectors must span before a verdict.
+    pub min_span_s: f64,
 }
 
 impl Default for DriftConfig {
@@ -52,7 +84,92 @@ impl Default for DriftConfig {
             min_samples: DEFAULT_MIN_SAMPLES,
             ks_threshold: DEFAULT_KS_THRESHOLD,
             js_threshold: DEFAULT_JS_THRESHOLD,
+            warm_len: DEFAULT_WARM_LEN,
+            min_machines: DEFAULT_MIN_MACHINES,
+            min_span_s: DEFAULT_MIN_SPAN_S,
         }
+    }
+}
+
+/// One scored vector as the drift monitor sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// Its machine.
+    pub machine: &'a str,
+    /// The `source_ts` of the reading behind it (message time).
+    pub source_ts: OffsetDateTime,
+    /// Readings in the machine's window ([`dtwin_schema::Features::window_len`]).
+    pub window_len: u32,
+    /// The vector's `cold` flag.
+    pub cold: bool,
+    /// The model input, in the model's feature order (NaN = missing).
+    pub row: &'a [f32],
+    /// The predicted probability.
+    pub probability: f64,
+}
+
+/// How far the window is from representing the fleet (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Readiness {
+    /// Warm vectors in the window.
+    pub samples: usize,
+    /// Distinct machines among them.
+    pub machines: usize,
+    /// Distinct machines among the last `window` vectors, warm or not.
+    pub fleet: usize,
+    /// Machines needed: `min(min_machines, fleet)`, at least 1.
+    pub machines_needed: usize,
+    /// Seconds of message time the warm vectors span so far.
+    pub span_s: f64,
+    /// True when every rule holds and a verdict can be given.
+    pub ready: bool,
+}
+
+/// Machine ids of the last `cap` vectors, with a count per machine.
+#[derive(Debug, Clone)]
+struct Tally {
+    ring: Vec<Option<Arc<str>>>,
+    head: usize,
+    counts: HashMap<Arc<str>, u32>,
+}
+
+impl Tally {
+    fn new(cap: usize) -> Self {
+        Self {
+            ring: vec![None; cap.max(1)],
+            head: 0,
+            counts: HashMap::new(),
+        }
+    }
+
+    /// Adds `machine`, dropping the oldest once full.
+    fn push(&mut self, machine: &str) {
+        if let Some(old) = self.ring[self.head].take() {
+            if let Some(c) = self.counts.get_mut(&old) {
+                *c -= 1;
+                if *c == 0 {
+                    self.counts.remove(&old);
+                }
+            }
+        }
+        let key = match self.counts.get_key_value(machine) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(machine),
+        };
+        *self.counts.entry(key.clone()).or_insert(0) += 1;
+        self.ring[self.head] = Some(key);
+        self.head = (self.head + 1) % self.ring.len();
+    }
+
+    /// Distinct machines.
+    fn distinct(&self) -> usize {
+        self.counts.len()
+    }
+
+    fn clear(&mut self) {
+        self.ring.fill(None);
+        self.head = 0;
+        self.counts.clear();
     }
 }
 
@@ -117,6 +234,12 @@ pub struct DriftMonitor {
     head: usize,
     /// Per distribution: count per bin, then the missing count.
     counts: Vec<Vec<u32>>,
+    /// Machines of the warm vectors in the window (same order as `ring`).
+    warm_machines: Tally,
+    /// Machines of the last `window` vectors, warm or not: the fleet.
+    fleet: Tally,
+    /// Earliest and latest `source_ts` of the warm vectors since the window started.
+    span: Option<(OffsetDateTime, OffsetDateTime)>,
 }
 
 impl DriftMonitor {
@@ -140,6 +263,9 @@ impl DriftMonitor {
             len: 0,
             head: 0,
             counts,
+            warm_machines: Tally::new(config.window),
+            fleet: Tally::new(config.window),
+            span: None,
         }
     }
 
@@ -158,9 +284,34 @@ impl DriftMonitor {
         self.len == 0
     }
 
-    /// Adds one scored vector (`row` in the model's feature order) and its probability,
-    /// dropping the oldest when the window is full. Does nothing without a reference.
-    pub fn observe(&mut self, row: &[f32], probability: f64) {
+    /// True when a vector of a window holding `window_len` readings, `cold` or not, is warm
+    /// enough to enter the window.
+    pub fn is_warm(&self, window_len: u32, cold: bool) -> bool {
+        !cold && window_len >= self.config.warm_len
+    }
+
+    /// Takes one scored vector: its machine counts as part of the fleet; a warm one (see
+    /// [`DriftMonitor::is_warm`]) enters the window, dropping the oldest when it is full.
+    /// Does nothing without a reference.
+    pub fn observe(&mut self, v: Observed<'_>) {
+        if self.reference.is_none() {
+            return;
+        }
+        self.fleet.push(v.machine);
+        if !self.is_warm(v.window_len, v.cold) {
+            return;
+        }
+        self.warm_machines.push(v.machine);
+        let t = v.source_ts;
+        self.span = Some(match self.span {
+            None => (t, t),
+            Some((a, b)) => (a.min(t), b.max(t)),
+        });
+        self.push_row(v.row, v.probability);
+    }
+
+    /// Adds one warm vector's values to the histograms.
+    fn push_row(&mut self, row: &[f32], probability: f64) {
         let Some(reference) = &self.reference else {
             return;
         };
@@ -202,6 +353,29 @@ impl DriftMonitor {
         self.head = 0;
         for c in &mut self.counts {
             c.fill(0);
+        }
+        self.warm_machines.clear();
+        self.fleet.clear();
+        self.span = None;
+    }
+
+    /// Whether the window represents the fleet yet, and how far it is.
+    pub fn readiness(&self) -> Readiness {
+        let fleet = self.fleet.distinct();
+        let machines = self.warm_machines.distinct();
+        let machines_needed = self.config.min_machines.min(fleet).max(1);
+        let span_s = self
+            .span
+            .map_or(0.0, |(a, b)| (b - a).as_seconds_f64().max(0.0));
+        Readiness {
+            samples: self.len,
+            machines,
+            fleet,
+            machines_needed,
+            span_s,
+            ready: self.len >= self.config.min_samples.max(1)
+                && machines >= machines_needed
+                && span_s >= self.config.min_span_s,
         }
     }
 
@@ -249,7 +423,7 @@ impl DriftMonitor {
         let Some(reference) = &self.reference else {
             return status;
         };
-        if self.len < self.config.min_samples.max(1) {
+        if !self.readiness().ready {
             status.state = DriftState::WarmingUp;
             return status;
         }
@@ -284,6 +458,22 @@ impl DriftMonitor {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Feeds one warm vector: machines `m0`..`m3` in turn, one second of message time apart.
+    fn feed(m: &mut DriftMonitor, row: &[f32], probability: f64) {
+        let n = m.span.map_or(0, |(_, last)| {
+            (last - OffsetDateTime::UNIX_EPOCH).whole_seconds() + 1
+        });
+        let machine = format!("m{}", n % 4);
+        m.observe(Observed {
+            machine: &machine,
+            source_ts: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(n),
+            window_len: 60,
+            cold: false,
+            row,
+            probability,
+        });
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
@@ -357,7 +547,7 @@ mod tests {
             let reference = reference_of(&[(0..100).map(|i| i as f32).collect()]);
             let mut m = DriftMonitor::new(Some(reference.clone()), DriftConfig { window, min_samples: 1, ..DriftConfig::default() });
             for &v in &values {
-                m.observe(&[v], 0.5);
+                feed(&mut m, &[v], 0.5);
             }
             let last = &values[values.len().saturating_sub(window)..];
             prop_assert_eq!(m.len(), last.len());
@@ -403,7 +593,7 @@ mod tests {
             DriftState::WarmingUp
         );
         for i in 0..500 {
-            m.observe(&[base[i], other[i]], i as f64 / 500.0);
+            feed(&mut m, &[base[i], other[i]], i as f64 / 500.0);
         }
         let s = m.status("inference", model(), now);
         assert_eq!(s.state, DriftState::Ok, "{s:?}");
@@ -414,7 +604,7 @@ mod tests {
         );
         // Feature 1 moves up by half its range; feature 0 stays.
         for i in 0..500 {
-            m.observe(&[base[i], other[i] + 50.0], i as f64 / 500.0);
+            feed(&mut m, &[base[i], other[i] + 50.0], i as f64 / 500.0);
         }
         let s = m.status("inference", model(), now);
         assert_eq!(s.state, DriftState::Drift);
@@ -430,7 +620,7 @@ mod tests {
         assert!(!risk.drift, "{risk:?}");
         // Back to normal as the window refills.
         for i in 0..500 {
-            m.observe(&[base[i], other[i]], i as f64 / 500.0);
+            feed(&mut m, &[base[i], other[i]], i as f64 / 500.0);
         }
         assert_eq!(m.status("inference", model(), now).state, DriftState::Ok);
     }
@@ -452,7 +642,7 @@ mod tests {
             } else {
                 (i % 100) as f32
             };
-            m.observe(&[v], 0.5);
+            feed(&mut m, &[v], 0.5);
         }
         let s = m.status("inference", model(), OffsetDateTime::UNIX_EPOCH);
         let f = &s.features[0];
@@ -469,16 +659,208 @@ mod tests {
     #[test]
     fn no_reference_and_clear() {
         let mut m = DriftMonitor::new(None, DriftConfig::default());
-        m.observe(&[1.0], 0.5);
+        feed(&mut m, &[1.0], 0.5);
         assert!(m.is_empty());
         let s = m.status("inference", model(), OffsetDateTime::UNIX_EPOCH);
         assert_eq!(s.state, DriftState::NoReference);
         let reference = reference_of(&[(0..100).map(|i| i as f32).collect()]);
         let mut m = DriftMonitor::new(Some(reference), DriftConfig::default());
-        m.observe(&[1.0], 0.5);
+        feed(&mut m, &[1.0], 0.5);
         assert_eq!(m.len(), 1);
         m.clear();
         assert!(m.is_empty());
         assert!(m.counts.iter().all(|c| c.iter().all(|&n| n == 0)));
+    }
+
+    /// One vector of `machine` at `t` seconds of message time.
+    fn at<'a>(
+        machine: &'a str,
+        t: i64,
+        window_len: u32,
+        cold: bool,
+        row: &'a [f32],
+    ) -> Observed<'a> {
+        Observed {
+            machine,
+            source_ts: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(t),
+            window_len,
+            cold,
+            row,
+            probability: 0.5,
+        }
+    }
+
+    fn uniform_reference() -> TrainingReference {
+        reference_of(&[(0..1000).map(|i| (i % 100) as f32).collect()])
+    }
+
+    /// A window of 1000 asking 100 warm vectors, 4 machines and 60 s.
+    fn small() -> DriftConfig {
+        DriftConfig {
+            window: 1000,
+            min_samples: 100,
+            min_machines: 4,
+            min_span_s: 60.0,
+            ..DriftConfig::default()
+        }
+    }
+
+    #[test]
+    fn only_warm_vectors_enter_the_window_but_every_machine_is_fleet() {
+        let mut m = DriftMonitor::new(Some(uniform_reference()), small());
+        assert!(m.is_warm(60, false) && m.is_warm(61, false));
+        assert!(!m.is_warm(59, false) && !m.is_warm(60, true));
+        // Machine a: cold, then filling its long window; b: warm.
+        m.observe(at("a", 0, 5, true, &[1.0]));
+        m.observe(at("a", 1, 30, false, &[1.0]));
+        m.observe(at("b", 1, 60, false, &[1.0]));
+        assert_eq!(m.len(), 1);
+        let r = m.readiness();
+        assert_eq!((r.samples, r.machines, r.fleet), (1, 1, 2));
+        assert_eq!(r.span_s, 0.0, "the span counts warm vectors only");
+        assert!(!r.ready);
+    }
+
+    /// The values of a fleet starting up: far from the reference (all in the top decile).
+    fn far() -> [f32; 1] {
+        [99.5]
+    }
+
+    #[test]
+    fn a_verdict_needs_enough_machines_capped_by_the_fleet() {
+        let mut m = DriftMonitor::new(Some(uniform_reference()), small());
+        let now = OffsetDateTime::UNIX_EPOCH;
+        // Six machines are seen, three of them warm: 3 < min(4, 6).
+        for id in ["d", "e", "f"] {
+            m.observe(at(id, 0, 10, false, &far()));
+        }
+        for t in 0..300 {
+            let id = ["a", "b", "c"][t as usize % 3];
+            m.observe(at(id, t, 60, false, &far()));
+        }
+        let r = m.readiness();
+        assert_eq!((r.machines, r.fleet, r.machines_needed), (3, 6, 4));
+        assert!(!r.ready && r.samples >= 100 && r.span_s >= 60.0, "{r:?}");
+        assert_eq!(
+            m.status("inference", model(), now).state,
+            DriftState::WarmingUp
+        );
+        // A fourth warm machine: a verdict (and these values drift).
+        m.observe(at("d", 300, 60, false, &far()));
+        assert!(m.readiness().ready);
+        assert_eq!(m.status("inference", model(), now).state, DriftState::Drift);
+        // A fleet of one machine needs only that one.
+        let mut one = DriftMonitor::new(Some(uniform_reference()), small());
+        for t in 0..100 {
+            one.observe(at("solo", t, 60, false, &far()));
+        }
+        let r = one.readiness();
+        assert_eq!((r.machines, r.fleet, r.machines_needed), (1, 1, 1));
+        assert!(r.ready, "{r:?}");
+    }
+
+    #[test]
+    fn the_fleet_is_the_machines_of_the_last_window_vectors() {
+        let config = DriftConfig {
+            window: 50,
+            ..small()
+        };
+        let mut m = DriftMonitor::new(Some(uniform_reference()), config);
+        for t in 0..50 {
+            m.observe(at(&format!("m{t}"), t, 10, false, &far()));
+        }
+        assert_eq!(m.readiness().fleet, 50);
+        // The fleet shrinks to two machines: after a window of their vectors, two are needed.
+        for t in 50..100 {
+            m.observe(at(["x", "y"][t as usize % 2], t, 60, false, &far()));
+        }
+        let r = m.readiness();
+        assert_eq!((r.fleet, r.machines, r.machines_needed), (2, 2, 2));
+    }
+
+    #[test]
+    fn a_verdict_needs_a_span_of_message_time() {
+        let mut m = DriftMonitor::new(Some(uniform_reference()), small());
+        let now = OffsetDateTime::UNIX_EPOCH;
+        // 400 warm vectors of 4 machines within 59 s: not yet.
+        for i in 0..400 {
+            let id = ["a", "b", "c", "d"][i % 4];
+            m.observe(at(id, (i as i64 * 59) / 399, 60, false, &far()));
+        }
+        let r = m.readiness();
+        assert_eq!(r.span_s, 59.0);
+        assert!(!r.ready);
+        assert_eq!(
+            m.status("inference", model(), now).state,
+            DriftState::WarmingUp
+        );
+        // Out of order: an older vector widens the span as well.
+        m.observe(at("a", -1, 60, false, &far()));
+        assert_eq!(m.readiness().span_s, 60.0);
+        assert_eq!(m.status("inference", model(), now).state, DriftState::Drift);
+        // Clearing starts the span again.
+        m.clear();
+        let r = m.readiness();
+        assert_eq!((r.samples, r.machines, r.fleet, r.span_s), (0, 0, 0, 0.0));
+    }
+
+    #[test]
+    fn a_verdict_needs_min_samples_warm_vectors() {
+        let mut m = DriftMonitor::new(Some(uniform_reference()), small());
+        for t in 0..99 {
+            m.observe(at(
+                ["a", "b", "c", "d"][t as usize % 4],
+                t,
+                60,
+                false,
+                &far(),
+            ));
+        }
+        assert!(!m.readiness().ready);
+        m.observe(at("a", 99, 60, false, &far()));
+        assert!(m.readiness().ready);
+    }
+
+    proptest! {
+        /// Whatever the stream, the monitor judges drift only on a window that holds the
+        /// rules, recounted here from the stream itself; before that it is `warming_up`.
+        #[test]
+        fn no_verdict_before_the_window_represents_the_fleet(
+            stream in proptest::collection::vec(
+                (0usize..8, 0i64..5, prop_oneof![Just(10u32), Just(59), Just(60)], any::<bool>(), 0.0f32..100.0),
+                0..400,
+            ),
+            window in 20usize..200,
+        ) {
+            let config = DriftConfig { window, min_samples: 20, min_machines: 5, min_span_s: 30.0, ..DriftConfig::default() };
+            let mut m = DriftMonitor::new(Some(uniform_reference()), config);
+            let mut t = 0i64;
+            let mut seen: Vec<(String, i64, bool)> = Vec::new();
+            for &(id, dt, window_len, cold, v) in &stream {
+                t += dt;
+                let id = format!("m{id}");
+                m.observe(at(&id, t, window_len, cold, &[v]));
+                seen.push((id, t, !cold && window_len >= 60));
+            }
+            let fleet: std::collections::BTreeSet<&str> =
+                seen.iter().rev().take(window).map(|(id, _, _)| id.as_str()).collect();
+            let warm: Vec<&(String, i64, bool)> = seen.iter().filter(|s| s.2).collect();
+            let in_window = &warm[warm.len().saturating_sub(window)..];
+            let machines: std::collections::BTreeSet<&str> =
+                in_window.iter().map(|(id, _, _)| id.as_str()).collect();
+            let span = match (warm.first(), warm.last()) {
+                (Some(a), Some(b)) => (b.1 - a.1) as f64,
+                _ => 0.0,
+            };
+            let ready = in_window.len() >= 20 && machines.len() >= fleet.len().clamp(1, 5) && span >= 30.0;
+            let r = m.readiness();
+            prop_assert_eq!(r.samples, in_window.len());
+            prop_assert_eq!(r.fleet, fleet.len());
+            prop_assert_eq!(r.machines, machines.len());
+            prop_assert_eq!(r.span_s, span);
+            prop_assert_eq!(r.ready, ready);
+            let state = m.status("inference", model(), OffsetDateTime::UNIX_EPOCH).state;
+            prop_assert_eq!(state == DriftState::WarmingUp, !ready);
+        }
     }
 }

@@ -11,7 +11,7 @@
 //! [`Processor::drift_status`] is the retained drift status the shell publishes on its tick
 //! (of the milling model: its training reference is milling's).
 
-use crate::drift::{DriftConfig, DriftMonitor};
+use crate::drift::{DriftConfig, DriftMonitor, Observed};
 use crate::metrics::model_labels;
 use crate::model;
 use crate::profiles::{is_milling, rules_only, ProfileModels, CURRENT};
@@ -393,6 +393,12 @@ impl Processor {
             .into_iter();
         let (milling, others): (Vec<Features>, Vec<Features>) =
             parsed.into_iter().partition(is_milling);
+        // How full each milling vector's window is, for the drift window.
+        let mut window_lens = milling
+            .iter()
+            .map(|f| f.window_len)
+            .collect::<Vec<_>>()
+            .into_iter();
         let mut verdicts = self.scorer.score_batch(&milling, now).into_iter();
         let mut other_verdicts = others
             .iter()
@@ -404,20 +410,33 @@ impl Processor {
                 Some(rejection) => Err(rejection),
                 // One result per parsed vector, in order, from the batch of its kind; `None`
                 // outcomes are exactly the parsed ones.
-                None if kinds.next() == Some(true) => verdicts
-                    .next()
-                    .expect("one verdict per milling vector")
-                    .map(|(risk, scored)| (risk, Some(scored))),
+                None if kinds.next() == Some(true) => {
+                    let window_len = window_lens.next().unwrap_or(0);
+                    verdicts
+                        .next()
+                        .expect("one verdict per milling vector")
+                        .map(|(risk, scored)| (risk, Some((scored, window_len))))
+                }
+                // Other profiles stay out of the drift window (the reference is the
+                // milling model's).
                 None => other_verdicts
                     .next()
-                    .expect("one verdict per profile vector"),
+                    .expect("one verdict per profile vector")
+                    .map(|(risk, _)| (risk, None)),
             };
             match verdict {
                 Ok((risk, scored)) => {
-                    // Cold windows are left out, as they are of the training rows; so are
-                    // other profiles (the reference is the milling model's).
-                    if let Some(scored) = scored.filter(|_| !risk.cold) {
-                        self.drift.observe(&scored.row, scored.probability);
+                    // Other profiles are left out (the reference is the milling model's);
+                    // the monitor keeps only warm vectors (full windows) in its window.
+                    if let Some((scored, window_len)) = scored {
+                        self.drift.observe(Observed {
+                            machine: risk.machine_id.as_str(),
+                            source_ts: risk.source_ts,
+                            window_len,
+                            cold: risk.cold,
+                            row: &scored.row,
+                            probability: scored.probability,
+                        });
                     }
                     let age = (now - risk.source_ts).as_seconds_f64();
                     out.publishes.push(Outgoing::Verdict {
@@ -772,20 +791,21 @@ mod tests {
         assert!(first.publish.retained());
         assert_eq!(first.publish.topic(), "dtwin/v1/drift/inference");
         assert!(!p.drift_status(later()).changed, "same state, no change");
-        // Cold vectors are not counted.
-        let all = vectors(5, 100);
-        let cold = all.iter().filter(|f| f.cold).count();
-        assert!(cold > 0);
+        // Only warm vectors (a full long window, 60 readings) are counted: not the cold ones,
+        // nor those of a window still filling.
+        let all = vectors(5, 200);
+        let warm = all.iter().filter(|f| !f.cold && f.window_len >= 60).count();
+        assert_eq!(warm, 141);
         let msgs: Vec<_> = all.iter().map(wire).collect();
         p.handle(&inbound(&msgs), later());
-        assert_eq!(p.drift_window(), 100 - cold);
+        assert_eq!(p.drift_window(), warm);
         let report = p.drift_status(later());
         assert!(report.changed);
         assert!(matches!(
             report.status.state,
             DriftState::Ok | DriftState::Drift
         ));
-        assert_eq!(report.status.window, (100 - cold) as u64);
+        assert_eq!(report.status.window, warm as u64);
         assert!(report.status.risk.is_some());
         let (_, payload) = report.publish.into_parts();
         let published: DriftStatus = from_json(&payload).unwrap();

@@ -46,7 +46,7 @@ fn step(nodes: &[Node], i: usize, row: &[f32]) -> usize {
     }
 }
 
-/// Every tree of a forest, flattened. Invariants are checked by [`FlatForest::validate`].
+/// Every tree of a forest, flattened. Invariants are checked by [`FlatForest::validate_as`].
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(into = "FlatRepr", try_from = "FlatRepr")]
 pub(crate) struct FlatForest {
@@ -233,8 +233,35 @@ impl FlatForest {
         depth.into_iter().max().unwrap_or(0)
     }
 
-    /// Check the invariants that make walking the trees panic-free and terminating.
-    pub(crate) fn validate(&self) -> Result<(), FlatForestError> {
+    /// Mean leaf value over all trees summed in `f64` (the regressor's, whose mean must stay
+    /// within the leaf values' range). Allocates nothing.
+    pub(crate) fn mean_f64(&self, row: &[f32]) -> f64 {
+        let mut sum = 0.0f64;
+        for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+            let mut i = root as usize;
+            for _ in 0..depth {
+                i = step(&self.nodes, i, row);
+            }
+            sum += f64::from(self.values[i]);
+        }
+        sum / self.roots.len().max(1) as f64
+    }
+
+    /// The leaf value every tree gives `row`, in tree order, into `out` (cleared first).
+    pub(crate) fn tree_values(&self, row: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+            let mut i = root as usize;
+            for _ in 0..depth {
+                i = step(&self.nodes, i, row);
+            }
+            out.push(self.values[i]);
+        }
+    }
+
+    /// Check the invariants that make walking the trees panic-free and terminating, the node
+    /// values being of `kind` (probabilities for the classifier).
+    pub(crate) fn validate_as(&self, kind: Values) -> Result<(), FlatForestError> {
         let n = self.nodes.len();
         if self.values.len() != n {
             return Err(FlatForestError::ValueCount {
@@ -250,11 +277,23 @@ impl FlatForest {
             Some(&first) if first != 0 => return Err(FlatForestError::FirstRoot(first)),
             Some(_) => {}
         }
-        if let Some(node) = self.values.iter().position(|v| !(0.0..=1.0).contains(v)) {
-            return Err(FlatForestError::Value {
-                node,
-                value: self.values[node],
-            });
+        match kind {
+            Values::Probability => {
+                if let Some(node) = self.values.iter().position(|v| !(0.0..=1.0).contains(v)) {
+                    return Err(FlatForestError::Value {
+                        node,
+                        value: self.values[node],
+                    });
+                }
+            }
+            Values::Finite => {
+                if let Some(node) = self.values.iter().position(|v| !v.is_finite()) {
+                    return Err(FlatForestError::NonFinite {
+                        node,
+                        value: self.values[node],
+                    });
+                }
+            }
         }
         for t in 0..self.roots.len() {
             let (start, end) = self.tree_span(t);
@@ -292,6 +331,36 @@ impl FlatForest {
             }
         }
         Ok(())
+    }
+}
+
+/// What the node values of a [`FlatForest`] are, for validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Values {
+    /// Probabilities in `[0, 1]` (the classifier).
+    Probability,
+    /// Any finite number (the regressor's means).
+    Finite,
+}
+
+/// Regression trees: a [`FlatForest`] whose values are finite numbers rather than
+/// probabilities. Serialized exactly like the classifier's trees (the same parallel arrays),
+/// validated with [`Values::Finite`] on the way in.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(into = "FlatRepr", try_from = "FlatRepr")]
+pub(crate) struct RegressionTrees(pub(crate) FlatForest);
+
+impl From<RegressionTrees> for FlatRepr {
+    fn from(t: RegressionTrees) -> Self {
+        FlatRepr::from(t.0)
+    }
+}
+
+impl TryFrom<FlatRepr> for RegressionTrees {
+    type Error = FlatForestError;
+
+    fn try_from(r: FlatRepr) -> Result<Self, FlatForestError> {
+        FlatForest::from_repr(r, Values::Finite).map(RegressionTrees)
     }
 }
 
@@ -355,6 +424,14 @@ pub(crate) enum FlatForestError {
     /// A node's value is not a probability.
     #[error("node {node} has value {value}, outside [0, 1]")]
     Value {
+        /// The node.
+        node: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A regression node's value is NaN or infinite.
+    #[error("node {node} has value {value}, not a finite number")]
+    NonFinite {
         /// The node.
         node: usize,
         /// Its value.
@@ -448,6 +525,13 @@ impl TryFrom<FlatRepr> for FlatForest {
     type Error = FlatForestError;
 
     fn try_from(r: FlatRepr) -> Result<Self, FlatForestError> {
+        FlatForest::from_repr(r, Values::Probability)
+    }
+}
+
+impl FlatForest {
+    /// Decode and validate the on-disk form, the values being of `kind`.
+    fn from_repr(r: FlatRepr, kind: Values) -> Result<Self, FlatForestError> {
         let n = r.feature.len();
         let lengths = [
             r.threshold.len(),
@@ -503,7 +587,7 @@ impl TryFrom<FlatRepr> for FlatForest {
             nodes,
             values: r.value,
         };
-        forest.validate()?;
+        forest.validate_as(kind)?;
         forest.depths = (0..forest.roots.len())
             .map(|t| forest.tree_depth(t))
             .collect();
@@ -644,16 +728,45 @@ mod tests {
         let mut f = FlatForest::try_from(repr()).unwrap();
         f.values.pop();
         assert_eq!(
-            f.validate(),
+            f.validate_as(Values::Probability),
             Err(FlatForestError::ValueCount {
                 values: 2,
                 nodes: 3
             })
         );
         assert_eq!(
-            f.validate().unwrap_err().to_string(),
+            f.validate_as(Values::Probability).unwrap_err().to_string(),
             "2 values for 3 nodes"
         );
+    }
+
+    #[test]
+    fn regression_trees_take_any_finite_value() {
+        let mut r = repr();
+        r.value = vec![50.0, -3.5, 125.0];
+        let t = RegressionTrees::try_from(r).unwrap();
+        assert_eq!(t.0.predict_row(&[0.9]), 125.0);
+        let mut out = Vec::new();
+        t.0.tree_values(&[0.1], &mut out);
+        assert_eq!(out, vec![-3.5]);
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["value"], serde_json::json!([50.0, -3.5, 125.0]));
+        // The classifier refuses these values; NaN is refused by both.
+        assert!(matches!(
+            serde_json::from_value::<FlatForest>(json.clone()),
+            Err(e) if e.to_string().contains("outside [0, 1]")
+        ));
+        let mut r = repr();
+        r.value[2] = f32::INFINITY;
+        let e = RegressionTrees::try_from(r).unwrap_err();
+        assert_eq!(
+            e,
+            FlatForestError::NonFinite {
+                node: 2,
+                value: f32::INFINITY
+            }
+        );
+        assert_eq!(e.to_string(), "node 2 has value inf, not a finite number");
     }
 
     #[test]

@@ -42,6 +42,14 @@ pub enum MlError {
         /// The only label present.
         label: bool,
     },
+    /// A regression target is NaN or infinite.
+    #[error("target of row {row} is {value}, not a finite number")]
+    NonFiniteTarget {
+        /// The first such row.
+        row: usize,
+        /// Its target.
+        value: f32,
+    },
     /// A parameter is out of range.
     #[error("invalid parameter: {0}")]
     InvalidParams(String),
@@ -58,6 +66,20 @@ pub enum MaxFeatures {
     Fraction(f64),
     /// This many features (capped at `n_features`; must be at least 1).
     Count(usize),
+}
+
+impl MaxFeatures {
+    /// Features to sample per split for `n_features` features, or why the setting is invalid.
+    pub(crate) fn resolve(self, n_features: usize) -> Result<usize, MlError> {
+        let k = match self {
+            MaxFeatures::Sqrt => (n_features as f64).sqrt() as usize,
+            MaxFeatures::All => n_features,
+            MaxFeatures::Fraction(f) if f > 0.0 && f <= 1.0 => (f * n_features as f64) as usize,
+            MaxFeatures::Count(c) if c >= 1 => c.min(n_features),
+            other => return Err(MlError::InvalidParams(format!("max_features {other:?}"))),
+        };
+        Ok(k.max(1))
+    }
 }
 
 /// How to weight the two classes.
@@ -112,14 +134,7 @@ impl Default for ForestParams {
 impl ForestParams {
     /// Features to sample per split for `n_features` features, or why the setting is invalid.
     fn resolve_max_features(&self, n_features: usize) -> Result<usize, MlError> {
-        let k = match self.max_features {
-            MaxFeatures::Sqrt => (n_features as f64).sqrt() as usize,
-            MaxFeatures::All => n_features,
-            MaxFeatures::Fraction(f) if f > 0.0 && f <= 1.0 => (f * n_features as f64) as usize,
-            MaxFeatures::Count(c) if c >= 1 => c.min(n_features),
-            other => return Err(MlError::InvalidParams(format!("max_features {other:?}"))),
-        };
-        Ok(k.max(1))
+        self.max_features.resolve(n_features)
     }
 
     fn validate(&self) -> Result<(), MlError> {

@@ -24,26 +24,34 @@
 //!   batches; Saabas contributions; validated when deserialized.
 //! - [`forest`]: [`ForestParams`], [`Forest::fit`] (bootstrap, balanced class weights, rayon),
 //!   prediction, contributions, importance; [`MlError`].
+//! - `regtree.rs` (private): grows one regression tree on the same bins by variance
+//!   reduction; leaves hold mean targets.
+//! - [`regressor`]: [`RegressorParams`], [`ForestRegressor`] (same bootstrap, feature sampling,
+//!   flat trees and determinism as the classifier), prediction and tree-spread intervals.
 //! - [`artifact`]: [`ModelArtifact`] (JSON, schema `dtwin.model.v1`) and its validation
 //!   against `dtwin_schema::feature_set_hash`.
 //! - [`reference`]: [`TrainingReference`], the training data's binned distributions stored in
 //!   the artifact for drift detection.
-//! - [`metrics`]: confusion counts, ROC/PR AUC and curves, threshold pickers, stratified splits.
+//! - [`metrics`]: confusion counts, ROC/PR AUC and curves, threshold pickers, stratified splits;
+//!   RMSE and NASA's asymmetric RUL score.
 
 mod binning;
 mod flat;
+mod regtree;
 mod tree;
 
 pub mod artifact;
 pub mod forest;
 pub mod metrics;
 pub mod reference;
+pub mod regressor;
 
 pub use artifact::{ArtifactError, FloorRule, ModelArtifact, TrainingMeta, ARTIFACT_SCHEMA};
 pub use forest::{ClassWeight, Explained, Forest, ForestParams, MaxFeatures, MlError};
 pub use reference::{
     Binned, BinnedError, ReferenceError, TrainingReference, DEFAULT_REFERENCE_BINS,
 };
+pub use regressor::{ForestRegressor, RegressorParams};
 
 #[cfg(test)]
 mod tests;

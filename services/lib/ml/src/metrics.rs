@@ -1,4 +1,5 @@
-//! Classification metrics, threshold selection and stratified splits.
+//! Classification metrics, threshold selection and stratified splits; regression metrics for
+//! remaining useful life ([`rmse`], [`nasa_score`]).
 //!
 //! Conventions: a row is predicted positive when `p >= threshold`. Scores are ordered with
 //! `f32::total_cmp`, so a NaN score ranks above every number. A ratio of the confusion matrix
@@ -259,6 +260,43 @@ pub fn stratified_kfold(y: &[bool], k: usize, seed: u64) -> Vec<Vec<usize>> {
         f.sort_unstable();
     }
     folds
+}
+
+/// Root mean squared error of predictions `pred` against `truth`, `sqrt(mean((p - t)²))`, in
+/// `f64`. Extra entries of the longer slice are ignored; NaN with no pairs.
+pub fn rmse(pred: &[f32], truth: &[f32]) -> f64 {
+    let n = pred.len().min(truth.len());
+    if n == 0 {
+        return f64::NAN;
+    }
+    let sse: f64 = pred
+        .iter()
+        .zip(truth)
+        .map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2))
+        .sum();
+    (sse / n as f64).sqrt()
+}
+
+/// One engine's term of NASA's asymmetric score (Saxena et al. 2008, the PHM08 challenge), for
+/// the error `d = predicted - true` remaining life: `exp(-d / 13) - 1` when the prediction is
+/// early (`d < 0`), `exp(d / 10) - 1` when it is late (`d >= 0`), which costs more because a
+/// late prediction means a failure in service.
+pub fn nasa_term(d: f64) -> f64 {
+    if d < 0.0 {
+        (-d / 13.0).exp() - 1.0
+    } else {
+        (d / 10.0).exp() - 1.0
+    }
+}
+
+/// NASA's asymmetric score: the sum of [`nasa_term`] over the pairs (lower is better, 0 is
+/// perfect; not a mean, so it grows with the number of engines). Extra entries of the longer
+/// slice are ignored; 0 with no pairs.
+pub fn nasa_score(pred: &[f32], truth: &[f32]) -> f64 {
+    pred.iter()
+        .zip(truth)
+        .map(|(&p, &t)| nasa_term(f64::from(p) - f64::from(t)))
+        .sum()
 }
 
 #[cfg(test)]

@@ -213,3 +213,39 @@ fn stratified_kfold_partitions_rows() {
     }
     assert!(stratified_kfold(&y, 0, 1).is_empty());
 }
+
+#[test]
+fn rmse_against_hand_computed_values() {
+    // Errors 3, -4, 0: squares 9 + 16 + 0 = 25, mean 25/3.
+    assert!(close(
+        rmse(&[13.0, 6.0, 7.0], &[10.0, 10.0, 7.0]),
+        (25.0f64 / 3.0).sqrt()
+    ));
+    assert!(close(rmse(&[5.0, 5.0], &[5.0, 5.0]), 0.0));
+    // Errors 1 and -1 (the extra prediction is ignored): RMSE 1.
+    assert!(close(rmse(&[1.0, 1.0, 99.0], &[0.0, 2.0]), 1.0));
+    assert!(rmse(&[], &[]).is_nan());
+}
+
+#[test]
+fn nasa_score_against_hand_computed_values() {
+    // Late by 10: e^1 - 1; early by 13: e^1 - 1; exact: 0.
+    let e1 = std::f64::consts::E - 1.0;
+    assert!(close(nasa_term(10.0), e1));
+    assert!(close(nasa_term(-13.0), e1));
+    assert_eq!(nasa_term(0.0), 0.0);
+    assert!(close(
+        nasa_score(&[110.0, 87.0, 50.0], &[100.0, 100.0, 50.0]),
+        2.0 * e1
+    ));
+    // Late costs more than early by the same amount: d = +20 vs -20.
+    assert!(close(nasa_term(20.0), 6.38905609893065)); // e^2 - 1
+    assert!(close(nasa_term(-20.0), 3.657419495658906)); // e^(20/13) - 1
+    assert!(nasa_term(20.0) > nasa_term(-20.0));
+    // d = -26 and +5: (e^2 - 1) + (e^0.5 - 1).
+    assert!(close(
+        nasa_score(&[4.0, 35.0], &[30.0, 30.0]),
+        6.38905609893065 + 0.6487212707001282
+    ));
+    assert_eq!(nasa_score(&[], &[]), 0.0);
+}

@@ -53,11 +53,11 @@ struct Split {
 }
 
 /// A node waiting to be processed: its row range, depth and, for right children, the parent.
-struct Task {
-    start: usize,
-    end: usize,
-    depth: usize,
-    parent: Option<usize>,
+pub(crate) struct Task {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) depth: usize,
+    pub(crate) parent: Option<usize>,
 }
 
 /// Histogram buffers, one slot per bin (including the NaN bin).
@@ -164,7 +164,9 @@ pub(crate) fn grow(data: &TrainData, cfg: &TreeConfig, rng: &mut ChaCha8Rng) -> 
             continue;
         };
         out.importance[split.feature] += gini_w(p, q) - split.score;
-        let mid = task.start + partition(&mut idx[task.start..task.end], data, &split);
+        let col = &data.bins[split.feature * n..(split.feature + 1) * n];
+        let rows = &mut idx[task.start..task.end];
+        let mid = task.start + partition(rows, col, split.bin, split.missing_left);
         let cuts = data.mapper.cuts(split.feature);
         // Past the last cut, every non-missing value goes left; keep thresholds finite for JSON.
         let threshold = cuts.get(split.bin).map_or(f32::MAX, |c| c.max(f32::MIN));
@@ -191,12 +193,12 @@ pub(crate) fn grow(data: &TrainData, cfg: &TreeConfig, rng: &mut ChaCha8Rng) -> 
     out
 }
 
-/// Move the rows going left to the front; returns how many went left.
-fn partition(rows: &mut [u32], data: &TrainData, split: &Split) -> usize {
-    let col = &data.bins[split.feature * data.n_rows..(split.feature + 1) * data.n_rows];
+/// Move the rows going left (bin in `col` at most `bin`, or missing when `missing_left`) to
+/// the front; returns how many went left.
+pub(crate) fn partition(rows: &mut [u32], col: &[u8], bin: usize, missing_left: bool) -> usize {
     let goes_left = |r: u32| {
         let b = col[r as usize];
-        usize::from(b) <= split.bin && b != NAN_BIN || (b == NAN_BIN && split.missing_left)
+        usize::from(b) <= bin && b != NAN_BIN || (b == NAN_BIN && missing_left)
     };
     let mut left = 0;
     for i in 0..rows.len() {

@@ -228,6 +228,9 @@ fn connect(bus: &BusConfig, session: &EdgeSession) -> Connection {
     )
 }
 
+/// Wait after a lost link before the next connection.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
 /// Why a connection's loop ended.
 enum End {
     /// Shutdown, the steps done, or a publish on a closed client: stop.
@@ -334,6 +337,12 @@ pub(crate) async fn worker(
                 warn!(node = %session.node(), "edge node connection lost; reconnecting with the next bdSeq");
                 conn.task.abort();
                 session = session.reconnected();
+                // Give the broker a moment to see the old socket close and publish its will
+                // (rumqttd keys wills by client id: a new CONNECT first would replace it).
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+                }
             }
         }
     }

@@ -5,7 +5,8 @@
 //! metrics with aliases, data goes by alias, a `Node Control/Rebirth` NCMD gets the births
 //! again (with the last values) and data goes on; a clean stop publishes the NDEATH, and the
 //! host takes the machines offline. Every message on `dtwin/v1/#` validates against the
-//! contract.
+//! contract. A link lost under the twin (a proxy drops its sockets) gets the old connection's
+//! NDEATH from the broker and a new connection with the next `bdSeq`.
 
 use clap::Parser;
 use dtwin::cli::{Cli, Command};
@@ -264,4 +265,97 @@ async fn the_twin_over_sparkplug_gets_milling_verdicts_and_honours_rebirth() {
     for s in [feature, inference, host] {
         s.await.unwrap().unwrap();
     }
+}
+
+/// A TCP proxy to the broker at `broker_port` that drops every open connection (without an
+/// MQTT DISCONNECT, as a lost link does) each time `cut` changes. Returns its port.
+async fn cutting_proxy(broker_port: u16, cut: tokio::sync::watch::Receiver<u64>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut cut = cut.clone();
+            cut.borrow_and_update();
+            tokio::spawn(async move {
+                let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", broker_port)).await
+                else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = cut.changed() => {}
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A lost link: the broker publishes the old connection's NDEATH (its will, bdSeq 0), and
+/// the twin's edge node comes back on a new connection with bdSeq 1 and births again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_link_gets_the_will_and_a_new_connection_the_next_bd_seq() {
+    let broker = harness::embedded_broker();
+    let edge_side = Recorder::start(&broker, "spBv1.0/#").await;
+    let (cut, cuts) = tokio::sync::watch::channel(0u64);
+    let proxy = cutting_proxy(broker.port, cuts).await;
+    let mut config =
+        dtwin_twin_publisher::TwinConfig::new(dtwin_bus::BrokerUrl::new("127.0.0.1", proxy));
+    config.machines = 2;
+    config.rate_hz = 10.0;
+    config.protocol = dtwin_twin_publisher::Protocol::Sparkplug;
+    let stop = CancellationToken::new();
+    let twin = harness::start(
+        dtwin_twin_publisher::TwinService::build(config)
+            .await
+            .unwrap(),
+        &stop,
+    )
+    .await;
+    let bd_seq_of = |m: &dtwin_bus::Message| match decode_payload(&m.payload) {
+        Ok(p) => p.metrics.first().and_then(|x| x.value.clone()),
+        Err(_) => None,
+    };
+    let first = edge_side
+        .wait_for(Duration::from_secs(10), |m| {
+            m.topic == "spBv1.0/dtwin/DDATA/twin-0/machine-002"
+        })
+        .await
+        .expect("data on the first connection");
+    assert!(first.payload.len() > 10);
+    let birth = edge_side
+        .wait_for(Duration::from_secs(1), |m| {
+            m.topic == "spBv1.0/dtwin/NBIRTH/twin-0"
+        })
+        .await
+        .unwrap();
+    assert_eq!(bd_seq_of(&birth), Some(MetricValue::LongValue(0)));
+
+    cut.send_replace(1);
+    let will = edge_side
+        .wait_for(Duration::from_secs(20), |m| {
+            m.topic == "spBv1.0/dtwin/NDEATH/twin-0"
+        })
+        .await
+        .expect("the broker publishes the lost connection's NDEATH");
+    assert_eq!(bd_seq_of(&will), Some(MetricValue::LongValue(0)));
+    assert!(!will.retain, "an NDEATH is not retained");
+    let reborn = edge_side
+        .wait_for(Duration::from_secs(20), |m| {
+            m.topic == "spBv1.0/dtwin/NBIRTH/twin-0"
+                && bd_seq_of(m) == Some(MetricValue::LongValue(1))
+        })
+        .await
+        .expect("a birth with the next bdSeq");
+    assert_eq!(decode_payload(&reborn.payload).unwrap().seq, Some(0));
+    let births_before = edge_side
+        .all()
+        .iter()
+        .filter(|m| m.topic == "spBv1.0/dtwin/DBIRTH/twin-0/machine-002")
+        .count();
+    assert!(births_before >= 2, "machine-002 born on both connections");
+
+    stop.cancel();
+    twin.await.unwrap().unwrap();
 }

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod nodelay;
 pub mod protocol;
+pub mod wills;
 
 use protocol::AnyVersion;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -225,9 +226,17 @@ pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
     // same parts assembled here run each with `AnyVersion`: one router (its own thread), one
     // thread per listener, as `Broker::start` does.
     let router_tx = rumqttd::Router::new(0, config.router()).spawn();
+    let (link_tx, link_rx, _) =
+        rumqttd::local::LinkBuilder::new("dtwin-broker-wills", router_tx.clone())
+            .build()
+            .map_err(|e| BrokerError::Config(format!("cannot open the broker's will link: {e}")))?;
+    let wills = start_wills(link_tx, link_rx)?;
     for settings in config.servers() {
-        let mut server =
-            rumqttd::Server::new(settings.clone(), router_tx.clone(), AnyVersion::default());
+        let mut server = rumqttd::Server::new(
+            settings.clone(),
+            router_tx.clone(),
+            AnyVersion::with_wills(wills.clone()),
+        );
         std::thread::Builder::new()
             .name(settings.name.clone())
             .spawn(move || {
@@ -283,6 +292,46 @@ pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
         "embedded MQTT broker listening"
     );
     Ok(BrokerHandle { addr })
+}
+
+/// The will registry of the broker's connections, and the thread that publishes their wills
+/// into the router through the local link `tx` (see [`wills`]). A local link publishes at
+/// QoS 0; rumqttd delivers every message at the subscription's QoS, so a will reaches a QoS 1
+/// subscriber at QoS 1 as before.
+fn start_wills(
+    mut tx: rumqttd::local::LinkTx,
+    rx_link: rumqttd::local::LinkRx,
+) -> Result<Arc<wills::Wills>, BrokerError> {
+    use rumqttd::protocol::{Packet, Publish, PublishProperties};
+    let (registry, rx) = wills::Wills::new();
+    std::thread::Builder::new()
+        .name("dtwin-broker-wills".into())
+        .spawn(move || {
+            // Kept open as long as the link: the router drops a link whose receiver is gone.
+            let _rx_link = rx_link;
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+                tracing::error!("cannot start the broker's will publisher");
+                return;
+            };
+            for (will, props) in rx {
+                let publish = Publish::new(will.topic, will.message, will.retain);
+                let properties = props.map(|p| PublishProperties {
+                    payload_format_indicator: p.payload_format_indicator,
+                    message_expiry_interval: p.message_expiry_interval,
+                    response_topic: p.response_topic,
+                    correlation_data: p.correlation_data,
+                    user_properties: p.user_properties,
+                    content_type: p.content_type,
+                    ..Default::default()
+                });
+                if let Err(e) = runtime.block_on(tx.send(Packet::Publish(publish, properties))) {
+                    tracing::error!(error = %e, "the broker's will link closed: wills are no longer published");
+                    return;
+                }
+            }
+        })
+        .map_err(BrokerError::Thread)?;
+    Ok(Arc::new(registry))
 }
 
 /// Service entry point: starts the broker and returns when `shutdown` fires.

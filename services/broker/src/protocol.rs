@@ -13,14 +13,20 @@
 //! them. rumqttd's own v4 codec hits `unreachable!` on such a packet, which would end the
 //! subscriber's connection; [`AnyVersion`] strips them first.
 //!
+//! The codec also keeps each connection's last will ([`crate::wills`]): rumqttd keeps wills
+//! by client id and, on a reconnect with the same client id, publishes the new connection's
+//! will when the old one is dropped.
+//!
 //! # Layout
 //! - [`AnyVersion`]: the per-connection codec.
 //! - [`connect_level`]: the protocol level of a CONNECT at the start of a buffer.
 
+use crate::wills::{ConnectionWill, Wills};
 use bytes::BytesMut;
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::v5::V5;
-use rumqttd::protocol::{Error, Packet, Protocol};
+use rumqttd::protocol::{ConnectReturnCode, DisconnectReasonCode, Error, Packet, Protocol};
+use std::sync::{Arc, Mutex};
 
 /// The MQTT version a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +39,50 @@ pub enum Version {
 
 /// A codec that speaks the version of the connection's CONNECT: MQTT 5 for protocol level 5,
 /// MQTT 3.1.1 otherwise (rumqttd's v4 codec then refuses levels other than 4, as before).
-#[derive(Debug, Clone, Default)]
+///
+/// With [`AnyVersion::with_wills`] it also keeps the connection's will and hands it to the
+/// registry when the connection ends (see [`crate::wills`]). rumqttd clones the codec for
+/// every connection: a clone starts a fresh connection and shares the registry.
+#[derive(Debug, Default)]
 pub struct AnyVersion {
     version: Option<Version>,
+    wills: Option<Arc<Wills>>,
+    will: Mutex<ConnectionWill>,
+}
+
+impl Clone for AnyVersion {
+    fn clone(&self) -> Self {
+        Self {
+            version: self.version,
+            wills: self.wills.clone(),
+            will: Mutex::default(),
+        }
+    }
+}
+
+impl Drop for AnyVersion {
+    /// The connection ended (rumqttd drops its codec with it).
+    fn drop(&mut self) {
+        if let Some(wills) = &self.wills {
+            lock(&self.will).ended(wills);
+        }
+    }
+}
+
+fn lock(m: &Mutex<ConnectionWill>) -> std::sync::MutexGuard<'_, ConnectionWill> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl AnyVersion {
+    /// A codec whose connections keep their wills and publish them through `wills`.
+    pub fn with_wills(wills: Arc<Wills>) -> Self {
+        Self {
+            version: None,
+            wills: Some(wills),
+            will: Mutex::default(),
+        }
+    }
+
     /// The version chosen, once the CONNECT has been read.
     pub fn version(&self) -> Option<Version> {
         self.version
@@ -58,13 +102,34 @@ impl Protocol for AnyVersion {
                 v
             }
         };
-        match version {
+        let packet = match version {
             Version::V5 => V5.read_mut(stream, max_size),
             Version::V311 => V4.read_mut(stream, max_size),
+        }?;
+        if self.wills.is_none() {
+            return Ok(packet);
         }
+        Ok(match packet {
+            Packet::Connect(connect, props, will, will_props, login) => {
+                let will = will.map(|w| (w, will_props));
+                lock(&self.will).connect(&connect.client_id, will);
+                Packet::Connect(connect, props, None, None, login)
+            }
+            Packet::Disconnect(d, props) => {
+                let with_will = d.reason_code == DisconnectReasonCode::DisconnectWithWillMessage;
+                lock(&self.will).disconnect(with_will);
+                Packet::Disconnect(d, props)
+            }
+            other => other,
+        })
     }
 
     fn write(&self, packet: Packet, write: &mut BytesMut) -> Result<usize, Error> {
+        if let (Some(wills), Packet::ConnAck(ack, _)) = (&self.wills, &packet) {
+            if ack.code == ConnectReturnCode::Success {
+                lock(&self.will).accepted(wills);
+            }
+        }
         match self.version {
             Some(Version::V5) => V5.write(packet, write),
             _ => V4.write(without_properties(packet), write),

@@ -96,7 +96,7 @@ async fn run_fleet(faults: &[&str]) -> Vec<DriftStatus> {
         }
         if n != last_count {
             (last_count, still_since) = (n, tokio::time::Instant::now());
-        } else if still_since.elapsed() > Duration::from_secs(3) {
+        } else if still_since.elapsed() > Duration::from_secs(10) {
             break all.len();
         }
         assert!(

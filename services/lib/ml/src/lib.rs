@@ -28,6 +28,8 @@
 //!   reduction; leaves hold mean targets.
 //! - [`regressor`]: [`RegressorParams`], [`ForestRegressor`] (same bootstrap, feature sampling,
 //!   flat trees and determinism as the classifier), prediction and tree-spread intervals.
+//! - [`isolation`]: [`IsolationForest`] (Liu et al. 2008) for anomaly scores without failure
+//!   history, on the same flat trees; [`IsolationParams`], [`threshold_for_rate`].
 //! - [`artifact`]: [`ModelArtifact`] (JSON, schema `dtwin.model.v1`) and its validation
 //!   against `dtwin_schema::feature_set_hash`.
 //! - [`reference`]: [`TrainingReference`], the training data's binned distributions stored in
@@ -42,12 +44,16 @@ mod tree;
 
 pub mod artifact;
 pub mod forest;
+pub mod isolation;
 pub mod metrics;
 pub mod reference;
 pub mod regressor;
 
-pub use artifact::{ArtifactError, FloorRule, ModelArtifact, TrainingMeta, ARTIFACT_SCHEMA};
+pub use artifact::{
+    ArtifactError, FloorRule, ModelArtifact, ModelKind, RulMeta, TrainingMeta, ARTIFACT_SCHEMA,
+};
 pub use forest::{ClassWeight, Explained, Forest, ForestParams, MaxFeatures, MlError};
+pub use isolation::{threshold_for_rate, IsolationForest, IsolationModelError, IsolationParams};
 pub use reference::{
     Binned, BinnedError, ReferenceError, TrainingReference, DEFAULT_REFERENCE_BINS,
 };

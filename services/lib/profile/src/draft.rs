@@ -315,7 +315,13 @@ mod tests {
         let text = draft_from_names(
             "spb_plant.line1.press",
             "the Sparkplug birth of plant.line1.press\nspBv1.0/plant/DBIRTH/line1/press",
-            &["Motor/Temperature [C]", "Pressure", "Pressure", "rpm", "2nd stage"],
+            &[
+                "Motor/Temperature [C]",
+                "Pressure",
+                "Pressure",
+                "rpm",
+                "2nd stage",
+            ],
         );
         let p = Profile::parse(&text, "draft").unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(p.id, "spb_plant.line1.press");
@@ -325,7 +331,10 @@ mod tests {
             ["Motor/Temperature [C]", "Pressure", "rpm", "2nd stage"]
         );
         let names: Vec<&str> = p.sensors.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["motor_temperature", "pressure", "rpm", "_2nd_stage"]);
+        assert_eq!(
+            names,
+            ["motor_temperature", "pressure", "rpm", "_2nd_stage"]
+        );
         assert_eq!(p.sensors[0].unit, "C");
         assert!(p.sensors[1].accepts(-5e11) && p.sensors[1].accepts(5e11));
         assert!(!p.sensors[1].accepts(f64::NAN));

@@ -266,7 +266,10 @@ mod tests {
         assert_eq!(t.parse("dtwin/v1/alert-state/m-1"), None);
         assert_eq!(t.profile("spb_pump"), "dtwin/v1/profiles/spb_pump");
         assert_eq!(t.profiles(), "dtwin/v1/profiles/+");
-        assert_eq!(t.parse_profile("dtwin/v1/profiles/spb_pump"), Some("spb_pump"));
+        assert_eq!(
+            t.parse_profile("dtwin/v1/profiles/spb_pump"),
+            Some("spb_pump")
+        );
         assert_eq!(t.parse_profile("dtwin/v1/profiles/a/b"), None);
         assert_eq!(t.parse_profile("dtwin/v1/profiles/"), None);
         assert_eq!(t.parse_profile("dtwin/v1/models/pump"), None);

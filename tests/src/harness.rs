@@ -297,6 +297,14 @@ pub async fn watch_features_and_risk(broker: &BrokerUrl, client_id: &str) -> dtw
     conn
 }
 
+/// Milliseconds since the Unix epoch (Sparkplug timestamps, v2 `ts`).
+pub fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    u64::try_from(since.as_millis()).expect("milliseconds fit u64")
+}
+
 /// Records every message under a filter.
 pub struct Recorder {
     messages: Arc<Mutex<Vec<Message>>>,
@@ -341,6 +349,33 @@ impl Recorder {
     /// A snapshot of everything recorded so far.
     pub fn all(&self) -> Vec<Message> {
         self.messages.lock().expect("recorder lock").clone()
+    }
+
+    /// Publishes `(topic, payload)` at QoS 1, not retained, on the recorder's connection.
+    ///
+    /// # Panics
+    /// When the connection is closed.
+    pub async fn send(&self, (topic, payload): (String, Vec<u8>)) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish");
+    }
+
+    /// Checks every message recorded so far against the contract (proto-schemas/), naming
+    /// the first that breaks it; returns how many were checked.
+    ///
+    /// # Panics
+    /// On the first message that breaks the contract.
+    pub fn assert_contract(&self) -> usize {
+        let contract = crate::contract::Contract::load().expect("proto-schemas load");
+        let all = self.all();
+        for m in &all {
+            contract
+                .check(&m.topic, &m.payload)
+                .unwrap_or_else(|e| panic!("{}: {e}", m.topic));
+        }
+        all.len()
     }
 
     /// Waits until a recorded message satisfies `pred` and returns it, or `None` on timeout.

@@ -11,7 +11,6 @@
 use dtwin_bus::QoS;
 use dtwin_ml::{Forest, ForestParams, ModelArtifact, TrainingMeta};
 use dtwin_schema::{from_json, DeadLetter, Features, RejectReason, Risk};
-use dtwin_tests::contract::Contract;
 use dtwin_tests::harness::{self, Recorder};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -231,12 +230,7 @@ async fn a_pump_profile_runs_end_to_end_with_its_own_model() {
     assert_eq!(scored.profile.as_deref(), Some("pump"));
     assert!(scored.actions.iter().all(|a| a.code != "NO_MODEL"));
 
-    let contract = Contract::load().unwrap();
-    for m in recorder.all() {
-        contract
-            .check(&m.topic, &m.payload)
-            .unwrap_or_else(|e| panic!("{}: {e}", m.topic));
-    }
+    recorder.assert_contract();
     stop.cancel();
     for s in services {
         s.await.unwrap().unwrap();

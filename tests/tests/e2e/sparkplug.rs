@@ -9,14 +9,12 @@
 //! machine offline, a payload that is not protobuf is dead-lettered. Every message on
 //! `dtwin/v1/#` validates against the contract.
 
-use dtwin_bus::QoS;
 use dtwin_schema::{from_json, DeadLetter, Features, MachineStatus, Presence, RejectReason, Risk};
 use dtwin_sparkplug::{
     by_alias, decode_payload, DataType, EdgeNode, EdgeNodeId, HostStateMessage, Metric, MetricValue,
 };
-use dtwin_tests::contract::Contract;
 use dtwin_tests::harness::{self, Recorder};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const MACHINE: &str = "plant1.line4.pump7";
@@ -49,24 +47,6 @@ long = 6
 
 /// Voltage and speed of the readings both machines send.
 const VALUES: [(f64, i32); 4] = [(120.0, 1500), (121.5, 1490), (119.0, 1510), (120.5, 1500)];
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-async fn publish(recorder: &Recorder, (topic, payload): (String, Vec<u8>)) {
-    recorder
-        .client()
-        .publish(topic, QoS::AtLeastOnce, false, payload)
-        .await
-        .unwrap();
-}
 
 fn features(recorder: &Recorder, machine: &str) -> Vec<Features> {
     let topic = format!("dtwin/v1/machines/{machine}/features");
@@ -151,7 +131,7 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
     assert!(HostStateMessage::decode(&state.payload).unwrap().online);
 
     // Births, then data by alias; the same values as v2 JSON for another machine.
-    let t0 = now_ms();
+    let t0 = harness::now_ms();
     let mut edge = EdgeNode::new(EdgeNodeId::new("plant1", "line4"), 0);
     let birth = [
         Metric::named("Motor/Voltage", Some(1), DataType::Double)
@@ -162,8 +142,8 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
             .with_value(MetricValue::StringValue("P-0007".into())),
     ];
     // A birth carries the metrics' current values: the first reading (VALUES[0], at t0).
-    publish(&edge_side, edge.nbirth(&[], t0)).await;
-    publish(&edge_side, edge.dbirth("pump7", &birth, t0)).await;
+    edge_side.send(edge.nbirth(&[], t0)).await;
+    edge_side.send(edge.dbirth("pump7", &birth, t0)).await;
     for (i, (volt, rpm)) in VALUES.into_iter().enumerate() {
         let ts = t0 + 1000 * i as u64;
         if i > 0 {
@@ -171,19 +151,17 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
                 by_alias(1, MetricValue::DoubleValue(volt)),
                 by_alias(2, MetricValue::IntValue(rpm as u32)),
             ];
-            publish(&edge_side, edge.ddata("pump7", &data, ts)).await;
+            edge_side.send(edge.ddata("pump7", &data, ts)).await;
         }
         let json = format!(
             r#"{{"profile":"pump","ts":{ts},"values":{{"Motor/Voltage":{volt},"Motor/Speed":{rpm}}}}}"#
         );
-        publish(
-            &recorder,
-            (
+        recorder
+            .send((
                 format!("dtwin/v1/machines/{JSON_MACHINE}/telemetry"),
                 json.into_bytes(),
-            ),
-        )
-        .await;
+            ))
+            .await;
     }
 
     let online = wait_status(&recorder, Presence::Online).await;
@@ -241,7 +219,7 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
     // A lost message: the host asks the node to rebirth.
     edge.skip(1);
     let gap = [by_alias(1, MetricValue::DoubleValue(122.0))];
-    publish(&edge_side, edge.ddata("pump7", &gap, t0 + 5000)).await;
+    edge_side.send(edge.ddata("pump7", &gap, t0 + 5000)).await;
     let ncmd = edge_side
         .wait_for(Duration::from_secs(10), |m| {
             m.topic == "spBv1.0/plant1/NCMD/line4"
@@ -259,13 +237,15 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
     );
 
     // The node honours it: births again, then data taken as before.
-    publish(&edge_side, edge.nbirth(&[], t0 + 6000)).await;
-    publish(&edge_side, edge.dbirth("pump7", &birth, t0 + 6000)).await;
+    edge_side.send(edge.nbirth(&[], t0 + 6000)).await;
+    edge_side
+        .send(edge.dbirth("pump7", &birth, t0 + 6000))
+        .await;
     let data = [
         by_alias(1, MetricValue::DoubleValue(121.0)),
         by_alias(2, MetricValue::IntValue(1505)),
     ];
-    publish(&edge_side, edge.ddata("pump7", &data, t0 + 7000)).await;
+    edge_side.send(edge.ddata("pump7", &data, t0 + 7000)).await;
     // The DBIRTH's values (VALUES[0]) and the DDATA: two more vectors.
     wait_features(&recorder, MACHINE, 6).await;
     let after = features(&recorder, MACHINE);
@@ -273,7 +253,7 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
     assert_eq!(after[5].latest["rotate"], 1505.0);
 
     // The node dies: its device goes offline (retained).
-    publish(&edge_side, edge.ndeath()).await;
+    edge_side.send(edge.ndeath()).await;
     let offline = wait_status(&recorder, Presence::Offline).await;
     assert_eq!(offline.machine_id.as_str(), MACHINE);
     let late = Recorder::start(&broker, &format!("dtwin/v1/machines/{MACHINE}/status")).await;
@@ -285,14 +265,12 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
     assert_eq!(retained.state, Presence::Offline);
 
     // Not protobuf: a dead letter, and nothing else breaks.
-    publish(
-        &edge_side,
-        (
+    edge_side
+        .send((
             "spBv1.0/plant1/DDATA/line4/pump7".into(),
             b"{\"not\":\"protobuf\"}".to_vec(),
-        ),
-    )
-    .await;
+        ))
+        .await;
     recorder
         .wait_for(Duration::from_secs(10), |m| {
             m.topic == "dtwin/v1/deadletter/sparkplug"
@@ -313,12 +291,7 @@ async fn a_sparkplug_device_becomes_a_machine_on_the_json_path() {
         Some(MACHINE)
     );
 
-    let contract = Contract::load().unwrap();
-    for m in recorder.all() {
-        contract
-            .check(&m.topic, &m.payload)
-            .unwrap_or_else(|e| panic!("{}: {e}", m.topic));
-    }
+    recorder.assert_contract();
     stop.cancel();
     for s in services {
         s.await.unwrap().unwrap();
@@ -384,7 +357,7 @@ async fn dtwin_up_runs_the_sparkplug_host() {
         Metric::named("Motor/Speed", Some(2), DataType::Int32)
             .with_value(MetricValue::IntValue(1500)),
     ];
-    let t0 = now_ms();
+    let t0 = harness::now_ms();
     let mut rebirths_seen = 0;
     let mut births = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -401,14 +374,18 @@ async fn dtwin_up_runs_the_sparkplug_host() {
         if i == 0 || requests > rebirths_seen {
             rebirths_seen = requests;
             births += 1;
-            publish(&edge_side, edge.nbirth(&[], t0 + i * 100)).await;
-            publish(&edge_side, edge.dbirth("pump1", &birth, t0 + i * 100)).await;
+            edge_side.send(edge.nbirth(&[], t0 + i * 100)).await;
+            edge_side
+                .send(edge.dbirth("pump1", &birth, t0 + i * 100))
+                .await;
         }
         let data = [by_alias(
             1,
             MetricValue::DoubleValue(120.0 + (i % 3) as f64),
         )];
-        publish(&edge_side, edge.ddata("pump1", &data, t0 + i * 100 + 50)).await;
+        edge_side
+            .send(edge.ddata("pump1", &data, t0 + i * 100 + 50))
+            .await;
         if recorder
             .wait_for(Duration::from_millis(100), |m| m.topic == risk_topic)
             .await

@@ -9,35 +9,15 @@
 //! processed is dead-lettered `too_late` with its payload. Every message on `dtwin/v1/#`
 //! validates against the contract.
 
-use dtwin_bus::QoS;
 use dtwin_schema::{from_json, Features, Risk};
 use dtwin_sparkplug::{by_alias, DataType, EdgeNode, EdgeNodeId, Metric, MetricValue};
-use dtwin_tests::contract::Contract;
 use dtwin_tests::harness::{self, Recorder};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const PRESS: &str = "plant1.line9.press2";
 const PRESS3: &str = "plant1.line9.press3";
 const DRAFT: &str = "spb_plant1.line9.press2";
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-async fn publish(recorder: &Recorder, (topic, payload): (String, Vec<u8>)) {
-    recorder
-        .client()
-        .publish(topic, QoS::AtLeastOnce, false, payload)
-        .await
-        .unwrap();
-}
 
 async fn verdict(recorder: &Recorder, machine: &str, seq: u64) -> Risk {
     let topic = format!("dtwin/v1/machines/{machine}/risk");
@@ -74,7 +54,7 @@ async fn a_device_no_profile_fits_gets_a_drafted_profile_and_verdicts() {
         .await
         .expect("the host's STATE");
 
-    let t0 = now_ms();
+    let t0 = harness::now_ms();
     let mut edge = EdgeNode::new(EdgeNodeId::new("plant1", "line9"), 0);
     let birth = |pressure: f32| {
         [
@@ -86,14 +66,18 @@ async fn a_device_no_profile_fits_gets_a_drafted_profile_and_verdicts() {
                 .with_value(MetricValue::StringValue("A. Smith".into())),
         ]
     };
-    publish(&edge_side, edge.nbirth(&[], t0)).await;
-    publish(&edge_side, edge.dbirth("press2", &birth(150.0), t0)).await;
+    edge_side.send(edge.nbirth(&[], t0)).await;
+    edge_side
+        .send(edge.dbirth("press2", &birth(150.0), t0))
+        .await;
     for i in 1..4u64 {
         let data = [
             by_alias(1, MetricValue::FloatValue(150.0 + i as f32)),
             by_alias(2, MetricValue::LongValue(1000 + i)),
         ];
-        publish(&edge_side, edge.ddata("press2", &data, t0 + 1000 * i)).await;
+        edge_side
+            .send(edge.ddata("press2", &data, t0 + 1000 * i))
+            .await;
     }
 
     // The draft, retained: what a user saves and edits.
@@ -155,7 +139,9 @@ async fn a_device_no_profile_fits_gets_a_drafted_profile_and_verdicts() {
         hist(t0 + 3300, 155.0),
         hist(t0 + 2500, 154.0),
     ];
-    publish(&edge_side, edge.ddata("press2", &backlog, t0 + 4000)).await;
+    edge_side
+        .send(edge.ddata("press2", &backlog, t0 + 4000))
+        .await;
     verdict(&recorder, PRESS, 7).await;
     let too_late = recorder
         .wait_for(Duration::from_secs(20), |m| {
@@ -190,7 +176,9 @@ async fn a_device_no_profile_fits_gets_a_drafted_profile_and_verdicts() {
     assert_eq!(vectors[6].latest["cycle_count"], 1003.0);
 
     // Another press with the same metrics shares the draft: nothing new is drafted.
-    publish(&edge_side, edge.dbirth("press3", &birth(140.0), t0 + 5000)).await;
+    edge_side
+        .send(edge.dbirth("press3", &birth(140.0), t0 + 5000))
+        .await;
     let first = verdict(&recorder, PRESS3, 1).await;
     assert_eq!(first.model.id, "none");
     let drafts: Vec<String> = recorder
@@ -201,12 +189,7 @@ async fn a_device_no_profile_fits_gets_a_drafted_profile_and_verdicts() {
         .collect();
     assert_eq!(drafts, [format!("dtwin/v1/profiles/{DRAFT}")]);
 
-    let contract = Contract::load().unwrap();
-    for m in recorder.all() {
-        contract
-            .check(&m.topic, &m.payload)
-            .unwrap_or_else(|e| panic!("{}: {e}", m.topic));
-    }
+    recorder.assert_contract();
     stop.cancel();
     for s in [feature, inference, host] {
         s.await.unwrap().unwrap();

@@ -21,7 +21,6 @@
 use dtwin_bus::BrokerUrl;
 use dtwin_schema::{from_json, DeadLetter, Features, MachineStatus, Presence, Risk, RiskStatus};
 use dtwin_sparkplug::{decode_payload, HostStateMessage, MetricValue, Payload};
-use dtwin_tests::contract::Contract;
 use dtwin_tests::harness::{self, Mosquitto, Recorder};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -433,12 +432,7 @@ async fn interop(broker: BrokerUrl, group: &str, node: &str, device: &str) {
     assert_eq!(retained.state, Presence::Offline);
     assert_eq!(retained.machine_id.as_str(), machine);
 
-    let contract = Contract::load().unwrap();
-    for m in recorder.all() {
-        contract
-            .check(&m.topic, &m.payload)
-            .unwrap_or_else(|e| panic!("{}: {e}", m.topic));
-    }
+    recorder.assert_contract();
     stop.cancel();
     for s in services {
         s.await.unwrap().unwrap();

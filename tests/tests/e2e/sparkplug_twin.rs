@@ -13,10 +13,9 @@ use dtwin::cli::{Cli, Command};
 use dtwin_bus::QoS;
 use dtwin_schema::{from_json, Features, MachineStatus, Presence, Risk};
 use dtwin_sparkplug::{decode_payload, rebirth_request, MetricValue, Payload};
-use dtwin_tests::contract::Contract;
 use dtwin_tests::harness::{self, Recorder};
 use dtwin_twin_publisher::sparkplug::METRICS;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Machine `i` of the three runs on connection `i % 2`.
@@ -25,16 +24,6 @@ const MACHINES: [&str; 3] = [
     "dtwin.twin-1.machine-002",
     "dtwin.twin-0.machine-003",
 ];
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 fn payloads(recorder: &Recorder, topic: &str) -> Vec<Payload> {
     recorder
@@ -119,7 +108,7 @@ async fn the_twin_over_sparkplug_gets_milling_verdicts_and_honours_rebirth() {
     .await;
 
     // Verdicts for every machine, under the milling profile the births' metric names pick.
-    let t0 = now_ms();
+    let t0 = harness::now_ms();
     for machine in MACHINES {
         wait_status(&recorder, machine, Presence::Online).await;
         let risk = wait_risk(&recorder, machine, 0).await;
@@ -181,7 +170,7 @@ async fn the_twin_over_sparkplug_gets_milling_verdicts_and_honours_rebirth() {
 
     // A rebirth request to twin-1: its births again, the DBIRTH with the last values, and
     // verdicts on later readings.
-    let asked = now_ms();
+    let asked = harness::now_ms();
     edge_side
         .client()
         .publish(
@@ -255,12 +244,7 @@ async fn the_twin_over_sparkplug_gets_milling_verdicts_and_honours_rebirth() {
         wait_status(&recorder, machine, Presence::Offline).await;
     }
 
-    let contract = Contract::load().unwrap();
-    for m in recorder.all() {
-        contract
-            .check(&m.topic, &m.payload)
-            .unwrap_or_else(|e| panic!("{}: {e}", m.topic));
-    }
+    recorder.assert_contract();
     stop.cancel();
     for s in [feature, inference, host] {
         s.await.unwrap().unwrap();

@@ -68,6 +68,10 @@ pub fn load_model(source: &ModelSource, expected: &str) -> Result<ModelArtifact,
 pub fn check(bytes: &[u8], expected: &str) -> Result<ModelArtifact, Rejection> {
     let model = ModelArtifact::from_json(bytes)
         .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
+    // Remaining-useful-life models are not scored here yet: refuse them, keep the classifier.
+    model
+        .classifier()
+        .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
     if model.feature_set_hash != expected {
         return Err(Rejection::new(
             RejectReason::BadModel,

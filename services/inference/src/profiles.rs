@@ -73,6 +73,10 @@ impl ProfileModels {
         }
         let model = ModelArtifact::from_json(payload)
             .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
+        // Remaining-useful-life models are not scored here yet: refuse them, keep the classifier.
+        model
+            .classifier()
+            .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
         let new = model_ref(&model);
         let scorer = Scorer::new(Arc::new(model), Arc::new(RuleSet::none()));
         let old = self

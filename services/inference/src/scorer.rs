@@ -362,7 +362,7 @@ mod tests {
                 .collect();
             let (p, _, factors) = scorer.score_row(&row);
             assert_eq!(p, f64::from(m.predict_row(&row)));
-            let (_, contrib) = m.forest.contributions(&row);
+            let (_, contrib) = m.classifier().unwrap().contributions(&row);
             for f in &factors {
                 let i = m
                     .feature_names

@@ -34,6 +34,12 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<(String, String)> {
         std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let artifact = ModelArtifact::from_json(&bytes)
         .with_context(|| format!("{} is not a valid model artifact", args.model.display()))?;
+    anyhow::ensure!(
+        artifact.kind == dtwin_ml::ModelKind::Classifier,
+        "{} is a {}: the inference service scores failure classifiers only so far, so it is not deployed",
+        args.model.display(),
+        artifact.kind
+    );
     // A plant profile's model goes to models/{profile}; milling's (the twin's windows, AI4I,
     // or an artifact from before recipes) stays on models/current.
     let topics = dtwin_schema::Topics::new(&args.prefix);

@@ -82,6 +82,13 @@ pub fn model_features(
 /// [`model_features`]), data of the wrong kind for the model, or a write error.
 pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
     let model = read_model(&args.model)?;
+    model.classifier().with_context(|| {
+        format!(
+            "dtwin predict scores failure classifiers; score {} with `dtwin evaluate {} DATA --rul-truth RUL.txt`",
+            args.model.display(),
+            args.model.display()
+        )
+    })?;
     if let Some(source) = args.plant.source(Some(&model))? {
         return score_plant(args, &model, &source);
     }

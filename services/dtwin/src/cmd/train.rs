@@ -142,7 +142,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             "wrote {} ({} KiB, {} trees, label: {})",
             args.out.display(),
             bytes.len() / 1024,
-            artifact.forest.n_trees(),
+            artifact.classifier().map_or(0, |f| f.n_trees()),
             artifact.label
         );
         print_report(&report);

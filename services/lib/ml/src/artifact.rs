@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::forest::{Forest, ForestParams};
 use crate::reference::{ReferenceError, TrainingReference};
+use crate::regressor::{ForestRegressor, RegressorParams};
 
 /// Schema id of the artifact format this crate writes and reads.
 pub const ARTIFACT_SCHEMA: &str = "dtwin.model.v1";
@@ -48,7 +49,75 @@ pub enum ArtifactError {
     /// The training reference does not fit the model (see [`TrainingReference::validate`]).
     #[error("training reference: {0}")]
     Reference(ReferenceError),
+    /// The model is of another kind than the caller needs (a remaining-useful-life regressor
+    /// where a failure classifier is expected, or the other way round).
+    #[error("model {model_id} is a {found}, not a {expected}")]
+    Kind {
+        /// The model's id.
+        model_id: String,
+        /// Its kind.
+        found: ModelKind,
+        /// The kind asked for.
+        expected: ModelKind,
+    },
+    /// The trees stored do not match the kind (`forest` for a classifier, `regressor` and
+    /// `rul` for a remaining-useful-life model).
+    #[error("a {kind} artifact {what}")]
+    KindFields {
+        /// The artifact's kind.
+        kind: ModelKind,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The remaining-useful-life cap is not a positive number.
+    #[error("rul cap {0} is not a positive number")]
+    RulCap(f64),
 }
+
+/// What a model predicts. Artifacts written before kinds existed are classifiers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// The failure classifier: a probability that a failure follows within the horizon
+    /// ([`ModelArtifact::forest`]).
+    #[default]
+    Classifier,
+    /// Remaining useful life: the time (cycles, readings or seconds) to the next failure,
+    /// capped ([`ModelArtifact::regressor`], [`ModelArtifact::rul`]).
+    Rul,
+}
+
+impl ModelKind {
+    fn is_classifier(&self) -> bool {
+        *self == Self::Classifier
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Classifier => "failure classifier (kind classifier)",
+            Self::Rul => "remaining-useful-life regressor (kind rul)",
+        })
+    }
+}
+
+/// How a remaining-useful-life model's target was made and its forest trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RulMeta {
+    /// Targets above this were set to it (in `unit`): early in a machine's life the sensors do
+    /// not tell how far away the failure is, so "this much or more" is all a model can learn.
+    pub cap: f64,
+    /// The target's unit: `cycles` (a plain-number time column: cycles, hours, ...),
+    /// `readings` (no time column) or `seconds` (instants).
+    pub unit: String,
+    /// The regressor's parameters (`training.params` holds the classifier defaults, unused).
+    pub params: RegressorParams,
+}
+
+/// Quantiles of the trees' predictions that [`ModelArtifact::predict_rul_row`] gives as the
+/// interval (the spread of the trees, not a calibrated interval).
+pub const RUL_INTERVAL: (f64, f64) = (0.05, 0.95);
 
 /// An expert rule that raises the probability to 1 when it fires: the row's value of
 /// `feature` is above `above`. Used where a physical failure condition is known exactly (AI4I's
@@ -159,8 +228,20 @@ pub struct ModelArtifact {
     /// scorer infers it from `feature_set_hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipe: Option<FeatureRecipe>,
-    /// The trees.
-    pub forest: Forest,
+    /// What the model predicts; absent (a classifier) in older artifacts and in classifiers.
+    #[serde(default, skip_serializing_if = "ModelKind::is_classifier")]
+    pub kind: ModelKind,
+    /// The classifier's trees (kind classifier; None for a rul model). Classifier-only
+    /// methods such as [`ModelArtifact::predict_row`] panic without them: check
+    /// [`ModelArtifact::classifier`] first when the kind is not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forest: Option<Forest>,
+    /// The regressor's trees (kind rul).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regressor: Option<ForestRegressor>,
+    /// The rul target's cap, unit and the regressor's parameters (kind rul).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rul: Option<RulMeta>,
 }
 
 impl ModelArtifact {
@@ -189,8 +270,84 @@ impl ModelArtifact {
             floor_rules: Vec::new(),
             reference: None,
             recipe: None,
-            forest,
+            kind: ModelKind::Classifier,
+            forest: Some(forest),
+            regressor: None,
+            rul: None,
         }
+    }
+
+    /// Assemble a remaining-useful-life artifact (kind rul): as [`ModelArtifact::new`], with
+    /// the regressor and its target instead of a classifier forest. The threshold is unused
+    /// (0); `training.params` are the classifier defaults, `rul.params` the ones used.
+    pub fn new_rul(
+        model_id: impl Into<String>,
+        feature_names: Vec<String>,
+        label: impl Into<String>,
+        training: TrainingMeta,
+        rul: RulMeta,
+        regressor: ForestRegressor,
+    ) -> Self {
+        Self {
+            schema: ARTIFACT_SCHEMA.to_string(),
+            model_id: model_id.into(),
+            version: "1".to_string(),
+            created_at: String::new(),
+            feature_set_hash: dtwin_schema::feature_set_hash(&feature_names),
+            feature_names,
+            threshold: 0.0,
+            label: label.into(),
+            metrics: serde_json::Value::Null,
+            training,
+            floor_rules: Vec::new(),
+            reference: None,
+            recipe: None,
+            kind: ModelKind::Rul,
+            forest: None,
+            regressor: Some(regressor),
+            rul: Some(rul),
+        }
+    }
+
+    /// The classifier's forest, or [`ArtifactError::Kind`] for a model of another kind.
+    pub fn classifier(&self) -> Result<&Forest, ArtifactError> {
+        self.forest
+            .as_ref()
+            .ok_or_else(|| self.kind_error(ModelKind::Classifier))
+    }
+
+    /// The remaining-useful-life regressor and its target, or [`ArtifactError::Kind`] for a
+    /// classifier.
+    pub fn regressor(&self) -> Result<(&ForestRegressor, &RulMeta), ArtifactError> {
+        match (&self.regressor, &self.rul) {
+            (Some(r), Some(m)) => Ok((r, m)),
+            _ => Err(self.kind_error(ModelKind::Rul)),
+        }
+    }
+
+    fn kind_error(&self, expected: ModelKind) -> ArtifactError {
+        ArtifactError::Kind {
+            model_id: self.model_id.clone(),
+            found: self.kind,
+            expected,
+        }
+    }
+
+    /// The remaining useful life for one row in `feature_names` order, with the
+    /// [`RUL_INTERVAL`] quantiles of the trees: `(estimate, lo, hi)`, `lo <= estimate <= hi`,
+    /// in the unit of [`RulMeta::unit`]. [`ArtifactError::Kind`] for a classifier.
+    pub fn predict_rul_row(&self, row: &[f32]) -> Result<(f32, f32, f32), ArtifactError> {
+        let (r, _) = self.regressor()?;
+        Ok(r.predict_interval_row(row, RUL_INTERVAL.0, RUL_INTERVAL.1))
+    }
+
+    fn clf(&self) -> &Forest {
+        self.forest.as_ref().unwrap_or_else(|| {
+            panic!(
+                "model {} is a {}: check ModelArtifact::classifier() before scoring it as a classifier",
+                self.model_id, self.kind
+            )
+        })
     }
 
     /// Set the floor rules.
@@ -244,9 +401,44 @@ impl ModelArtifact {
                 computed,
             });
         }
-        if self.forest.n_features() != self.feature_names.len() {
+        let n_features = match self.kind {
+            ModelKind::Classifier => {
+                let Some(forest) = &self.forest else {
+                    return Err(ArtifactError::KindFields {
+                        kind: self.kind,
+                        what: "has no forest",
+                    });
+                };
+                if self.regressor.is_some() || self.rul.is_some() {
+                    return Err(ArtifactError::KindFields {
+                        kind: self.kind,
+                        what: "carries a regressor or rul target",
+                    });
+                }
+                forest.n_features()
+            }
+            ModelKind::Rul => {
+                let (Some(regressor), Some(rul)) = (&self.regressor, &self.rul) else {
+                    return Err(ArtifactError::KindFields {
+                        kind: self.kind,
+                        what: "needs both regressor and rul",
+                    });
+                };
+                if self.forest.is_some() || !self.floor_rules.is_empty() {
+                    return Err(ArtifactError::KindFields {
+                        kind: self.kind,
+                        what: "carries a classifier forest or floor rules",
+                    });
+                }
+                if !(rul.cap.is_finite() && rul.cap > 0.0) {
+                    return Err(ArtifactError::RulCap(rul.cap));
+                }
+                regressor.n_features()
+            }
+        };
+        if n_features != self.feature_names.len() {
             return Err(ArtifactError::FeatureCount {
-                forest: self.forest.n_features(),
+                forest: n_features,
                 names: self.feature_names.len(),
             });
         }
@@ -269,8 +461,12 @@ impl ModelArtifact {
 
     /// The model's probability for one row in `feature_names` order: the forest's, raised to 1
     /// when a floor rule fires. Equals `forest.predict_proba_row` when there are no rules.
+    ///
+    /// # Panics
+    /// On a rul model (see [`ModelArtifact::classifier`]); so do the other probability and
+    /// contribution methods.
     pub fn predict_row(&self, row: &[f32]) -> f32 {
-        let p = self.forest.predict_proba_row(row);
+        let p = self.clf().predict_proba_row(row);
         if self.floor_fires(row) {
             1.0
         } else {
@@ -280,7 +476,7 @@ impl ModelArtifact {
 
     /// [`ModelArtifact::predict_row`] for every row of `x` (batched, parallel when large).
     pub fn predict(&self, x: ndarray::ArrayView2<f32>) -> Vec<f32> {
-        let mut p = self.forest.predict_proba(x);
+        let mut p = self.clf().predict_proba(x);
         if !self.floor_rules.is_empty() {
             for (pi, row) in p.iter_mut().zip(x.outer_iter()) {
                 if row
@@ -297,7 +493,7 @@ impl ModelArtifact {
     /// Probabilities ([`ModelArtifact::predict_row`], floor rules included) and contributions
     /// for many rows at once; see [`Forest::explain_rows`](crate::Forest::explain_rows).
     pub fn explain_rows(&self, rows: &[f32], width: usize) -> crate::Explained {
-        let mut e = self.forest.explain_rows(rows, width);
+        let mut e = self.clf().explain_rows(rows, width);
         if !self.floor_rules.is_empty() {
             for (i, p) in e.probability.iter_mut().enumerate() {
                 if self.floor_fires(&rows[i * width..(i + 1) * width]) {
@@ -346,7 +542,7 @@ impl ModelArtifact {
                 .ok_or_else(|| ArtifactError::UnknownFeature(name.to_string()))?;
             row[i] = v;
         }
-        Ok(self.forest.predict_proba_row(&row))
+        Ok(self.clf().predict_proba_row(&row))
     }
 
     /// Whether probability `p` raises an alarm (`p >= threshold`).
@@ -357,7 +553,7 @@ impl ModelArtifact {
     /// The `k` features with the largest absolute contribution to `row`'s probability, largest
     /// first, as `(name, contribution)`.
     pub fn top_contributions(&self, row: &[f32], k: usize) -> Vec<(&str, f32)> {
-        let (_, contrib) = self.forest.contributions(row);
+        let (_, contrib) = self.clf().contributions(row);
         let mut named: Vec<(&str, f32)> = self
             .feature_names
             .iter()
@@ -426,5 +622,109 @@ mod recipe_tests {
         let bytes = std::fs::read(path).unwrap();
         let a = ModelArtifact::from_json(&bytes).unwrap();
         assert_eq!(a.recipe, None);
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    fn meta() -> TrainingMeta {
+        TrainingMeta {
+            rows: 40,
+            positives: 0,
+            params: ForestParams::default(),
+            source: "test".into(),
+            seconds: 0.0,
+        }
+    }
+
+    fn rul_artifact() -> ModelArtifact {
+        let x = ndarray::Array2::from_shape_fn((40, 2), |(i, j)| (i * (j + 1)) as f32);
+        let y: Vec<f32> = (0..40).map(|i| (40 - i) as f32).collect();
+        let params = RegressorParams {
+            n_trees: 5,
+            ..RegressorParams::default()
+        };
+        let regressor = ForestRegressor::fit(x.view(), &y, &params, &|| {}).unwrap();
+        let rul = RulMeta {
+            cap: 125.0,
+            unit: "cycles".into(),
+            params,
+        };
+        ModelArtifact::new_rul(
+            "rul",
+            vec!["a".into(), "b".into()],
+            "cycles to failure",
+            meta(),
+            rul,
+            regressor,
+        )
+    }
+
+    #[test]
+    fn an_old_artifact_without_kind_loads_as_a_classifier() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../inference/models/default.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for field in ["kind", "regressor", "rul"] {
+            assert!(v.get(field).is_none(), "the shipped model predates {field}");
+        }
+        let a = ModelArtifact::from_json(text.as_bytes()).unwrap();
+        assert_eq!(a.kind, ModelKind::Classifier);
+        assert!(a.classifier().is_ok());
+        assert!(a.regressor().is_err());
+        // A classifier written now looks as it did: no kind, regressor or rul field.
+        let again = String::from_utf8(a.to_json()).unwrap();
+        assert!(!again.contains("\"kind\":\"classifier\"") && !again.contains("\"regressor\""));
+    }
+
+    #[test]
+    fn a_rul_artifact_round_trips() {
+        let a = rul_artifact();
+        a.validate().unwrap();
+        let json = a.to_json();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["kind"], "rul");
+        assert!(v.get("forest").is_none());
+        assert_eq!(v["rul"]["cap"], 125.0);
+        let back = ModelArtifact::from_json(&json).unwrap();
+        assert_eq!(back.kind, ModelKind::Rul);
+        assert_eq!(back.rul, a.rul);
+        let row = [10.0f32, 20.0];
+        let (est, lo, hi) = back.predict_rul_row(&row).unwrap();
+        assert_eq!((est, lo, hi), a.predict_rul_row(&row).unwrap());
+        assert!(lo <= est && est <= hi && est > 0.0 && est <= 40.0);
+    }
+
+    #[test]
+    fn a_rul_artifact_refuses_to_act_as_a_classifier() {
+        let a = rul_artifact();
+        let e = a.classifier().unwrap_err().to_string();
+        assert!(
+            e.contains("remaining-useful-life regressor") && e.contains("not a failure classifier"),
+            "{e}"
+        );
+        // A rul artifact with a classifier's fields, or a classifier without a forest, is
+        // refused when loaded.
+        let mut v: serde_json::Value = serde_json::from_slice(&a.to_json()).unwrap();
+        v.as_object_mut().unwrap().remove("regressor");
+        let e = ModelArtifact::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(
+            e.to_string().contains("needs both regressor and rul"),
+            "{e}"
+        );
+        v["kind"] = "classifier".into();
+        let e = ModelArtifact::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("has no forest"), "{e}");
+    }
+
+    #[test]
+    #[should_panic(expected = "check ModelArtifact::classifier()")]
+    fn scoring_a_rul_artifact_as_a_classifier_panics_with_the_way_out() {
+        rul_artifact().predict_row(&[1.0, 2.0]);
     }
 }

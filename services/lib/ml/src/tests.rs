@@ -288,12 +288,12 @@ fn artifact_round_trip() {
     );
     let row = [0.9, -0.2, 0.1];
     assert_eq!(
-        back.forest.predict_proba_row(&row),
-        a.forest.predict_proba_row(&row)
+        back.classifier().unwrap().predict_proba_row(&row),
+        a.classifier().unwrap().predict_proba_row(&row)
     );
     assert_eq!(
         a.predict_named([("c", 0.1), ("a", 0.9), ("b", -0.2)]).ok(),
-        Some(a.forest.predict_proba_row(&row))
+        Some(a.classifier().unwrap().predict_proba_row(&row))
     );
     assert!(matches!(
         a.predict_named([("zz", 1.0)]),
@@ -365,8 +365,11 @@ fn floor_rules_raise_the_probability_and_old_artifacts_have_none() {
     }]);
     let a = ModelArtifact::from_json(&a.to_json()).expect("rules survive the round trip");
     let (low, high) = ([0.1f32, 0.2, 1.0], [0.1f32, 0.2, 6.0]);
-    assert_eq!(a.predict_row(&low), a.forest.predict_proba_row(&low));
-    assert!(a.forest.predict_proba_row(&high) < 1.0);
+    assert_eq!(
+        a.predict_row(&low),
+        a.classifier().unwrap().predict_proba_row(&low)
+    );
+    assert!(a.classifier().unwrap().predict_proba_row(&high) < 1.0);
     assert_eq!(a.predict_row(&high), 1.0);
     let x = ndarray::Array2::from_shape_vec((2, 3), [low, high].concat()).unwrap();
     assert_eq!(a.predict(x.view()), vec![a.predict_row(&low), 1.0]);

@@ -669,6 +669,9 @@ pub enum EvalError {
     /// training part with one class).
     #[error("cross-validation: {0}")]
     CrossValidation(#[from] CvError),
+    /// The model is not a failure classifier (a rul model: see [`crate::rul`]).
+    #[error("{0}")]
+    Kind(#[from] dtwin_ml::ArtifactError),
 }
 
 /// Evaluates `model` on `data` (see the module doc). `on_fold` reports CV progress.
@@ -682,6 +685,7 @@ pub fn evaluate(
     opts: &EvalOptions,
     on_fold: &dyn Fn(),
 ) -> Result<EvalReport, EvalError> {
+    let forest = model.classifier()?;
     if model.feature_set_hash != data.feature_set() {
         return Err(EvalError::FeatureSet {
             model: model.feature_set_hash.clone(),
@@ -740,7 +744,7 @@ pub fn evaluate(
         .feature_names
         .iter()
         .cloned()
-        .zip(model.forest.feature_importance().into_iter().map(f64::from))
+        .zip(forest.feature_importance().into_iter().map(f64::from))
         .collect();
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     let all_y = data.y();
@@ -765,8 +769,8 @@ pub fn evaluate(
             threshold: model.threshold,
             feature_set_hash: model.feature_set_hash.clone(),
             features: model.feature_names.len(),
-            trees: model.forest.n_trees(),
-            nodes: model.forest.n_nodes(),
+            trees: forest.n_trees(),
+            nodes: forest.n_nodes(),
             floor_rules: model
                 .floor_rules
                 .iter()

@@ -63,7 +63,7 @@ fn a_threshold_on_one_feature_is_learned_and_carried_by_the_artifact() {
     assert_eq!(artifact.training.source, "hand-made");
     assert!(artifact.is_alarm(artifact.predict_row(&[0.95, 0.5])));
     assert!(!artifact.is_alarm(artifact.predict_row(&[0.2, 0.5])));
-    let importance = artifact.forest.feature_importance();
+    let importance = artifact.classifier().unwrap().feature_importance();
     assert!(importance[0] > 0.9, "{importance:?}");
     // The drift reference names the features in the same order; it all survives a round trip.
     let reference = artifact

@@ -5,13 +5,16 @@
 //! splits are the pipeline's ([`dtwin_pipeline::evaluate`]): never random rows of twin data.
 
 use crate::cmd::common::{
-    bar, plant_horizon, read_eval_data, read_model, read_plant, LabelArgs, TargetArgs,
+    bar, plant_horizon, read_eval_data, read_model, read_plant, read_plant_data, LabelArgs,
+    TargetArgs,
 };
 use anyhow::Context;
 use clap::Args;
+use dtwin_ml::{ModelArtifact, ModelKind};
 use dtwin_pipeline::evaluate::{EvalReport, Metrics};
 use dtwin_pipeline::events::{AlertPolicy, EventReport};
 use dtwin_pipeline::modelcard;
+use dtwin_pipeline::rul;
 use dtwin_pipeline::train::Features;
 use dtwin_pipeline::{evaluate, EvalData, EvalOptions, ThresholdTarget};
 use std::path::{Path, PathBuf};
@@ -39,19 +42,36 @@ pub struct EvaluateArgs {
     /// Threshold target.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// A remaining-useful-life model's truth: the true remaining life of each machine after
+    /// its last reading in DATA, one number per line in the order the machines first appear
+    /// (NASA's RUL_FD001.txt), or `machine,value` lines. Each machine's last reading is scored.
+    #[arg(long, value_name = "RUL.txt")]
+    pub rul_truth: Option<PathBuf>,
+    /// Each machine's last reading in DATA is a failure (rul models without --rul-truth: every
+    /// warm reading is then scored against its own remaining life).
+    #[arg(long)]
+    pub run_to_failure: bool,
     /// Print the report (the model card's JSON) instead of the summary.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs `dtwin evaluate`; returns the report.
+/// Runs `dtwin evaluate`; returns the report (None for a rul model: see [`run_rul`]).
 ///
 /// # Errors
 /// Bad flags, model or data; a model trained on other features; too few machines for the
 /// folds; a fold with one class; a file that cannot be written.
-pub fn run(args: &EvaluateArgs) -> anyhow::Result<EvalReport> {
+pub fn run(args: &EvaluateArgs) -> anyhow::Result<Option<EvalReport>> {
     anyhow::ensure!(args.folds != 1, "--folds must be 0 (none) or at least 2");
     let model = read_model(&args.model)?;
+    if model.kind == ModelKind::Rul {
+        return run_rul(args, &model).map(|_| None);
+    }
+    anyhow::ensure!(
+        args.rul_truth.is_none() && !args.run_to_failure,
+        "{} is a failure classifier: --rul-truth and --run-to-failure score remaining-useful-life models (train one with `dtwin train DATA --profile P --kind rul`)",
+        args.model.display()
+    );
     let data = match args.label.plant.source(Some(&model))? {
         // A plant's export: the profile and columns from the flags, else the model's recipe.
         Some(source) => {
@@ -127,6 +147,110 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<EvalReport> {
     eprintln!(
         "wrote {} into {}",
         written.join(", "),
+        args.out_dir.display()
+    );
+    Ok(Some(report))
+}
+
+/// `dtwin evaluate` of a remaining-useful-life model: each machine's last reading against
+/// --rul-truth, or with failures in DATA (--label-column, --events, --run-to-failure) every
+/// warm reading against its own capped remaining life. Writes the card into --out-dir.
+///
+/// # Errors
+/// Bad flags, data or truth file; data without failures and no --rul-truth; a file that
+/// cannot be written.
+pub fn run_rul(args: &EvaluateArgs, model: &ModelArtifact) -> anyhow::Result<rul::RulReport> {
+    let (_, meta) = model.regressor()?;
+    let Some(source) = args.label.plant.source(Some(model))? else {
+        anyhow::bail!(
+            "{} has no profile recipe: give --profile PROFILE.toml and --id-column",
+            args.model.display()
+        );
+    };
+    let file = args.data.display().to_string();
+    let (data, events) = read_plant_data(&args.data, &source, &args.label.plant)?;
+    let report = match &args.rul_truth {
+        Some(truth_path) => {
+            let name = truth_path.display().to_string();
+            let text = std::fs::read_to_string(truth_path)
+                .with_context(|| format!("cannot read {name}"))?;
+            let truth = rul::parse_truth(&text, &name).map_err(anyhow::Error::msg)?;
+            rul::evaluate_last(model, &data, &source.profile, &truth, &file)
+        }
+        None => {
+            let set = rul::dataset(
+                &data,
+                &source.profile,
+                &events,
+                meta.cap,
+                args.run_to_failure,
+            );
+            anyhow::ensure!(
+                set.failures > 0,
+                "{} is a remaining-useful-life model and {file} has no failure to measure it against: \
+                 give --rul-truth RUL.txt (each machine's true remaining life after its last reading), \
+                 or the failures (--label-column, --events, or --run-to-failure when each machine's last reading is its failure)",
+                args.model.display()
+            );
+            rul::evaluate_rows(model, &set, &file)
+        }
+    }
+    .with_context(|| format!("evaluating {} on {file}", args.model.display()))?;
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let chart = rul::chart(&report);
+    let json = serde_json::to_string_pretty(&report)?;
+    let files = [
+        ("model_card.json".to_owned(), json.clone() + "\n"),
+        (
+            "model_card.html".to_owned(),
+            rul::to_html(&report, &chart.file),
+        ),
+        (chart.file.clone(), chart.svg),
+    ];
+    for (name, text) in &files {
+        let path = args.out_dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        let m = &report.metrics;
+        println!(
+            "{} v{} on {file} ({} machines): {}",
+            report.model.model_id, report.model.version, report.machines, report.evaluated_on
+        );
+        println!(
+            "  RMSE {:.2}  MAE {:.2}  mean error {:+.2}  NASA score {:.1}  ({} scored, {})",
+            m.rmse, m.mae, m.mean_error, m.nasa_score, m.n, report.model.unit
+        );
+        let c = &report.metrics_capped_truth;
+        println!(
+            "  against the truth capped at {}: RMSE {:.2}  NASA score {:.1}",
+            report.model.cap, c.rmse, c.nasa_score
+        );
+        if let Some(w) = report.within_interval {
+            println!(
+                "  truth inside the 5-95 % tree interval: {:.0} % of the machines",
+                w * 100.0
+            );
+        }
+        let mut worst: Vec<&rul::UnitError> = report.units.iter().collect();
+        worst.sort_by(|a, b| b.error.abs().total_cmp(&a.error.abs()));
+        for u in worst.iter().take(5) {
+            println!(
+                "  {}: predicted {:.1} [{:.1}, {:.1}], true {}, error {:+.1}",
+                u.machine, u.predicted, u.lo, u.hi, u.truth, u.error
+            );
+        }
+    }
+    eprintln!(
+        "wrote {} into {}",
+        files
+            .iter()
+            .map(|f| f.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         args.out_dir.display()
     );
     Ok(report)

@@ -5,10 +5,12 @@
 //! machine, AI4I's CSV is read as a table with the physical rules as features and floor rules.
 //! Held-out metrics are printed (split by machine on twin data, stratified 80/20 on AI4I).
 
-use crate::cmd::common::{bar, read_labelled, LabelArgs, TargetArgs};
+use crate::cmd::common::{bar, read_labelled, read_plant_data, LabelArgs, TargetArgs};
 use anyhow::Context;
 use clap::Args;
-use dtwin_ml::{ClassWeight, ForestParams};
+use dtwin_ml::{ClassWeight, ForestParams, RegressorParams};
+use dtwin_pipeline::plant::{self, Horizon};
+use dtwin_pipeline::rul;
 use dtwin_pipeline::{
     train_on, train_tabular, train_twin_model, EvalData, TrainReport, TrainSpec, TwinDataSpec,
 };
@@ -36,12 +38,25 @@ pub struct TrainArgs {
     /// How twin data is labelled.
     #[command(flatten)]
     pub label: LabelArgs,
-    /// Trees in the forest.
-    #[arg(long, default_value_t = 100)]
-    pub trees: usize,
-    /// Maximum tree depth.
-    #[arg(long, default_value_t = 10)]
-    pub max_depth: usize,
+    /// What the model predicts: `classifier` (a failure within --horizon) or `rul` (remaining
+    /// useful life: the time to the next failure, capped at --rul-cap; a plant's data read
+    /// through --profile).
+    #[arg(long, default_value = "classifier", value_parser = ["classifier", "rul"])]
+    pub kind: String,
+    /// The rul target's cap: a number in the time column's units (cycles; readings without a
+    /// time column; default 125), or a duration (`30d`) when the times are instants.
+    #[arg(long, value_name = "CAP")]
+    pub rul_cap: Option<String>,
+    /// Each machine's last reading is a failure (run-to-failure data such as C-MAPSS's
+    /// training engines), besides the failures of --label-column or --events.
+    #[arg(long)]
+    pub run_to_failure: bool,
+    /// Trees in the forest (default 100; 200 for --kind rul).
+    #[arg(long)]
+    pub trees: Option<usize>,
+    /// Maximum tree depth (default 10; 20 for --kind rul).
+    #[arg(long)]
+    pub max_depth: Option<usize>,
     /// Minimum samples to split a node.
     #[arg(long, default_value_t = 10)]
     pub min_samples_split: usize,
@@ -73,6 +88,14 @@ pub struct TrainArgs {
 /// # Errors
 /// Bad flags or data, training fails (one class only), or the artifact cannot be written.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if args.kind == "rul" {
+        return run_rul(&args);
+    }
+    anyhow::ensure!(
+        args.rul_cap.is_none() && !args.run_to_failure,
+        "--rul-cap and --run-to-failure belong to --kind rul"
+    );
+    let n_trees = args.trees.unwrap_or(100);
     let label = args.label.spec()?;
     let spec = TrainSpec {
         data: TwinDataSpec {
@@ -86,8 +109,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             ..TwinDataSpec::default()
         },
         params: ForestParams {
-            n_trees: args.trees,
-            max_depth: args.max_depth,
+            n_trees,
+            max_depth: args.max_depth.unwrap_or(10),
             min_samples_split: args.min_samples_split,
             min_samples_leaf: args.min_samples_leaf,
             class_weight: if args.class_weight == "none" {
@@ -103,7 +126,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         target: args.target.target()?,
         source: args.data.as_ref().map(|p| p.display().to_string()),
     };
-    let trees = bar(args.trees, "train", args.json);
+    let trees = bar(n_trees, "train", args.json);
     let (artifact, report) = match &args.data {
         None => {
             let machines = bar(args.machines, "simulate", args.json);
@@ -146,6 +169,102 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             artifact.label
         );
         print_report(&report);
+    }
+    Ok(())
+}
+
+/// `dtwin train DATA --profile P --kind rul`: the forest regressor on the time to each
+/// machine's next failure (see [`dtwin_pipeline::rul`]).
+fn run_rul(args: &TrainArgs) -> anyhow::Result<()> {
+    let Some(path) = &args.data else {
+        anyhow::bail!(
+            "--kind rul trains on a plant's export: give DATA and --profile PROFILE.toml"
+        );
+    };
+    let Some(source) = args.label.plant.source(None)? else {
+        anyhow::bail!(
+            "--kind rul reads DATA through a machine profile: add --profile PROFILE.toml and --id-column (twin telemetry and AI4I have no remaining-life target yet)"
+        );
+    };
+    anyhow::ensure!(
+        args.label.horizon.is_none() && args.target.target()?.is_none(),
+        "--horizon and the threshold targets belong to --kind classifier; a rul model's look-ahead is --rul-cap"
+    );
+    anyhow::ensure!(
+        args.class_weight == "balanced",
+        "--class-weight belongs to --kind classifier"
+    );
+    let file = path.display().to_string();
+    let (data, events) = read_plant_data(path, &source, &args.label.plant)?;
+    let cap = rul::cap_for(args.rul_cap.as_deref(), data.time).map_err(anyhow::Error::msg)?;
+    let set = rul::dataset(&data, &source.profile, &events, cap, args.run_to_failure);
+    eprintln!(
+        "{file}: {} machines, {} readings ({} left out); {} failures; {} rows with a known remaining life (capped at {cap} {})",
+        data.machines.len(),
+        data.rows(),
+        data.skipped.len(),
+        set.failures,
+        set.y.len(),
+        set.unit
+    );
+    anyhow::ensure!(
+        set.failures > 0,
+        "no failure in {file}: give the failures (--label-column, or --events with --event-label-column), or --run-to-failure when each machine's last reading is its failure"
+    );
+    anyhow::ensure!(
+        !set.y.is_empty(),
+        "no reading of {file} has a known remaining life (too few readings per machine for the profile's windows?)"
+    );
+    let defaults = RegressorParams::default();
+    let params = RegressorParams {
+        n_trees: args.trees.unwrap_or(defaults.n_trees),
+        max_depth: args.max_depth.unwrap_or(defaults.max_depth),
+        min_samples_split: args.min_samples_split,
+        min_samples_leaf: args.min_samples_leaf,
+        seed: args.seed,
+        ..defaults
+    };
+    let spec = rul::RulSpec {
+        model_id: if args.model_id == "dtwin-rf" {
+            "dtwin-rul".to_owned()
+        } else {
+            args.model_id.clone()
+        },
+        version: args.model_version.clone(),
+        source: file.clone(),
+        // The recipe's horizon is the cap: how far ahead the model looks.
+        recipe: plant::recipe(
+            &source.text,
+            &source.columns,
+            if data.time == plant::TimeKind::Instant {
+                Horizon::Time(cap)
+            } else {
+                Horizon::Readings(cap.round().max(1.0) as usize)
+            },
+        ),
+        params: params.clone(),
+    };
+    let trees = bar(2 * params.n_trees, "train", args.json);
+    let (artifact, report) = rul::train(&set, &spec, &|| trees.inc(1))?;
+    trees.finish();
+    let bytes = artifact.to_json();
+    std::fs::write(&args.out, &bytes)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let h = &report.held_out;
+        println!(
+            "wrote {} ({} KiB, {} trees, label: {})",
+            args.out.display(),
+            bytes.len() / 1024,
+            params.n_trees,
+            artifact.label
+        );
+        println!(
+            "held-out: {} machines, {} rows: RMSE {:.2} MAE {:.2} mean error {:+.2} {} (fit {:.2} s on all {} rows)",
+            report.held_out_machines, report.held_out_rows, h.rmse, h.mae, h.mean_error, report.unit, report.fit_seconds, report.rows
+        );
     }
     Ok(())
 }

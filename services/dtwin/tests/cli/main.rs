@@ -18,6 +18,7 @@ mod plant;
 mod plant_live;
 mod predict_recipe;
 mod profile_init;
+mod rul;
 mod secrets;
 mod up_config;
 mod up_errors;

@@ -19,6 +19,8 @@
 //! - [`edareport`]: the EDA report as HTML with SVG charts.
 //! - [`plots`]: the SVG charts (plotters).
 //! - [`train`]: split, fit, pick the threshold, evaluate, build the artifact.
+//! - [`rul`]: remaining useful life on a plant's export: capped targets, the forest
+//!   regressor, scoring each machine's last reading against a truth file, its card.
 
 pub mod dataset;
 pub mod eda;
@@ -29,6 +31,7 @@ pub mod load;
 pub mod modelcard;
 pub mod plant;
 pub mod plots;
+pub mod rul;
 pub mod tabular;
 pub mod train;
 

@@ -634,3 +634,107 @@ mod tests {
         assert!(is_svg(&svg) && svg.contains("v: no values") && svg.contains("machine m-1"));
     }
 }
+
+/// Remaining useful life of machines sorted by true life: `(true, predicted, lo, hi)` each,
+/// the true life in black, the prediction in blue with its interval as a bar.
+pub fn rul_sorted(title: &str, unit: &str, points: &[(f64, f64, f64, f64)]) -> String {
+    let points: Vec<_> = points
+        .iter()
+        .copied()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    if points.is_empty() {
+        return message_svg((760, 120), &format!("{title}: nothing to show"));
+    }
+    let top = points
+        .iter()
+        .map(|p| p.0.max(p.3).max(p.1))
+        .fold(1.0f64, f64::max)
+        * 1.05;
+    let n = points.len();
+    render((860, 480), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("machines, sorted by true remaining life")
+            .y_desc(format!("remaining useful life ({unit})"))
+            .label_style((FONT, 12))
+            .draw()?;
+        chart.draw_series(
+            points
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.2.is_finite() && p.3.is_finite())
+                .map(|(i, p)| {
+                    PathElement::new(
+                        vec![(i as f64, p.2), (i as f64, p.3)],
+                        NEG.mix(0.35).stroke_width(2),
+                    )
+                }),
+        )?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| Circle::new((i as f64, p.1), 3, NEG.filled())),
+            )?
+            .label("predicted (5-95 % of the trees)")
+            .legend(|(x, y)| Circle::new((x + 10, y), 3, NEG.filled()));
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().enumerate().map(|(i, p)| (i as f64, p.0)),
+                BLACK.stroke_width(2),
+            ))?
+            .label("true")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font((FONT, 13))
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// Predicted against true remaining life, one dot per `(true, predicted)` pair, with the
+/// diagonal of perfect predictions.
+pub fn rul_scatter(title: &str, unit: &str, pairs: &[(f32, f32)]) -> String {
+    let pairs: Vec<(f64, f64)> = pairs
+        .iter()
+        .map(|&(t, p)| (f64::from(t), f64::from(p)))
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    if pairs.is_empty() {
+        return message_svg((560, 120), &format!("{title}: nothing to show"));
+    }
+    let top = pairs.iter().map(|p| p.0.max(p.1)).fold(1.0f64, f64::max) * 1.05;
+    render((600, 560), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0f64..top, 0f64..top)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("true remaining life ({unit})"))
+            .y_desc(format!("predicted ({unit})"))
+            .label_style((FONT, 12))
+            .draw()?;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (top, top)], BLACK.mix(0.35)))?;
+        chart.draw_series(
+            pairs
+                .iter()
+                .map(|&p| Circle::new(p, 2, NEG.mix(0.4).filled())),
+        )?;
+        Ok(())
+    })
+}

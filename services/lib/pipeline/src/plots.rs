@@ -557,84 +557,6 @@ pub fn panels(title: &str, series: &[Series], mark: f64) -> String {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn is_svg(s: &str) -> bool {
-        s.starts_with("<svg") && s.trim_end().ends_with("</svg>")
-    }
-
-    #[test]
-    fn curves_draw_the_model_and_the_marks() {
-        let pts = vec![(0.0, 0.0), (0.1, 0.8), (1.0, 1.0)];
-        let svg = roc(&pts, 0.9, &[("model threshold 0.5".into(), (0.1, 0.8))]);
-        assert!(is_svg(&svg));
-        assert!(svg.contains("ROC curve (AUC 0.900)"));
-        assert!(svg.contains("model threshold 0.5") && svg.contains("<circle"));
-        let pr = precision_recall(&[(0.0, 1.0), (1.0, 0.2)], 0.6, 0.2, &[]);
-        assert!(is_svg(&pr) && pr.contains("average precision 0.600"));
-        let empty = roc(&[], f64::NAN, &[]);
-        assert!(is_svg(&empty) && empty.contains("one class only"));
-    }
-
-    #[test]
-    fn cells_and_bars_carry_their_numbers_and_escape_names() {
-        let c = confusion(&[("at 0.5".into(), [[90, 3], [2, 5]])]);
-        assert!(is_svg(&c));
-        for s in [
-            "TN 90",
-            "FP 3",
-            "FN 2",
-            "TP 5",
-            "predicted yes",
-            "actual no",
-        ] {
-            assert!(c.contains(s), "{s}");
-        }
-        let imp = importance(
-            "Feature importance",
-            &[("a<b".into(), 0.7), ("c".into(), 0.3)],
-            10,
-        );
-        assert!(is_svg(&imp) && imp.contains("a&lt;b") && !imp.contains("a<b"));
-        let heat = heatmap(
-            "r",
-            &["x".into(), "y".into()],
-            &[vec![1.0, -0.5], vec![-0.5, f64::NAN]],
-        );
-        assert!(is_svg(&heat) && heat.contains("-0.50") && heat.contains("n/a"));
-        let b = bars("balance", &[("no".into(), 97), ("yes".into(), 3)]);
-        assert!(is_svg(&b) && b.contains("balance"));
-    }
-
-    #[test]
-    fn class_charts_and_panels_draw() {
-        let h = ClassHistogram {
-            lo: 0.0,
-            hi: 4.0,
-            negative: vec![3, 1],
-            positive: vec![0, 2],
-        };
-        let svg = class_histogram("torque", &h, ["no", "failure"]);
-        assert!(
-            is_svg(&svg) && svg.contains("no (4 values)") && svg.contains("failure (2 values)")
-        );
-        let b = crate::eda::box_stats(&[1.0, 2.0, 3.0, 4.0, 100.0]);
-        let svg = class_boxes("torque", [b, None], ["no", "failure"]);
-        assert!(is_svg(&svg) && svg.contains("1 outliers") && svg.contains("failure (no values)"));
-        let series = vec![
-            (
-                "t".to_owned(),
-                vec![(-2.0, Some(1.0)), (-1.0, None), (0.0, Some(3.0))],
-            ),
-            ("v".to_owned(), vec![(-2.0, None)]),
-        ];
-        let svg = panels("machine m-1", &series, 0.0);
-        assert!(is_svg(&svg) && svg.contains("v: no values") && svg.contains("machine m-1"));
-    }
-}
-
 /// Remaining useful life of machines sorted by true life: `(true, predicted, lo, hi)` each,
 /// the true life in black, the prediction in blue with its interval as a bar.
 pub fn rul_sorted(title: &str, unit: &str, points: &[(f64, f64, f64, f64)]) -> String {
@@ -737,4 +659,82 @@ pub fn rul_scatter(title: &str, unit: &str, pairs: &[(f32, f32)]) -> String {
         )?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_svg(s: &str) -> bool {
+        s.starts_with("<svg") && s.trim_end().ends_with("</svg>")
+    }
+
+    #[test]
+    fn curves_draw_the_model_and_the_marks() {
+        let pts = vec![(0.0, 0.0), (0.1, 0.8), (1.0, 1.0)];
+        let svg = roc(&pts, 0.9, &[("model threshold 0.5".into(), (0.1, 0.8))]);
+        assert!(is_svg(&svg));
+        assert!(svg.contains("ROC curve (AUC 0.900)"));
+        assert!(svg.contains("model threshold 0.5") && svg.contains("<circle"));
+        let pr = precision_recall(&[(0.0, 1.0), (1.0, 0.2)], 0.6, 0.2, &[]);
+        assert!(is_svg(&pr) && pr.contains("average precision 0.600"));
+        let empty = roc(&[], f64::NAN, &[]);
+        assert!(is_svg(&empty) && empty.contains("one class only"));
+    }
+
+    #[test]
+    fn cells_and_bars_carry_their_numbers_and_escape_names() {
+        let c = confusion(&[("at 0.5".into(), [[90, 3], [2, 5]])]);
+        assert!(is_svg(&c));
+        for s in [
+            "TN 90",
+            "FP 3",
+            "FN 2",
+            "TP 5",
+            "predicted yes",
+            "actual no",
+        ] {
+            assert!(c.contains(s), "{s}");
+        }
+        let imp = importance(
+            "Feature importance",
+            &[("a<b".into(), 0.7), ("c".into(), 0.3)],
+            10,
+        );
+        assert!(is_svg(&imp) && imp.contains("a&lt;b") && !imp.contains("a<b"));
+        let heat = heatmap(
+            "r",
+            &["x".into(), "y".into()],
+            &[vec![1.0, -0.5], vec![-0.5, f64::NAN]],
+        );
+        assert!(is_svg(&heat) && heat.contains("-0.50") && heat.contains("n/a"));
+        let b = bars("balance", &[("no".into(), 97), ("yes".into(), 3)]);
+        assert!(is_svg(&b) && b.contains("balance"));
+    }
+
+    #[test]
+    fn class_charts_and_panels_draw() {
+        let h = ClassHistogram {
+            lo: 0.0,
+            hi: 4.0,
+            negative: vec![3, 1],
+            positive: vec![0, 2],
+        };
+        let svg = class_histogram("torque", &h, ["no", "failure"]);
+        assert!(
+            is_svg(&svg) && svg.contains("no (4 values)") && svg.contains("failure (2 values)")
+        );
+        let b = crate::eda::box_stats(&[1.0, 2.0, 3.0, 4.0, 100.0]);
+        let svg = class_boxes("torque", [b, None], ["no", "failure"]);
+        assert!(is_svg(&svg) && svg.contains("1 outliers") && svg.contains("failure (no values)"));
+        let series = vec![
+            (
+                "t".to_owned(),
+                vec![(-2.0, Some(1.0)), (-1.0, None), (0.0, Some(3.0))],
+            ),
+            ("v".to_owned(), vec![(-2.0, None)]),
+        ];
+        let svg = panels("machine m-1", &series, 0.0);
+        assert!(is_svg(&svg) && svg.contains("v: no values") && svg.contains("machine m-1"));
+    }
 }

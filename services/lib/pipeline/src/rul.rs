@@ -16,7 +16,10 @@ use crate::plant::{counts, Event, PlantData, TimeKind};
 use crate::plots;
 use dtwin_ml::artifact::{FeatureRecipe, RulMeta};
 use dtwin_ml::metrics::{nasa_score, nasa_term, rmse};
-use dtwin_ml::{ForestRegressor, MlError, ModelArtifact, RegressorParams, TrainingMeta};
+use dtwin_ml::{
+    ForestRegressor, MlError, ModelArtifact, RegressorParams, TrainingMeta, TrainingReference,
+    DEFAULT_REFERENCE_BINS,
+};
 use dtwin_profile::Profile;
 use dtwin_windows::{profile_feature_set, ProfileWindow};
 use ndarray::Array2;
@@ -318,7 +321,8 @@ pub fn train(
     let (xa, ya) = data.select(&fit);
     let (xb, yb) = data.select(&test);
     let f = ForestRegressor::fit(xa.view(), &ya, &spec.params, on_tree)?;
-    let held_out = RulMetrics::of(&f.predict(xb.view()), &yb);
+    let held_pred = f.predict(xb.view());
+    let held_out = RulMetrics::of(&held_pred, &yb);
     let started = std::time::Instant::now();
     let forest = ForestRegressor::fit(data.x.view(), &data.y, &spec.params, on_tree)?;
     let fit_seconds = started.elapsed().as_secs_f64();
@@ -350,14 +354,29 @@ pub fn train(
         "remaining useful life: {} to the next failure, capped at {}",
         data.unit, data.cap
     );
-    let artifact =
-        ModelArtifact::new_rul(&spec.model_id, data.names.clone(), label, meta, rul, forest)
-            .with_version(&spec.version)
-            .with_created_at(dtwin_schema::time_fmt::format(dtwin_schema::time_fmt::now()))
-            .with_recipe(spec.recipe.clone())
-            .with_metrics(
-                serde_json::json!({ "held_out": report.held_out, "held_out_machines": held.len() }),
-            );
+    let artifact = ModelArtifact::new_rul(
+        &spec.model_id,
+        data.names.clone(),
+        label,
+        meta,
+        rul,
+        forest,
+    )
+    .with_version(&spec.version)
+    .with_created_at(dtwin_schema::time_fmt::format(dtwin_schema::time_fmt::now()))
+    .with_recipe(spec.recipe.clone())
+    // Drift reference, as the classifier's: the training rows' features; in place of the
+    // probability, the remaining life predicted for the held-out machines' rows.
+    .with_reference(TrainingReference::build(
+        &data.names,
+        data.x.view(),
+        &held_pred,
+        DEFAULT_REFERENCE_BINS,
+        "features: training machines; risk: predicted remaining life of the held-out machines",
+    ))
+    .with_metrics(
+        serde_json::json!({ "held_out": report.held_out, "held_out_machines": held.len() }),
+    );
     Ok((artifact, report))
 }
 

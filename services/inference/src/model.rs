@@ -94,3 +94,43 @@ pub fn swap(bytes: &[u8], expected: &str, rules_text: &str) -> Result<Scorer, Re
         .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
     Ok(Scorer::new(Arc::new(model), Arc::new(rules)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dtwin_ml::artifact::RulMeta;
+    use dtwin_ml::{ForestParams, ForestRegressor, RegressorParams, TrainingMeta};
+
+    #[test]
+    fn a_remaining_useful_life_model_is_refused_with_its_kind() {
+        let x = ndarray::Array2::from_shape_fn((30, 2), |(i, j)| (i + j) as f32);
+        let y: Vec<f32> = (0..30).map(|i| (30 - i) as f32).collect();
+        let params = RegressorParams {
+            n_trees: 3,
+            ..RegressorParams::default()
+        };
+        let regressor = ForestRegressor::fit(x.view(), &y, &params, &|| {}).unwrap();
+        let meta = TrainingMeta {
+            rows: 30,
+            positives: 0,
+            params: ForestParams::default(),
+            source: "test".into(),
+            seconds: 0.0,
+        };
+        let rul = RulMeta {
+            cap: 125.0,
+            unit: "cycles".into(),
+            params,
+        };
+        let names = vec!["a".to_owned(), "b".to_owned()];
+        let a = ModelArtifact::new_rul("rul", names, "life", meta, rul, regressor);
+        let bytes = a.to_json();
+        let e = check(&bytes, &a.feature_set_hash).unwrap_err();
+        assert_eq!(e.reason, RejectReason::BadModel);
+        assert!(
+            e.detail.contains("remaining-useful-life regressor"),
+            "{}",
+            e.detail
+        );
+    }
+}

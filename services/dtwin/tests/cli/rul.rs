@@ -117,7 +117,10 @@ fn train_kind_rul_and_evaluate_with_a_truth_file() {
     assert_eq!(artifact["rul"]["cap"], 125.0);
     assert!(artifact.get("forest").is_none() && artifact["regressor"].is_object());
     assert_eq!(artifact["recipe"]["kind"], "profile");
-    assert!(artifact["reference"]["features"].is_array(), "a drift reference");
+    assert!(
+        artifact["reference"]["features"].is_array(),
+        "a drift reference"
+    );
 
     let card = dir.join("card");
     let out = run(&[

@@ -497,6 +497,7 @@ pub fn verdict(machine: &str, seq: u64, p: f64) -> dtwin_schema::Risk {
         cold: false,
         latest: std::collections::BTreeMap::new(),
         profile: None,
+        insights: Default::default(),
     }
 }
 

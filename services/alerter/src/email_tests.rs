@@ -34,6 +34,7 @@ fn risk() -> Risk {
             ("rpm".to_owned(), 1400.0),
         ]),
         profile: None,
+        insights: Default::default(),
     }
 }
 

@@ -36,6 +36,7 @@ fn risk(id: &str, status: RiskStatus, p: f64, secs: i64) -> Risk {
         cold: false,
         latest: BTreeMap::new(),
         profile: None,
+        insights: Default::default(),
     }
 }
 

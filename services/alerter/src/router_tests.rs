@@ -54,6 +54,7 @@ fn verdict(machine: &str, status: RiskStatus, secs: i64) -> (String, Vec<u8>) {
         cold: false,
         latest: Default::default(),
         profile: None,
+        insights: Default::default(),
     };
     (
         topics().risk(&risk.machine_id),

@@ -32,6 +32,7 @@ fn verdict(secs: i64) -> Risk {
         cold: false,
         latest: BTreeMap::from([("rpm".to_owned(), 1500.0)]),
         profile: None,
+        insights: Default::default(),
     }
 }
 

@@ -55,6 +55,7 @@ fn risk(id: &MachineId, ts: OffsetDateTime, p: f64) -> Risk {
         cold: false,
         latest: Default::default(),
         profile: None,
+        insights: Default::default(),
     }
 }
 

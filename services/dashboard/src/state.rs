@@ -353,6 +353,7 @@ mod tests {
             cold: false,
             latest: BTreeMap::new(),
             profile: None,
+            insights: Default::default(),
         }
     }
 

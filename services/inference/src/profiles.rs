@@ -130,6 +130,7 @@ pub fn rules_only(f: &Features, now: OffsetDateTime) -> Risk {
         cold: f.cold,
         latest: f.latest.clone(),
         profile: f.profile.clone(),
+        insights: Default::default(),
     }
 }
 

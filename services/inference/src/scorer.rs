@@ -227,6 +227,7 @@ impl Scorer {
             cold: f.cold,
             latest: f.latest.clone(),
             profile: f.profile.clone(),
+            insights: Default::default(),
         }
     }
 }

@@ -126,6 +126,7 @@ fn risk() -> Risk {
         cold: false,
         latest: BTreeMap::from([("vibration_mm_s".to_owned(), 8.7)]),
         profile: Some("pump".into()),
+        insights: Default::default(),
     }
 }
 

@@ -162,6 +162,7 @@ fn risk(machine: &str, seq: u64, p: f64) -> Risk {
         cold: false,
         latest: BTreeMap::from([("vibration_mm_s".to_owned(), 9.5)]),
         profile: None,
+        insights: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::forest::{Forest, ForestParams};
+use crate::isolation::{IsolationForest, IsolationParams};
 use crate::reference::{ReferenceError, TrainingReference};
 use crate::regressor::{ForestRegressor, RegressorParams};
 
@@ -72,6 +73,9 @@ pub enum ArtifactError {
     /// The remaining-useful-life cap is not a positive number.
     #[error("rul cap {0} is not a positive number")]
     RulCap(f64),
+    /// The anomaly model's trees are invalid.
+    #[error("anomaly model: {0}")]
+    Isolation(#[from] crate::IsolationModelError),
 }
 
 /// What a model predicts. Artifacts written before kinds existed are classifiers.
@@ -82,14 +86,40 @@ pub enum ModelKind {
     /// ([`ModelArtifact::forest`]).
     #[default]
     Classifier,
+    /// The quality classifier: a probability that a NOK part follows within the horizon (the
+    /// seed's `quality_risk`); a forest like the failure classifier's, another label.
+    Quality,
+    /// Anomaly detection without labels: an Isolation Forest trained on healthy readings
+    /// ([`ModelArtifact::isolation`]); `threshold` is the anomaly score at or above which a
+    /// vector is anomalous.
+    Anomaly,
     /// Remaining useful life: the time (cycles, readings or seconds) to the next failure,
     /// capped ([`ModelArtifact::regressor`], [`ModelArtifact::rul`]).
     Rul,
 }
 
 impl ModelKind {
+    /// Every kind, failure classifier first.
+    pub const ALL: [ModelKind; 4] = [Self::Classifier, Self::Quality, Self::Anomaly, Self::Rul];
+
     fn is_classifier(&self) -> bool {
         *self == Self::Classifier
+    }
+
+    /// The name used on the command line (`--kind`), in artifacts and in topics
+    /// (`{prefix}/models/{profile}/{kind}` for every kind but the failure classifier).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Classifier => "classifier",
+            Self::Quality => "quality",
+            Self::Anomaly => "anomaly",
+            Self::Rul => "rul",
+        }
+    }
+
+    /// The kind named `s` ([`ModelKind::as_str`]).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -97,9 +127,24 @@ impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Classifier => "failure classifier (kind classifier)",
+            Self::Quality => "quality (NOK) classifier (kind quality)",
+            Self::Anomaly => "anomaly detector (kind anomaly)",
             Self::Rul => "remaining-useful-life regressor (kind rul)",
         })
     }
+}
+
+/// How an anomaly model was trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyMeta {
+    /// Which readings counted as healthy (e.g. "readings with no failure within 30 readings",
+    /// "each machine's first 50 cycles").
+    pub healthy: String,
+    /// The share of healthy readings the threshold lets through as anomalous (the chosen
+    /// false-alarm rate on the data it was set on).
+    pub rate: f64,
+    /// The Isolation Forest's parameters.
+    pub params: IsolationParams,
 }
 
 /// How a remaining-useful-life model's target was made and its forest trained.
@@ -242,6 +287,12 @@ pub struct ModelArtifact {
     /// The rul target's cap, unit and the regressor's parameters (kind rul).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rul: Option<RulMeta>,
+    /// The Isolation Forest (kind anomaly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationForest>,
+    /// How the anomaly model was trained (kind anomaly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<AnomalyMeta>,
 }
 
 impl ModelArtifact {
@@ -274,19 +325,50 @@ impl ModelArtifact {
             forest: Some(forest),
             regressor: None,
             rul: None,
+            isolation: None,
+            anomaly: None,
         }
     }
 
-    /// Assemble a remaining-useful-life artifact (kind rul): as [`ModelArtifact::new`], with
-    /// the regressor and its target instead of a classifier forest. The threshold is unused
-    /// (0); `training.params` are the classifier defaults, `rul.params` the ones used.
-    pub fn new_rul(
+    /// Make this classifier a quality (NOK) classifier: the same forest, kind
+    /// [`ModelKind::Quality`].
+    pub fn into_quality(mut self) -> Self {
+        self.kind = ModelKind::Quality;
+        self
+    }
+
+    /// Assemble an anomaly artifact (kind anomaly): an Isolation Forest, anomalous at a score
+    /// of `threshold` or more.
+    pub fn new_anomaly(
+        model_id: impl Into<String>,
+        feature_names: Vec<String>,
+        threshold: f64,
+        label: impl Into<String>,
+        training: TrainingMeta,
+        meta: AnomalyMeta,
+        isolation: IsolationForest,
+    ) -> Self {
+        Self {
+            kind: ModelKind::Anomaly,
+            forest: None,
+            isolation: Some(isolation),
+            anomaly: Some(meta),
+            ..Self::bare(model_id, feature_names, label, training)
+        }
+        .with_threshold(threshold)
+    }
+
+    fn with_threshold(mut self, threshold: f64) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// The fields every kind shares, with no trees.
+    fn bare(
         model_id: impl Into<String>,
         feature_names: Vec<String>,
         label: impl Into<String>,
         training: TrainingMeta,
-        rul: RulMeta,
-        regressor: ForestRegressor,
     ) -> Self {
         Self {
             schema: ARTIFACT_SCHEMA.to_string(),
@@ -302,14 +384,53 @@ impl ModelArtifact {
             floor_rules: Vec::new(),
             reference: None,
             recipe: None,
-            kind: ModelKind::Rul,
+            kind: ModelKind::Classifier,
             forest: None,
-            regressor: Some(regressor),
-            rul: Some(rul),
+            regressor: None,
+            rul: None,
+            isolation: None,
+            anomaly: None,
         }
     }
 
-    /// The classifier's forest, or [`ArtifactError::Kind`] for a model of another kind.
+    /// Assemble a remaining-useful-life artifact (kind rul): as [`ModelArtifact::new`], with
+    /// the regressor and its target instead of a classifier forest. The threshold is unused
+    /// (0); `training.params` are the classifier defaults, `rul.params` the ones used.
+    pub fn new_rul(
+        model_id: impl Into<String>,
+        feature_names: Vec<String>,
+        label: impl Into<String>,
+        training: TrainingMeta,
+        rul: RulMeta,
+        regressor: ForestRegressor,
+    ) -> Self {
+        Self {
+            kind: ModelKind::Rul,
+            regressor: Some(regressor),
+            rul: Some(rul),
+            ..Self::bare(model_id, feature_names, label, training)
+        }
+    }
+
+    /// The Isolation Forest and how it was trained, or [`ArtifactError::Kind`] for another
+    /// kind.
+    pub fn isolation(&self) -> Result<(&IsolationForest, &AnomalyMeta), ArtifactError> {
+        match (&self.isolation, &self.anomaly) {
+            (Some(i), Some(m)) => Ok((i, m)),
+            _ => Err(self.kind_error(ModelKind::Anomaly)),
+        }
+    }
+
+    /// The anomaly score of one row in `feature_names` order (0..1, higher is more unusual;
+    /// anomalous at [`ModelArtifact::threshold`] or more). [`ArtifactError::Kind`] for
+    /// another kind.
+    pub fn anomaly_score_row(&self, row: &[f32]) -> Result<f32, ArtifactError> {
+        let (i, _) = self.isolation()?;
+        Ok(i.score_row(row))
+    }
+
+    /// The classifier's forest (a failure or a quality classifier), or
+    /// [`ArtifactError::Kind`] for a model of another kind.
     pub fn classifier(&self) -> Result<&Forest, ArtifactError> {
         self.forest
             .as_ref()
@@ -401,21 +522,45 @@ impl ModelArtifact {
                 computed,
             });
         }
+        let other_trees = |of: [bool; 3]| {
+            let has = [
+                self.forest.is_some(),
+                self.regressor.is_some() || self.rul.is_some(),
+                self.isolation.is_some() || self.anomaly.is_some(),
+            ];
+            has.iter().zip(of).any(|(&h, allowed)| h && !allowed)
+        };
         let n_features = match self.kind {
-            ModelKind::Classifier => {
+            ModelKind::Classifier | ModelKind::Quality => {
                 let Some(forest) = &self.forest else {
                     return Err(ArtifactError::KindFields {
                         kind: self.kind,
                         what: "has no forest",
                     });
                 };
-                if self.regressor.is_some() || self.rul.is_some() {
+                if other_trees([true, false, false]) {
                     return Err(ArtifactError::KindFields {
                         kind: self.kind,
-                        what: "carries a regressor or rul target",
+                        what: "carries a regressor, rul target or isolation forest",
                     });
                 }
                 forest.n_features()
+            }
+            ModelKind::Anomaly => {
+                let (Some(isolation), Some(_)) = (&self.isolation, &self.anomaly) else {
+                    return Err(ArtifactError::KindFields {
+                        kind: self.kind,
+                        what: "needs both isolation and anomaly",
+                    });
+                };
+                if other_trees([false, false, true]) || !self.floor_rules.is_empty() {
+                    return Err(ArtifactError::KindFields {
+                        kind: self.kind,
+                        what: "carries a forest, regressor or floor rules",
+                    });
+                }
+                isolation.validate()?;
+                isolation.n_features()
             }
             ModelKind::Rul => {
                 let (Some(regressor), Some(rul)) = (&self.regressor, &self.rul) else {
@@ -424,10 +569,10 @@ impl ModelArtifact {
                         what: "needs both regressor and rul",
                     });
                 };
-                if self.forest.is_some() || !self.floor_rules.is_empty() {
+                if other_trees([false, true, false]) || !self.floor_rules.is_empty() {
                     return Err(ArtifactError::KindFields {
                         kind: self.kind,
-                        what: "carries a classifier forest or floor rules",
+                        what: "carries a classifier forest, isolation forest or floor rules",
                     });
                 }
                 if !(rul.cap.is_finite() && rul.cap > 0.0) {
@@ -567,164 +712,5 @@ impl ModelArtifact {
 }
 
 #[cfg(test)]
-mod recipe_tests {
-    use super::*;
-
-    fn artifact() -> ModelArtifact {
-        let x = ndarray::array![[0.0f32, 1.0], [1.0, 0.0], [0.0, 0.5], [1.0, 0.2]];
-        let y = [false, true, false, true];
-        let params = ForestParams {
-            n_trees: 2,
-            ..ForestParams::default()
-        };
-        let forest = Forest::fit(x.view(), &y, &params, &|| {}).unwrap();
-        let meta = TrainingMeta {
-            rows: 4,
-            positives: 2,
-            params,
-            source: "test".into(),
-            seconds: 0.0,
-        };
-        ModelArtifact::new("m", vec!["a".into(), "b".into()], 0.5, "y", meta, forest)
-    }
-
-    #[test]
-    fn the_recipe_round_trips_and_older_artifacts_load_without_one() {
-        let plain = artifact();
-        let json = plain.to_json();
-        assert!(
-            !String::from_utf8_lossy(&json).contains("\"recipe\""),
-            "no recipe, no field"
-        );
-        assert_eq!(ModelArtifact::from_json(&json).unwrap().recipe, None);
-        for recipe in [
-            FeatureRecipe::Ai4iTabular,
-            FeatureRecipe::Windows {
-                window: serde_json::json!({"short": 5, "long": 20, "feature_set": "default"}),
-            },
-        ] {
-            let a = artifact().with_recipe(recipe.clone());
-            let back = ModelArtifact::from_json(&a.to_json()).unwrap();
-            assert_eq!(back.recipe, Some(recipe));
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&artifact().with_recipe(FeatureRecipe::Ai4iTabular).to_json())
-                .unwrap();
-        assert_eq!(v["recipe"], serde_json::json!({"kind": "ai4i_tabular"}));
-    }
-
-    #[test]
-    fn the_shipped_model_still_loads() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../inference/models/default.json"
-        );
-        let bytes = std::fs::read(path).unwrap();
-        let a = ModelArtifact::from_json(&bytes).unwrap();
-        assert_eq!(a.recipe, None);
-    }
-}
-
-#[cfg(test)]
-mod kind_tests {
-    use super::*;
-
-    fn meta() -> TrainingMeta {
-        TrainingMeta {
-            rows: 40,
-            positives: 0,
-            params: ForestParams::default(),
-            source: "test".into(),
-            seconds: 0.0,
-        }
-    }
-
-    fn rul_artifact() -> ModelArtifact {
-        let x = ndarray::Array2::from_shape_fn((40, 2), |(i, j)| (i * (j + 1)) as f32);
-        let y: Vec<f32> = (0..40).map(|i| (40 - i) as f32).collect();
-        let params = RegressorParams {
-            n_trees: 5,
-            ..RegressorParams::default()
-        };
-        let regressor = ForestRegressor::fit(x.view(), &y, &params, &|| {}).unwrap();
-        let rul = RulMeta {
-            cap: 125.0,
-            unit: "cycles".into(),
-            params,
-        };
-        ModelArtifact::new_rul(
-            "rul",
-            vec!["a".into(), "b".into()],
-            "cycles to failure",
-            meta(),
-            rul,
-            regressor,
-        )
-    }
-
-    #[test]
-    fn an_old_artifact_without_kind_loads_as_a_classifier() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../inference/models/default.json"
-        );
-        let text = std::fs::read_to_string(path).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        for field in ["kind", "regressor", "rul"] {
-            assert!(v.get(field).is_none(), "the shipped model predates {field}");
-        }
-        let a = ModelArtifact::from_json(text.as_bytes()).unwrap();
-        assert_eq!(a.kind, ModelKind::Classifier);
-        assert!(a.classifier().is_ok());
-        assert!(a.regressor().is_err());
-        // A classifier written now looks as it did: no kind, regressor or rul field.
-        let again = String::from_utf8(a.to_json()).unwrap();
-        assert!(!again.contains("\"kind\":\"classifier\"") && !again.contains("\"regressor\""));
-    }
-
-    #[test]
-    fn a_rul_artifact_round_trips() {
-        let a = rul_artifact();
-        a.validate().unwrap();
-        let json = a.to_json();
-        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-        assert_eq!(v["kind"], "rul");
-        assert!(v.get("forest").is_none());
-        assert_eq!(v["rul"]["cap"], 125.0);
-        let back = ModelArtifact::from_json(&json).unwrap();
-        assert_eq!(back.kind, ModelKind::Rul);
-        assert_eq!(back.rul, a.rul);
-        let row = [10.0f32, 20.0];
-        let (est, lo, hi) = back.predict_rul_row(&row).unwrap();
-        assert_eq!((est, lo, hi), a.predict_rul_row(&row).unwrap());
-        assert!(lo <= est && est <= hi && est > 0.0 && est <= 40.0);
-    }
-
-    #[test]
-    fn a_rul_artifact_refuses_to_act_as_a_classifier() {
-        let a = rul_artifact();
-        let e = a.classifier().unwrap_err().to_string();
-        assert!(
-            e.contains("remaining-useful-life regressor") && e.contains("not a failure classifier"),
-            "{e}"
-        );
-        // A rul artifact with a classifier's fields, or a classifier without a forest, is
-        // refused when loaded.
-        let mut v: serde_json::Value = serde_json::from_slice(&a.to_json()).unwrap();
-        v.as_object_mut().unwrap().remove("regressor");
-        let e = ModelArtifact::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
-        assert!(
-            e.to_string().contains("needs both regressor and rul"),
-            "{e}"
-        );
-        v["kind"] = "classifier".into();
-        let e = ModelArtifact::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
-        assert!(e.to_string().contains("has no forest"), "{e}");
-    }
-
-    #[test]
-    #[should_panic(expected = "check ModelArtifact::classifier()")]
-    fn scoring_a_rul_artifact_as_a_classifier_panics_with_the_way_out() {
-        rul_artifact().predict_row(&[1.0, 2.0]);
-    }
-}
+#[path = "artifact_tests.rs"]
+mod tests;

@@ -50,7 +50,8 @@ pub mod reference;
 pub mod regressor;
 
 pub use artifact::{
-    ArtifactError, FloorRule, ModelArtifact, ModelKind, RulMeta, TrainingMeta, ARTIFACT_SCHEMA,
+    AnomalyMeta, ArtifactError, FloorRule, ModelArtifact, ModelKind, RulMeta, TrainingMeta,
+    ARTIFACT_SCHEMA,
 };
 pub use forest::{ClassWeight, Explained, Forest, ForestParams, MaxFeatures, MlError};
 pub use isolation::{threshold_for_rate, IsolationForest, IsolationModelError, IsolationParams};

@@ -184,6 +184,55 @@ pub struct Risk {
     /// The machine's profile, copied from its features (absent: milling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// What the profile's other models say (quality risk, anomaly, remaining useful life):
+    /// each field present only when such a model is deployed for the profile.
+    #[serde(flatten)]
+    pub insights: Insights,
+}
+
+/// The verdicts of a profile's models beside the failure classifier, carried in a [`Risk`]
+/// (flattened: `quality_risk`, `anomaly`, `rul`, ... are top-level fields of the verdict).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Insights {
+    /// Probability of a NOK part within the quality model's horizon, 0..1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_risk: Option<f64>,
+    /// Whether `quality_risk` is at or above the quality model's threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_at_risk: Option<bool>,
+    /// The anomaly model's score, 0..1 (Isolation Forest: about 0.5 and below is ordinary,
+    /// near 1 is unlike anything in the healthy training data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<f64>,
+    /// Whether `anomaly` is at or above the anomaly model's threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomalous: Option<bool>,
+    /// Remaining useful life with an interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rul: Option<RulEstimate>,
+    /// The models behind these fields, by kind (`quality`, `anomaly`, `rul`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelRef>,
+}
+
+impl Insights {
+    /// Whether no other model spoke.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A remaining-useful-life estimate: the forest's mean and the spread of its trees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RulEstimate {
+    /// The estimate.
+    pub value: f64,
+    /// The 5th percentile of the trees' predictions.
+    pub low: f64,
+    /// The 95th percentile of the trees' predictions.
+    pub high: f64,
+    /// `cycles`, `readings` or `seconds` (the unit the model was trained in).
+    pub unit: String,
 }
 
 /// What happened to an alert.

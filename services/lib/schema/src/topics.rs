@@ -11,6 +11,7 @@
 //! {prefix}/deadletter/{service}              rejected input + reason
 //! {prefix}/models/current                    deployed model (retained; milling machines)
 //! {prefix}/models/{profile}                  deployed model of another profile (retained)
+//! {prefix}/models/{profile}/{kind}           a profile's quality, anomaly or rul model (retained)
 //! {prefix}/publishers/{client_id}/status     a publisher's online/offline (retained, LWT)
 //! {prefix}/drift/{service}                   drift status of a service's inputs (retained)
 //! {prefix}/control/silences/{silence_id}      an operator's silence (retained; empty = removed)
@@ -118,6 +119,25 @@ impl Topics {
     /// `{prefix}/models/+`: every deployed model, `current` included.
     pub fn models(&self) -> String {
         format!("{}/models/+", self.prefix)
+    }
+
+    /// `{prefix}/models/{profile}/{kind}` (retained): a profile's model of another kind than
+    /// the failure classifier (`quality`, `anomaly`, `rul`); milling's too
+    /// (`models/milling/anomaly`).
+    pub fn model_kind(&self, profile: &str, kind: &str) -> String {
+        format!("{}/models/{}/{}", self.prefix, profile, kind)
+    }
+
+    /// `{prefix}/models/+/+`: every deployed model of another kind.
+    pub fn model_kinds(&self) -> String {
+        format!("{}/models/+/+", self.prefix)
+    }
+
+    /// The `(profile, kind)` of a `{prefix}/models/{profile}/{kind}` topic.
+    pub fn parse_model_kind<'a>(&self, topic: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = topic.strip_prefix(self.prefix.as_str())?;
+        let (profile, kind) = rest.strip_prefix("/models/")?.split_once('/')?;
+        (!profile.is_empty() && !kind.is_empty() && !kind.contains('/')).then_some((profile, kind))
     }
 
     /// The `{segment}` of a `{prefix}/models/{segment}` topic (`current` for the milling model).
@@ -257,6 +277,21 @@ mod tests {
             "dtwin/v1/machines/m/risk",
         ] {
             assert_eq!(t.parse_model(bad), None, "{bad}");
+        }
+        assert_eq!(t.model_kind("pump", "rul"), "dtwin/v1/models/pump/rul");
+        assert_eq!(t.model_kinds(), "dtwin/v1/models/+/+");
+        assert_eq!(
+            t.parse_model_kind("dtwin/v1/models/milling/anomaly"),
+            Some(("milling", "anomaly"))
+        );
+        for bad in [
+            "dtwin/v1/models/pump",
+            "dtwin/v1/models/pump/",
+            "dtwin/v1/models//rul",
+            "dtwin/v1/models/a/b/c",
+            "dtwin/v2/models/a/rul",
+        ] {
+            assert_eq!(t.parse_model_kind(bad), None, "{bad}");
         }
         assert_eq!(t.drift("inference"), "dtwin/v1/drift/inference");
         assert_eq!(t.alert_state(&id), "dtwin/v1/alert-state/m-1");

@@ -204,6 +204,36 @@ pub struct PlantArgs {
     pub event_label_column: Option<String>,
 }
 
+/// Which column of a plant's export says a part is NOK: the quality model's label
+/// (`--kind quality`). Twin telemetry always has `quality_ok` (NOK: false).
+#[derive(Debug, Clone, Default, Args)]
+pub struct QualityArgs {
+    /// --kind quality on a plant's export: the column of DATA that says whether each reading's
+    /// part was good (twin telemetry: its `quality_ok`, always). A quality model carries it, so
+    /// evaluate needs it only to override.
+    #[arg(long, value_name = "COLUMN")]
+    pub quality_column: Option<String>,
+    /// --kind quality: the values of --quality-column that mean a NOK part, comma-separated
+    /// (compared trimmed and case-insensitively, e.g. `NOK` or `false,0`); any other value is
+    /// a good part, an empty cell unknown (good).
+    #[arg(long, value_name = "VALUES", value_delimiter = ',')]
+    pub nok_values: Vec<String>,
+}
+
+impl QualityArgs {
+    /// Refuses the quality flags for another kind.
+    ///
+    /// # Errors
+    /// Either flag is set.
+    pub fn ensure_unused(&self, kind: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.quality_column.is_none() && self.nok_values.is_empty(),
+            "--quality-column and --nok-values belong to --kind quality, not {kind}"
+        );
+        Ok(())
+    }
+}
+
 /// Where a plant data set's profile and columns come from: the flags, else the model's recipe.
 #[derive(Debug, Clone)]
 pub struct PlantSource {
@@ -349,9 +379,36 @@ pub fn read_plant(
     args: &PlantArgs,
     horizon: Horizon,
 ) -> anyhow::Result<(Dataset, LabelReport)> {
-    let file = path.display().to_string();
     let (data, events) = read_plant_data(path, source, args)?;
-    let (mut dataset, report) = plant::dataset(&data, &source.profile, &events, horizon);
+    Ok(plant_dataset(path, &data, &events, source, horizon))
+}
+
+/// Each machine's last reading as a failure (run-to-failure data such as C-MAPSS's training
+/// engines).
+pub fn run_to_failure_events(data: &plant::PlantData) -> Vec<plant::Event> {
+    data.machines
+        .iter()
+        .filter_map(|s| {
+            s.t.last().map(|&t| plant::Event {
+                machine: s.id.clone(),
+                t,
+                label: None,
+            })
+        })
+        .collect()
+}
+
+/// Labels an export read by [`read_plant_data`] with `horizon`, sets the recipe and says on
+/// stderr what it found.
+pub fn plant_dataset(
+    path: &Path,
+    data: &plant::PlantData,
+    events: &[plant::Event],
+    source: &PlantSource,
+    horizon: Horizon,
+) -> (Dataset, LabelReport) {
+    let file = path.display().to_string();
+    let (mut dataset, report) = plant::dataset(data, &source.profile, events, horizon);
     dataset.recipe = Some(Box::new(plant::recipe(
         &source.text,
         &source.columns,
@@ -390,7 +447,7 @@ pub fn read_plant(
             data.unused_columns.join(", ")
         );
     }
-    Ok((dataset, report))
+    (dataset, report)
 }
 
 fn report_skipped(file: &str, skipped: &[(usize, String)]) {

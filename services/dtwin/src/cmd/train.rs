@@ -38,23 +38,43 @@ pub struct TrainArgs {
     /// How twin data is labelled.
     #[command(flatten)]
     pub label: LabelArgs,
-    /// What the model predicts: `classifier` (a failure within --horizon) or `rul` (remaining
-    /// useful life: the time to the next failure, capped at --rul-cap; a plant's data read
-    /// through --profile).
-    #[arg(long, default_value = "classifier", value_parser = ["classifier", "rul"])]
+    /// What the model predicts: `classifier` (a failure within --horizon), `quality` (a NOK
+    /// part within --horizon, failures not counted; see --quality-column), `anomaly` (an
+    /// Isolation Forest on healthy readings: unusual feature vectors, no failure labels
+    /// needed; see --healthy-first, --anomaly-rate) or `rul` (remaining useful life: the time
+    /// to the next failure, capped at --rul-cap; a plant's data read through --profile).
+    #[arg(long, default_value = "classifier", value_parser = ["classifier", "quality", "anomaly", "rul"])]
     pub kind: String,
     /// The rul target's cap: a number in the time column's units (cycles; readings without a
     /// time column; default 125), or a duration (`30d`) when the times are instants.
     #[arg(long, value_name = "CAP")]
     pub rul_cap: Option<String>,
     /// Each machine's last reading is a failure (run-to-failure data such as C-MAPSS's
-    /// training engines), besides the failures of --label-column or --events.
+    /// training engines), besides the failures of --label-column or --events (--kind rul and
+    /// anomaly, a plant's export).
     #[arg(long)]
     pub run_to_failure: bool,
+    /// --kind anomaly: the false-alarm rate the threshold is set for, as the share of the
+    /// validation machines' healthy readings it flags (default 0.01).
+    #[arg(long, value_name = "RATE")]
+    pub anomaly_rate: Option<f64>,
+    /// --kind anomaly: take each machine's first part of history as healthy: a number of
+    /// readings (time-column units such as cycles for a plain-number time column: 50), a
+    /// duration (2d; instants and twin telemetry) or a share (25%). Default: the readings with
+    /// no failure within --horizon when the data has failures, else each machine's first 25 %.
+    #[arg(long, value_name = "N")]
+    pub healthy_first: Option<String>,
+    /// --kind anomaly: readings each tree is grown on (ψ; default 256).
+    #[arg(long)]
+    pub max_samples: Option<usize>,
+    /// --kind quality: the NOK column of a plant's export.
+    #[command(flatten)]
+    pub quality: crate::cmd::common::QualityArgs,
     /// Trees in the forest (default 100; 200 for --kind rul).
     #[arg(long)]
     pub trees: Option<usize>,
-    /// Maximum tree depth (default 10; 20 for --kind rul).
+    /// Maximum tree depth (default 10; 20 for --kind rul; for --kind anomaly the height limit,
+    /// default ceil(log2 ψ)).
     #[arg(long)]
     pub max_depth: Option<usize>,
     /// Minimum samples to split a node.
@@ -88,13 +108,21 @@ pub struct TrainArgs {
 /// # Errors
 /// Bad flags or data, training fails (one class only), or the artifact cannot be written.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    if args.kind == "rul" {
-        return run_rul(&args);
+    match args.kind.as_str() {
+        "rul" => return run_rul(&args),
+        "anomaly" => return crate::cmd::anomaly::train(&args),
+        "quality" => anyhow::bail!("--kind quality is not implemented yet"),
+        _ => {}
     }
     anyhow::ensure!(
         args.rul_cap.is_none() && !args.run_to_failure,
-        "--rul-cap and --run-to-failure belong to --kind rul"
+        "--rul-cap and --run-to-failure belong to --kind rul (and --run-to-failure to --kind anomaly)"
     );
+    anyhow::ensure!(
+        args.anomaly_rate.is_none() && args.healthy_first.is_none() && args.max_samples.is_none(),
+        "--anomaly-rate, --healthy-first and --max-samples belong to --kind anomaly"
+    );
+    args.quality.ensure_unused("--kind classifier")?;
     let n_trees = args.trees.unwrap_or(100);
     let label = args.label.spec()?;
     let spec = TrainSpec {
@@ -194,6 +222,11 @@ fn run_rul(args: &TrainArgs) -> anyhow::Result<()> {
         args.class_weight == "balanced",
         "--class-weight belongs to --kind classifier"
     );
+    anyhow::ensure!(
+        args.anomaly_rate.is_none() && args.healthy_first.is_none() && args.max_samples.is_none(),
+        "--anomaly-rate, --healthy-first and --max-samples belong to --kind anomaly"
+    );
+    args.quality.ensure_unused("--kind rul")?;
     let file = path.display().to_string();
     let (data, events) = read_plant_data(path, &source, &args.label.plant)?;
     let cap = rul::cap_for(args.rul_cap.as_deref(), data.time).map_err(anyhow::Error::msg)?;

@@ -19,9 +19,12 @@
 //! - [`edareport`]: the EDA report as HTML with SVG charts.
 //! - [`plots`]: the SVG charts (plotters).
 //! - [`train`]: split, fit, pick the threshold, evaluate, build the artifact.
+//! - [`anomaly`]: anomaly detection without labels: the Isolation Forest on healthy readings,
+//!   its threshold for a false-alarm rate on held-out machines, its evaluation and card.
 //! - [`rul`]: remaining useful life on a plant's export: capped targets, the forest
 //!   regressor, scoring each machine's last reading against a truth file, its card.
 
+pub mod anomaly;
 pub mod dataset;
 pub mod eda;
 pub mod edareport;

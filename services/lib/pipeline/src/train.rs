@@ -266,16 +266,23 @@ pub fn train_on(
     )
     .with_metrics(metrics)
     .with_reference(reference);
-    // The data set's own recipe (a plant's profile), else the windows' when they made these
-    // features (hand-made data sets have others).
-    let artifact = if let Some(recipe) = &data.recipe {
-        artifact.with_recipe(recipe.as_ref().clone())
-    } else if dtwin_windows::feature_set(&data.labels.window).1 == data.feature_set {
-        artifact.with_recipe(window_recipe(&data.labels.window))
-    } else {
-        artifact
+    let artifact = match recipe_of(data) {
+        Some(recipe) => artifact.with_recipe(recipe),
+        None => artifact,
     };
     Ok((artifact, rep))
+}
+
+/// The recipe that rebuilds `data`'s features: the data set's own (a plant's profile), else
+/// the windows' when they made these features (hand-made data sets have others: None).
+pub(crate) fn recipe_of(data: &Dataset) -> Option<FeatureRecipe> {
+    if let Some(recipe) = &data.recipe {
+        Some(recipe.as_ref().clone())
+    } else if dtwin_windows::feature_set(&data.labels.window).1 == data.feature_set {
+        Some(window_recipe(&data.labels.window))
+    } else {
+        None
+    }
 }
 
 fn finish(

@@ -43,8 +43,8 @@ pub const SCHEMAS: [&str; 11] = [
     "silence",
 ];
 
-/// The name [`Contract::check`] returns for `{prefix}/models/current` and
-/// `{prefix}/models/{profile}`, which have no JSON
+/// The name [`Contract::check`] returns for `{prefix}/models/current`,
+/// `{prefix}/models/{profile}` and `{prefix}/models/{profile}/{kind}`, which have no JSON
 /// Schema of its own: the model artifact is checked only for being a JSON object with
 /// `"schema": "dtwin.model.v1"` (the ml crate validates the rest when it loads it).
 pub const MODEL: &str = "model";
@@ -204,6 +204,15 @@ impl Contract {
             if !service.is_empty() && !service.contains('/') {
                 return Ok(("drift", Some(service)));
             }
+            // `drift/{service}/{profile}/{kind}`: a profile's quality, anomaly or rul model.
+            if let [service, profile, kind] = service.split('/').collect::<Vec<_>>()[..] {
+                if !service.is_empty()
+                    && !profile.is_empty()
+                    && ["quality", "anomaly", "rul"].contains(&kind)
+                {
+                    return Ok(("drift", Some(service)));
+                }
+            }
         }
         if let Some(id) = rest.strip_prefix("control/silences/") {
             if !id.is_empty() && !id.contains('/') {
@@ -218,10 +227,16 @@ impl Contract {
                 return Ok((PROFILE, Some(id)));
             }
         }
-        // `models/current` (milling) and `models/{profile}`: the same artifact format.
+        // `models/current` (milling), `models/{profile}` and `models/{profile}/{kind}`: the
+        // same artifact format.
         if let Some(segment) = rest.strip_prefix("models/") {
             if !segment.is_empty() && !segment.contains('/') {
                 return Ok((MODEL, None));
+            }
+            if let Some((profile, kind)) = segment.split_once('/') {
+                if !profile.is_empty() && ["quality", "anomaly", "rul"].contains(&kind) {
+                    return Ok((MODEL, Some(kind)));
+                }
             }
         }
         Err(format!("no schema for topic {topic:?}"))
@@ -261,6 +276,15 @@ impl Contract {
         let value: Value = serde_json::from_slice(payload)
             .map_err(|e| format!("{name}: payload is not JSON: {e}"))?;
         if name == MODEL {
+            // On `models/{profile}/{kind}` the artifact is of that kind.
+            if let Some(kind) = id {
+                if value.get("kind").and_then(Value::as_str) != Some(kind) {
+                    return Err(format!(
+                        "model: kind {:?} is not the topic's {kind:?}",
+                        value.get("kind")
+                    ));
+                }
+            }
             return match value.get("schema") {
                 Some(Value::String(s)) if s == MODEL_SCHEMA_ID => Ok(MODEL),
                 _ if !value.is_object() => Err("model: payload is not a JSON object".into()),
@@ -274,7 +298,30 @@ impl Contract {
         }
         self.validate(name, &value)?;
         match (name, &value) {
-            ("deadletter" | "drift", _) => expect_field(&value, "service", id, name)?,
+            ("deadletter", _) => expect_field(&value, "service", id, name)?,
+            ("drift", _) => {
+                expect_field(&value, "service", id, name)?;
+                // A kind's drift status names the topic's profile and kind; the classifier's
+                // names neither.
+                let parts: Vec<&str> = topic
+                    .strip_prefix(self.topics.prefix())
+                    .unwrap_or(topic)
+                    .trim_start_matches('/')
+                    .split('/')
+                    .collect();
+                let (profile, kind) = match parts[..] {
+                    [_, _, profile, kind] => (Some(profile), Some(kind)),
+                    _ => (None, None),
+                };
+                for (field, want) in [("profile", profile), ("kind", kind)] {
+                    let got = value.get(field).and_then(Value::as_str);
+                    if got != want {
+                        return Err(format!(
+                            "drift: {field} {got:?} is not the topic's {want:?}"
+                        ));
+                    }
+                }
+            }
             ("silence", _) => expect_field(&value, "silence_id", id, name)?,
             // A gateway batch: every reading names the topic's machine.
             ("telemetry", Value::Array(items)) => {

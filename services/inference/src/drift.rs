@@ -419,6 +419,8 @@ impl DriftMonitor {
             drifted: Vec::new(),
             risk: None,
             features: Vec::new(),
+            profile: None,
+            kind: None,
         };
         let Some(reference) = &self.reference else {
             return status;

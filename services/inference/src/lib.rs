@@ -13,6 +13,9 @@
 //! - [`model`]: loading and checking artifacts (the shipped default, a file, or MQTT bytes).
 //! - [`profiles`]: one model per machine profile (`{prefix}/models/{profile}`) and the
 //!   rules-only verdict of a profile without one; pure.
+//! - [`kinds`]: each profile's quality, anomaly and rul models
+//!   (`{prefix}/models/{profile}/{kind}`), which add `quality_risk`, `anomaly`/`anomalous` and
+//!   `rul` to its verdicts; pure.
 //! - [`drift`]: [`drift::DriftMonitor`], live feature and risk distributions against the
 //!   model's training reference (KS and Jensen-Shannon over a rolling window); pure.
 //! - [`metrics`]: the service's Prometheus metrics (served by `dtwin-obs`).
@@ -24,6 +27,7 @@
 //!   [`run`] is `build` then `serve`.
 
 pub mod drift;
+pub mod kinds;
 pub mod metrics;
 pub mod model;
 pub mod processor;
@@ -189,6 +193,8 @@ impl InferenceService {
             .subscribe_shared(topics.all(TopicKind::Features), QoS::AtLeastOnce)
             // `models/+`: `current` (milling) and every other profile's model.
             .subscribe(topics.models(), QoS::AtLeastOnce)
+            // `models/+/+`: every profile's quality, anomaly and rul models.
+            .subscribe(topics.model_kinds(), QoS::AtLeastOnce)
             .with_publisher();
         let runtime = Runtime::start(&config.common, spec).await?;
         let processor = Processor::new(
@@ -387,6 +393,25 @@ impl Shell {
                 info!(%profile, old = %show(old), new = %show(new), "profile model deployed");
                 self.metrics.swap(true);
             }
+            Event::KindModel {
+                profile,
+                kind,
+                old,
+                new,
+            } => {
+                let show = |m: Option<ModelRef>| {
+                    m.map_or_else(|| "none".to_owned(), |m| format!("{} {}", m.id, m.version))
+                };
+                info!(%profile, kind = kind.as_str(), old = %show(old), new = %show(new), "model deployed");
+                self.metrics.swap(true);
+            }
+            Event::KindMismatch { profile, kind } => {
+                debug!(%profile, kind = kind.as_str(), "vector of another feature set than the model");
+                self.metrics
+                    .kind_mismatch
+                    .get_or_create(&dtwin_obs::label("kind", kind.as_str()))
+                    .inc();
+            }
             Event::Refused { rejection } => {
                 warn!(error = %rejection, "refused deployed model; keeping the running one");
                 self.metrics.swap(false);
@@ -442,6 +467,22 @@ impl Shell {
                 info!(state = ?status.state, window = status.window, "drift status");
             }
         }
-        self.publish(report.publish).await
+        self.publish(report.publish).await?;
+        for report in self
+            .processor
+            .kind_drift_statuses(dtwin_schema::time_fmt::now())
+        {
+            let s = &report.status;
+            if report.changed {
+                let (profile, kind) = (s.profile.as_deref(), s.kind.as_deref());
+                if s.state == dtwin_schema::DriftState::Drift {
+                    warn!(?profile, ?kind, drifted = ?s.drifted, window = s.window, "live inputs drifted from the model's training reference");
+                } else {
+                    info!(?profile, ?kind, state = ?s.state, window = s.window, "drift status");
+                }
+            }
+            self.publish(report.publish).await?;
+        }
+        Ok(())
     }
 }

@@ -44,6 +44,8 @@ pub struct InferenceMetrics {
     pub drift_ks: FloatGaugeVec,
     /// `dtwin_inference_drift_window`: scored vectors in the drift window.
     pub drift_window: Gauge,
+    /// Vectors a quality, anomaly or rul model could not score (another feature set), by kind.
+    pub kind_mismatch: CounterVec,
 }
 
 /// The running model's labels for `model_info`.
@@ -75,6 +77,7 @@ impl InferenceMetrics {
             drift_state: GaugeVec::default(),
             drift_ks: FloatGaugeVec::default(),
             drift_window: Gauge::default(),
+            kind_mismatch: CounterVec::default(),
         };
         let r = registry;
         r.register(
@@ -131,6 +134,11 @@ impl InferenceMetrics {
             "inbox_depth",
             "Messages waiting in the MQTT inbox",
             m.inbox.clone(),
+        );
+        r.register(
+            "kind_mismatch",
+            "Vectors a quality, anomaly or rul model skipped (trained on another feature set), by kind",
+            m.kind_mismatch.clone(),
         );
         r.register(
             "drift_state",

@@ -68,10 +68,8 @@ pub fn load_model(source: &ModelSource, expected: &str) -> Result<ModelArtifact,
 pub fn check(bytes: &[u8], expected: &str) -> Result<ModelArtifact, Rejection> {
     let model = ModelArtifact::from_json(bytes)
         .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
-    // Remaining-useful-life models are not scored here yet: refuse them, keep the classifier.
-    model
-        .classifier()
-        .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
+    // This topic takes the failure classifier; the other kinds have models/{profile}/{kind}.
+    crate::kinds::only_classifier(&model)?;
     if model.feature_set_hash != expected {
         return Err(Rejection::new(
             RejectReason::BadModel,
@@ -102,7 +100,7 @@ mod tests {
     use dtwin_ml::{ForestParams, ForestRegressor, RegressorParams, TrainingMeta};
 
     #[test]
-    fn a_remaining_useful_life_model_is_refused_with_its_kind() {
+    fn a_model_of_another_kind_is_refused_with_its_topic() {
         let x = ndarray::Array2::from_shape_fn((30, 2), |(i, j)| (i + j) as f32);
         let y: Vec<f32> = (0..30).map(|i| (30 - i) as f32).collect();
         let params = RegressorParams {
@@ -128,9 +126,16 @@ mod tests {
         let e = check(&bytes, &a.feature_set_hash).unwrap_err();
         assert_eq!(e.reason, RejectReason::BadModel);
         assert!(
-            e.detail.contains("remaining-useful-life regressor"),
+            e.detail.contains("remaining-useful-life regressor")
+                && e.detail.contains("deploy it on models/milling/rul"),
             "{}",
             e.detail
         );
+        // A quality classifier has a forest, but not this topic's.
+        let q = ModelArtifact::from_json(SHIPPED_MODEL)
+            .unwrap()
+            .into_quality();
+        let e = check(&q.to_json(), &q.feature_set_hash).unwrap_err();
+        assert!(e.detail.contains("models/milling/quality"), "{}", e.detail);
     }
 }

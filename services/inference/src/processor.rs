@@ -8,21 +8,27 @@
 //! `models/{profile}` deploys that profile's model (see [`crate::profiles`]: vectors whose
 //! `profile` names another profile than milling are scored by it, or get a rules-only verdict
 //! until it comes). Every vector gives exactly one verdict or one dead letter, in input order.
+//! A payload on `models/{profile}/{kind}` deploys a quality, anomaly or rul model
+//! ([`crate::kinds`]), whose fields every later verdict of that profile carries.
 //! [`Processor::drift_status`] is the retained drift status the shell publishes on its tick
-//! (of the milling model: its training reference is milling's).
+//! (of the milling model: its training reference is milling's);
+//! [`Processor::kind_drift_statuses`] those of the other kinds' models, each against its own
+//! training reference.
 
 use crate::drift::{DriftConfig, DriftMonitor, Observed};
+use crate::kinds::KindModels;
 use crate::metrics::model_labels;
 use crate::model;
 use crate::profiles::{is_milling, rules_only, ProfileModels, CURRENT};
 use crate::scorer::{Scored, Scorer};
 use crate::SERVICE;
-use dtwin_ml::ModelArtifact;
+use dtwin_ml::{ModelArtifact, ModelKind};
 use dtwin_obs::Labels;
 use dtwin_schema::{
     from_json, to_json, DeadLetter, DriftState, DriftStatus, Features, Level, ModelRef,
     RejectReason, Rejection, RiskStatus, TopicKind, Topics,
 };
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// What the service loop does with an inbox message.
@@ -51,7 +57,12 @@ pub fn route(
     match topics.parse(topic) {
         Some((_, machine)) if !owns(machine) => Route::NotMine,
         Some((TopicKind::Features, _)) => Route::Features,
-        _ if topic == model_topic || topics.parse_model(topic).is_some() => Route::Model,
+        _ if topic == model_topic
+            || topics.parse_model(topic).is_some()
+            || topics.parse_model_kind(topic).is_some() =>
+        {
+            Route::Model
+        }
         _ => Route::Other,
     }
 }
@@ -163,6 +174,25 @@ pub enum Event {
         /// Its model now, if any.
         new: Option<ModelRef>,
     },
+    /// A profile's quality, anomaly or rul model was deployed, replaced or removed.
+    KindModel {
+        /// The profile.
+        profile: String,
+        /// The kind.
+        kind: ModelKind,
+        /// The model before, if any.
+        old: Option<ModelRef>,
+        /// The model now, if any.
+        new: Option<ModelRef>,
+    },
+    /// A vector of `profile` was of another feature set than its `kind` model: its verdict
+    /// has no field from that model.
+    KindMismatch {
+        /// The profile.
+        profile: String,
+        /// The kind.
+        kind: ModelKind,
+    },
     /// A deployed model was refused (a dead letter says why); the running one stays.
     Refused {
         /// Why.
@@ -230,6 +260,10 @@ pub struct Processor {
     drift_state: Option<DriftState>,
     /// The models of profiles other than milling.
     profile_models: ProfileModels,
+    /// Every profile's quality, anomaly and rul models.
+    kinds: KindModels,
+    /// A drift window per model in `kinds`, with its last reported state.
+    kind_drift: BTreeMap<(String, ModelKind), (DriftMonitor, Option<DriftState>)>,
 }
 
 impl Processor {
@@ -246,7 +280,14 @@ impl Processor {
             drift_service: config.drift_service,
             drift_state: None,
             profile_models: ProfileModels::default(),
+            kinds: KindModels::default(),
+            kind_drift: BTreeMap::new(),
         }
+    }
+
+    /// Every profile's quality, anomaly and rul models.
+    pub fn kind_models(&self) -> &KindModels {
+        &self.kinds
     }
 
     /// The models of profiles other than milling.
@@ -255,7 +296,9 @@ impl Processor {
     }
 
     fn is_model(&self, topic: &str) -> bool {
-        topic == self.model_topic || self.topics.parse_model(topic).is_some()
+        topic == self.model_topic
+            || self.topics.parse_model(topic).is_some()
+            || self.topics.parse_model_kind(topic).is_some()
     }
 
     /// The running model.
@@ -319,9 +362,84 @@ impl Processor {
         }
     }
 
+    /// The drift status of each quality, anomaly and rul model at `now`, against its own
+    /// training reference, to publish retained on `{prefix}/drift/{service}/{profile}/{kind}`.
+    pub fn kind_drift_statuses(&mut self, now: OffsetDateTime) -> Vec<DriftReport> {
+        let mut reports = Vec::with_capacity(self.kind_drift.len());
+        for ((profile, kind), (monitor, last)) in &mut self.kind_drift {
+            let Some(model) = self.kinds.get(profile, *kind) else {
+                continue;
+            };
+            let model_ref = ModelRef {
+                id: model.model_id.clone(),
+                version: model.version.clone(),
+            };
+            let mut status = monitor.status(&self.drift_service, model_ref, now);
+            status.profile = Some(profile.clone());
+            status.kind = Some(kind.as_str().to_owned());
+            let changed = last.replace(status.state) != Some(status.state);
+            reports.push(DriftReport {
+                publish: Outgoing::Drift {
+                    topic: self
+                        .topics
+                        .drift_kind(&self.drift_service, profile, kind.as_str()),
+                    payload: to_json(&status),
+                },
+                status,
+                changed,
+            });
+        }
+        reports
+    }
+
+    /// A model on `models/{profile}/{kind}`: deploy it (a fresh drift window against its
+    /// reference), remove it (an empty payload), or refuse it with a dead letter.
+    fn deployed_kind(
+        &mut self,
+        msg: Inbound<'_>,
+        (profile, kind): (&str, &str),
+        now: OffsetDateTime,
+        out: &mut Output,
+    ) {
+        // Milling's feature set is known here; another profile's is checked per vector.
+        let expected = (profile == crate::profiles::MILLING).then_some(self.expected.as_str());
+        match self.kinds.deploy(profile, kind, msg.payload, expected) {
+            Ok((None, None)) => {}
+            Ok((old, new)) => {
+                let kind = ModelKind::parse(kind).expect("deployed kinds parse");
+                let key = (profile.to_owned(), kind);
+                match self.kinds.get(profile, kind) {
+                    Some(m) => {
+                        let monitor = DriftMonitor::new(m.reference.clone(), *self.drift.config());
+                        self.kind_drift.insert(key, (monitor, None));
+                    }
+                    None => {
+                        self.kind_drift.remove(&key);
+                    }
+                }
+                out.events.push(Event::KindModel {
+                    profile: profile.to_owned(),
+                    kind,
+                    old,
+                    new,
+                });
+            }
+            Err(rejection) => {
+                out.events.push(Event::Refused {
+                    rejection: rejection.clone(),
+                });
+                self.dead_letter(msg, rejection, now, out);
+            }
+        }
+    }
+
     /// A model published on `models/current`: swap to it, or refuse it with a dead letter;
-    /// on `models/{profile}`: that profile's model.
+    /// on `models/{profile}`: that profile's model; on `models/{profile}/{kind}`: one of its
+    /// other kinds.
     fn deployed(&mut self, msg: Inbound<'_>, now: OffsetDateTime, out: &mut Output) {
+        if let Some(pk) = self.topics.parse_model_kind(msg.topic) {
+            return self.deployed_kind(msg, pk, now, out);
+        }
         let segment = self.topics.parse_model(msg.topic).unwrap_or(CURRENT);
         if segment != CURRENT {
             match self.profile_models.deploy(segment, msg.payload) {
@@ -400,6 +518,7 @@ impl Processor {
             .collect::<Vec<_>>()
             .into_iter();
         let mut verdicts = self.scorer.score_batch(&milling, now).into_iter();
+        let (mut milling_f, mut others_f) = (milling.iter(), others.iter());
         let mut other_verdicts = others
             .iter()
             .map(|f| self.score_profile(f, now))
@@ -412,20 +531,25 @@ impl Processor {
                 // outcomes are exactly the parsed ones.
                 None if kinds.next() == Some(true) => {
                     let window_len = window_lens.next().unwrap_or(0);
+                    let f = milling_f.next().expect("one milling vector per verdict");
                     verdicts
                         .next()
                         .expect("one verdict per milling vector")
-                        .map(|(risk, scored)| (risk, Some((scored, window_len))))
+                        .map(|(risk, scored)| (f, risk, Some((scored, window_len))))
                 }
                 // Other profiles stay out of the drift window (the reference is the
                 // milling model's).
-                None => other_verdicts
-                    .next()
-                    .expect("one verdict per profile vector")
-                    .map(|(risk, _)| (risk, None)),
+                None => {
+                    let f = others_f.next().expect("one profile vector per verdict");
+                    other_verdicts
+                        .next()
+                        .expect("one verdict per profile vector")
+                        .map(|(risk, _)| (f, risk, None))
+                }
             };
             match verdict {
-                Ok((risk, scored)) => {
+                Ok((f, mut risk, scored)) => {
+                    self.insights(f, &mut risk, out);
                     // Other profiles are left out (the reference is the milling model's);
                     // the monitor keeps only warm vectors (full windows) in its window.
                     if let Some((scored, window_len)) = scored {
@@ -450,6 +574,42 @@ impl Processor {
                 }
                 Err(rejection) => self.dead_letter(*msg, rejection, now, out),
             }
+        }
+    }
+
+    /// Adds the profile's quality, anomaly and rul fields to `risk`, and feeds each model's
+    /// drift window (warm vectors only, as for the classifier).
+    fn insights(&mut self, f: &Features, risk: &mut dtwin_schema::Risk, out: &mut Output) {
+        if self.kinds.is_empty() {
+            return;
+        }
+        let done = self.kinds.annotate(f, risk);
+        let profile = f.profile.as_deref().unwrap_or(crate::profiles::MILLING);
+        for kind in done.mismatched {
+            out.events.push(Event::KindMismatch {
+                profile: profile.to_owned(),
+                kind,
+            });
+        }
+        for (kind, row) in done.rows {
+            let Some((monitor, _)) = self.kind_drift.get_mut(&(profile.to_owned(), kind)) else {
+                continue;
+            };
+            let i = &risk.insights;
+            let output = match kind {
+                ModelKind::Quality => i.quality_risk,
+                ModelKind::Anomaly => i.anomaly,
+                ModelKind::Rul => i.rul.as_ref().map(|r| r.value),
+                ModelKind::Classifier => None,
+            };
+            monitor.observe(Observed {
+                machine: risk.machine_id.as_str(),
+                source_ts: risk.source_ts,
+                window_len: f.window_len,
+                cold: f.cold,
+                row: &row,
+                probability: output.unwrap_or(f64::NAN),
+            });
         }
     }
 
@@ -498,380 +658,5 @@ fn model_ref(m: &ModelArtifact) -> ModelRef {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rules::RuleSet;
-    use crate::SHIPPED_MODEL;
-    use dtwin_schema::{MachineId, Risk};
-    use dtwin_twin_sim::{Machine, SimConfig};
-    use dtwin_windows::{feature_set, MachineWindow, WindowConfig};
-    use proptest::prelude::*;
-    use std::sync::Arc;
-    use time::Duration;
-
-    fn epoch() -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap()
-    }
-
-    fn scorer(model: &[u8]) -> Scorer {
-        let model = ModelArtifact::from_json(model).unwrap();
-        let rules = RuleSet::default_for(&model.feature_names).unwrap();
-        Scorer::new(Arc::new(model), Arc::new(rules))
-    }
-
-    fn processor_with(drift: DriftConfig) -> Processor {
-        let (_, expected) = feature_set(&WindowConfig::default());
-        let config = ProcessorConfig {
-            expected,
-            rules_text: crate::rules::expand_windows(
-                crate::DEFAULT_RULES,
-                &WindowConfig::default(),
-            ),
-            drift,
-            drift_service: SERVICE.to_owned(),
-        };
-        Processor::new(Topics::default(), scorer(SHIPPED_MODEL), config)
-    }
-
-    fn processor() -> Processor {
-        processor_with(DriftConfig::default())
-    }
-
-    /// `n` feature vectors of twin machine `machine`, the way the feature service computes
-    /// them (the first ones on a cold window).
-    fn vectors(machine: usize, n: usize) -> Vec<Features> {
-        let cfg = WindowConfig::default();
-        let (names, hash) = feature_set(&cfg);
-        let mut m = Machine::new(machine, 8, &SimConfig::default());
-        let mut w = MachineWindow::new(&cfg);
-        (0..n)
-            .map(|_| {
-                let r = m.step();
-                let t = r.to_telemetry(m.id(), epoch() + Duration::seconds(r.seq as i64));
-                w.update(&t).to_message(&names, &hash, &t, t.ts)
-            })
-            .collect()
-    }
-
-    /// (topic, payload) of a features message.
-    fn wire(f: &Features) -> (String, Vec<u8>) {
-        (Topics::default().features(&f.machine_id), to_json(f))
-    }
-
-    fn inbound(msgs: &[(String, Vec<u8>)]) -> Vec<Inbound<'_>> {
-        msgs.iter().map(|(t, p)| Inbound::new(t, p)).collect()
-    }
-
-    fn later() -> OffsetDateTime {
-        epoch() + Duration::hours(1)
-    }
-
-    fn risk(o: &Outgoing) -> Risk {
-        match o {
-            Outgoing::Verdict { payload, .. } => from_json(payload).unwrap(),
-            other => panic!("not a verdict: {other:?}"),
-        }
-    }
-
-    fn dead_letter(o: &Outgoing) -> DeadLetter {
-        match o {
-            Outgoing::DeadLetter {
-                payload, rejection, ..
-            } => {
-                let dl: DeadLetter = from_json(payload).unwrap();
-                assert_eq!(dl.reason, rejection.reason);
-                dl
-            }
-            other => panic!("not a dead letter: {other:?}"),
-        }
-    }
-
-    /// The shipped model under another version (same features: it fits).
-    fn redeployed(version: &str) -> Vec<u8> {
-        let mut m = ModelArtifact::from_json(SHIPPED_MODEL).unwrap();
-        m.version = version.to_owned();
-        m.to_json()
-    }
-
-    #[test]
-    fn routes_by_topic_and_ownership() {
-        let p = processor();
-        let t = Topics::default();
-        let id = MachineId::parse("m-1").unwrap();
-        let mine = |_: &str| true;
-        let theirs = |_: &str| false;
-        assert_eq!(p.route(&t.features(&id), mine), Route::Features);
-        assert_eq!(p.route(&t.features(&id), theirs), Route::NotMine);
-        assert_eq!(p.route(&t.telemetry(&id), theirs), Route::NotMine);
-        assert_eq!(p.route(&t.telemetry(&id), mine), Route::Other);
-        assert_eq!(p.route(&t.model_current(), theirs), Route::Model);
-        assert_eq!(p.route("elsewhere/x", mine), Route::Other);
-    }
-
-    #[test]
-    fn a_valid_vector_gives_one_verdict_on_its_risk_topic() {
-        let mut p = processor();
-        let f = vectors(0, 70).pop().unwrap();
-        let msgs = [wire(&f)];
-        let out = p.handle(&inbound(&msgs), later());
-        assert_eq!(out.events, vec![Event::Batch { messages: 1 }]);
-        assert_eq!(out.publishes.len(), 1);
-        let o = &out.publishes[0];
-        assert_eq!(
-            o.topic(),
-            format!("dtwin/v1/machines/{}/risk", f.machine_id)
-        );
-        assert!(!o.retained());
-        let r = risk(o);
-        assert_eq!(
-            (&r.machine_id, r.seq, r.ts),
-            (&f.machine_id, f.seq, later())
-        );
-        let Outgoing::Verdict {
-            status,
-            level,
-            cold,
-            age,
-            ..
-        } = o
-        else {
-            unreachable!()
-        };
-        assert_eq!((*status, *level, *cold), (r.status, r.level, f.cold));
-        assert_eq!(*age, Some((later() - f.source_ts).as_seconds_f64()));
-        // The verdict is the scorer's, exactly.
-        assert_eq!(r, scorer(SHIPPED_MODEL).score(&f, later()).unwrap());
-    }
-
-    #[test]
-    fn telemetry_from_the_future_has_no_age() {
-        let mut p = processor();
-        let f = vectors(0, 1).pop().unwrap();
-        let out = p.handle(&inbound(&[wire(&f)]), epoch() - Duration::hours(1));
-        assert!(matches!(
-            out.publishes[0],
-            Outgoing::Verdict { age: None, .. }
-        ));
-    }
-
-    #[test]
-    fn bad_vectors_give_one_dead_letter_and_no_verdict() {
-        let mut p = processor();
-        let mut foreign = vectors(1, 1).pop().unwrap();
-        foreign.feature_set = "other".to_owned();
-        let (topic, _) = wire(&foreign);
-        let cases = [
-            (b"{not json".to_vec(), RejectReason::WrongType),
-            (
-                b"{\"schema\":\"dtwin.features.v1\"}".to_vec(),
-                RejectReason::WrongType,
-            ),
-            (to_json(&foreign), RejectReason::FeatureSetMismatch),
-        ];
-        for (payload, reason) in cases {
-            let msgs = [(topic.clone(), payload.clone())];
-            let out = p.handle(&inbound(&msgs), later());
-            assert_eq!(out.publishes.len(), 1, "{reason:?}");
-            let o = &out.publishes[0];
-            assert_eq!(o.topic(), "dtwin/v1/deadletter/inference");
-            let dl = dead_letter(o);
-            assert_eq!((dl.reason, &dl.topic, dl.ts), (reason, &topic, later()));
-            assert_eq!(dl.payload_bytes, payload.len());
-        }
-        assert_eq!(
-            p.drift_window(),
-            0,
-            "nothing rejected reaches the drift window"
-        );
-    }
-
-    #[test]
-    fn a_matching_model_swaps_and_restarts_the_drift_window() {
-        let mut p = processor();
-        let warm: Vec<_> = vectors(2, 80).iter().skip(60).map(wire).collect();
-        p.handle(&inbound(&warm), later());
-        assert_eq!(p.drift_window(), 20);
-        let before = p.model().version.clone();
-        let model = [(Topics::default().model_current(), redeployed("v-next"))];
-        let out = p.handle(&inbound(&model), later());
-        assert!(out.publishes.is_empty());
-        let [Event::Swapped { old, new, labels }] = &out.events[..] else {
-            panic!("{:?}", out.events)
-        };
-        assert_eq!((&old.version, new.version.as_str()), (&before, "v-next"));
-        assert_eq!(labels, &p.model_labels());
-        assert_eq!(p.model().version, "v-next");
-        assert_eq!(p.drift_window(), 0);
-        let out = p.handle(&inbound(&warm[..1]), later());
-        assert_eq!(risk(&out.publishes[0]).model.version, "v-next");
-    }
-
-    #[test]
-    fn a_mismatching_model_is_refused_and_the_old_one_kept() {
-        let mut p = processor();
-        let warm: Vec<_> = vectors(3, 70).iter().skip(60).map(wire).collect();
-        p.handle(&inbound(&warm), later());
-        let before = p.model().version.clone();
-        let mut other = ModelArtifact::from_json(SHIPPED_MODEL).unwrap();
-        other.feature_set_hash = "another-set".to_owned();
-        other.version = "v-other".to_owned();
-        let topic = Topics::default().model_current();
-        for payload in [other.to_json(), b"{\"not\":\"a model\"}".to_vec()] {
-            let msgs = [(topic.clone(), payload)];
-            let out = p.handle(&inbound(&msgs), later());
-            let [Event::Refused { rejection }] = &out.events[..] else {
-                panic!("{:?}", out.events)
-            };
-            assert_eq!(rejection.reason, RejectReason::BadModel);
-            assert_eq!(out.publishes.len(), 1);
-            let dl = dead_letter(&out.publishes[0]);
-            assert_eq!(
-                (dl.reason, dl.topic.as_str()),
-                (RejectReason::BadModel, topic.as_str())
-            );
-        }
-        assert_eq!(p.model().version, before);
-        assert_eq!(
-            p.drift_window(),
-            10,
-            "a refused model keeps the drift window"
-        );
-        let out = p.handle(&inbound(&warm[..1]), later());
-        assert_eq!(risk(&out.publishes[0]).model.version, before);
-    }
-
-    #[test]
-    fn an_empty_retained_model_is_ignored() {
-        let mut p = processor();
-        let msgs = [(Topics::default().model_current(), Vec::new())];
-        assert_eq!(p.handle(&inbound(&msgs), later()), Output::default());
-    }
-
-    #[test]
-    fn a_model_inside_a_run_applies_to_the_vectors_after_it() {
-        let mut p = processor();
-        let v: Vec<_> = vectors(4, 64).iter().skip(60).map(wire).collect();
-        let msgs = vec![
-            v[0].clone(),
-            v[1].clone(),
-            (Topics::default().model_current(), redeployed("v2")),
-            v[2].clone(),
-            v[3].clone(),
-        ];
-        let out = p.handle(&inbound(&msgs), later());
-        let sizes: Vec<_> = out
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Batch { messages } => Some(*messages),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(sizes, vec![2, 2]);
-        assert_eq!(out.scored_messages(), 4);
-        let versions: Vec<_> = out
-            .publishes
-            .iter()
-            .map(|o| risk(o).model.version)
-            .collect();
-        assert_eq!(versions[2..], ["v2", "v2"]);
-        assert_ne!(versions[0], "v2");
-    }
-
-    #[test]
-    fn drift_status_is_reported_once_enough_warm_vectors_are_scored() {
-        let cfg = DriftConfig {
-            min_samples: 30,
-            ..DriftConfig::default()
-        };
-        let mut p = processor_with(cfg);
-        let first = p.drift_status(later());
-        assert!(first.changed);
-        assert_eq!(first.status.state, DriftState::WarmingUp);
-        assert!(first.publish.retained());
-        assert_eq!(first.publish.topic(), "dtwin/v1/drift/inference");
-        assert!(!p.drift_status(later()).changed, "same state, no change");
-        // Only warm vectors (a full long window, 60 readings) are counted: not the cold ones,
-        // nor those of a window still filling.
-        let all = vectors(5, 200);
-        let warm = all.iter().filter(|f| !f.cold && f.window_len >= 60).count();
-        assert_eq!(warm, 141);
-        let msgs: Vec<_> = all.iter().map(wire).collect();
-        p.handle(&inbound(&msgs), later());
-        assert_eq!(p.drift_window(), warm);
-        let report = p.drift_status(later());
-        assert!(report.changed);
-        assert!(matches!(
-            report.status.state,
-            DriftState::Ok | DriftState::Drift
-        ));
-        assert_eq!(report.status.window, warm as u64);
-        assert!(report.status.risk.is_some());
-        let (_, payload) = report.publish.into_parts();
-        let published: DriftStatus = from_json(&payload).unwrap();
-        assert_eq!(published, report.status);
-    }
-
-    /// A vector, or garbage of some kind.
-    #[derive(Debug, Clone)]
-    enum Input {
-        Vector(usize),
-        NotJson(Vec<u8>),
-        ForeignSet(usize),
-    }
-
-    fn input() -> impl Strategy<Value = Input> {
-        prop_oneof![
-            6 => (0..40usize).prop_map(Input::Vector),
-            1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Input::NotJson),
-            1 => (0..40usize).prop_map(Input::ForeignSet),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
-        /// N vectors interleaved with garbage give exactly N verdicts, in input order, and one
-        /// dead letter per bad input, in its place; scoring them as one batch publishes the
-        /// same bytes as one at a time.
-        #[test]
-        fn interleaved_garbage_never_costs_a_verdict(inputs in proptest::collection::vec(input(), 0..30)) {
-            thread_local! { static POOL: Vec<Features> = vectors(6, 40); }
-            let msgs: Vec<(String, Vec<u8>)> = POOL.with(|pool| {
-                inputs
-                    .iter()
-                    .map(|i| match i {
-                        Input::Vector(k) => wire(&pool[*k]),
-                        Input::NotJson(bytes) => (wire(&pool[0]).0, [b"#".as_slice(), bytes].concat()),
-                        Input::ForeignSet(k) => {
-                            let mut f = pool[*k].clone();
-                            f.feature_set = "foreign".to_owned();
-                            wire(&f)
-                        }
-                    })
-                    .collect()
-            });
-            let mut batched = processor();
-            let together = batched.handle(&inbound(&msgs), later());
-            let batches = if msgs.is_empty() { vec![] } else { vec![Event::Batch { messages: msgs.len() }] };
-            prop_assert_eq!(together.events.clone(), batches);
-            prop_assert_eq!(together.publishes.len(), inputs.len());
-            let mut alone = processor();
-            for (i, (input, out)) in inputs.iter().zip(&together.publishes).enumerate() {
-                let one = alone.handle(&inbound(&msgs[i..=i]), later());
-                prop_assert_eq!(&one.publishes, &vec![out.clone()], "bit-identical to one at a time");
-                match input {
-                    Input::Vector(k) => {
-                        let r = risk(out);
-                        let expected = POOL.with(|pool| (pool[*k].machine_id.clone(), pool[*k].seq));
-                        prop_assert_eq!((r.machine_id, r.seq), expected);
-                    }
-                    Input::NotJson(_) => prop_assert_eq!(dead_letter(out).reason, RejectReason::WrongType),
-                    Input::ForeignSet(_) => {
-                        prop_assert_eq!(dead_letter(out).reason, RejectReason::FeatureSetMismatch);
-                    }
-                }
-            }
-            prop_assert_eq!(batched.drift_window(), alone.drift_window());
-        }
-    }
-}
+#[path = "processor_tests.rs"]
+mod tests;

@@ -73,10 +73,8 @@ impl ProfileModels {
         }
         let model = ModelArtifact::from_json(payload)
             .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
-        // Remaining-useful-life models are not scored here yet: refuse them, keep the classifier.
-        model
-            .classifier()
-            .map_err(|e| Rejection::new(RejectReason::BadModel, e.to_string()))?;
+        // This topic takes the failure classifier; the other kinds have models/{profile}/{kind}.
+        crate::kinds::only_classifier(&model)?;
         let new = model_ref(&model);
         let scorer = Scorer::new(Arc::new(model), Arc::new(RuleSet::none()));
         let old = self
@@ -240,7 +238,8 @@ mod tests {
         for (topic, want) in [
             ("dtwin/v1/models/current", Route::Model),
             ("dtwin/v1/models/pump", Route::Model),
-            ("dtwin/v1/models/a/b", Route::Other),
+            ("dtwin/v1/models/a/b", Route::Model),
+            ("dtwin/v1/models/a/b/c", Route::Other),
             (FEATURES_TOPIC, Route::Features),
         ] {
             assert_eq!(p.route(topic, |_| true), want, "{topic}");

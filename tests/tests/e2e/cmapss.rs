@@ -6,13 +6,22 @@
 //! nearest failure (by NASA's true remaining life) end AT_RISK with an alert e-mail in the
 //! outbox; the three farthest from it end HEALTHY without one.
 //!
+//! Beside the classifier (issue 19), a remaining-useful-life forest (capped at 125 cycles) and
+//! an Isolation Forest trained on each training engine's first 50 cycles as healthy are
+//! deployed retained on `models/cmapss_fd001/rul` and `models/cmapss_fd001/anomaly`: every
+//! verdict carries `rul` with its interval and `anomaly`, and the engines nearest failure
+//! get less remaining life and higher anomaly scores than the farthest.
+//!
 //! The data set is not in the repository: the test finds it at `$CMAPSS_DIR` or
 //! `../shared/datasets/cmapss` and says so and passes when it is absent (a fresh clone).
 
 use dtwin_bus::{BusConfig, QoS};
-use dtwin_ml::ForestParams;
+use dtwin_ml::{
+    threshold_for_rate, AnomalyMeta, ForestParams, IsolationForest, IsolationParams, ModelArtifact,
+    RegressorParams, TrainingMeta,
+};
 use dtwin_pipeline::plant::{self, Columns, Event, Horizon};
-use dtwin_pipeline::{train_on, TrainSpec};
+use dtwin_pipeline::{rul as rul_model, train_on, TrainSpec};
 use dtwin_schema::{from_json, Risk, RiskStatus};
 use dtwin_tests::harness::{self, Recorder};
 use std::collections::BTreeMap;
@@ -100,11 +109,52 @@ async fn test_engines_nearest_failure_are_at_risk_with_an_alert_e_mail() {
         report.roc_auc, model.threshold
     );
 
+    // Remaining useful life: every training engine runs to failure, the target is capped at 125.
+    let rul_data = rul_model::dataset(&train, &profile, &events, 125.0, true);
+    let rul_spec = rul_model::RulSpec {
+        model_id: "cmapss-rul-e2e".into(),
+        version: "1".into(),
+        source: "train_FD001".into(),
+        recipe: plant::recipe(PROFILE, &columns, Horizon::Readings(125)),
+        params: RegressorParams {
+            n_trees: 30,
+            ..RegressorParams::default()
+        },
+    };
+    let (rul_artifact, _) = rul_model::train(&rul_data, &rul_spec, &|| {}).unwrap();
+    // Anomaly: an Isolation Forest on each engine's first 50 cycles, anomalous above the
+    // score 1 % of those healthy rows reach.
+    let healthy: Vec<usize> = (0..data.y.len()).filter(|&i| data.step[i] < 50).collect();
+    let (x_healthy, _) = data.select(&healthy);
+    let iso_params = IsolationParams::default();
+    let iso = IsolationForest::fit(x_healthy.view(), &iso_params, &|| {}).unwrap();
+    let threshold = threshold_for_rate(&iso.score(x_healthy.view()), 0.01).unwrap();
+    let anomaly = ModelArtifact::new_anomaly(
+        "cmapss-iforest-e2e",
+        data.names.clone(),
+        f64::from(threshold),
+        "unlike the first 50 cycles",
+        TrainingMeta {
+            rows: healthy.len(),
+            positives: 0,
+            params: ForestParams::default(),
+            source: "train_FD001, cycles 1-50".into(),
+            seconds: 0.0,
+        },
+        AnomalyMeta {
+            healthy: "each engine's first 50 cycles".into(),
+            rate: 0.01,
+            params: iso_params,
+        },
+        iso,
+    );
+
     // The stack.
     let outbox = tempfile::tempdir().unwrap();
     let broker = harness::embedded_broker();
     let stop = CancellationToken::new();
     let recorder = Recorder::start(&broker, "dtwin/v1/machines/+/risk").await;
+    let drift = Recorder::start(&broker, "dtwin/v1/drift/#").await;
     let mut feature = dtwin_feature::FeatureConfig::new(broker.clone());
     feature.profiles.push(profile.clone());
     let mut alerter = dtwin_alerter::AlerterConfig::new(broker.clone());
@@ -133,6 +183,18 @@ async fn test_engines_nearest_failure_are_at_risk_with_an_alert_e_mail() {
         )
         .await
         .unwrap();
+    for (kind, artifact) in [("rul", &rul_artifact), ("anomaly", &anomaly)] {
+        publisher
+            .client
+            .publish(
+                format!("dtwin/v1/models/cmapss_fd001/{kind}"),
+                QoS::AtLeastOnce,
+                true,
+                artifact.to_json(),
+            )
+            .await
+            .unwrap();
+    }
 
     // The test engines: the three nearest failure and the three farthest from it.
     let rul: Vec<u32> = read("RUL_FD001.txt")
@@ -198,7 +260,21 @@ async fn test_engines_nearest_failure_are_at_risk_with_an_alert_e_mail() {
         let r: Risk = from_json(&m.payload).unwrap();
         assert_eq!(r.profile.as_deref(), Some("cmapss_fd001"));
         assert_eq!(r.model.id, "cmapss-e2e", "scored by the deployed model");
-        println!("{machine}: p = {:.3}, {:?}", r.probability, r.status);
+        let life = r.insights.rul.as_ref().expect("every verdict carries rul");
+        assert!(life.low <= life.value && life.value <= life.high && life.unit == "cycles");
+        assert!(r.insights.anomaly.is_some() && r.insights.anomalous.is_some());
+        assert_eq!(r.insights.models["rul"].id, "cmapss-rul-e2e");
+        assert_eq!(r.insights.models["anomaly"].id, "cmapss-iforest-e2e");
+        println!(
+            "{machine}: p = {:.3}, {:?}, rul {:.0} [{:.0}, {:.0}], anomaly {:.3} ({})",
+            r.probability,
+            r.status,
+            life.value,
+            life.low,
+            life.high,
+            r.insights.anomaly.unwrap(),
+            r.insights.anomalous.unwrap()
+        );
         verdicts.insert(machine.clone(), r);
     }
     for unit in &near {
@@ -219,6 +295,42 @@ async fn test_engines_nearest_failure_are_at_risk_with_an_alert_e_mail() {
             rul[unit - 1]
         );
     }
+    // The regressor and the anomaly score rank the engines as their true remaining life does.
+    let of = |units: &[usize], f: &dyn Fn(&Risk) -> f64| -> Vec<f64> {
+        units
+            .iter()
+            .map(|u| f(&verdicts[&format!("engine-{u:03}")]))
+            .collect()
+    };
+    let life = |r: &Risk| r.insights.rul.as_ref().unwrap().value;
+    let score = |r: &Risk| r.insights.anomaly.unwrap();
+    let max = |v: Vec<f64>| v.into_iter().fold(f64::MIN, f64::max);
+    let min = |v: Vec<f64>| v.into_iter().fold(f64::MAX, f64::min);
+    assert!(
+        max(of(&near, &life)) < min(of(&far, &life)),
+        "rul near {:?} vs far {:?}",
+        of(&near, &life),
+        of(&far, &life)
+    );
+    assert!(
+        min(of(&near, &score)) > max(of(&far, &score)),
+        "anomaly near {:?} vs far {:?}",
+        of(&near, &score),
+        of(&far, &score)
+    );
+    assert!(recorder.assert_contract() > 0);
+    // Each kind's drift status is published on its own topic.
+    for kind in ["rul", "anomaly"] {
+        let topic = format!("dtwin/v1/drift/inference/cmapss_fd001/{kind}");
+        assert!(
+            drift
+                .wait_for(Duration::from_secs(20), |m| m.topic == topic)
+                .await
+                .is_some(),
+            "no drift status on {topic}"
+        );
+    }
+    assert!(drift.assert_contract() > 0);
     // An alert e-mail for each engine nearest failure, none for the others.
     for unit in &near {
         let name = format!("engine-{unit:03}");

@@ -6,9 +6,9 @@
 use dtwin_schema::telemetry::SENSOR_SPECS;
 use dtwin_schema::{
     feature_set_hash, to_json, Action, AlertEvent, AlertEventKind, DeadLetter, DriftScore,
-    DriftState, DriftStatus, Factor, FailureMode, Features, Level, MachineId, MachineStatus,
-    ModelRef, Presence, ProductType, RejectReason, Risk, RiskStatus, Telemetry, Topics,
-    ALERT_SCHEMA, DRIFT_SCHEMA, FEATURES_SCHEMA, RISK_SCHEMA, STATUS_SCHEMA,
+    DriftState, DriftStatus, Factor, FailureMode, Features, Insights, Level, MachineId,
+    MachineStatus, ModelRef, Presence, ProductType, RejectReason, Risk, RiskStatus, RulEstimate,
+    Telemetry, Topics, ALERT_SCHEMA, DRIFT_SCHEMA, FEATURES_SCHEMA, RISK_SCHEMA, STATUS_SCHEMA,
 };
 use dtwin_tests::contract::{Contract, MODEL, SCHEMAS, TELEMETRY_V2};
 use serde_json::{json, Value};
@@ -126,7 +126,34 @@ fn risk() -> Risk {
         cold: false,
         latest: BTreeMap::from([("vibration_mm_s".to_owned(), 8.7)]),
         profile: Some("pump".into()),
-        insights: Default::default(),
+        insights: Insights {
+            quality_risk: Some(0.31),
+            quality_at_risk: Some(false),
+            anomaly: Some(0.71),
+            anomalous: Some(true),
+            rul: Some(RulEstimate {
+                value: 42.5,
+                low: 20.0,
+                high: 61.0,
+                unit: "cycles".into(),
+            }),
+            models: BTreeMap::from([
+                (
+                    "anomaly".to_owned(),
+                    ModelRef {
+                        id: "pump-iforest".into(),
+                        version: "1".into(),
+                    },
+                ),
+                (
+                    "quality".to_owned(),
+                    ModelRef {
+                        id: "pump-quality".into(),
+                        version: "3".into(),
+                    },
+                ),
+            ]),
+        },
     }
 }
 
@@ -490,17 +517,30 @@ fn risk_with_actions_and_factors_validates() {
     assert_eq!(keys(&to_value(&r)), properties(&c, "risk"));
     let milling = Risk {
         profile: None,
+        insights: Insights::default(),
         ..risk()
     };
     assert_valid(&c, &topic, &to_json(&milling), "risk");
     assert_eq!(
         keys(&to_value(&milling)),
         required(&c, "risk"),
-        "every field but profile is required; milling leaves it out"
+        "every field but profile and the other kinds' fields is required; a milling verdict with no other model leaves them out"
     );
-    let mut bad = to_value(&r);
-    bad["profile"] = json!("a/b");
-    assert_invalid(&c, &topic, bad.to_string().as_bytes());
+    for (field, value) in [
+        ("profile", json!("a/b")),
+        ("quality_risk", json!(1.5)),
+        ("anomaly", json!(-0.1)),
+        (
+            "rul",
+            json!({"value": 3.0, "low": 1.0, "high": 5.0, "unit": "furlongs"}),
+        ),
+        ("rul", json!({"value": 3.0, "low": 1.0})),
+        ("models", json!({"failure": {"id": "x", "version": "1"}})),
+    ] {
+        let mut bad = to_value(&r);
+        bad[field] = value;
+        assert_invalid(&c, &topic, bad.to_string().as_bytes());
+    }
     let healthy = Risk {
         probability: 0.0,
         status: RiskStatus::Healthy,
@@ -660,6 +700,13 @@ fn model_topic_takes_a_model_artifact_object() {
     assert_invalid(&c, &topic, br#"{"schema":"dtwin.model.v0"}"#);
     assert_invalid(&c, &topic, br#"["dtwin.model.v1"]"#);
     assert_invalid(&c, &topic, b"not json");
+    // On `models/{profile}/{kind}` the artifact is of the topic's kind.
+    let rul_topic = topics().model_kind("pump", "rul");
+    let rul = br#"{"schema":"dtwin.model.v1","kind":"rul"}"#;
+    assert_eq!(c.check(&rul_topic, rul), Ok(MODEL));
+    let why = assert_invalid(&c, &topics().model_kind("pump", "anomaly"), rul);
+    assert!(why.contains("is not the topic's"), "{why}");
+    assert_invalid(&c, &rul_topic, artifact);
 }
 
 #[test]
@@ -806,6 +853,8 @@ fn drift_status(state: DriftState) -> DriftStatus {
             score("vibration_mm_s", 0.7, true),
             score("temperature_c", 0.01, false),
         ],
+        profile: None,
+        kind: None,
     }
 }
 
@@ -821,8 +870,24 @@ fn drift_status_validates_on_its_topic() {
     ] {
         let d = drift_status(state);
         assert_valid(&c, &topic, &to_json(&d), "drift");
-        assert_eq!(keys(&to_value(&d)), properties(&c, "drift"));
+        let mut classifier_fields = properties(&c, "drift");
+        classifier_fields.retain(|k| k != "profile" && k != "kind");
+        assert_eq!(keys(&to_value(&d)), classifier_fields);
     }
+    let kind_topic = topics().drift_kind("inference", "pump", "anomaly");
+    let of_kind = DriftStatus {
+        profile: Some("pump".into()),
+        kind: Some("anomaly".into()),
+        ..drift_status(DriftState::Ok)
+    };
+    assert_valid(&c, &kind_topic, &to_json(&of_kind), "drift");
+    assert_eq!(keys(&to_value(&of_kind)), properties(&c, "drift"));
+    // The status names its topic's profile and kind, and the classifier's names neither.
+    let other = topics().drift_kind("inference", "press", "anomaly");
+    assert!(assert_invalid(&c, &other, &to_json(&of_kind)).contains("profile"));
+    let classifier = to_json(&drift_status(DriftState::Ok));
+    assert!(assert_invalid(&c, &kind_topic, &classifier).contains("profile"));
+    assert!(assert_invalid(&c, &topic, &to_json(&of_kind)).contains("profile"));
     let bare = DriftStatus {
         risk: None,
         ..drift_status(DriftState::NoReference)
@@ -997,8 +1062,11 @@ fn unknown_topics_have_no_schema() {
         "dtwin/v1/deadletter/",
         "dtwin/v1/deadletter/a/b",
         "dtwin/v1/publishers/x/y/status",
-        // `models/{profile}` is any profile's model; deeper is nothing.
+        // `models/{profile}` is any profile's model, `models/{profile}/{kind}` one of the three
+        // kinds; anything else is nothing.
         "dtwin/v1/models/pump/previous",
+        "dtwin/v1/models/pump/rul/1",
+        "dtwin/v1/drift/inference/pump/previous",
         "dtwin/v1/models/",
         "dtwin/v1/control",
     ] {

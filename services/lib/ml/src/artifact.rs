@@ -52,7 +52,7 @@ pub enum ArtifactError {
     Reference(ReferenceError),
     /// The model is of another kind than the caller needs (a remaining-useful-life regressor
     /// where a failure classifier is expected, or the other way round).
-    #[error("model {model_id} is a {found}, not a {expected}")]
+    #[error("model {model_id} is {found}, not {expected}")]
     Kind {
         /// The model's id.
         model_id: String,
@@ -79,7 +79,9 @@ pub enum ArtifactError {
 }
 
 /// What a model predicts. Artifacts written before kinds existed are classifiers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     /// The failure classifier: a probability that a failure follows within the horizon
@@ -126,10 +128,10 @@ impl ModelKind {
 impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Classifier => "failure classifier (kind classifier)",
-            Self::Quality => "quality (NOK) classifier (kind quality)",
-            Self::Anomaly => "anomaly detector (kind anomaly)",
-            Self::Rul => "remaining-useful-life regressor (kind rul)",
+            Self::Classifier => "a failure classifier (kind classifier)",
+            Self::Quality => "a quality (NOK) classifier (kind quality)",
+            Self::Anomaly => "an anomaly detector (kind anomaly)",
+            Self::Rul => "a remaining-useful-life regressor (kind rul)",
         })
     }
 }
@@ -465,7 +467,7 @@ impl ModelArtifact {
     fn clf(&self) -> &Forest {
         self.forest.as_ref().unwrap_or_else(|| {
             panic!(
-                "model {} is a {}: check ModelArtifact::classifier() before scoring it as a classifier",
+                "model {} is {}: check ModelArtifact::classifier() before scoring it as a classifier",
                 self.model_id, self.kind
             )
         })

@@ -450,6 +450,15 @@ pub struct DriftStatus {
     pub risk: Option<DriftScore>,
     /// The worst-scoring features (at most 10), worst first.
     pub features: Vec<DriftScore>,
+    /// The profile of the model watched, for a quality, anomaly or rul model (absent: the
+    /// failure classifier of milling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The kind of the model watched (`quality`, `anomaly`, `rul`; absent: the failure
+    /// classifier). Its `risk` score is then of the model's output: the quality risk, the
+    /// anomaly score or the predicted remaining life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// An operator's silence (`dtwin.silence.v1`), retained on

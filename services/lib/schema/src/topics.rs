@@ -14,6 +14,7 @@
 //! {prefix}/models/{profile}/{kind}           a profile's quality, anomaly or rul model (retained)
 //! {prefix}/publishers/{client_id}/status     a publisher's online/offline (retained, LWT)
 //! {prefix}/drift/{service}                   drift status of a service's inputs (retained)
+//! {prefix}/drift/{service}/{profile}/{kind}  drift status of a profile's other-kind model
 //! {prefix}/control/silences/{silence_id}      an operator's silence (retained; empty = removed)
 //! ```
 
@@ -177,6 +178,12 @@ impl Topics {
         format!("{}/drift/{}", self.prefix, service)
     }
 
+    /// `{prefix}/drift/{service}/{profile}/{kind}` (retained): the drift status of a profile's
+    /// quality, anomaly or rul model.
+    pub fn drift_kind(&self, service: &str, profile: &str, kind: &str) -> String {
+        format!("{}/drift/{}/{}/{}", self.prefix, service, profile, kind)
+    }
+
     /// `{prefix}/control/silences/{silence_id}` (retained)
     pub fn silence(&self, silence_id: &str) -> String {
         format!("{}/control/silences/{}", self.prefix, silence_id)
@@ -294,6 +301,10 @@ mod tests {
             assert_eq!(t.parse_model_kind(bad), None, "{bad}");
         }
         assert_eq!(t.drift("inference"), "dtwin/v1/drift/inference");
+        assert_eq!(
+            t.drift_kind("inference", "milling", "anomaly"),
+            "dtwin/v1/drift/inference/milling/anomaly"
+        );
         assert_eq!(t.alert_state(&id), "dtwin/v1/alert-state/m-1");
         assert_eq!(t.parse_alert_state("dtwin/v1/alert-state/m-1"), Some("m-1"));
         assert_eq!(t.parse_alert_state("dtwin/v1/alert-state/m/x"), None);

@@ -58,7 +58,8 @@ pub enum Command {
     Generate(crate::cmd::generate::GenerateArgs),
     /// Play a CSV (telemetry or AI4I) back as live telemetry.
     Replay(crate::cmd::replay::ReplayArgs),
-    /// Publish a model artifact to the running stack (retained on {prefix}/models/current).
+    /// Publish a model artifact to the running stack, retained: a failure classifier on
+    /// {prefix}/models/current (or models/{profile}), other kinds on models/{profile}/{kind}.
     Deploy(crate::cmd::deploy::DeployArgs),
     /// Silence alert e-mails for machines or lines for a while (add, remove, list).
     Silence(crate::cmd::silence::SilenceArgs),
@@ -66,7 +67,8 @@ pub enum Command {
     Predict(crate::cmd::predict::PredictArgs),
     /// Load-test the pipeline: N machines at R Hz, latency, loss, CPU and memory.
     Loadtest(crate::cmd::loadtest::LoadtestArgs),
-    /// Train a model on twin data and write the artifact.
+    /// Train a model (failure or quality classifier, anomaly detector, remaining useful life) on
+    /// twin data or a plant's export and write the artifact.
     Train(crate::cmd::train::TrainArgs),
     /// Evaluate a model on a CSV: metrics, confusion matrix, cross-validation, event view,
     /// threshold for a target; writes the model card (JSON, HTML) and SVG charts.

@@ -341,6 +341,23 @@ async fn scaled_out_services_have_every_permission_they_need() {
         .await,
         "inference may read a profile's model"
     );
+    // And a model of another kind on models/{profile}/{kind} (dtwin deploy of an anomaly model).
+    operator
+        .client
+        .publish(
+            "dtwin/v1/models/milling/anomaly",
+            QoS::AtLeastOnce,
+            true,
+            br#"{"schema":"dtwin.model.v1","kind":"anomaly"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        seen(&reader, "dtwin/v1/models/milling/anomaly", |p| p
+            .starts_with(b"{\"schema\""))
+        .await,
+        "the operator may deploy a model of another kind"
+    );
 
     // Verdicts under the inference account: both machines fire; the silenced one is recorded,
     // the other mailed; both alert states are published.

@@ -1,6 +1,7 @@
-//! `dtwin deploy MODEL`: publishes a model artifact, retained, to `{prefix}/models/current`
-//! (the milling model) or, for a model trained through a machine profile, to
-//! `{prefix}/models/{profile}`.
+//! `dtwin deploy MODEL`: publishes a model artifact, retained, by kind ([`topic_for`]): a
+//! failure classifier to `{prefix}/models/current` (the milling model) or, for a model trained
+//! through a machine profile, to `{prefix}/models/{profile}`; a quality, anomaly or rul model
+//! to `{prefix}/models/{profile}/{kind}` (milling for the twin's and AI4I's models).
 //! Running inference services swap to it without a restart (logging old and new version) when
 //! its feature set matches theirs, and refuse it with a dead letter (`bad_model`) otherwise.
 //! The artifact is checked here first, so a corrupt file never reaches the broker.
@@ -8,7 +9,7 @@
 use anyhow::Context;
 use clap::Args;
 use dtwin_bus::{BrokerUrl, BusConfig, QoS};
-use dtwin_ml::ModelArtifact;
+use dtwin_ml::{ModelArtifact, ModelKind};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,19 +35,7 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<(String, String)> {
         std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let artifact = ModelArtifact::from_json(&bytes)
         .with_context(|| format!("{} is not a valid model artifact", args.model.display()))?;
-    anyhow::ensure!(
-        artifact.kind == dtwin_ml::ModelKind::Classifier,
-        "{} is a {}: the inference service scores failure classifiers only so far, so it is not deployed",
-        args.model.display(),
-        artifact.kind
-    );
-    // A plant profile's model goes to models/{profile}; milling's (the twin's windows, AI4I,
-    // or an artifact from before recipes) stays on models/current.
-    let topics = dtwin_schema::Topics::new(&args.prefix);
-    let topic = match artifact.recipe.as_ref().and_then(|r| r.profile_id()) {
-        Some(p) if p != "milling" => topics.model_for(&p),
-        _ => topics.model_current(),
-    };
+    let topic = topic_for(&artifact, &args.prefix);
     let mut cfg = BusConfig::new(
         args.broker.clone(),
         format!("dtwin-deploy-{}", std::process::id()),
@@ -67,11 +56,30 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<(String, String)> {
         .await
         .context("the broker did not take the model within 10 s")?;
     eprintln!(
-        "deployed {} version {} ({} features, set {}) to {topic}",
+        "deployed {} {} version {} ({} features, set {}) to {topic}",
+        artifact.kind.as_str(),
         artifact.model_id,
         artifact.version,
         artifact.feature_names.len(),
         artifact.feature_set_hash
     );
     Ok((artifact.model_id, artifact.version))
+}
+
+/// Where an artifact is published, by kind and profile: a failure classifier of milling (the
+/// twin's windows, AI4I, or an artifact from before recipes) on `models/current`, one of
+/// another profile on `models/{profile}`; every other kind (quality, anomaly, rul) on
+/// `models/{profile}/{kind}`, milling's too (`models/milling/anomaly`).
+pub fn topic_for(artifact: &ModelArtifact, prefix: &str) -> String {
+    let topics = dtwin_schema::Topics::new(prefix);
+    let profile = artifact
+        .recipe
+        .as_ref()
+        .and_then(|r| r.profile_id())
+        .unwrap_or_else(|| "milling".to_owned());
+    match artifact.kind {
+        ModelKind::Classifier if profile == "milling" => topics.model_current(),
+        ModelKind::Classifier => topics.model_for(&profile),
+        kind => topics.model_kind(&profile, kind.as_str()),
+    }
 }

@@ -12,6 +12,7 @@ mod deploy;
 mod evaluate_eda;
 mod generate_replay;
 mod healthcheck;
+mod kinds;
 mod loadtest;
 mod mqtt5;
 mod plant;

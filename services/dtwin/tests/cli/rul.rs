@@ -82,6 +82,32 @@ fn rmse(pred: f64, truth: &[f64]) -> f64 {
     (truth.iter().map(|t| (pred - t).powi(2)).sum::<f64>() / truth.len() as f64).sqrt()
 }
 
+/// A small rul model of the pump fleet (profile `pumps`), for the deploy test in `kinds`.
+pub fn trained_rul_model(dir: &Path) -> PathBuf {
+    let dir = dir.join("rul");
+    std::fs::create_dir_all(&dir).unwrap();
+    fleet(&dir);
+    let model = dir.join("rul.json");
+    run(&[
+        "train",
+        s(&dir.join("train.csv")),
+        "--profile",
+        s(&dir.join("pumps.toml")),
+        "--id-column",
+        "unit",
+        "--time-column",
+        "cycle",
+        "--kind",
+        "rul",
+        "--run-to-failure",
+        "--trees",
+        "10",
+        "--out",
+        s(&model),
+    ]);
+    model
+}
+
 #[test]
 fn train_kind_rul_and_evaluate_with_a_truth_file() {
     let tmp = tempfile::tempdir().unwrap();

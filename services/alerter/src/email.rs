@@ -6,12 +6,17 @@
 //! control characters before lettre encodes it, so a verdict cannot inject headers or HTML.
 //! Readings are shown with the machine profile's labels and units ([`crate::readings`]);
 //! labels come from profile files, so they are escaped like any other data.
+//!
+//! A verdict's other models ([`Insights`]: quality risk, anomaly score, remaining useful life)
+//! are shown beside the failure risk when the verdict carries them, as coloured badges (HTML)
+//! and lines (text); a verdict without them renders as before they existed. An anomaly
+//! alert ([`Cause::Anomaly`]) is headed ANOMALY with its score instead of the failure risk.
 
-use crate::lifecycle::Transition;
+use crate::lifecycle::{Cause, Transition};
 pub(crate) use crate::readings::number;
 use crate::readings::{profile_name, readings, Profiles, Reading};
 use askama::Template;
-use dtwin_schema::{time_fmt, Action, Factor, Level, MachineId, Risk};
+use dtwin_schema::{time_fmt, Action, Factor, Insights, Level, MachineId, Risk, RulEstimate};
 use lettre::message::{header::ContentType, Mailbox, MultiPart};
 use lettre::Message;
 use std::collections::BTreeMap;
@@ -104,6 +109,17 @@ pub struct AlertMail {
     pub profile: Option<String>,
     /// Link to the dashboard, if one runs.
     pub dashboard_url: Option<String>,
+    /// Why the alert fires (left out for a failure alert, so records from before causes
+    /// existed read as what they were).
+    #[serde(default, skip_serializing_if = "Cause::is_failure")]
+    pub cause: Cause,
+    /// The anomaly alert this failure alert replaces (its firing e-mail only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
+    /// What the profile's other models said in the verdict (quality risk, anomaly, remaining
+    /// useful life); left out when none spoke.
+    #[serde(default, skip_serializing_if = "Insights::is_empty")]
+    pub insights: Insights,
 }
 
 impl AlertMail {
@@ -114,6 +130,13 @@ impl AlertMail {
             Transition::Escalate { .. } => MailKind::Escalated,
             Transition::Repeat { .. } => MailKind::Repeat,
             Transition::Resolve { .. } => MailKind::Resolved,
+        };
+        let supersedes = match transition {
+            Transition::Fire {
+                supersedes: Some(old),
+                ..
+            } => Some(old.alert_id.clone()),
+            _ => None,
         };
         Self {
             machine_id: risk.machine_id.clone(),
@@ -128,6 +151,18 @@ impl AlertMail {
             latest: risk.latest.clone(),
             profile: risk.profile.clone(),
             dashboard_url,
+            cause: Cause::of_alert(&risk.machine_id, transition.alert_id()),
+            supersedes,
+            insights: risk.insights.clone(),
+        }
+    }
+
+    /// What orders it in a digest (times the machine's criticality): the failure risk, or an
+    /// anomaly alert's score.
+    pub fn priority(&self) -> f64 {
+        match (self.cause, self.insights.anomaly) {
+            (Cause::Anomaly, Some(score)) if score.is_finite() => score,
+            _ => self.probability,
         }
     }
 
@@ -141,20 +176,120 @@ impl AlertMail {
         format!("{}.{}", self.alert_id, self.tag)
     }
 
-    /// `(headline, note, colour)`: a firing alert's machine is AT RISK, red when CRITICAL and
-    /// amber when WARNING; a resolved one is green.
+    /// `(headline, note, colour)`: a firing failure alert's machine is AT RISK, red when
+    /// CRITICAL and amber when WARNING; an anomaly alert's is ANOMALY, amber; a resolved one
+    /// is green.
     fn tone(&self) -> (&'static str, &'static str, &'static str) {
+        let anomaly = self.cause == Cause::Anomaly;
         let note = match self.kind {
+            MailKind::Firing if self.supersedes.is_some() => {
+                "NEW ALERT, REPLACES THE ANOMALY ALERT"
+            }
+            MailKind::Firing if anomaly => "NEW ANOMALY ALERT",
             MailKind::Firing => "NEW ALERT",
             MailKind::Escalated => "ESCALATED TO CRITICAL",
             MailKind::Repeat => "STILL FIRING",
+            MailKind::Resolved if anomaly => "ANOMALY ALERT RESOLVED",
             MailKind::Resolved => "ALERT RESOLVED",
         };
         match (self.kind, self.level) {
-            (MailKind::Resolved, _) => ("RESOLVED", note, "#1a7f37"),
-            (_, Level::Critical) => ("AT RISK", note, "#cf222e"),
-            _ => ("AT RISK", note, "#bf8700"),
+            (MailKind::Resolved, _) => ("RESOLVED", note, GREEN),
+            _ if anomaly => ("ANOMALY", note, AMBER),
+            (_, Level::Critical) => ("AT RISK", note, RED),
+            _ => ("AT RISK", note, AMBER),
         }
+    }
+
+    /// What the subject and the headline badge say the alert is about: `87 % risk` (a failure
+    /// alert), `anomaly 0.81` (an anomaly alert).
+    fn summary(&self) -> String {
+        match self.cause {
+            Cause::Failure => format!("{} risk", percent(self.probability)),
+            Cause::Anomaly => format!("anomaly {}", score(self.insights.anomaly)),
+        }
+    }
+}
+
+const RED: &str = "#cf222e";
+const AMBER: &str = "#bf8700";
+const GREEN: &str = "#1a7f37";
+/// Badges that are neither good nor bad news (remaining life; a figure with no verdict).
+const GREY: &str = "#57606a";
+
+/// An anomaly score with two decimals (`0.81`); `n/a` when absent or not finite.
+pub fn score(anomaly: Option<f64>) -> String {
+    match anomaly {
+        Some(x) if x.is_finite() => format!("{:.2}", x.clamp(0.0, 1.0)),
+        _ => "n/a".to_owned(),
+    }
+}
+
+/// A remaining useful life for people: `42 cycles (5–95 %: 30–55 cycles)`; a life in
+/// seconds reads as minutes, hours or days (`2.5 h (5–95 %: 1.2 h – 4 h)`).
+pub fn rul_text(r: &RulEstimate) -> String {
+    format!(
+        "{} left (5–95 %: {})",
+        rul_amount(r.value, &r.unit),
+        rul_interval(r)
+    )
+}
+
+/// The short form for a badge: `42 cycles left (5–95 %: 30–55)`.
+fn rul_badge(r: &RulEstimate) -> String {
+    if r.unit == "seconds" {
+        return format!(
+            "{} left ({})",
+            rul_amount(r.value, &r.unit),
+            rul_interval(r)
+        );
+    }
+    format!(
+        "{} left (5–95 %: {}–{})",
+        rul_amount(r.value, &r.unit),
+        whole(r.low),
+        whole(r.high)
+    )
+}
+
+fn rul_interval(r: &RulEstimate) -> String {
+    if r.unit == "seconds" {
+        format!("{} – {}", duration(r.low), duration(r.high))
+    } else {
+        format!("{}–{} {}", whole(r.low), whole(r.high), r.unit)
+    }
+}
+
+fn rul_amount(x: f64, unit: &str) -> String {
+    if unit == "seconds" {
+        duration(x)
+    } else {
+        format!("{} {unit}", whole(x))
+    }
+}
+
+/// A count rounded to a whole number; `n/a` when not finite.
+fn whole(x: f64) -> String {
+    if x.is_finite() {
+        number(x.round())
+    } else {
+        "n/a".to_owned()
+    }
+}
+
+/// Seconds as `45 s`, `12 min`, `2.5 h` or `3.2 days`.
+fn duration(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "n/a".to_owned();
+    }
+    let s = secs.max(0.0);
+    if s < 120.0 {
+        format!("{} s", number(s.round()))
+    } else if s < 7200.0 {
+        format!("{} min", number((s / 60.0).round()))
+    } else if s < 172_800.0 {
+        format!("{} h", number((s / 360.0).round() / 10.0))
+    } else {
+        format!("{} days", number((s / 8640.0).round() / 10.0))
     }
 }
 
@@ -186,7 +321,6 @@ pub fn sanitize_header(s: &str) -> String {
 /// The subject, e.g. `[dtwin] AT RISK machine-007: 87 % risk (CRITICAL)`.
 pub fn subject(alert: &AlertMail, cfg: &MailConfig) -> String {
     let (headline, _, _) = alert.tone();
-    let pct = percent(alert.probability);
     let tail = match alert.kind {
         MailKind::Firing => format!("({})", alert.level.as_str()),
         MailKind::Escalated => "(escalated to CRITICAL)".to_owned(),
@@ -194,8 +328,10 @@ pub fn subject(alert: &AlertMail, cfg: &MailConfig) -> String {
         MailKind::Resolved => format!("(was {})", alert.level.as_str()),
     };
     sanitize_header(&format!(
-        "{} {headline} {}: {pct} risk {tail}",
-        cfg.subject_prefix, alert.machine_id
+        "{} {headline} {}: {} {tail}",
+        cfg.subject_prefix,
+        alert.machine_id,
+        alert.summary()
     ))
 }
 
@@ -253,8 +389,13 @@ pub fn render_for(
     let text = TextMail { v: &view }.render()?;
     let html = HtmlMail { v: &view }.render()?;
     let mut b = builder(cfg, env, &view.subject, alert.message_id(), alert.ts);
-    if alert.kind != MailKind::Firing {
-        let parent = message_id(&alert.alert_id, "firing");
+    let parent = match (&alert.kind, &alert.supersedes) {
+        (MailKind::Firing, None) => None,
+        // A failure alert that replaces an anomaly alert threads under that alert's mail.
+        (MailKind::Firing, Some(old)) => Some(message_id(old, "firing")),
+        _ => Some(message_id(&alert.alert_id, "firing")),
+    };
+    if let Some(parent) = parent {
         b = b.in_reply_to(parent.clone()).references(parent);
     }
     Ok(b.multipart(alternative(text, html))?)
@@ -273,8 +414,16 @@ pub fn render_digest(
 ) -> Result<Message, MailError> {
     let rows: Vec<View> = alerts.iter().map(|a| View::new(a, cfg, profiles)).collect();
     let critical = alerts.iter().filter(|a| a.level == Level::Critical).count();
+    let anomalies = alerts.iter().filter(|a| a.cause == Cause::Anomaly).count();
+    // `AT RISK (2 CRITICAL)`; with anomaly alerts among them `AT RISK or ANOMALOUS (2
+    // CRITICAL, 1 ANOMALY)`.
+    let what = if anomalies == 0 {
+        format!("AT RISK ({critical} CRITICAL)")
+    } else {
+        format!("AT RISK or ANOMALOUS ({critical} CRITICAL, {anomalies} ANOMALY)")
+    };
     let mut subject = sanitize_header(&format!(
-        "{} {} machines AT RISK ({critical} CRITICAL): {}",
+        "{} {} machines {what}: {}",
         cfg.subject_prefix,
         alerts.len(),
         alerts
@@ -292,6 +441,7 @@ pub fn render_digest(
         subject: subject.clone(),
         count: alerts.len(),
         critical,
+        anomalies,
         time_rfc3339: time_fmt::format(now),
         time_human: human_time(now),
         rows,
@@ -359,6 +509,8 @@ struct DigestView {
     subject: String,
     count: usize,
     critical: usize,
+    /// Anomaly alerts among them.
+    anomalies: usize,
     time_rfc3339: String,
     time_human: String,
     rows: Vec<View>,
@@ -387,6 +539,23 @@ struct View {
     profile: Option<String>,
     alert_id: String,
     probability: String,
+    /// The headline badge: `87 % risk`, `87 % failure risk` beside other figures,
+    /// `anomaly 0.81` for an anomaly alert.
+    badge: String,
+    /// What a digest row shows: the failure risk (`87 %`), or an anomaly alert's score.
+    digest_figure: String,
+    /// The text mail's first figure line: its label (padded) and value.
+    main_label: &'static str,
+    main_value: String,
+    /// An anomaly alert says why it fires.
+    cause: Option<&'static str>,
+    /// The anomaly alert a failure alert replaces.
+    supersedes: Option<String>,
+    /// The other figures: failure risk (in an anomaly alert), quality risk, anomaly score,
+    /// remaining life; empty for a verdict without insights.
+    figures: Vec<Figure>,
+    /// The figures in one line, for a digest row.
+    figures_line: Option<String>,
     level: &'static str,
     time_rfc3339: String,
     time_human: String,
@@ -395,6 +564,77 @@ struct View {
     factors: Vec<FactorView>,
     latest: Vec<Reading>,
     dashboard_url: Option<String>,
+}
+
+/// One figure beside the headline: a badge in the HTML mail, a line in the text mail.
+struct Figure {
+    /// The text mail's label, padded to the value column (`Quality:  `).
+    label: &'static str,
+    /// The text mail's value (`34 % risk of a NOK part (at risk)`).
+    text: String,
+    /// The badge (`34 % quality risk`).
+    badge: String,
+    /// The badge's colour: amber when its model flags the machine, green when it does not,
+    /// grey when it says nothing either way.
+    colour: &'static str,
+}
+
+/// Green when `flag` is false, amber when true, grey when absent.
+fn flag_colour(flag: Option<bool>) -> &'static str {
+    match flag {
+        Some(true) => AMBER,
+        Some(false) => GREEN,
+        None => GREY,
+    }
+}
+
+/// The figures of `a` besides its headline (see [`View::figures`]).
+fn figures(a: &AlertMail) -> Vec<Figure> {
+    let i = &a.insights;
+    let mut out = Vec::new();
+    if a.cause == Cause::Anomaly {
+        out.push(Figure {
+            label: "Failure:  ",
+            text: percent(a.probability),
+            badge: format!("{} failure risk", percent(a.probability)),
+            colour: GREY,
+        });
+    }
+    if let Some(q) = i.quality_risk {
+        let flag = match i.quality_at_risk {
+            Some(true) => " (at risk)",
+            Some(false) => " (ok)",
+            None => "",
+        };
+        out.push(Figure {
+            label: "Quality:  ",
+            text: format!("{} risk of a NOK part{flag}", percent(q)),
+            badge: format!("{} quality risk", percent(q)),
+            colour: flag_colour(i.quality_at_risk),
+        });
+    }
+    if let (Some(x), Cause::Failure) = (i.anomaly, a.cause) {
+        let flag = match i.anomalous {
+            Some(true) => " (anomalous)",
+            Some(false) => " (ordinary)",
+            None => "",
+        };
+        out.push(Figure {
+            label: "Anomaly:  ",
+            text: format!("{}{flag}", score(Some(x))),
+            badge: format!("anomaly {}", score(Some(x))),
+            colour: flag_colour(i.anomalous),
+        });
+    }
+    if let Some(r) = &i.rul {
+        out.push(Figure {
+            label: "Life:     ",
+            text: rul_text(r),
+            badge: rul_badge(r),
+            colour: GREY,
+        });
+    }
+    out
 }
 
 struct ActionView {
@@ -413,6 +653,31 @@ impl View {
     fn new(a: &AlertMail, cfg: &MailConfig, profiles: &Profiles) -> Self {
         let (headline, headline_note, colour) = a.tone();
         let profile = profiles.get(a.profile.as_deref());
+        let figures = figures(a);
+        let anomaly = a.cause == Cause::Anomaly;
+        let (main_label, main_value) = match (a.cause, a.insights.is_empty()) {
+            (Cause::Anomaly, _) => {
+                let flag = match a.insights.anomalous {
+                    Some(true) => ", anomalous",
+                    Some(false) => ", ordinary",
+                    None => "",
+                };
+                ("Anomaly:  ", format!("{}{flag}", score(a.insights.anomaly)))
+            }
+            (Cause::Failure, true) => ("Risk:     ", percent(a.probability)),
+            (Cause::Failure, false) => ("Failure:  ", percent(a.probability)),
+        };
+        let badge = match (a.cause, a.insights.is_empty()) {
+            (Cause::Failure, false) => format!("{} failure risk", percent(a.probability)),
+            _ => a.summary(),
+        };
+        let figures_line = (!figures.is_empty()).then(|| {
+            figures
+                .iter()
+                .map(|f| f.badge.as_str())
+                .collect::<Vec<_>>()
+                .join(" · ")
+        });
         Self {
             subject: subject(a, cfg),
             headline,
@@ -422,6 +687,21 @@ impl View {
             profile: profile_name(a.profile.as_deref(), profile),
             alert_id: a.alert_id.clone(),
             probability: percent(a.probability),
+            badge,
+            digest_figure: if anomaly {
+                a.summary()
+            } else {
+                percent(a.probability)
+            },
+            main_label,
+            main_value,
+            cause: anomaly.then_some(
+                "sustained anomaly: the anomaly model flagged the machine's verdicts as \
+                 unlike its healthy data, several in a row",
+            ),
+            supersedes: a.supersedes.clone(),
+            figures,
+            figures_line,
             level: a.level.as_str(),
             time_rfc3339: time_fmt::format(a.ts),
             time_human: human_time(a.ts),

@@ -1,6 +1,6 @@
 use super::*;
 use crate::readings::Profiles;
-use dtwin_schema::{ModelRef, RiskStatus, RISK_SCHEMA};
+use dtwin_schema::{Insights, ModelRef, RiskStatus, RulEstimate, RISK_SCHEMA};
 use time::macros::datetime;
 
 fn risk() -> Risk {
@@ -42,6 +42,7 @@ fn fire() -> Transition {
     Transition::Fire {
         alert_id: "m-1-20261122T100000000Z".to_owned(),
         level: Level::Critical,
+        supersedes: None,
     }
 }
 
@@ -385,4 +386,305 @@ fn spooled_mails_without_a_profile_still_load() {
     let back: AlertMail =
         serde_json::from_str(&serde_json::to_string(&pump).expect("json")).expect("parses");
     assert_eq!(back.profile.as_deref(), Some("pump"));
+}
+
+fn insights() -> Insights {
+    Insights {
+        quality_risk: Some(0.34),
+        quality_at_risk: Some(true),
+        anomaly: Some(0.812),
+        anomalous: Some(true),
+        rul: Some(RulEstimate {
+            value: 42.4,
+            low: 30.2,
+            high: 55.1,
+            unit: "cycles".to_owned(),
+        }),
+        models: BTreeMap::from([(
+            "anomaly".to_owned(),
+            ModelRef {
+                id: "iforest".to_owned(),
+                version: "2".to_owned(),
+            },
+        )]),
+    }
+}
+
+fn anomaly_fire() -> Transition {
+    Transition::Fire {
+        alert_id: "m-1-anomaly-20261122T100000000Z".to_owned(),
+        level: Level::Warning,
+        supersedes: None,
+    }
+}
+
+/// The text body with LF line ends.
+fn text_of(mail: &AlertMail) -> (String, String, String) {
+    let msg = render(mail, &MailConfig::default(), &Profiles::default()).expect("renders");
+    let (headers, text, html) = parts(&msg);
+    (
+        headers.replace("\r\n ", " "),
+        text.replace("\r\n", "\n"),
+        html,
+    )
+}
+
+#[test]
+fn a_verdict_with_insights_shows_every_figure_escaped_and_coloured() {
+    let mut r = risk();
+    r.insights = insights();
+    if let Some(rul) = r.insights.rul.as_mut() {
+        rul.unit = "<i>cycles</i>".to_owned();
+    }
+    let mail = AlertMail::new(&r, &fire(), None);
+    let (headers, text, html) = text_of(&mail);
+    // The failure alert's subject is as before; both risks are in the bodies.
+    assert!(headers.contains("Subject: [dtwin] AT RISK m-1: 87 % risk (CRITICAL)"));
+    assert!(
+        text.contains(
+            "Failure:  87 % (CRITICAL)\n\
+             Quality:  34 % risk of a NOK part (at risk)\n\
+             Anomaly:  0.81 (anomalous)\n\
+             Life:     42 <i>cycles</i> left (5–95 %: 30–55 <i>cycles</i>)\n\
+             Machine:  m-1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Cause:"),
+        "a failure alert names no other cause"
+    );
+    let badge = |colour: &str, label: &str| {
+        format!(
+            "background:{colour};color:#ffffff;font-weight:bold;font-size:14px;\">{label}</span>"
+        )
+    };
+    assert!(
+        html.contains("font-size:18px;\">87 % failure risk</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&badge("#bf8700", "34 % quality risk")),
+        "amber: at risk"
+    );
+    assert!(
+        html.contains(&badge("#bf8700", "anomaly 0.81")),
+        "amber: anomalous"
+    );
+    assert!(
+        html.contains(&badge(
+            "#57606a",
+            "42 &lt;i&gt;cycles&lt;/i&gt; left (5–95 %: 30–55)"
+        )),
+        "the unit is data: {html}"
+    );
+    assert!(!html.contains("<i>"));
+    // Not flagged: green; no flag at all: grey.
+    r.insights.quality_at_risk = Some(false);
+    r.insights.anomalous = None;
+    let (_, text, html) = text_of(&AlertMail::new(&r, &fire(), None));
+    assert!(
+        html.contains(&badge("#1a7f37", "34 % quality risk")),
+        "{html}"
+    );
+    assert!(html.contains(&badge("#57606a", "anomaly 0.81")), "{html}");
+    assert!(
+        text.contains("Quality:  34 % risk of a NOK part (ok)\n"),
+        "{text}"
+    );
+    assert!(text.contains("Anomaly:  0.81\n"), "{text}");
+}
+
+#[test]
+fn only_the_figures_a_verdict_carries_are_shown() {
+    let mut r = risk();
+    r.insights.rul = insights().rul;
+    let (_, text, html) = text_of(&AlertMail::new(&r, &fire(), None));
+    assert!(
+        text.contains("Failure:  87 % (CRITICAL)\nLife:     42 cycles left"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Quality") && !text.contains("Anomaly"),
+        "{text}"
+    );
+    assert!(
+        !html.contains("quality risk") && !html.contains("anomaly "),
+        "{html}"
+    );
+    // None at all: the mail of before (one badge, the `Risk:` line).
+    let (_, text, html) = text_of(&AlertMail::new(&risk(), &fire(), None));
+    assert!(
+        text.contains("Risk:     87 % (CRITICAL)\nMachine:"),
+        "{text}"
+    );
+    assert!(html.contains("font-size:18px;\">87 % risk</span>"));
+    assert!(!html.contains("class=\"figures\""));
+}
+
+#[test]
+fn an_anomaly_alert_is_headed_anomaly_with_its_score_and_says_why() {
+    let mut r = risk();
+    r.probability = 0.12;
+    r.status = RiskStatus::Healthy;
+    r.insights = insights();
+    let mail = AlertMail::new(&r, &anomaly_fire(), None);
+    assert_eq!(mail.cause, Cause::Anomaly);
+    assert_eq!(mail.priority(), 0.812, "ordered by its score in a digest");
+    let (headers, text, html) = text_of(&mail);
+    assert!(
+        headers.contains("Subject: [dtwin] ANOMALY m-1: anomaly 0.81 (WARNING)"),
+        "{headers}"
+    );
+    assert!(
+        text.starts_with("ANOMALY - m-1 (NEW ANOMALY ALERT)\n\nCause:    sustained anomaly"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Anomaly:  0.81, anomalous (WARNING)\nFailure:  12 %\nQuality:  34 % risk"),
+        "{text}"
+    );
+    assert!(
+        html.contains("<strong>Cause:</strong> sustained anomaly"),
+        "{html}"
+    );
+    assert!(html.contains(
+        "background:#bf8700;color:#ffffff;font-weight:bold;font-size:18px;\">anomaly 0.81</span>"
+    ));
+    assert!(html.contains("12 % failure risk"));
+    // Its resolution: green, still named by its score.
+    let resolve = Transition::Resolve {
+        alert_id: "m-1-anomaly-20261122T100000000Z".to_owned(),
+        level: Level::Warning,
+        since: datetime!(2026-11-22 09:00:00 UTC),
+    };
+    r.insights.anomaly = Some(0.42);
+    r.insights.anomalous = Some(false);
+    let (headers, text, html) = text_of(&AlertMail::new(&r, &resolve, None));
+    assert!(
+        headers.contains("Subject: [dtwin] RESOLVED m-1: anomaly 0.42 (was WARNING)"),
+        "{headers}"
+    );
+    assert!(headers.contains("In-Reply-To: <m-1-anomaly-20261122T100000000Z.firing@dtwin>"));
+    assert!(text.contains("(ANOMALY ALERT RESOLVED)") && text.contains("0.42, ordinary"));
+    assert!(html.contains("#1a7f37"));
+    // An anomaly alert whose verdict lost its score (the model was withdrawn) still renders.
+    r.insights = Insights::default();
+    let (headers, _, _) = text_of(&AlertMail::new(&r, &anomaly_fire(), None));
+    assert!(headers.contains("Subject: [dtwin] ANOMALY m-1: anomaly n/a (WARNING)"));
+}
+
+#[test]
+fn a_failure_alert_that_supersedes_an_anomaly_alert_names_it_and_threads_under_it() {
+    let mut r = risk();
+    r.insights = insights();
+    let t = Transition::Fire {
+        alert_id: "m-1-20261122T100500000Z".to_owned(),
+        level: Level::Critical,
+        supersedes: Some(crate::lifecycle::Superseded {
+            alert_id: "m-1-anomaly-20261122T100000000Z".to_owned(),
+            level: Level::Warning,
+            since: datetime!(2026-11-22 10:00:00 UTC),
+        }),
+    };
+    let mail = AlertMail::new(&r, &t, None);
+    assert_eq!(mail.cause, Cause::Failure);
+    assert_eq!(mail.file_name(), "m-1-20261122T100500000Z.firing");
+    let (headers, text, html) = text_of(&mail);
+    assert!(headers.contains("Subject: [dtwin] AT RISK m-1: 87 % risk (CRITICAL)"));
+    assert!(headers.contains("In-Reply-To: <m-1-anomaly-20261122T100000000Z.firing@dtwin>"));
+    assert!(
+        text.contains("(NEW ALERT, REPLACES THE ANOMALY ALERT)\n\nReplaces: anomaly alert m-1-anomaly-20261122T100000000Z (resolved by this alert)\nFailure:  87 %"),
+        "{text}"
+    );
+    assert!(
+        html.contains("Replaces the anomaly alert <code>m-1-anomaly-20261122T100000000Z</code>")
+    );
+}
+
+#[test]
+fn remaining_life_reads_in_its_unit() {
+    let rul = |value, low, high, unit: &str| RulEstimate {
+        value,
+        low,
+        high,
+        unit: unit.to_owned(),
+    };
+    assert_eq!(
+        rul_text(&rul(42.4, 30.2, 55.6, "cycles")),
+        "42 cycles left (5–95 %: 30–56 cycles)"
+    );
+    assert_eq!(
+        rul_text(&rul(900.0, 600.0, 1500.0, "readings")),
+        "900 readings left (5–95 %: 600–1500 readings)"
+    );
+    assert_eq!(
+        rul_text(&rul(9000.0, 45.0, 400_000.0, "seconds")),
+        "2.5 h left (5–95 %: 45 s – 4.6 days)"
+    );
+    assert_eq!(
+        rul_text(&rul(f64::NAN, 600.0, 3600.0, "seconds")),
+        "n/a left (5–95 %: 10 min – 60 min)"
+    );
+    assert_eq!(score(Some(0.815)), "0.81");
+    assert_eq!(score(Some(f64::INFINITY)), "n/a");
+    assert_eq!(score(None), "n/a");
+}
+
+#[test]
+fn a_digest_with_anomaly_alerts_says_so_and_lists_their_figures() {
+    let mut r = risk();
+    r.insights = insights();
+    let failure = AlertMail::new(&r, &fire(), None);
+    let mut anomaly = AlertMail::new(&r, &anomaly_fire(), None);
+    anomaly.machine_id = MachineId::parse("m-2").expect("valid");
+    anomaly.alert_id = "m-2-anomaly-20261122T100000000Z".to_owned();
+    let env = Envelope {
+        to: vec!["ops@example.com".parse().expect("address")],
+        possible_duplicate: false,
+    };
+    let now = OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("valid");
+    let msg = render_digest(
+        &[failure, anomaly],
+        &MailConfig::default(),
+        &Profiles::default(),
+        &env,
+        now,
+    )
+    .expect("renders");
+    let (headers, text, html) = parts(&msg);
+    let headers = headers.replace("\r\n ", " ");
+    let text = text.replace("\r\n", "\n");
+    assert!(
+        headers.contains(
+            "Subject: [dtwin] 2 machines AT RISK or ANOMALOUS (1 CRITICAL, 1 ANOMALY): m-1, m-2"
+        ),
+        "{headers}"
+    );
+    assert!(text.contains("1. m-1: 87 % risk (CRITICAL), alert m-1-20261122T100000000Z\n   34 % quality risk · anomaly 0.81 · 42 cycles left (5–95 %: 30–55)\n"), "{text}");
+    assert!(
+        text.contains("2. m-2: anomaly 0.81 (WARNING), alert m-2-anomaly-"),
+        "{text}"
+    );
+    assert!(html.contains("machines AT RISK or ANOMALOUS &middot; 1 CRITICAL &middot; 1 ANOMALY"));
+    assert!(html.contains(">anomaly 0.81</span><br><span style=\"font-size:12px;color:#57606a;\">87 % failure risk · 34 % quality risk"), "{html}");
+}
+
+#[test]
+fn mails_with_insights_and_causes_round_trip_and_failure_mails_keep_their_old_form() {
+    let mut r = risk();
+    r.insights = insights();
+    let mail = AlertMail::new(&r, &anomaly_fire(), None);
+    let json = serde_json::to_value(&mail).expect("json");
+    assert_eq!(json["cause"], "anomaly");
+    assert_eq!(json["insights"]["rul"]["unit"], "cycles");
+    let back: AlertMail = serde_json::from_value(json).expect("parses");
+    assert_eq!(back, mail);
+    let old = serde_json::to_value(AlertMail::new(&risk(), &fire(), None)).expect("json");
+    for field in ["cause", "supersedes", "insights"] {
+        assert!(
+            old.get(field).is_none(),
+            "a failure mail without insights writes no {field}"
+        );
+    }
 }

@@ -16,7 +16,7 @@
 //!
 //! # Layout
 //! - [`lifecycle`]: the pure per-machine state machine ([`step`]): confirm k of n, escalate,
-//!   repeat, resolve with hysteresis.
+//!   repeat, resolve with hysteresis; anomaly alerts on a sustained anomaly ([`Cause`]).
 //! - [`router`]: [`Router`], the pure core of the loop: any message in, a [`Decision`] out
 //!   (a verdict's outcome, a silence set or removed, a handover, or just the ack).
 //! - [`processor`]: [`Processor`], the risk-verdict part of it: topic + bytes in, [`Outcome`]
@@ -61,7 +61,8 @@ pub mod transport;
 pub use email::{render, AlertMail, MailConfig, MailError, MailKind};
 pub use lettre::message::Mailbox;
 pub use lifecycle::{
-    step, AlertState, Firing, LifecycleConfig, LifecycleConfigError, Transition, VerdictInput,
+    step, AlertState, AnomalyConfig, Cause, Firing, LifecycleConfig, LifecycleConfigError,
+    Transition, VerdictInput,
 };
 pub use metrics::AlerterMetrics;
 pub use outbox::{Outbox, OutboxError};
@@ -104,6 +105,9 @@ pub struct AlerterConfig {
     pub smtp_url: Option<String>,
     /// When alerts fire, repeat and resolve.
     pub lifecycle: LifecycleConfig,
+    /// When sustained anomalies fire an alert of their own (default: 5 anomalous verdicts in
+    /// a row fire, 3 ordinary ones resolve; [`AnomalyConfig::OFF`] turns them off).
+    pub anomaly: AnomalyConfig,
     /// Sender, recipients and subject prefix.
     pub mail: MailConfig,
     /// Dashboard link shown in e-mails.
@@ -132,6 +136,7 @@ impl AlerterConfig {
             spool_dir: PathBuf::from("outbox/.spool"),
             smtp_url: None,
             lifecycle: LifecycleConfig::default(),
+            anomaly: AnomalyConfig::default(),
             mail: MailConfig::default(),
             dashboard_url: None,
             routing: Routing::default(),
@@ -216,6 +221,7 @@ impl AlerterService {
     /// be opened or read, or a runtime that cannot start.
     pub async fn build(config: AlerterConfig) -> Result<Self, AlerterError> {
         config.lifecycle.validate()?;
+        config.anomaly.validate()?;
         let repeat = config.lifecycle.repeat_interval;
         if config.retention <= repeat.unsigned_abs() {
             return Err(AlerterError::Retention {
@@ -232,7 +238,8 @@ impl AlerterService {
             None => Mailer::Outbox(Outbox::new(&config.outbox_dir)?),
         };
         let topics = Topics::new(&config.common.prefix);
-        let mut processor = Processor::new(topics.clone(), config.lifecycle, config.dashboard_url);
+        let mut processor = Processor::new(topics.clone(), config.lifecycle, config.dashboard_url)
+            .with_anomaly(config.anomaly);
         let firing = spool.firing_states().map_err(AlerterError::ReadSpool)?;
         if !firing.is_empty() {
             info!(

@@ -6,9 +6,26 @@
 //! every `repeat_interval` while it keeps firing, and resolves only after `resolve_after`
 //! consecutive HEALTHY verdicts below `resolve_below` (hysteresis, so a machine hovering at the
 //! threshold does not flap). Cold verdicts (too little history to trust) are ignored.
+//!
+//! An alert has a [`Cause`]. A **failure** alert is the one above. An **anomaly** alert fires
+//! when [`AnomalyConfig::fire_after`] consecutive non-cold verdicts are `anomalous` (the
+//! profile's anomaly model flags them), repeats like any alert, never escalates (it stays
+//! WARNING) and resolves after [`AnomalyConfig::resolve_after`] consecutive verdicts that are
+//! not anomalous. The cause is part of the alert id (`{machine}-anomaly-{time}` for an anomaly
+//! alert, [`Cause::of_alert`]), so it survives restarts and handovers with the alert.
+//!
+//! A machine has **one alert at a time**: its alert state (the spool's memory, the retained
+//! `alert-state` snapshot the instances hand machines over with) holds one firing alert. The
+//! failure risk takes precedence: when both conditions are met by one verdict the failure
+//! alert fires; a failure alert does not watch anomalies (its e-mails show the anomaly score);
+//! and while an anomaly alert fires, the failure confirmation window keeps counting, so a
+//! machine whose failure risk is confirmed gets its failure alert at once, which **supersedes**
+//! the anomaly alert ([`Transition::Fire`] with `supersedes`: the anomaly alert resolves in
+//! the same step, its e-mail is the failure alert's firing e-mail).
 
 pub use dtwin_schema::Firing;
 use dtwin_schema::{Level, MachineId, Risk, RiskStatus};
+use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 /// Most verdicts the confirmation window can hold (it is a bit set in a `u64`).
@@ -61,6 +78,9 @@ pub enum LifecycleConfigError {
     /// `repeat_interval` is not positive.
     #[error("repeat_interval must be positive, not {0}")]
     RepeatInterval(Duration),
+    /// [`AnomalyConfig::resolve_after`] is 0.
+    #[error("the anomaly alert's resolve_after must be at least 1")]
+    AnomalyResolveAfter,
 }
 
 impl LifecycleConfig {
@@ -86,6 +106,95 @@ impl LifecycleConfig {
     }
 }
 
+/// When sustained anomalies fire an alert of their own ([`Cause::Anomaly`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnomalyConfig {
+    /// Consecutive anomalous non-cold verdicts that fire an anomaly alert; 0 turns anomaly
+    /// alerts off (firing ones still resolve).
+    pub fire_after: u32,
+    /// Consecutive non-cold verdicts that are not anomalous (or carry no anomaly score) that
+    /// resolve it.
+    pub resolve_after: u32,
+}
+
+impl Default for AnomalyConfig {
+    /// Fire after 5 anomalous verdicts in a row, resolve after 3 ordinary ones.
+    fn default() -> Self {
+        Self {
+            fire_after: 5,
+            resolve_after: 3,
+        }
+    }
+}
+
+impl AnomalyConfig {
+    /// No anomaly alerts.
+    pub const OFF: Self = Self {
+        fire_after: 0,
+        resolve_after: 1,
+    };
+
+    /// Checks the settings once, before the alerter starts.
+    ///
+    /// # Errors
+    /// [`LifecycleConfigError::AnomalyResolveAfter`] when `resolve_after` is 0.
+    pub fn validate(&self) -> Result<(), LifecycleConfigError> {
+        if self.resolve_after == 0 {
+            return Err(LifecycleConfigError::AnomalyResolveAfter);
+        }
+        Ok(())
+    }
+
+    /// Whether anomaly alerts fire at all.
+    pub fn enabled(&self) -> bool {
+        self.fire_after > 0
+    }
+}
+
+/// Why an alert fires.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The failure risk: `confirm_k` of the last `confirm_n` verdicts AT_RISK.
+    #[default]
+    Failure,
+    /// A sustained anomaly: [`AnomalyConfig::fire_after`] anomalous verdicts in a row.
+    Anomaly,
+}
+
+impl Cause {
+    /// `failure` or `anomaly`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failure => "failure",
+            Self::Anomaly => "anomaly",
+        }
+    }
+
+    /// The cause of `machine`'s alert `alert_id`: [`Cause::Anomaly`] for an id made by
+    /// [`alert_id_for`] with that cause (`{machine}-anomaly-{time}`), else failure (every
+    /// alert id from before anomaly alerts existed).
+    pub fn of_alert(machine: &MachineId, alert_id: &str) -> Self {
+        let anomaly = alert_id
+            .strip_prefix(machine.as_str())
+            .is_some_and(|rest| rest.starts_with(ANOMALY_ID));
+        if anomaly {
+            Self::Anomaly
+        } else {
+            Self::Failure
+        }
+    }
+
+    /// Whether it is [`Cause::Failure`] (serialized fields of that cause are left out, so
+    /// records of failure alerts read as they did before causes existed).
+    pub fn is_failure(&self) -> bool {
+        *self == Self::Failure
+    }
+}
+
+/// What follows the machine id in an anomaly alert's id.
+const ANOMALY_ID: &str = "-anomaly-";
+
 /// The parts of a verdict the state machine looks at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VerdictInput {
@@ -97,6 +206,9 @@ pub struct VerdictInput {
     pub probability: f64,
     /// True when the verdict came from a cold window; such verdicts are ignored.
     pub cold: bool,
+    /// The anomaly model flagged it (`anomalous: true`); false when it did not, or when the
+    /// profile has no anomaly model.
+    pub anomalous: bool,
 }
 
 impl From<&Risk> for VerdictInput {
@@ -106,6 +218,7 @@ impl From<&Risk> for VerdictInput {
             level: r.level,
             probability: r.probability,
             cold: r.cold,
+            anomalous: r.insights.anomalous == Some(true),
         }
     }
 }
@@ -114,37 +227,45 @@ impl From<&Risk> for VerdictInput {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertState {
     machine: MachineId,
-    /// Last non-cold verdicts while idle, newest in bit 0 (1 = AT_RISK).
+    /// Last non-cold verdicts while idle or firing an anomaly alert, newest in bit 0
+    /// (1 = AT_RISK).
     recent: u64,
+    /// Anomalous non-cold verdicts in a row while idle.
+    anomalous_run: u32,
     firing: Option<Firing>,
+    /// The firing alert's cause (failure while idle).
+    cause: Cause,
 }
 
 impl AlertState {
     /// An idle machine with no history.
     pub fn new(machine: MachineId) -> Self {
-        Self {
-            machine,
-            recent: 0,
-            firing: None,
-        }
+        Self::resume_window(machine, 0)
     }
 
-    /// A machine whose alert was firing before a restart (see [`crate::spool`]): the alert
-    /// carries on; the confirmation window starts empty.
+    /// A machine whose alert was firing before a restart (see [`crate::spool`]), or that
+    /// another instance handed over: the alert carries on, with its cause (read from its id);
+    /// the confirmation window and the anomalous run start empty.
     pub fn resume(machine: MachineId, firing: Firing) -> Self {
+        let cause = Cause::of_alert(&machine, &firing.alert_id);
         Self {
             machine,
             recent: 0,
+            anomalous_run: 0,
             firing: Some(firing),
+            cause,
         }
     }
 
-    /// An idle machine whose confirmation window was `window` before a restart.
+    /// An idle machine whose confirmation window was `window` before a restart (its anomalous
+    /// run is not kept: it starts empty).
     pub fn resume_window(machine: MachineId, window: u64) -> Self {
         Self {
             machine,
             recent: window,
+            anomalous_run: 0,
             firing: None,
+            cause: Cause::Failure,
         }
     }
 
@@ -167,6 +288,16 @@ impl AlertState {
     pub fn firing(&self) -> Option<&Firing> {
         self.firing.as_ref()
     }
+
+    /// The firing alert's cause, if one fires.
+    pub fn cause(&self) -> Option<Cause> {
+        self.firing.as_ref().map(|_| self.cause)
+    }
+
+    /// Anomalous verdicts in a row while idle (0 while an alert fires).
+    pub fn anomalous_run(&self) -> u32 {
+        self.anomalous_run
+    }
 }
 
 /// A notification the state machine asks for.
@@ -178,6 +309,8 @@ pub enum Transition {
         alert_id: String,
         /// Its level.
         level: Level,
+        /// The anomaly alert this failure alert replaces (it resolves with this transition).
+        supersedes: Option<Superseded>,
     },
     /// A firing WARNING alert became CRITICAL.
     Escalate {
@@ -206,6 +339,18 @@ pub enum Transition {
         /// When it started firing.
         since: OffsetDateTime,
     },
+}
+
+/// An anomaly alert that a failure alert replaced (see [`Transition::Fire`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    /// The anomaly alert's id.
+    pub alert_id: String,
+    /// Its level while firing.
+    pub level: Level,
+    /// When it started firing.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
 }
 
 impl Transition {
@@ -241,12 +386,23 @@ impl Transition {
     }
 }
 
-/// The alert id of `machine` firing at `since`: `{machine}-{YYYYMMDDTHHMMSSmmm}Z`. Only
-/// `[A-Za-z0-9_.-]`, so it is safe in file names and Message-IDs.
+/// The id of `machine`'s failure alert firing at `since`: `{machine}-{YYYYMMDDTHHMMSSmmm}Z`.
+/// Only `[A-Za-z0-9_.-]`, so it is safe in file names and Message-IDs.
 pub fn alert_id(machine: &MachineId, since: OffsetDateTime) -> String {
+    alert_id_for(machine, Cause::Failure, since)
+}
+
+/// The id of `machine`'s alert of `cause` firing at `since`: [`alert_id`] for a failure,
+/// `{machine}-anomaly-{YYYYMMDDTHHMMSSmmm}Z` for an anomaly ([`Cause::of_alert`] reads it
+/// back).
+pub fn alert_id_for(machine: &MachineId, cause: Cause, since: OffsetDateTime) -> String {
     let t = since.to_offset(time::UtcOffset::UTC);
+    let sep = match cause {
+        Cause::Failure => "-",
+        Cause::Anomaly => ANOMALY_ID,
+    };
     format!(
-        "{machine}-{:04}{:02}{:02}T{:02}{:02}{:02}{:03}Z",
+        "{machine}{sep}{:04}{:02}{:02}T{:02}{:02}{:02}{:03}Z",
         t.year(),
         u8::from(t.month()),
         t.day(),
@@ -259,40 +415,53 @@ pub fn alert_id(machine: &MachineId, since: OffsetDateTime) -> String {
 
 /// Applies one verdict at time `now` to `state`.
 ///
-/// Returns the next state and the notification to send, if any. `cfg` is assumed valid
-/// (see [`LifecycleConfig::validate`]).
+/// Returns the next state and the notification to send, if any. `cfg` and `anomaly` are
+/// assumed valid (see [`LifecycleConfig::validate`], [`AnomalyConfig::validate`]).
 pub fn step(
     state: &AlertState,
     verdict: &VerdictInput,
     now: OffsetDateTime,
     cfg: &LifecycleConfig,
+    anomaly: &AnomalyConfig,
 ) -> (AlertState, Option<Transition>) {
     let mut next = state.clone();
     if verdict.cold {
         return (next, None);
     }
     let transition = match next.firing.take() {
-        None => step_idle(&mut next, verdict, now, cfg),
+        None => step_idle(&mut next, verdict, now, cfg, anomaly),
+        Some(f) if next.cause == Cause::Anomaly => {
+            step_anomaly(&mut next, f, verdict, now, cfg, anomaly)
+        }
         Some(f) => step_firing(&mut next, f, verdict, now, cfg),
     };
     (next, transition)
 }
 
-fn step_idle(
-    s: &mut AlertState,
-    v: &VerdictInput,
-    now: OffsetDateTime,
-    cfg: &LifecycleConfig,
-) -> Option<Transition> {
+/// Shifts the verdict into the failure confirmation window; whether the window now holds
+/// `confirm_k` AT_RISK verdicts with this one AT_RISK (the failure alert fires).
+fn confirm(s: &mut AlertState, v: &VerdictInput, cfg: &LifecycleConfig) -> bool {
     let n = cfg.confirm_n.clamp(1, MAX_CONFIRM_N);
     let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-    s.recent = ((s.recent << 1) | u64::from(v.status == RiskStatus::AtRisk)) & mask;
-    if v.status != RiskStatus::AtRisk || s.recent.count_ones() < u32::from(cfg.confirm_k) {
-        return None;
+    let at_risk = v.status == RiskStatus::AtRisk;
+    s.recent = ((s.recent << 1) | u64::from(at_risk)) & mask;
+    at_risk && s.recent.count_ones() >= u32::from(cfg.confirm_k)
+}
+
+/// Starts an alert of `cause` at `now`: both windows start over.
+fn fire(
+    s: &mut AlertState,
+    cause: Cause,
+    level: Level,
+    now: OffsetDateTime,
+    supersedes: Option<Superseded>,
+) -> Transition {
+    let id = alert_id_for(&s.machine, cause, now);
+    if cause == Cause::Failure {
+        s.recent = 0;
     }
-    let id = alert_id(&s.machine, now);
-    let level = v.level.max(Level::Warning);
-    s.recent = 0;
+    s.anomalous_run = 0;
+    s.cause = cause;
     s.firing = Some(Firing {
         alert_id: id.clone(),
         since: now,
@@ -301,12 +470,42 @@ fn step_idle(
         repeats: 0,
         healthy_run: 0,
     });
-    Some(Transition::Fire {
+    Transition::Fire {
         alert_id: id,
         level,
-    })
+        supersedes,
+    }
 }
 
+fn step_idle(
+    s: &mut AlertState,
+    v: &VerdictInput,
+    now: OffsetDateTime,
+    cfg: &LifecycleConfig,
+    anomaly: &AnomalyConfig,
+) -> Option<Transition> {
+    let confirmed = confirm(s, v, cfg);
+    s.anomalous_run = if v.anomalous {
+        s.anomalous_run.saturating_add(1)
+    } else {
+        0
+    };
+    if confirmed {
+        return Some(fire(
+            s,
+            Cause::Failure,
+            v.level.max(Level::Warning),
+            now,
+            None,
+        ));
+    }
+    if anomaly.enabled() && s.anomalous_run >= anomaly.fire_after {
+        return Some(fire(s, Cause::Anomaly, Level::Warning, now, None));
+    }
+    None
+}
+
+/// A firing failure alert: escalate, repeat or resolve.
 fn step_firing(
     s: &mut AlertState,
     mut f: Firing,
@@ -335,19 +534,58 @@ fn step_firing(
             from: Level::Warning,
             to: Level::Critical,
         })
-    } else if now - f.last_notified >= cfg.repeat_interval {
-        f.repeats += 1;
-        f.last_notified = now;
-        Some(Transition::Repeat {
-            alert_id: f.alert_id.clone(),
-            level: f.level,
-            count: f.repeats,
-        })
     } else {
-        None
+        repeat(&mut f, now, cfg)
     };
     s.firing = Some(f);
     transition
+}
+
+/// A firing anomaly alert: superseded by a confirmed failure alert, resolved, or repeated.
+fn step_anomaly(
+    s: &mut AlertState,
+    mut f: Firing,
+    v: &VerdictInput,
+    now: OffsetDateTime,
+    cfg: &LifecycleConfig,
+    anomaly: &AnomalyConfig,
+) -> Option<Transition> {
+    if confirm(s, v, cfg) {
+        let old = Superseded {
+            alert_id: f.alert_id,
+            level: f.level,
+            since: f.since,
+        };
+        let level = v.level.max(Level::Warning);
+        return Some(fire(s, Cause::Failure, level, now, Some(old)));
+    }
+    f.healthy_run = if v.anomalous { 0 } else { f.healthy_run + 1 };
+    if f.healthy_run >= anomaly.resolve_after {
+        // Idle again: the failure window keeps what it counted meanwhile.
+        s.cause = Cause::Failure;
+        return Some(Transition::Resolve {
+            alert_id: f.alert_id,
+            level: f.level,
+            since: f.since,
+        });
+    }
+    let transition = repeat(&mut f, now, cfg);
+    s.firing = Some(f);
+    transition
+}
+
+/// The repeat of a firing alert, when `repeat_interval` has passed since it last notified.
+fn repeat(f: &mut Firing, now: OffsetDateTime, cfg: &LifecycleConfig) -> Option<Transition> {
+    if now - f.last_notified < cfg.repeat_interval {
+        return None;
+    }
+    f.repeats += 1;
+    f.last_notified = now;
+    Some(Transition::Repeat {
+        alert_id: f.alert_id.clone(),
+        level: f.level,
+        count: f.repeats,
+    })
 }
 
 #[cfg(test)]

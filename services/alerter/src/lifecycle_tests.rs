@@ -10,6 +10,7 @@ fn v(status: RiskStatus, level: Level, probability: f64) -> VerdictInput {
         level,
         probability,
         cold: false,
+        anomalous: false,
     }
 }
 fn at_risk(level: Level) -> VerdictInput {
@@ -27,7 +28,13 @@ fn run(verdicts: &[VerdictInput], cfg: &LifecycleConfig) -> (AlertState, Vec<Tra
     let mut s = AlertState::new(machine());
     let mut out = Vec::new();
     for (i, vd) in verdicts.iter().enumerate() {
-        let (n, t) = step(&s, vd, T0 + Duration::seconds(i as i64), cfg);
+        let (n, t) = step(
+            &s,
+            vd,
+            T0 + Duration::seconds(i as i64),
+            cfg,
+            &AnomalyConfig::default(),
+        );
         s = n;
         out.extend(t);
     }
@@ -71,7 +78,8 @@ fn one_spike_does_not_fire_two_of_three_do() {
         t,
         vec![Transition::Fire {
             alert_id: id.clone(),
-            level: Level::Warning
+            level: Level::Warning,
+            supersedes: None,
         }]
     );
     assert_eq!(s.firing().map(|f| f.alert_id.as_str()), Some(id.as_str()));
@@ -145,6 +153,7 @@ fn long_firing_alert_repeats_every_interval() {
             &at_risk(Level::Warning),
             T0 + Duration::minutes(minute),
             &cfg,
+            &AnomalyConfig::default(),
         );
         s = n;
         tags.extend(t.map(|t| (minute, t.tag())));
@@ -173,8 +182,9 @@ fn arb_verdict() -> impl Strategy<Value = VerdictInput> {
         ],
         0.0f64..=1.0,
         proptest::bool::weighted(0.1),
+        proptest::bool::weighted(0.5),
     )
-        .prop_map(|(risk, level, probability, cold)| VerdictInput {
+        .prop_map(|(risk, level, probability, cold, anomalous)| VerdictInput {
             status: if risk {
                 RiskStatus::AtRisk
             } else {
@@ -183,7 +193,18 @@ fn arb_verdict() -> impl Strategy<Value = VerdictInput> {
             level,
             probability,
             cold,
+            anomalous,
         })
+}
+
+fn arb_anomaly() -> impl Strategy<Value = AnomalyConfig> {
+    prop_oneof![
+        Just(AnomalyConfig::OFF),
+        (1u32..=6, 1u32..=4).prop_map(|(fire_after, resolve_after)| AnomalyConfig {
+            fire_after,
+            resolve_after,
+        }),
+    ]
 }
 
 fn arb_config() -> impl Strategy<Value = LifecycleConfig> {
@@ -202,28 +223,59 @@ proptest! {
     #[test]
     fn transitions_follow_the_lifecycle(
         cfg in arb_config(),
+        anomaly in arb_anomaly(),
         input in proptest::collection::vec((arb_verdict(), 0i64..=1800), 0..300),
     ) {
         prop_assert_eq!(cfg.validate(), Ok(()));
-        let mut s = AlertState::new(machine());
+        prop_assert_eq!(anomaly.validate(), Ok(()));
+        let m = machine();
+        let mut s = AlertState::new(m.clone());
         let mut now = T0;
         let mut current: Option<String> = None;
         let mut last_note: Option<OffsetDateTime> = None;
         let mut escalated = false;
+        // The non-cold verdicts' anomalous flags, newest last.
+        let mut flags: Vec<bool> = Vec::new();
         for (vd, gap) in input {
             now += Duration::seconds(gap);
-            let (n, t) = step(&s, &vd, now, &cfg);
+            let (n, t) = step(&s, &vd, now, &cfg, &anomaly);
             s = n;
+            if !vd.cold {
+                flags.push(vd.anomalous);
+            }
             let Some(t) = t else { continue };
             prop_assert!(!vd.cold, "a cold verdict caused {:?}", t);
+            let cause = Cause::of_alert(&m, t.alert_id());
+            let tail = |n: u32, anomalous: bool| {
+                flags.len() >= n as usize
+                    && flags[flags.len() - n as usize..].iter().all(|f| *f == anomalous)
+            };
             match &t {
-                Transition::Fire { alert_id, .. } => {
-                    prop_assert!(current.is_none(), "second Fire in one firing period");
+                Transition::Fire { alert_id, level, supersedes } => {
+                    match (cause, supersedes) {
+                        (Cause::Anomaly, None) => {
+                            prop_assert!(current.is_none(), "anomaly Fire in a firing period");
+                            prop_assert!(anomaly.enabled());
+                            prop_assert!(tail(anomaly.fire_after, true), "anomaly Fire without the run");
+                            prop_assert_eq!(*level, Level::Warning);
+                        }
+                        (Cause::Failure, None) => {
+                            prop_assert!(current.is_none(), "second Fire in one firing period");
+                            prop_assert_eq!(vd.status, RiskStatus::AtRisk);
+                        }
+                        (Cause::Failure, Some(old)) => {
+                            prop_assert_eq!(Some(&old.alert_id), current.as_ref(), "supersedes another alert");
+                            prop_assert_eq!(Cause::of_alert(&m, &old.alert_id), Cause::Anomaly);
+                            prop_assert_eq!(vd.status, RiskStatus::AtRisk);
+                        }
+                        (Cause::Anomaly, Some(_)) => prop_assert!(false, "an anomaly alert superseded one"),
+                    }
                     current = Some(alert_id.clone());
                     escalated = false;
                 }
                 Transition::Escalate { alert_id, .. } => {
                     prop_assert_eq!(Some(alert_id), current.as_ref());
+                    prop_assert_eq!(cause, Cause::Failure, "an anomaly alert escalated");
                     prop_assert!(!escalated, "escalated twice");
                     escalated = true;
                 }
@@ -234,11 +286,41 @@ proptest! {
                 }
                 Transition::Resolve { alert_id, .. } => {
                     prop_assert_eq!(Some(alert_id), current.as_ref(), "Resolve without Fire");
+                    if cause == Cause::Anomaly {
+                        prop_assert!(tail(anomaly.resolve_after, false), "anomaly Resolve while anomalous");
+                    }
                     current = None;
                 }
             }
             last_note = Some(now);
             prop_assert_eq!(s.firing().map(|f| f.alert_id.clone()), current.clone());
+            prop_assert_eq!(s.cause(), current.as_ref().map(|id| Cause::of_alert(&m, id)));
+        }
+    }
+
+    /// Verdicts that carry no anomaly (every verdict before anomaly models, and every verdict
+    /// with anomaly alerts off) go through the lifecycle exactly as before anomaly alerts.
+    #[test]
+    fn without_anomalies_the_failure_lifecycle_is_unchanged(
+        cfg in arb_config(),
+        anomaly in arb_anomaly(),
+        input in proptest::collection::vec((arb_verdict(), 0i64..=1800), 0..300),
+    ) {
+        let mut with = AlertState::new(machine());
+        let mut off = AlertState::new(machine());
+        let mut flagged_off = AlertState::new(machine());
+        let mut now = T0;
+        for (vd, gap) in input {
+            now += Duration::seconds(gap);
+            let plain = VerdictInput { anomalous: false, ..vd };
+            let (a, ta) = step(&with, &plain, now, &cfg, &anomaly);
+            let (b, tb) = step(&off, &plain, now, &cfg, &AnomalyConfig::OFF);
+            // Anomaly alerts off: the flags change nothing either.
+            let (c, tc) = step(&flagged_off, &vd, now, &cfg, &AnomalyConfig::OFF);
+            prop_assert_eq!(&ta, &tb);
+            prop_assert_eq!(&tb, &tc);
+            prop_assert!(ta.iter().all(|t| Cause::of_alert(&machine(), t.alert_id()) == Cause::Failure));
+            (with, off, flagged_off) = (a, b, c);
         }
     }
 
@@ -255,7 +337,7 @@ proptest! {
         for i in 0..steps {
             let vd = if i % 2 == 0 { at_risk(level) } else { healthy(low) };
             let now = T0 + Duration::seconds(gap_secs * i as i64);
-            let (n, t) = step(&s, &vd, now, &cfg);
+            let (n, t) = step(&s, &vd, now, &cfg, &AnomalyConfig::default());
             s = n;
             if t.is_some() {
                 notes.push(now);
@@ -265,4 +347,238 @@ proptest! {
             prop_assert!(w[1] - w[0] >= cfg.repeat_interval, "notified at {} and {}", w[0], w[1]);
         }
     }
+}
+
+fn anomalous(v: VerdictInput) -> VerdictInput {
+    VerdictInput {
+        anomalous: true,
+        ..v
+    }
+}
+
+/// Feeds verdicts one second apart with anomaly alerts on `anomaly`; returns the final state
+/// and every transition with the index of the verdict that caused it.
+fn run_with(
+    verdicts: &[VerdictInput],
+    anomaly: &AnomalyConfig,
+) -> (AlertState, Vec<(usize, Transition)>) {
+    let cfg = LifecycleConfig::default();
+    let mut s = AlertState::new(machine());
+    let mut out = Vec::new();
+    for (i, vd) in verdicts.iter().enumerate() {
+        let (n, t) = step(&s, vd, T0 + Duration::seconds(i as i64), &cfg, anomaly);
+        s = n;
+        out.extend(t.map(|t| (i, t)));
+    }
+    (s, out)
+}
+
+#[test]
+fn anomaly_alert_fires_after_n_anomalous_in_a_row_and_resolves_after_m_ordinary() {
+    let cfg = AnomalyConfig {
+        fire_after: 5,
+        resolve_after: 3,
+    };
+    let odd = anomalous(healthy(0.1));
+    // Four anomalous, one ordinary: the run starts over; then five in a row fire.
+    let mut seq = vec![odd; 4];
+    seq.push(healthy(0.1));
+    seq.extend([odd; 5]);
+    let (s, t) = run_with(&seq, &cfg);
+    let id = alert_id_for(&machine(), Cause::Anomaly, T0 + Duration::seconds(9));
+    assert_eq!(id, "m-1-anomaly-20261122T100009000Z");
+    assert_eq!(
+        t,
+        vec![(
+            9,
+            Transition::Fire {
+                alert_id: id.clone(),
+                level: Level::Warning,
+                supersedes: None,
+            }
+        )]
+    );
+    assert_eq!(s.cause(), Some(Cause::Anomaly));
+    assert_eq!(
+        s.window(),
+        0,
+        "no failure window is saved while an alert fires"
+    );
+    // Two ordinary, an anomalous one (the run starts over), then three ordinary resolve it.
+    seq.extend([healthy(0.1), healthy(0.1), odd]);
+    seq.extend([healthy(0.1); 3]);
+    let (s, t) = run_with(&seq, &cfg);
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert_eq!(t[1].0, seq.len() - 1);
+    assert!(matches!(
+        &t[1].1,
+        Transition::Resolve { alert_id, level: Level::Warning, since }
+            if *alert_id == id && *since == T0 + Duration::seconds(9)
+    ));
+    assert_eq!((s.firing(), s.cause()), (None, None));
+}
+
+#[test]
+fn an_anomaly_alert_never_escalates_and_repeats_like_any_alert() {
+    let cfg = LifecycleConfig::default();
+    let anomaly = AnomalyConfig::default();
+    let mut s = AlertState::new(machine());
+    let mut tags = Vec::new();
+    // Anomalous but healthy (no failure risk), some verdicts CRITICAL-level: no escalation.
+    for minute in 0..=130 {
+        let level = if minute % 7 == 0 {
+            Level::Critical
+        } else {
+            Level::Normal
+        };
+        let vd = anomalous(v(RiskStatus::Healthy, level, 0.2));
+        let (n, t) = step(&s, &vd, T0 + Duration::minutes(minute), &cfg, &anomaly);
+        s = n;
+        tags.extend(t.map(|t| (minute, t.tag(), t.level())));
+    }
+    assert_eq!(
+        tags,
+        vec![
+            (4, "firing".to_owned(), Level::Warning),
+            (64, "repeat-1".to_owned(), Level::Warning),
+            (124, "repeat-2".to_owned(), Level::Warning),
+        ]
+    );
+}
+
+#[test]
+fn a_confirmed_failure_supersedes_the_anomaly_alert() {
+    let anomaly = AnomalyConfig {
+        fire_after: 3,
+        resolve_after: 3,
+    };
+    let odd = anomalous(healthy(0.2));
+    // An AT_RISK verdict among the anomalous ones counts towards the failure window; the
+    // anomaly alert fires at 3; the next AT_RISK (2 of the last 3) confirms the failure.
+    let seq = [
+        odd,
+        odd,
+        anomalous(at_risk(Level::Warning)),
+        odd,
+        anomalous(at_risk(Level::Critical)),
+    ];
+    let (s, t) = run_with(&seq, &anomaly);
+    let anomaly_id = alert_id_for(&machine(), Cause::Anomaly, T0 + Duration::seconds(2));
+    let failure_id = alert_id(&machine(), T0 + Duration::seconds(4));
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert_eq!(t[0].1.alert_id(), anomaly_id);
+    assert_eq!(
+        t[1],
+        (
+            4,
+            Transition::Fire {
+                alert_id: failure_id.clone(),
+                level: Level::Critical,
+                supersedes: Some(Superseded {
+                    alert_id: anomaly_id,
+                    level: Level::Warning,
+                    since: T0 + Duration::seconds(2),
+                }),
+            }
+        )
+    );
+    assert_eq!(s.cause(), Some(Cause::Failure));
+    assert_eq!(
+        s.firing().map(|f| f.alert_id.as_str()),
+        Some(failure_id.as_str())
+    );
+}
+
+#[test]
+fn the_failure_alert_wins_a_tie_and_ignores_anomalies_while_it_fires() {
+    let anomaly = AnomalyConfig {
+        fire_after: 2,
+        resolve_after: 1,
+    };
+    // Both conditions met by the second verdict: the failure alert fires.
+    let mut seq = vec![anomalous(at_risk(Level::Warning)); 2];
+    // While it fires, anomalies start no alert of their own.
+    seq.extend([anomalous(at_risk(Level::Warning)); 5]);
+    let (_, t) = run_with(&seq, &anomaly);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(
+        Cause::of_alert(&machine(), t[0].1.alert_id()),
+        Cause::Failure
+    );
+    // It resolves on healthy verdicts even while they are anomalous; the anomaly alert then
+    // needs its own run of fresh verdicts.
+    seq.extend([anomalous(healthy(0.1)); 3]);
+    let (s, t) = run_with(&seq, &anomaly);
+    assert_eq!(t.len(), 2);
+    assert!(matches!(t[1].1, Transition::Resolve { .. }));
+    assert_eq!(s.anomalous_run(), 0);
+    seq.push(anomalous(healthy(0.1)));
+    assert_eq!(run_with(&seq, &anomaly).1.len(), 2, "one fresh verdict");
+    seq.push(anomalous(healthy(0.1)));
+    let (s, t) = run_with(&seq, &anomaly);
+    assert_eq!(t.len(), 3);
+    assert_eq!(s.cause(), Some(Cause::Anomaly));
+}
+
+#[test]
+fn anomaly_alerts_off_and_verdicts_without_a_score_fire_nothing() {
+    let odd = anomalous(healthy(0.1));
+    let (s, t) = run_with(&[odd; 20], &AnomalyConfig::OFF);
+    assert!(t.is_empty());
+    assert_eq!(s.anomalous_run(), 20, "counted, never fired");
+    // A verdict without an anomaly model (anomalous: false) breaks the run.
+    let mut seq = vec![odd; 4];
+    seq.push(healthy(0.1));
+    seq.extend([odd; 4]);
+    assert!(run_with(&seq, &AnomalyConfig::default()).1.is_empty());
+    // Cold verdicts neither count nor break it.
+    let cold = VerdictInput { cold: true, ..odd };
+    let seq = [odd, odd, cold, odd, cold, odd, odd];
+    assert_eq!(run_with(&seq, &AnomalyConfig::default()).1.len(), 1);
+}
+
+#[test]
+fn the_cause_is_read_back_from_the_alert_id() {
+    let m = machine();
+    let at = T0 + Duration::milliseconds(5);
+    let anomaly = alert_id_for(&m, Cause::Anomaly, at);
+    let failure = alert_id_for(&m, Cause::Failure, at);
+    assert_eq!(failure, alert_id(&m, at), "failure ids are as before");
+    assert_eq!(Cause::of_alert(&m, &anomaly), Cause::Anomaly);
+    assert_eq!(Cause::of_alert(&m, &failure), Cause::Failure);
+    assert!(anomaly
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    // A machine whose own id ends in "-anomaly": its failure alert is still a failure alert.
+    let odd = MachineId::parse("press-anomaly").expect("valid id");
+    assert_eq!(
+        Cause::of_alert(&odd, &alert_id(&odd, at)),
+        Cause::Failure,
+        "{}",
+        alert_id(&odd, at)
+    );
+    assert_eq!(
+        Cause::of_alert(&odd, &alert_id_for(&odd, Cause::Anomaly, at)),
+        Cause::Anomaly
+    );
+    // A resumed or handed-over alert keeps its cause.
+    let (s, _) = run_with(&[anomalous(healthy(0.1)); 5], &AnomalyConfig::default());
+    let f = s.firing().cloned().expect("fires");
+    assert_eq!(AlertState::resume(m, f).cause(), Some(Cause::Anomaly));
+    assert_eq!(Cause::Anomaly.as_str(), "anomaly");
+}
+
+#[test]
+fn anomaly_config_is_checked() {
+    assert_eq!(AnomalyConfig::default().validate(), Ok(()));
+    assert_eq!(AnomalyConfig::OFF.validate(), Ok(()));
+    assert!(!AnomalyConfig::OFF.enabled());
+    let bad = AnomalyConfig {
+        fire_after: 5,
+        resolve_after: 0,
+    };
+    assert_eq!(
+        bad.validate(),
+        Err(LifecycleConfigError::AnomalyResolveAfter)
+    );
 }

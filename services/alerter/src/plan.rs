@@ -327,10 +327,11 @@ pub fn plan(
     out
 }
 
-/// Risk x criticality.
+/// Risk x criticality (an anomaly alert's risk is its anomaly score, see
+/// [`crate::AlertMail::priority`]).
 pub fn priority(p: &Pending, routing: &Routing) -> f64 {
     let m = &p.record.mail;
-    m.probability * routing.criticality(m.machine_id.as_str())
+    m.priority() * routing.criticality(m.machine_id.as_str())
 }
 
 /// The machine of a record name's alert id, for logs.

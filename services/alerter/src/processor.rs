@@ -4,7 +4,9 @@
 //! publishes what it is told, in order.
 
 use crate::email::AlertMail;
-use crate::lifecycle::{self, AlertState, Firing, LifecycleConfig, Transition, VerdictInput};
+use crate::lifecycle::{
+    self, AlertState, AnomalyConfig, Cause, Firing, LifecycleConfig, Transition, VerdictInput,
+};
 use crate::spool::Record;
 use dtwin_schema::{
     AlertEvent, AlertEventKind, AlertSnapshot, DeadLetter, MachineId, RejectReason, Rejection,
@@ -51,6 +53,9 @@ pub struct Notification {
     pub record: Record,
     /// The lifecycle event (firing, updated or resolved).
     pub event: AlertEvent,
+    /// The `resolved` event of the anomaly alert a failure alert supersedes (published just
+    /// before [`Notification::event`]; its e-mail is this notification's).
+    pub superseded: Option<AlertEvent>,
     /// `{prefix}/alert-state/{machine_id}`
     pub state_topic: String,
     /// The machine's alert state after the transition, published retained.
@@ -90,6 +95,7 @@ pub struct ProcessorStats {
 pub struct Processor {
     topics: Topics,
     lifecycle: LifecycleConfig,
+    anomaly: AnomalyConfig,
     dashboard_url: Option<String>,
     states: HashMap<MachineId, AlertState>,
     stats: ProcessorStats,
@@ -97,16 +103,26 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// A processor with no machine state. `lifecycle` should be validated first.
+    /// A processor with no machine state and the default anomaly alerts
+    /// ([`AnomalyConfig::default`]; see [`Processor::with_anomaly`]). `lifecycle` should be
+    /// validated first.
     pub fn new(topics: Topics, lifecycle: LifecycleConfig, dashboard_url: Option<String>) -> Self {
         Self {
             topics,
             lifecycle,
+            anomaly: AnomalyConfig::default(),
             dashboard_url,
             states: HashMap::new(),
             stats: ProcessorStats::default(),
             window_change: None,
         }
+    }
+
+    /// When sustained anomalies fire alerts ([`AnomalyConfig::OFF`]: never). `anomaly` should
+    /// be validated first.
+    pub fn with_anomaly(mut self, anomaly: AnomalyConfig) -> Self {
+        self.anomaly = anomaly;
+        self
     }
 
     /// Counters so far. O(1): the shell reads them after every message (the firing count
@@ -195,8 +211,13 @@ impl Processor {
             .states
             .entry(risk.machine_id.clone())
             .or_insert_with(|| AlertState::new(risk.machine_id.clone()));
-        let (next, transition) =
-            lifecycle::step(state, &VerdictInput::from(&risk), risk.ts, &self.lifecycle);
+        let (next, transition) = lifecycle::step(
+            state,
+            &VerdictInput::from(&risk),
+            risk.ts,
+            &self.lifecycle,
+            &self.anomaly,
+        );
         self.window_change =
             (next.window() != state.window()).then(|| (risk.machine_id.clone(), next.window()));
         let was_firing = state.firing().is_some();
@@ -227,6 +248,7 @@ impl Processor {
             .as_ref()
             .map(|u| format!("{}/machine/{}", u.trim_end_matches('/'), risk.machine_id));
         let mail = AlertMail::new(risk, &transition, dashboard);
+        let cause = Cause::of_alert(&risk.machine_id, transition.alert_id());
         let event = AlertEvent {
             schema: ALERT_SCHEMA.to_owned(),
             machine_id: risk.machine_id.clone(),
@@ -240,7 +262,26 @@ impl Processor {
             level: transition.level(),
             probability: risk.probability,
             actions: risk.actions.clone(),
-            detail: None,
+            // A failure alert's events carry no detail (as before causes); an anomaly
+            // alert's say so, with the score.
+            detail: (cause == Cause::Anomaly).then(|| anomaly_detail(risk)),
+        };
+        let superseded = match &transition {
+            Transition::Fire {
+                alert_id,
+                supersedes: Some(old),
+                ..
+            } => Some(AlertEvent {
+                alert_id: old.alert_id.clone(),
+                event: AlertEventKind::Resolved,
+                level: old.level,
+                detail: Some(format!(
+                    "{}; superseded by the failure alert {alert_id}",
+                    anomaly_detail(risk)
+                )),
+                ..event.clone()
+            }),
+            _ => None,
         };
         Notification {
             machine_id: risk.machine_id.clone(),
@@ -258,6 +299,7 @@ impl Processor {
                 firing,
             },
             event,
+            superseded,
             transition,
         }
     }
@@ -278,6 +320,14 @@ impl Processor {
             reason: rej.reason,
         }
     }
+}
+
+/// The detail of an anomaly alert's lifecycle events: `anomaly alert: score 0.81`.
+fn anomaly_detail(risk: &Risk) -> String {
+    format!(
+        "anomaly alert: score {}",
+        crate::email::score(risk.insights.anomaly)
+    )
 }
 
 /// Decodes and checks a verdict that arrived on the topic of `topic_id`.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::lifecycle::AnomalyConfig;
 use dtwin_schema::{Level, ModelRef, RiskStatus};
 use std::collections::BTreeMap;
 use time::macros::datetime;
@@ -357,4 +358,140 @@ fn the_confirmation_window_and_the_resolve_hold_count_verdicts_not_time() {
     );
     assert_eq!(c.p.stats().firing, 0);
     assert_eq!(c.p.stats().notifications, 2);
+}
+
+/// `r` with the anomaly model's word: `score`, anomalous from 0.6 up.
+fn scored(mut r: Risk, score: f64) -> Risk {
+    r.insights.anomaly = Some(score);
+    r.insights.anomalous = Some(score >= 0.6);
+    r
+}
+
+fn anomaly_processor() -> Processor {
+    processor().with_anomaly(AnomalyConfig {
+        fire_after: 3,
+        resolve_after: 2,
+    })
+}
+
+fn notified(o: Outcome) -> Box<Notification> {
+    match o {
+        Outcome::Notify(n) => n,
+        other => panic!("expected a notification, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_sustained_anomaly_fires_its_own_alert_and_a_confirmed_failure_supersedes_it() {
+    let mut p = anomaly_processor();
+    let odd = |secs| scored(risk("m-1", RiskStatus::Healthy, 0.1, secs), 0.8);
+    for s in 0..2 {
+        assert!(matches!(feed(&mut p, &odd(s)), Outcome::Quiet));
+    }
+    let n = notified(feed(&mut p, &odd(2)));
+    let anomaly_id = "m-1-anomaly-20261122T100002000Z";
+    assert_eq!(n.record.name(), format!("{anomaly_id}.firing"));
+    assert_eq!(n.event.event, AlertEventKind::Firing);
+    assert_eq!(n.event.level, Level::Warning);
+    assert_eq!(n.event.detail.as_deref(), Some("anomaly alert: score 0.80"));
+    assert!(n.superseded.is_none());
+    assert_eq!(n.record.mail.cause, Cause::Anomaly);
+    assert_eq!(n.record.mail.insights.anomaly, Some(0.8));
+    assert_eq!(
+        n.state.firing.as_ref().map(|f| f.alert_id.as_str()),
+        Some(anomaly_id)
+    );
+    assert_eq!(p.stats().firing, 1);
+
+    // The failure risk is confirmed while the anomaly alert fires: one notification, the
+    // failure alert's firing, which resolves the anomaly alert.
+    let bad = |secs| scored(risk("m-1", RiskStatus::AtRisk, 0.9, secs), 0.9);
+    assert!(matches!(feed(&mut p, &bad(3)), Outcome::Quiet));
+    let f = notified(feed(&mut p, &bad(4)));
+    let failure_id = "m-1-20261122T100004000Z";
+    assert_eq!(f.record.name(), format!("{failure_id}.firing"));
+    assert_eq!(f.event.event, AlertEventKind::Firing);
+    assert_eq!(
+        f.event.detail, None,
+        "a failure alert's events carry no detail"
+    );
+    assert_eq!(f.record.mail.supersedes.as_deref(), Some(anomaly_id));
+    let old = f.superseded.as_ref().expect("the anomaly alert resolves");
+    assert_eq!(
+        (old.alert_id.as_str(), old.event, old.level, old.ts),
+        (
+            anomaly_id,
+            AlertEventKind::Resolved,
+            Level::Warning,
+            f.event.ts
+        )
+    );
+    assert_eq!(
+        old.detail.as_deref(),
+        Some("anomaly alert: score 0.90; superseded by the failure alert m-1-20261122T100004000Z")
+    );
+    assert_eq!(f.state.firing, f.record.firing);
+    assert_eq!(
+        f.state.firing.as_ref().map(|x| x.alert_id.as_str()),
+        Some(failure_id)
+    );
+    assert_eq!(p.stats().firing, 1, "still one alert on the machine");
+    assert_eq!(p.stats().notifications, 2);
+    assert_eq!(
+        p.state(&f.machine_id).and_then(AlertState::cause),
+        Some(Cause::Failure)
+    );
+}
+
+#[test]
+fn an_anomaly_alert_resolves_after_ordinary_verdicts_and_survives_a_restart_and_a_handover() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let spool = crate::Spool::open(tmp.path()).expect("opens");
+    let mut p = anomaly_processor();
+    let mut fired = None;
+    for s in 0..3 {
+        if let Outcome::Notify(n) = feed(
+            &mut p,
+            &scored(risk("m-1", RiskStatus::Healthy, 0.1, s), 0.7),
+        ) {
+            spool.put(&n.record).expect("queued");
+            fired = Some(n);
+        }
+    }
+    let fired = fired.expect("the anomaly alert fired");
+    // A restarted alerter finds it firing in the spool; an instance it is handed over to, in
+    // the retained state. Both carry on with an anomaly alert: two ordinary verdicts resolve
+    // it, although the failure risk never was low enough to resolve a failure alert.
+    let mut restarted = anomaly_processor();
+    restarted.resume(spool.firing_states().expect("reads"));
+    let mut adopted = anomaly_processor();
+    adopted.adopt(fired.machine_id.clone(), fired.state.firing.clone());
+    for p in [&mut restarted, &mut adopted] {
+        assert_eq!(p.stats().firing, 1);
+        let ordinary = |secs| scored(risk("m-1", RiskStatus::Healthy, 0.45, secs), 0.3);
+        assert!(matches!(feed(p, &ordinary(10)), Outcome::Quiet));
+        let r = notified(feed(p, &ordinary(11)));
+        assert_eq!(r.event.event, AlertEventKind::Resolved);
+        assert_eq!(r.event.alert_id, fired.event.alert_id);
+        assert_eq!(r.event.detail.as_deref(), Some("anomaly alert: score 0.30"));
+        assert_eq!(r.record.mail.cause, Cause::Anomaly);
+        assert_eq!(p.stats().firing, 0);
+    }
+}
+
+#[test]
+fn verdicts_without_insights_never_fire_an_anomaly_alert() {
+    let mut p = anomaly_processor();
+    for s in 0..50 {
+        assert!(matches!(
+            feed(&mut p, &risk("m-1", RiskStatus::Healthy, 0.1, s)),
+            Outcome::Quiet
+        ));
+    }
+    // And with anomaly alerts off, anomalous verdicts fire nothing either.
+    let mut off = processor().with_anomaly(AnomalyConfig::OFF);
+    for s in 0..50 {
+        let r = scored(risk("m-1", RiskStatus::Healthy, 0.1, s), 0.9);
+        assert!(matches!(feed(&mut off, &r), Outcome::Quiet));
+    }
 }

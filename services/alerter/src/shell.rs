@@ -156,6 +156,11 @@ async fn queue(
         AlertEventKind::Resolved => info!(machine_id = %id, alert_id, level, "alert resolved"),
         _ => debug!(machine_id = %id, alert_id, level, tag = %n.transition.tag(), "alert updated"),
     }
+    if let Some(old) = &n.superseded {
+        info!(machine_id = %id, alert_id = old.alert_id, by = alert_id, "anomaly alert superseded");
+        publish(client, n.topic.clone(), dtwin_schema::to_json(old)).await?;
+        metrics.event(old.event);
+    }
     publish(client, n.topic.clone(), dtwin_schema::to_json(&n.event)).await?;
     metrics.event(n.event.event);
     client

@@ -38,6 +38,9 @@ pub(crate) fn record(machine: &str, kind: MailKind, secs: i64) -> Record {
             latest: BTreeMap::new(),
             profile: None,
             dashboard_url: None,
+            cause: crate::lifecycle::Cause::Failure,
+            supersedes: None,
+            insights: Default::default(),
         },
         event: AlertEvent {
             schema: ALERT_SCHEMA.to_owned(),

@@ -22,6 +22,11 @@
 //! machine whose failure risk is confirmed gets its failure alert at once, which **supersedes**
 //! the anomaly alert ([`Transition::Fire`] with `supersedes`: the anomaly alert resolves in
 //! the same step, its e-mail is the failure alert's firing e-mail).
+//!
+//! A profile without a failure classifier gets rules-only verdicts, which the inference
+//! service makes AT_RISK while anomalous (the anomaly model stands in for the classifier).
+//! With anomaly alerts on, the processor counts such a verdict as anomalous and not AT_RISK
+//! ([`anomaly_stands_in`]), so the alert it raises is an anomaly alert.
 
 pub use dtwin_schema::Firing;
 use dtwin_schema::{Level, MachineId, Risk, RiskStatus};
@@ -221,6 +226,21 @@ impl From<&Risk> for VerdictInput {
             anomalous: r.insights.anomalous == Some(true),
         }
     }
+}
+
+/// The model id of a rules-only verdict: its profile has no failure classifier
+/// (`risk.schema.json`).
+pub const RULES_ONLY_MODEL: &str = "none";
+
+/// Whether `risk` is AT_RISK only because it is anomalous: a rules-only verdict (no failure
+/// classifier for its profile) that the inference service made AT_RISK because the anomaly
+/// model flagged it, with no CRITICAL rule behind it. With anomaly alerts on, such a verdict
+/// is the anomaly alert's to tell, not a failure alert's (whose mail would say "0 % risk").
+pub fn anomaly_stands_in(risk: &Risk) -> bool {
+    risk.status == RiskStatus::AtRisk
+        && risk.insights.anomalous == Some(true)
+        && risk.model.id == RULES_ONLY_MODEL
+        && !risk.actions.iter().any(|a| a.severity == Level::Critical)
 }
 
 /// One machine's alert state. Start with [`AlertState::new`].

@@ -10,7 +10,7 @@ use crate::lifecycle::{
 use crate::spool::Record;
 use dtwin_schema::{
     AlertEvent, AlertEventKind, AlertSnapshot, DeadLetter, MachineId, RejectReason, Rejection,
-    Risk, TopicKind, Topics, ALERT_SCHEMA, ALERT_STATE_SCHEMA, RISK_SCHEMA,
+    Risk, RiskStatus, TopicKind, Topics, ALERT_SCHEMA, ALERT_STATE_SCHEMA, RISK_SCHEMA,
 };
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -211,13 +211,12 @@ impl Processor {
             .states
             .entry(risk.machine_id.clone())
             .or_insert_with(|| AlertState::new(risk.machine_id.clone()));
-        let (next, transition) = lifecycle::step(
-            state,
-            &VerdictInput::from(&risk),
-            risk.ts,
-            &self.lifecycle,
-            &self.anomaly,
-        );
+        let mut input = VerdictInput::from(&risk);
+        if self.anomaly.enabled() && lifecycle::anomaly_stands_in(&risk) {
+            input.status = RiskStatus::Healthy;
+        }
+        let (next, transition) =
+            lifecycle::step(state, &input, risk.ts, &self.lifecycle, &self.anomaly);
         self.window_change =
             (next.window() != state.window()).then(|| (risk.machine_id.clone(), next.window()));
         let was_firing = state.firing().is_some();

@@ -495,3 +495,37 @@ fn verdicts_without_insights_never_fire_an_anomaly_alert() {
         assert!(matches!(feed(&mut off, &r), Outcome::Quiet));
     }
 }
+
+#[test]
+fn a_rules_only_verdict_at_risk_for_its_anomaly_raises_an_anomaly_alert_not_a_failure_alert() {
+    // A profile without a failure classifier: the inference service makes its anomalous
+    // verdicts AT_RISK (probability 0, model `none`).
+    let stand_in = |secs| {
+        let mut r = scored(risk("pump-1", RiskStatus::AtRisk, 0.0, secs), 0.8);
+        r.level = Level::Warning;
+        r.model.id = lifecycle::RULES_ONLY_MODEL.to_owned();
+        r
+    };
+    assert!(lifecycle::anomaly_stands_in(&stand_in(0)));
+    let mut p = anomaly_processor();
+    let fired: Vec<String> = (0..3)
+        .filter_map(|s| match feed(&mut p, &stand_in(s)) {
+            Outcome::Notify(n) => Some(n.record.name()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fired, ["pump-1-anomaly-20261122T100002000Z.firing"]);
+    // A CRITICAL rule behind the status is a failure risk of its own.
+    let mut critical = stand_in(0);
+    critical.actions.push(dtwin_schema::Action {
+        code: "OVERHEAT".to_owned(),
+        text: "too hot".to_owned(),
+        severity: Level::Critical,
+    });
+    assert!(!lifecycle::anomaly_stands_in(&critical));
+    // With anomaly alerts off, the AT_RISK status is what the failure lifecycle sees.
+    let mut off = processor().with_anomaly(AnomalyConfig::OFF);
+    assert!(matches!(feed(&mut off, &stand_in(0)), Outcome::Quiet));
+    let n = notified(feed(&mut off, &stand_in(1)));
+    assert_eq!(n.record.name(), "pump-1-20261122T100001000Z.firing");
+}

@@ -75,7 +75,7 @@ pub use shell::MAX_WRITE_BACKOFF;
 pub use spool::Spool;
 pub use transport::Mailer;
 
-use dtwin_bus::{BrokerUrl, BusError, QoS};
+use dtwin_bus::{Brokers, BusError, QoS};
 use dtwin_runtime::{Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_schema::{TopicKind, Topics};
 use sender::Sender;
@@ -129,7 +129,7 @@ pub struct AlerterConfig {
 impl AlerterConfig {
     /// Defaults for a broker at `broker`: prefix `dtwin/v1`, client id `dtwin-alerter`,
     /// outbox `outbox/`, spool `outbox/.spool/`, no SMTP, default lifecycle, addresses and policy.
-    pub fn new(broker: BrokerUrl) -> Self {
+    pub fn new(broker: impl Into<Brokers>) -> Self {
         Self {
             common: dtwin_runtime::CommonConfig::new(broker),
             outbox_dir: PathBuf::from("outbox"),

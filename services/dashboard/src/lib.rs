@@ -22,7 +22,7 @@ pub mod web;
 pub mod whatif;
 mod whatif_page;
 
-use dtwin_bus::{BrokerUrl, QoS};
+use dtwin_bus::{Brokers, QoS};
 use dtwin_inference::profiles::ProfileModels;
 use dtwin_inference::InferenceConfig;
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
@@ -58,7 +58,8 @@ pub struct DashboardConfig {
 
 impl DashboardConfig {
     /// Defaults for a broker at `broker`.
-    pub fn new(broker: BrokerUrl) -> Self {
+    pub fn new(broker: impl Into<Brokers>) -> Self {
+        let broker = broker.into();
         Self {
             inference: InferenceConfig::new(broker.clone()),
             common: CommonConfig::new(broker),

@@ -6,7 +6,7 @@
 use crate::telemetry::LogFormat;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use dtwin_bus::BrokerUrl;
+use dtwin_bus::{BrokerUrl, Brokers};
 use dtwin_runtime::CommonConfig;
 use std::path::PathBuf;
 
@@ -86,9 +86,15 @@ pub enum Command {
 /// Where the broker is and which topics to use (standalone services).
 #[derive(Debug, Clone, Args)]
 pub struct BusArgs {
-    /// Broker URL: mqtt://[user:password@]host[:port].
-    #[arg(long, env = "DTWIN_BROKER", default_value = "mqtt://127.0.0.1:1883")]
-    pub broker: BrokerUrl,
+    /// Broker URL: mqtt://[user:password@]host[:port]. The nodes of a broker cluster: a
+    /// comma-separated list, or the flag repeated; a link that fails moves to the next node.
+    #[arg(
+        long,
+        env = "DTWIN_BROKER",
+        default_value = "mqtt://127.0.0.1:1883",
+        value_delimiter = ','
+    )]
+    pub broker: Vec<BrokerUrl>,
     /// Topic prefix.
     #[arg(long, env = "DTWIN_PREFIX", default_value = dtwin_schema::DEFAULT_PREFIX)]
     pub prefix: String,
@@ -99,8 +105,15 @@ impl BusArgs {
     pub fn common(&self) -> CommonConfig {
         CommonConfig {
             prefix: self.prefix.clone(),
-            ..CommonConfig::new(self.broker.clone())
+            ..CommonConfig::new(self.brokers())
         }
+    }
+
+    /// The `--broker` URLs as one list.
+    pub fn brokers(&self) -> Brokers {
+        // Never empty: clap fills in the default, and an empty item is a parse error.
+        Brokers::new(self.broker.clone())
+            .unwrap_or_else(|_| BrokerUrl::new("127.0.0.1", 1883).into())
     }
 }
 
@@ -164,9 +177,11 @@ impl ScaleArgs {
 /// `dtwin up`.
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
-    /// Use this external broker instead of starting the embedded one.
-    #[arg(long, env = "DTWIN_BROKER")]
-    pub broker: Option<BrokerUrl>,
+    /// Use this external broker instead of starting the embedded one; the nodes of a broker
+    /// cluster as a comma-separated list or the flag repeated (a link that fails moves to the
+    /// next node).
+    #[arg(long, env = "DTWIN_BROKER", value_delimiter = ',')]
+    pub broker: Vec<BrokerUrl>,
     /// Port of the embedded broker on 127.0.0.1.
     #[arg(long, env = "DTWIN_PORT", default_value_t = 1883)]
     pub port: u16,

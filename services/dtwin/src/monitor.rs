@@ -1,7 +1,7 @@
 //! The fleet summary `dtwin up` prints: a pure [`FleetView`] fed with verdicts and alert
 //! events, and a subscriber that prints it every few seconds.
 
-use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
+use dtwin_bus::{Brokers, BusConfig, QoS, Subscription};
 use dtwin_schema::{
     from_json, AlertEvent, AlertEventKind, Level, MachineId, Risk, RiskStatus, TopicKind, Topics,
 };
@@ -71,7 +71,7 @@ impl FleetView {
 }
 
 /// Subscribes to risk and alerts and prints [`FleetView::summary`] every `every`.
-pub async fn run(broker: BrokerUrl, prefix: String, every: Duration, shutdown: CancellationToken) {
+pub async fn run(broker: Brokers, prefix: String, every: Duration, shutdown: CancellationToken) {
     let topics = Topics::new(&prefix);
     let subs = vec![
         Subscription::new(topics.all(TopicKind::Risk), QoS::AtMostOnce),

@@ -34,7 +34,7 @@ pub use profiles::{
     load_profiles, parse_profile_map, Adopt, ProfileConfigError, ProfileMapError, ProfileSet,
 };
 
-use dtwin_bus::{BrokerUrl, BusClient, QoS};
+use dtwin_bus::{Brokers, BusClient, QoS};
 use dtwin_cluster::Membership;
 use dtwin_profile::Profile;
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
@@ -83,7 +83,7 @@ pub struct FeatureConfig {
 
 impl FeatureConfig {
     /// Defaults for a broker at `broker`.
-    pub fn new(broker: BrokerUrl) -> Self {
+    pub fn new(broker: impl Into<Brokers>) -> Self {
         Self {
             common: CommonConfig::new(broker),
             telemetry_qos: QoS::AtMostOnce,

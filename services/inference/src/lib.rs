@@ -42,7 +42,7 @@ pub use processor::{Processor, ProcessorConfig};
 pub use rules::{RuleSet, RulesError, DEFAULT_RULES};
 pub use scorer::{decide, Scorer};
 
-use dtwin_bus::{BrokerUrl, BusClient, Message, QoS};
+use dtwin_bus::{Brokers, BusClient, Message, QoS};
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_schema::{ModelRef, TopicKind, Topics};
 use dtwin_windows::WindowConfig;
@@ -97,7 +97,7 @@ pub struct InferenceConfig {
 
 impl InferenceConfig {
     /// Defaults for a broker at `broker`.
-    pub fn new(broker: BrokerUrl) -> Self {
+    pub fn new(broker: impl Into<Brokers>) -> Self {
         Self {
             common: CommonConfig::new(broker),
             model: ModelSource::Shipped,

@@ -25,7 +25,7 @@ pub mod translate;
 pub use metrics::SparkplugMetrics;
 pub use translate::{Out, OutKind, Source, Translator, SERVICE};
 
-use dtwin_bus::{BrokerUrl, LinkState, QoS};
+use dtwin_bus::{Brokers, LinkState, QoS};
 use dtwin_profile::Profile;
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_sparkplug::{topic, Action, HostAnnouncement, HostConfig, HostState};
@@ -56,7 +56,7 @@ pub struct SparkplugHostConfig {
 
 impl SparkplugHostConfig {
     /// Defaults for a broker at `broker`: host id [`DEFAULT_HOST_ID`], milling only.
-    pub fn new(broker: BrokerUrl) -> Self {
+    pub fn new(broker: impl Into<Brokers>) -> Self {
         Self {
             common: CommonConfig::new(broker),
             host_id: DEFAULT_HOST_ID.to_owned(),

@@ -39,7 +39,7 @@ pub use metrics::TwinMetrics;
 
 pub use scenario::{ScenarioError, ScenarioEvent};
 
-use dtwin_bus::{BrokerUrl, BusClient, BusConfig, QoS};
+use dtwin_bus::{Brokers, BusClient, BusConfig, QoS};
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
 use dtwin_schema::{to_json, DeadLetter, MachineStatus, Presence, Topics, STATUS_SCHEMA};
 use dtwin_twin_sim::{Clock, Fault, Fleet, Machine, SimConfig};
@@ -83,7 +83,8 @@ pub struct TwinConfig {
     pub scenario: Vec<ScenarioEvent>,
     /// Spontaneous fault onsets per machine per plant hour.
     pub fault_rate_per_hour: f64,
-    /// Worker tasks, each with its own MQTT connection.
+    /// Worker tasks, each with its own MQTT connection; on a broker cluster connection `k`
+    /// starts on node `k` (modulo the nodes), so the twin's load spreads over them.
     pub connections: usize,
     /// As fast as possible: no clock, timestamps in stream time.
     pub afap: bool,
@@ -97,7 +98,7 @@ pub struct TwinConfig {
 
 impl TwinConfig {
     /// Defaults for a broker at `broker`: 20 machines at 2 Hz, one plant minute per reading.
-    pub fn new(broker: BrokerUrl) -> Self {
+    pub fn new(broker: impl Into<Brokers>) -> Self {
         Self {
             common: CommonConfig::new(broker),
             machines: 20,
@@ -325,7 +326,7 @@ impl Service for TwinService {
                 .filter(|d| d.index % config.connections == k)
                 .collect();
             let worker_bus =
-                BusConfig::new(config.common.broker.clone(), format!("{client_id}-{k}"));
+                BusConfig::new(config.common.broker.rotated(k), format!("{client_id}-{k}"));
             let setup = WorkerSetup {
                 machines,
                 due: mine,

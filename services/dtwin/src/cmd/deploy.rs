@@ -8,7 +8,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use dtwin_bus::{BrokerUrl, BusConfig, QoS};
+use dtwin_bus::{Brokers, BusConfig, QoS};
 use dtwin_ml::{ModelArtifact, ModelKind};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,9 +18,9 @@ use std::time::Duration;
 pub struct DeployArgs {
     /// The model artifact (JSON, from `dtwin train`).
     pub model: PathBuf,
-    /// Broker URL.
+    /// Broker URL (a cluster's nodes: comma-separated).
     #[arg(long, env = "DTWIN_BROKER", default_value = "mqtt://127.0.0.1:1883")]
-    pub broker: BrokerUrl,
+    pub broker: Brokers,
     /// Topic prefix.
     #[arg(long, env = "DTWIN_PREFIX", default_value = dtwin_schema::DEFAULT_PREFIX)]
     pub prefix: String,

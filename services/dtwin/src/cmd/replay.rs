@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use dtwin_bus::{BrokerUrl, BusConfig};
+use dtwin_bus::{Brokers, BusConfig};
 use dtwin_schema::{MachineId, Telemetry, Topics};
 use dtwin_twin_sim::stream;
 use std::path::PathBuf;
@@ -29,9 +29,9 @@ pub enum ReplayFormat {
 pub struct ReplayArgs {
     /// The CSV file.
     pub file: PathBuf,
-    /// Broker URL.
+    /// Broker URL (a cluster's nodes: comma-separated).
     #[arg(long, env = "DTWIN_BROKER", default_value = "mqtt://127.0.0.1:1883")]
-    pub broker: BrokerUrl,
+    pub broker: Brokers,
     /// Topic prefix.
     #[arg(long, env = "DTWIN_PREFIX", default_value = dtwin_schema::DEFAULT_PREFIX)]
     pub prefix: String,

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
+use dtwin_bus::{Brokers, BusConfig, QoS, Subscription};
 use dtwin_schema::{Silence, Topics, SILENCE_SCHEMA};
 use std::time::Duration;
 
@@ -14,14 +14,14 @@ pub struct SilenceArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: SilenceAction,
-    /// Broker URL.
+    /// Broker URL (a cluster's nodes: comma-separated).
     #[arg(
         long,
         global = true,
         env = "DTWIN_BROKER",
         default_value = "mqtt://127.0.0.1:1883"
     )]
-    pub broker: BrokerUrl,
+    pub broker: Brokers,
     /// Topic prefix.
     #[arg(long, global = true, env = "DTWIN_PREFIX", default_value = dtwin_schema::DEFAULT_PREFIX)]
     pub prefix: String,
@@ -224,7 +224,7 @@ async fn publish(cfg: &BusConfig, topic: String, payload: Vec<u8>) -> anyhow::Re
     anyhow::ensure!(
         conn.client.wait_ready(Duration::from_secs(10)).await,
         "cannot connect to {}",
-        cfg.url
+        cfg.brokers
     );
     conn.client
         .publish(topic, QoS::AtLeastOnce, true, payload)

@@ -5,7 +5,7 @@
 
 use crate::cli::UpArgs;
 use anyhow::Context;
-use dtwin_bus::BrokerUrl;
+use dtwin_bus::{BrokerUrl, Brokers};
 use dtwin_runtime::{CommonConfig, Ready, Service};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -35,8 +35,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 /// under `up`. Pure: nothing is started.
 #[derive(Debug, Clone)]
 pub struct Stack {
-    /// The broker every service connects to.
-    pub broker: BrokerUrl,
+    /// The broker every service connects to (the nodes of a cluster, or one).
+    pub broker: Brokers,
     /// The twin publisher.
     pub twin: dtwin_twin_publisher::TwinConfig,
     /// The feature service (its windows are inference's, its telemetry QoS the twin's).
@@ -57,9 +57,10 @@ impl Stack {
     /// # Errors
     /// A flag value a service cannot use.
     pub fn from_args(args: &UpArgs) -> anyhow::Result<Self> {
-        let broker = match &args.broker {
-            Some(url) => url.clone(),
-            None => BrokerUrl::new("127.0.0.1", args.port),
+        let broker = if args.broker.is_empty() {
+            Brokers::from(BrokerUrl::new("127.0.0.1", args.port))
+        } else {
+            Brokers::new(args.broker.clone())?
         };
         let common = CommonConfig {
             prefix: args.prefix.clone(),
@@ -127,13 +128,12 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     dtwin_inference::build_scorer(&stack.inference).context("inference")?;
     // The broker starts only now: the embedded one cannot be stopped inside this process, so
     // every check of the flags, the model and the rules comes first.
-    match &args.broker {
-        Some(url) => info!(broker = %url, "using external broker"),
-        None => {
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-            let cfg = dtwin_broker::BrokerConfig::new(listen);
-            tokio::task::spawn_blocking(move || dtwin_broker::start(&cfg)).await??;
-        }
+    if args.broker.is_empty() {
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+        let cfg = dtwin_broker::BrokerConfig::new(listen);
+        tokio::task::spawn_blocking(move || dtwin_broker::start(&cfg)).await??;
+    } else {
+        info!(broker = %broker, "using external broker");
     }
     // One endpoint for every service's metrics and health.
     let metrics = match args.metrics_listen {

@@ -174,3 +174,57 @@ fn scrape(addr: &str) -> Option<String> {
     s.read_to_string(&mut out).ok()?;
     Some(out)
 }
+
+#[test]
+fn broker_clusters_are_given_as_a_comma_list_or_a_repeated_flag() {
+    let nodes = "mqtt://127.0.0.1:1891,mqtt://127.0.0.1:1892,mqtt://127.0.0.1:1893";
+    let listed = dtwin::cmd::up::Stack::from_args(&up_args(&["--broker", nodes])).unwrap();
+    let repeated = dtwin::cmd::up::Stack::from_args(&up_args(&[
+        "--broker",
+        "mqtt://127.0.0.1:1891",
+        "--broker",
+        "mqtt://127.0.0.1:1892,mqtt://127.0.0.1:1893",
+    ]))
+    .unwrap();
+    assert_eq!(listed.broker.to_string(), nodes);
+    assert_eq!(repeated.broker, listed.broker, "both forms give one list");
+    for common in [
+        &listed.twin.common,
+        &listed.feature.common,
+        &listed.inference.common,
+        &listed.alerter.common,
+        &listed.dashboard.common,
+        &listed.sparkplug.common,
+    ] {
+        assert_eq!(
+            common.broker, listed.broker,
+            "every service gets every node"
+        );
+    }
+    let embedded = dtwin::cmd::up::Stack::from_args(&up_args(&["--port", "1999"])).unwrap();
+    assert_eq!(embedded.broker.to_string(), "mqtt://127.0.0.1:1999");
+
+    for service in ["twin", "feature", "inference", "alerter", "dashboard"] {
+        let bus = match Cli::try_parse_from(["dtwin", service, "--broker", nodes])
+            .unwrap()
+            .command
+        {
+            Command::Twin(a) => a.bus,
+            Command::Feature(a) => a.bus,
+            Command::Inference(a) => a.bus,
+            Command::Alerter(a) => a.bus,
+            Command::Dashboard(a) => a.bus,
+            other => panic!("parsed {other:?}"),
+        };
+        assert_eq!(bus.brokers(), listed.broker, "dtwin {service}");
+    }
+    let Command::Feature(f) = Cli::try_parse_from(["dtwin", "feature"]).unwrap().command else {
+        unreachable!()
+    };
+    assert_eq!(
+        f.config().unwrap().common.broker.to_string(),
+        "mqtt://127.0.0.1:1883"
+    );
+    let bad = Cli::try_parse_from(["dtwin", "feature", "--broker", "mqtt://a,,mqtt://b"]);
+    assert!(bad.is_err(), "an empty item is refused");
+}

@@ -5,16 +5,19 @@
 //! the service's worker does the real work and publishes through [`BusClient`]. The poll task
 //! also owns the connection's life: it resubscribes on every ConnAck (after a broker restart the
 //! session is new and would otherwise receive nothing) and backs off between reconnects (poll()
-//! retries at once, tens of thousands of times a second, if left alone).
+//! retries at once, tens of thousands of times a second, if left alone). Given several brokers
+//! (the nodes of a cluster), it moves to the next one each time the link fails ([`Failover`]).
 //!
 //! # Layout
-//! - [`url`]: [`BrokerUrl`], the `mqtt://[user:pass@]host[:port]` address of a broker.
+//! - [`url`]: [`BrokerUrl`], the `mqtt://[user:pass@]host[:port]` address of a broker, and
+//!   [`Brokers`], a list of them.
+//! - [`Failover`]: which broker to try next and how long to wait first (pure).
 //! - [`connect`]: opens a connection and returns the client, the inbox and the poll task.
 
 pub mod url;
 
 pub use rumqttc::QoS;
-pub use url::{BrokerUrl, BrokerUrlError};
+pub use url::{BrokerUrl, BrokerUrlError, Brokers};
 
 use bytes::Bytes;
 use rumqttc::{
@@ -47,8 +50,8 @@ pub const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// How one connection is opened.
 #[derive(Debug, Clone)]
 pub struct BusConfig {
-    /// Where the broker is.
-    pub url: BrokerUrl,
+    /// Where the broker is: one URL, or the nodes of a cluster to fail over between.
+    pub brokers: Brokers,
     /// MQTT client id; fixed ids (with `clean_session = false`) keep a session across restarts.
     pub client_id: String,
     /// Start a fresh session on every connect.
@@ -73,10 +76,10 @@ pub struct BusConfig {
 }
 
 impl BusConfig {
-    /// Defaults for a connection to `url` as `client_id`.
-    pub fn new(url: BrokerUrl, client_id: impl Into<String>) -> Self {
+    /// Defaults for a connection to `brokers` (one [`BrokerUrl`] or several) as `client_id`.
+    pub fn new(brokers: impl Into<Brokers>, client_id: impl Into<String>) -> Self {
         Self {
-            url,
+            brokers: brokers.into(),
             client_id: client_id.into(),
             clean_session: true,
             keep_alive: Duration::from_secs(10),
@@ -90,19 +93,20 @@ impl BusConfig {
         }
     }
 
-    fn mqtt_options(&self) -> MqttOptions {
-        let mut o = MqttOptions::new(&self.client_id, &self.url.host, self.url.port);
+    /// The options of a connection to `url`, one of the brokers.
+    fn mqtt_options(&self, url: &BrokerUrl) -> MqttOptions {
+        let mut o = MqttOptions::new(&self.client_id, &url.host, url.port);
         o.set_keep_alive(self.keep_alive)
             .set_clean_session(self.clean_session)
             .set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes)
             .set_manual_acks(self.manual_acks)
             .set_inflight(self.inflight)
             .set_request_channel_capacity(self.request_capacity);
-        if let Some((user, pass)) = &self.url.credentials {
+        if let Some((user, pass)) = &url.credentials {
             o.set_credentials(user, pass);
         }
-        if self.url.tls {
-            o.set_transport(tls_transport(&self.url));
+        if url.tls {
+            o.set_transport(tls_transport(url));
         }
         if let Some((topic, payload)) = &self.last_will {
             o.set_last_will(LastWill::new(
@@ -399,7 +403,14 @@ pub fn connect_with_publisher(
 /// Nothing is awaited here: the poll task connects in the background, retrying with backoff
 /// until the broker is reachable. Use [`BusClient::wait_ready`] to wait for it.
 pub fn connect(config: &BusConfig, subscriptions: Vec<Subscription>) -> Connection {
-    let (client, mut eventloop) = AsyncClient::new(config.mqtt_options(), config.request_capacity);
+    let brokers: Vec<(MqttOptions, String)> = config
+        .brokers
+        .urls()
+        .iter()
+        // The URL's Display leaves the password out.
+        .map(|u| (config.mqtt_options(u), u.to_string()))
+        .collect();
+    let (client, mut eventloop) = AsyncClient::new(brokers[0].0.clone(), config.request_capacity);
     let mut net = NetworkOptions::new();
     // Nagle's algorithm adds up to 40 ms per small publish on loopback; telemetry is latency-bound.
     net.set_tcp_nodelay(true);
@@ -419,8 +430,7 @@ pub fn connect(config: &BusConfig, subscriptions: Vec<Subscription>) -> Connecti
         tx,
         state_tx,
         config.client_id.clone(),
-        // The URL's Display leaves the password out.
-        config.url.to_string(),
+        brokers,
     ));
     Connection {
         client: BusClient { client, state },
@@ -436,9 +446,9 @@ async fn poll_loop(
     inbox: mpsc::Sender<Message>,
     state: watch::Sender<LinkState>,
     client_id: String,
-    broker: String,
+    brokers: Vec<(MqttOptions, String)>,
 ) {
-    let mut backoff = MIN_BACKOFF;
+    let mut failover = Failover::new(brokers.len());
     let connected = if subscriptions.is_empty() {
         LinkState::Subscribed
     } else {
@@ -449,11 +459,11 @@ async fn poll_loop(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 info!(
                     client_id,
-                    broker,
+                    broker = brokers[failover.current()].1,
                     session_present = ack.session_present,
                     "connected to broker"
                 );
-                backoff = MIN_BACKOFF;
+                failover.connected();
                 state.send_replace(connected);
                 if !subscriptions.is_empty() {
                     // Subscribing from this task could deadlock on a full request queue, so a
@@ -507,9 +517,18 @@ async fn poll_loop(
                 if inbox.is_closed() {
                     return;
                 }
-                warn!(client_id, broker, error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
-                tokio::time::sleep(backoff).await;
-                backoff = next_backoff(backoff);
+                let broker = &brokers[failover.current()].1;
+                let wait = failover.failed();
+                let next = &brokers[failover.current()];
+                warn!(client_id, broker, error = %e, retry_in_ms = wait.as_millis() as u64, next = next.1, "broker connection lost");
+                if brokers.len() > 1 {
+                    // rumqttc connects to whatever its options name. What it keeps of the
+                    // session (unacknowledged QoS 1 publishes, queued requests) is resent
+                    // there when that node resumes the session, and dropped by rumqttc when
+                    // it starts a new one (clean sessions: every service but the alerter).
+                    eventloop.mqtt_options = next.0.clone();
+                }
+                tokio::time::sleep(wait).await;
             }
         }
     }
@@ -518,6 +537,53 @@ async fn poll_loop(
 /// The reconnect delay after `current`: doubled, at most [`MAX_BACKOFF`].
 pub fn next_backoff(current: Duration) -> Duration {
     (current * 2).min(MAX_BACKOFF)
+}
+
+/// Where a connection to several brokers goes after a failure, and how long it waits first.
+///
+/// Every failure (a link that drops, a connect that is refused or times out) moves on to the
+/// next broker, so a dead node costs one attempt, not a backoff series. The delay is the
+/// single-broker backoff counted in rounds: [`MIN_BACKOFF`] for each broker of the first round,
+/// doubled for each round after that, at most [`MAX_BACKOFF`]; a ConnAck starts over. With one
+/// broker that is exactly the old series (100 ms, 200 ms, 400 ms, ... 5 s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failover {
+    brokers: usize,
+    current: usize,
+    failures: u32,
+}
+
+impl Failover {
+    /// A connection to `brokers` brokers (at least one), starting on the first.
+    pub fn new(brokers: usize) -> Self {
+        Self {
+            brokers: brokers.max(1),
+            current: 0,
+            failures: 0,
+        }
+    }
+
+    /// Index of the broker the connection is on, or tries next.
+    pub fn current(&self) -> usize {
+        self.current
+    }
+
+    /// The broker accepted the connection: the next failure waits the shortest delay again.
+    pub fn connected(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The link failed: moves to the next broker and returns how long to wait before trying it.
+    pub fn failed(&mut self) -> Duration {
+        let rounds = self.failures / self.brokers as u32;
+        self.failures = self.failures.saturating_add(1);
+        self.current = (self.current + 1) % self.brokers;
+        let mut wait = MIN_BACKOFF;
+        for _ in 0..rounds.min(16) {
+            wait = next_backoff(wait);
+        }
+        wait
+    }
 }
 
 /// Converts a QoS number (0, 1, 2) from configuration.
@@ -542,6 +608,48 @@ mod share_tests {
         }
         let ms: Vec<u128> = seen.iter().map(Duration::as_millis).collect();
         assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    }
+
+    fn run(f: &mut Failover, n: usize) -> Vec<(usize, u128)> {
+        (0..n)
+            .map(|_| {
+                let wait = f.failed().as_millis();
+                (f.current(), wait)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_broker_fails_over_to_itself_with_the_old_backoff() {
+        let mut f = Failover::new(1);
+        let got = run(&mut f, 8);
+        assert!(got.iter().all(|&(i, _)| i == 0));
+        let ms: Vec<u128> = got.iter().map(|&(_, w)| w).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+
+    #[test]
+    fn several_brokers_are_tried_in_turn_and_the_backoff_grows_per_round() {
+        let mut f = Failover::new(3);
+        assert_eq!(f.current(), 0);
+        assert_eq!(
+            run(&mut f, 7),
+            [
+                (1, 100),
+                (2, 100),
+                (0, 100),
+                (1, 200),
+                (2, 200),
+                (0, 200),
+                (1, 400)
+            ]
+        );
+        // A ConnAck on broker 1: its link failing later costs one short wait, then broker 2.
+        f.connected();
+        assert_eq!(run(&mut f, 2), [(2, 100), (0, 100)]);
+        let mut long = Failover::new(3);
+        assert!(run(&mut long, 1000).iter().all(|&(_, w)| w <= 5000));
+        assert_eq!(long.failed(), MAX_BACKOFF);
     }
 
     #[test]

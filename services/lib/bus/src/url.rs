@@ -1,6 +1,9 @@
 //! Broker addresses: `mqtt://[user[:password]@]host[:port]`, and over TLS
 //! `mqtts://[user[:password]@]host[:port][?ca=/path/ca.pem]` (port 8883 by default; without
 //! `ca` the system's trusted roots verify the broker).
+//!
+//! [`Brokers`]: one or more of them, the nodes of one broker cluster, as a comma-separated
+//! list (`mqtt://n1:1883,mqtt://n2:1883,mqtt://n3:1883`); a connection tries them in turn.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -35,6 +38,9 @@ pub enum BrokerUrlError {
     /// The port is not a number in 1..=65535.
     #[error("bad port in broker URL {0:?}")]
     Port(String),
+    /// A list of brokers with none in it.
+    #[error("no broker URL given")]
+    Empty,
 }
 
 impl BrokerUrl {
@@ -133,6 +139,107 @@ impl std::str::FromStr for BrokerUrl {
     }
 }
 
+/// The brokers a connection may use: the nodes of one cluster, in order of preference. A
+/// connection starts on the first and, each time its link fails, tries the next one (after the
+/// last, the first again). Never empty.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Brokers(Vec<BrokerUrl>);
+
+impl Brokers {
+    /// The brokers `urls`, in this order.
+    ///
+    /// # Errors
+    /// [`BrokerUrlError::Empty`] when `urls` is empty.
+    pub fn new(urls: Vec<BrokerUrl>) -> Result<Self, BrokerUrlError> {
+        if urls.is_empty() {
+            return Err(BrokerUrlError::Empty);
+        }
+        Ok(Self(urls))
+    }
+
+    /// Parses one URL or a comma-separated list of them (spaces around the commas are allowed).
+    ///
+    /// # Errors
+    /// The first URL that does not parse, or [`BrokerUrlError::Empty`] for a blank string.
+    pub fn parse(s: &str) -> Result<Self, BrokerUrlError> {
+        if s.trim().is_empty() {
+            return Err(BrokerUrlError::Empty);
+        }
+        s.split(',')
+            .map(|u| BrokerUrl::parse(u.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(Self::new)
+    }
+
+    /// The first broker, where a connection starts.
+    pub fn first(&self) -> &BrokerUrl {
+        &self.0[0]
+    }
+
+    /// Every broker, in order.
+    pub fn urls(&self) -> &[BrokerUrl] {
+        &self.0
+    }
+
+    /// The same brokers starting at the `k`-th (modulo their number), the rest in order after
+    /// it: give instance `k` of a service `rotated(k)` and the instances spread over the nodes,
+    /// each with every other node to fail over to.
+    pub fn rotated(&self, k: usize) -> Self {
+        let mut urls = self.0.clone();
+        urls.rotate_left(k % self.0.len());
+        Self(urls)
+    }
+
+    /// How many brokers there are (at least one).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: a list of brokers is never empty.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl From<BrokerUrl> for Brokers {
+    fn from(url: BrokerUrl) -> Self {
+        Self(vec![url])
+    }
+}
+
+impl TryFrom<Vec<BrokerUrl>> for Brokers {
+    type Error = BrokerUrlError;
+    fn try_from(urls: Vec<BrokerUrl>) -> Result<Self, Self::Error> {
+        Self::new(urls)
+    }
+}
+
+impl fmt::Display for Brokers {
+    /// The URLs, comma-separated, passwords left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, u) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            fmt::Display::fmt(u, f)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Brokers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for Brokers {
+    type Err = BrokerUrlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +301,40 @@ mod tests {
         assert_eq!(
             BrokerUrl::parse("mqtt://[::1]:1900").unwrap(),
             BrokerUrl::new("::1", 1900)
+        );
+    }
+
+    #[test]
+    fn parses_lists_of_brokers() {
+        let b = Brokers::parse("mqtt://n1:1883, mqtt://u:pw@n2:1884,mqtts://n3").unwrap();
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.first(), &BrokerUrl::new("n1", 1883));
+        assert_eq!(b.urls()[2].port, 8883);
+        assert_eq!(
+            b.to_string(),
+            "mqtt://n1:1883,mqtt://u:***@n2:1884,mqtts://n3:8883",
+            "passwords stay out of the list too"
+        );
+        assert_eq!(
+            Brokers::parse(&b.to_string().replace("***", "pw")).unwrap(),
+            b
+        );
+        let one: Brokers = "mqtt://h".parse().unwrap();
+        assert_eq!(one, Brokers::from(BrokerUrl::new("h", 1883)));
+        let r = b.rotated(4);
+        assert_eq!(r.first(), &b.urls()[1]);
+        assert_eq!(r.urls()[1..], [b.urls()[2].clone(), b.urls()[0].clone()]);
+        assert_eq!(b.rotated(3), b);
+        assert_eq!(Brokers::parse(" "), Err(BrokerUrlError::Empty));
+        assert_eq!(Brokers::new(Vec::new()), Err(BrokerUrlError::Empty));
+        assert_eq!(
+            Brokers::parse("mqtt://a,,mqtt://b"),
+            Err(BrokerUrlError::Scheme(String::new())),
+            "an empty item is an error, not skipped"
+        );
+        assert_eq!(
+            Brokers::parse("mqtt://a,http://b"),
+            Err(BrokerUrlError::Scheme("http://b".into()))
         );
     }
 }

@@ -1,14 +1,15 @@
 //! [`CommonConfig`]: what every service takes besides its own settings.
 
-use dtwin_bus::BrokerUrl;
+use dtwin_bus::Brokers;
 use std::net::SocketAddr;
 
 /// Settings every dtwin service shares. The CLI builds it once per subcommand (and once for
 /// all services under `dtwin up`), so a flag means the same in every service.
 #[derive(Debug, Clone)]
 pub struct CommonConfig {
-    /// The broker.
-    pub broker: BrokerUrl,
+    /// The broker: one URL, or the nodes of a cluster (the connections move to the next one
+    /// when their link fails).
+    pub broker: Brokers,
     /// Topic prefix.
     pub prefix: String,
     /// MQTT client id; `None`: the service's own default ([`CommonConfig::client_id`]).
@@ -29,9 +30,9 @@ pub struct CommonConfig {
 impl CommonConfig {
     /// Defaults for a broker at `broker`: prefix `dtwin/v1`, the service's own client id, a
     /// single instance, no metrics endpoint.
-    pub fn new(broker: BrokerUrl) -> Self {
+    pub fn new(broker: impl Into<Brokers>) -> Self {
         Self {
-            broker,
+            broker: broker.into(),
             prefix: dtwin_schema::DEFAULT_PREFIX.to_owned(),
             client_id: None,
             instance: None,
@@ -59,6 +60,7 @@ impl CommonConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dtwin_bus::BrokerUrl;
 
     fn common() -> CommonConfig {
         CommonConfig::new(BrokerUrl::new("127.0.0.1", 1883))

@@ -7,7 +7,7 @@ use super::template::machine_index;
 use super::{Kind, Window};
 use crate::loadstats::{LatencyHist, SeqLedger, Step};
 use anyhow::Context;
-use dtwin_bus::{BrokerUrl, BusConfig, Connection, QoS, Subscription};
+use dtwin_bus::{Brokers, BusConfig, Connection, QoS, Subscription};
 use dtwin_schema::{TopicKind, Topics};
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
@@ -143,7 +143,7 @@ pub(super) fn subscriptions(
 /// # Errors
 /// Not subscribed within 10 s.
 pub(super) async fn subscribe(
-    url: &BrokerUrl,
+    url: &Brokers,
     subs: Vec<Subscription>,
 ) -> anyhow::Result<Connection> {
     let mut cfg = BusConfig::new(

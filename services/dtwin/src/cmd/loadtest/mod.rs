@@ -45,7 +45,7 @@ pub use template::Template;
 use crate::loadstats::{self, Bounds, CpuTotals, ProcessFigures, RampSummary, Report, Step};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use dtwin_bus::{BrokerUrl, QoS};
+use dtwin_bus::{BrokerUrl, Brokers, QoS};
 use dtwin_schema::Topics;
 use listener::{Heard, Listener};
 use std::path::Path;
@@ -96,9 +96,12 @@ pub struct LoadtestArgs {
     /// Telemetry QoS (0 or 1).
     #[arg(long, env = "DTWIN_LOADTEST_QOS", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub qos: u8,
-    /// An external broker (default: the embedded one on a free port).
-    #[arg(long, env = "DTWIN_BROKER")]
-    pub broker: Option<BrokerUrl>,
+    /// An external broker (default: the embedded one on a free port). The nodes of a cluster:
+    /// comma-separated or the flag repeated; publisher connection k starts on node k, the
+    /// in-process feature, inference and alerter on nodes 1, 2 and 3, the listener on node 1
+    /// (each fails over to the others).
+    #[arg(long, env = "DTWIN_BROKER", value_delimiter = ',')]
+    pub broker: Vec<BrokerUrl>,
     /// Where the services run (external needs --broker).
     #[arg(long, env = "DTWIN_LOADTEST_TARGET", value_enum, default_value_t = Target::InProcess)]
     pub target: Target,
@@ -161,7 +164,7 @@ impl Kind {
 
 /// What every step shares.
 struct Ctx {
-    url: BrokerUrl,
+    url: Brokers,
     args: LoadtestArgs,
     qos: QoS,
     template: std::sync::Arc<Template>,
@@ -280,38 +283,41 @@ fn check(args: &LoadtestArgs) -> anyhow::Result<()> {
         "--ramp-factor must be above 1 and --ramp-steps at least 1"
     );
     anyhow::ensure!(
-        args.target == Target::InProcess || args.broker.is_some(),
+        args.target == Target::InProcess || !args.broker.is_empty(),
         "--target external needs --broker (the services' broker)"
     );
     Ok(())
 }
 
 /// `--broker`, or the embedded broker started on a free port; with its name in the report.
-async fn broker(args: &LoadtestArgs) -> anyhow::Result<(BrokerUrl, String)> {
-    Ok(match &args.broker {
-        Some(u) => (u.clone(), u.to_string()),
-        None => {
-            let port = dtwin_broker::free_port()?;
-            let addr = format!("127.0.0.1:{port}").parse()?;
-            let cfg = dtwin_broker::BrokerConfig::new(addr);
-            tokio::task::spawn_blocking(move || dtwin_broker::start(&cfg)).await??;
-            (BrokerUrl::new("127.0.0.1", port), "embedded".to_owned())
-        }
-    })
+async fn broker(args: &LoadtestArgs) -> anyhow::Result<(Brokers, String)> {
+    if !args.broker.is_empty() {
+        let brokers = Brokers::new(args.broker.clone())?;
+        let name = brokers.to_string();
+        return Ok((brokers, name));
+    }
+    let port = dtwin_broker::free_port()?;
+    let addr = format!("127.0.0.1:{port}").parse()?;
+    let cfg = dtwin_broker::BrokerConfig::new(addr);
+    tokio::task::spawn_blocking(move || dtwin_broker::start(&cfg)).await??;
+    Ok((
+        BrokerUrl::new("127.0.0.1", port).into(),
+        "embedded".to_owned(),
+    ))
 }
 
 /// Starts the feature, inference and alerter services (and, for `--protocol sparkplug`, the
 /// Sparkplug host) in this process (as `up` does) until `stop`, with the alerter's outbox and
 /// spool under `outbox`.
 async fn start_services(
-    url: &BrokerUrl,
+    url: &Brokers,
     args: &LoadtestArgs,
     outbox: &Path,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     if args.protocol == crate::cli::Protocol::Sparkplug {
         use dtwin_runtime::Service;
-        let host = dtwin_sparkplug_host::SparkplugHostConfig::new(url.clone());
+        let host = dtwin_sparkplug_host::SparkplugHostConfig::new(url.rotated(3));
         let host = dtwin_sparkplug_host::SparkplugHostService::build(host).await?;
         host.ready()
             .wait_for(Duration::from_secs(10))
@@ -319,13 +325,13 @@ async fn start_services(
             .map_err(|e| anyhow::anyhow!("the Sparkplug host is not subscribed: {e:?}"))?;
         tokio::spawn(host.serve(stop.clone()));
     }
-    let mut feature = dtwin_feature::FeatureConfig::new(url.clone());
+    let mut feature = dtwin_feature::FeatureConfig::new(url.rotated(0));
     feature.max_lag = crate::cli::max_lag(args.max_lag_s)?;
     tokio::spawn(dtwin_feature::run(feature, stop.clone()));
-    let inference = dtwin_inference::InferenceConfig::new(url.clone());
+    let inference = dtwin_inference::InferenceConfig::new(url.rotated(1));
     dtwin_inference::build_scorer(&inference)?;
     tokio::spawn(dtwin_inference::run(inference, stop.clone()));
-    let mut alerter = dtwin_alerter::AlerterConfig::new(url.clone());
+    let mut alerter = dtwin_alerter::AlerterConfig::new(url.rotated(2));
     alerter.outbox_dir = outbox.to_path_buf();
     alerter.spool_dir = outbox.join("spool");
     tokio::spawn(dtwin_alerter::run(alerter, stop.clone()));

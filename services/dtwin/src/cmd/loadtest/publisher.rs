@@ -10,7 +10,7 @@
 use super::template::{machine_id, TelemetryTopic, Template};
 use super::{Ctx, Window};
 use crate::cli::Protocol;
-use dtwin_bus::{BrokerUrl, BusConfig, Connection, QoS, Subscription};
+use dtwin_bus::{Brokers, BusConfig, Connection, QoS, Subscription};
 use dtwin_schema::Topics;
 use dtwin_sparkplug::EdgeNodeId;
 use dtwin_twin_publisher::sparkplug::{epoch_ms, is_rebirth, EdgeSession};
@@ -127,12 +127,12 @@ pub(super) async fn join(
 /// Connects publisher `k`; an edge node's connection has its NDEATH as will and subscribes to
 /// its NCMD topic.
 async fn connect(
-    url: &BrokerUrl,
+    url: &Brokers,
     k: usize,
     sparkplug: Option<&EdgeSession>,
 ) -> anyhow::Result<Connection> {
     let mut cfg = BusConfig::new(
-        url.clone(),
+        url.rotated(k),
         format!("dtwin-loadtest-{}-{k}", std::process::id()),
     );
     cfg.request_capacity = PUBLISHER_REQUESTS;

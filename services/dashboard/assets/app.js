@@ -43,6 +43,15 @@
       cell(tr, '').appendChild(badge);
       cell(tr, r.probability == null ? '' : r.probability.toFixed(3), 'risk');
       cell(tr, r.health == null ? '' : r.health.toFixed(1));
+      const insights = cell(tr, '', 'insights');
+      for (const b of r.insights || []) {
+        const span = document.createElement('span');
+        span.className = 'badge ins ' + b.kind + (b.tone ? ' ' + b.tone : '');
+        span.title = b.title;
+        span.textContent = b.text;
+        insights.appendChild(span);
+        insights.appendChild(document.createTextNode(' '));
+      }
       const readings = cell(tr, '', 'readings');
       for (const x of r.readings || []) {
         const span = document.createElement('span');
@@ -56,6 +65,8 @@
       frag.appendChild(tr);
     }
     rows.replaceChildren(frag);
+    // The other models' column only while a row on the page has something to show in it.
+    document.getElementById('fleet').dataset.insights = s.insights ? 'yes' : 'no';
     live.textContent = 'live';
   }
 

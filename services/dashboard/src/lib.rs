@@ -10,11 +10,14 @@
 //! - [`profiles`]: the machine profiles known (configured plus milling) and readings with
 //!   their labels and units.
 //! - [`charts`]: trend charts as SVG (plotters).
+//! - [`insights`]: a verdict's other models (quality risk, anomaly, remaining life) and a
+//!   deployed model's key metrics, formatted for people.
 //! - [`web`]: the router, a function of its state.
 //! - [`DashboardService`]: the shell on a `dtwin_runtime::Runtime`: `build` binds and
 //!   subscribes, `serve` answers HTTP and feeds the fleet view from the bus until shutdown.
 
 pub mod charts;
+pub mod insights;
 pub mod profile_whatif;
 pub mod profiles;
 pub mod state;
@@ -23,6 +26,7 @@ pub mod whatif;
 mod whatif_page;
 
 use dtwin_bus::{Brokers, QoS};
+use dtwin_inference::kinds::KindModels;
 use dtwin_inference::profiles::ProfileModels;
 use dtwin_inference::InferenceConfig;
 use dtwin_runtime::{CommonConfig, Ready, Runtime, RuntimeError, Service, Spec};
@@ -127,6 +131,7 @@ pub async fn bind(
         window: config.inference.window.clone(),
         profiles,
         models: Arc::default(),
+        kinds: Arc::default(),
         token: config.token.as_deref().map(Arc::from),
     };
     Ok((listener, state))
@@ -145,14 +150,34 @@ fn deploy_model(models: &Mutex<ProfileModels>, profile: &str, payload: &[u8]) {
     }
 }
 
-/// Applies one bus message to the fleet state (or a profile's model to the what-if form);
-/// anything that does not decode is someone else's dead letter to write, and is skipped here.
+/// A profile's model of another kind arrived (retained on `{prefix}/models/{profile}/{kind}`:
+/// quality, anomaly, rul): the model page lists it and the what-if form adds its figures
+/// (an empty payload takes it away). A bad artifact is the inference service's to
+/// dead-letter; the dashboard keeps what it had.
+fn deploy_kind(kinds: &Mutex<KindModels>, profile: &str, kind: &str, payload: &[u8]) {
+    let mut k = kinds
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match k.deploy(profile, kind, payload, None) {
+        Ok((_, new)) => info!(profile, kind, model = ?new.map(|m| m.id), "model of another kind"),
+        Err(e) => warn!(profile, kind, error = %e.detail, "model of another kind refused"),
+    }
+}
+
+/// Applies one bus message to the fleet state (or a profile's model to the what-if form and
+/// the model page); anything that does not decode is someone else's dead letter to write,
+/// and is skipped here.
 fn ingest(
     topics: &Topics,
     fleet: &Mutex<state::Fleet>,
     models: &Mutex<ProfileModels>,
+    kinds: &Mutex<KindModels>,
     msg: &dtwin_bus::Message,
 ) {
+    if let Some((profile, kind)) = topics.parse_model_kind(&msg.topic) {
+        deploy_kind(kinds, profile, kind, &msg.payload);
+        return;
+    }
     if let Some(profile) = topics.parse_model(&msg.topic) {
         if profile != dtwin_inference::profiles::CURRENT {
             deploy_model(models, profile, &msg.payload);
@@ -228,6 +253,9 @@ impl DashboardService {
                 spec = spec.subscribe(topics.model_for(&p.id), QoS::AtLeastOnce);
             }
         }
+        // Every profile's models of other kinds (quality, anomaly, rul; retained): the model
+        // page lists them, the what-if form scores with them.
+        spec = spec.subscribe(topics.model_kinds(), QoS::AtLeastOnce);
         let runtime = Runtime::start(&config.common, spec).await?;
         Ok(Self {
             listener,
@@ -270,6 +298,7 @@ impl Service for DashboardService {
         info!(url = %url, "dashboard listening");
         let fleet = state.fleet.clone();
         let models = state.models.clone();
+        let kinds = state.kinds.clone();
         let app = web::router(state);
         let stop = shutdown.clone();
         let server = std::future::IntoFuture::into_future(
@@ -282,7 +311,7 @@ impl Service for DashboardService {
             tokio::select! {
                 r = &mut server => break r.map_err(DashboardError::Serve),
                 msg = runtime.inbox.recv() => match msg {
-                    Some(msg) => ingest(&runtime.topics, &fleet, &models, &msg),
+                    Some(msg) => ingest(&runtime.topics, &fleet, &models, &kinds, &msg),
                     None => break (&mut server).await.map_err(DashboardError::Serve),
                 },
             }
@@ -312,15 +341,16 @@ mod ingest_tests {
         let topics = Topics::default();
         let fleet = Mutex::new(state::Fleet::default());
         let models = Mutex::new(ProfileModels::default());
+        let kinds = Mutex::new(KindModels::default());
         let v2 = br#"{"values":{"temperature_c":37.5,"vibration_mm_s":2.0}}"#;
         let pump = dtwin_schema::MachineId::parse("pump-07").unwrap();
         let msg = dtwin_bus::Message::new(topics.telemetry(&pump), &v2[..]);
-        ingest(&topics, &fleet, &models, &msg);
+        ingest(&topics, &fleet, &models, &kinds, &msg);
         let press = dtwin_schema::MachineId::parse("press-01").unwrap();
         let mut t = Telemetry::new(press.clone(), dtwin_schema::time_fmt::now(), 1);
         t.temperature_c = Some(40.0);
         let msg = dtwin_bus::Message::new(topics.telemetry(&press), t.encode());
-        ingest(&topics, &fleet, &models, &msg);
+        ingest(&topics, &fleet, &models, &kinds, &msg);
         let f = fleet.lock().unwrap();
         assert!(f.machine("pump-07").is_some(), "a v2 reading shows");
         assert!(f.machine("press-01").is_some(), "a v1 reading shows");

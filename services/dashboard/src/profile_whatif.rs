@@ -145,10 +145,22 @@ pub fn score(
     model: Option<&Scorer>,
     now: OffsetDateTime,
 ) -> Result<Risk, Rejection> {
-    let f = features(p, entered, now);
+    score_features(&features(p, entered, now), model, now)
+}
+
+/// The verdict for the feature vector `f` (see [`features`]): `model`'s, or the rules-only
+/// verdict without one.
+///
+/// # Errors
+/// As [`score`].
+pub fn score_features(
+    f: &Features,
+    model: Option<&Scorer>,
+    now: OffsetDateTime,
+) -> Result<Risk, Rejection> {
     match model {
-        Some(s) => s.score(&f, now),
-        None => Ok(dtwin_inference::profiles::rules_only(&f, now)),
+        Some(s) => s.score(f, now),
+        None => Ok(dtwin_inference::profiles::rules_only(f, now)),
     }
 }
 

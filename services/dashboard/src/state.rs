@@ -6,7 +6,11 @@
 //!
 //! Rows name each machine's profile and show its latest readings with the profile's labels
 //! and units ([`crate::profiles`]), so a plant's pumps read as pumps, not as sensor keys.
+//! A verdict that carries the profile's other models (quality risk, anomaly, remaining useful
+//! life) gives its row badges for them ([`crate::insights`]); a page none of whose rows has
+//! any says so ([`Snapshot::insights`]), and the table leaves that column out.
 
+use crate::insights::{badges, Badge};
 use crate::profiles::{readings, Profiles, Reading};
 use dtwin_schema::{AlertEvent, Level, MachineStatus, Presence, Risk, RiskStatus, Telemetry};
 use serde::Serialize;
@@ -29,6 +33,22 @@ pub struct TrendPoint {
     pub risk: Option<f64>,
     /// Sensor values of the telemetry, when a reading came.
     pub sensors: Vec<(String, f64)>,
+    /// What the verdict's other models said, when it carried any (boxed: most points have
+    /// none, and a machine keeps [`TREND_POINTS`] of them).
+    pub insights: Option<Box<TrendInsights>>,
+}
+
+/// The other models' figures at one point of a machine's trend.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TrendInsights {
+    /// Quality (NOK) risk, 0..1.
+    pub quality: Option<f64>,
+    /// Anomaly score, 0..1.
+    pub anomaly: Option<f64>,
+    /// Remaining useful life, in `rul_unit`.
+    pub rul: Option<f64>,
+    /// The unit of `rul`.
+    pub rul_unit: Option<String>,
 }
 
 /// What the fleet view shows of one machine.
@@ -88,6 +108,9 @@ pub struct Row {
     pub profile: String,
     /// The latest readings with the profile's labels and units, in its sensor order.
     pub readings: Vec<Reading>,
+    /// The latest verdict's other models: quality risk, anomaly, remaining life (empty when
+    /// it carried none).
+    pub insights: Vec<Badge>,
 }
 
 /// A page of the fleet, with totals: what the server pushes to browsers.
@@ -111,6 +134,8 @@ pub struct Snapshot {
     pub rows: Vec<Row>,
     /// Known lines, for the filter.
     pub lines: Vec<String>,
+    /// Whether any row of this page has [`Row::insights`] (the table shows their column).
+    pub insights: bool,
 }
 
 /// Which machines a view shows.
@@ -180,6 +205,7 @@ impl Fleet {
             ts: t.ts,
             risk: None,
             sensors: sensors(&t),
+            insights: None,
         });
         m.telemetry = Some(t);
         self.version += 1;
@@ -197,10 +223,21 @@ impl Fleet {
             }
             _ => Vec::new(),
         };
+        let i = &r.insights;
+        let insights =
+            (i.quality_risk.is_some() || i.anomaly.is_some() || i.rul.is_some()).then(|| {
+                Box::new(TrendInsights {
+                    quality: i.quality_risk,
+                    anomaly: i.anomaly,
+                    rul: i.rul.as_ref().map(|x| x.value),
+                    rul_unit: i.rul.as_ref().map(|x| x.unit.clone()),
+                })
+            });
         m.push(TrendPoint {
             ts: r.source_ts,
             risk: Some(r.probability),
             sensors,
+            insights,
         });
         m.risk = Some(r);
         self.version += 1;
@@ -270,6 +307,10 @@ impl Fleet {
             health: m.risk.as_ref().map(|r| r.health_score),
             last_update: m.last_update.map(dtwin_schema::time_fmt::format),
             online: m.presence.map(|p| p == Presence::Online),
+            insights: m
+                .risk
+                .as_ref()
+                .map_or_else(Vec::new, |r| badges(&r.insights)),
         }
     }
 
@@ -303,13 +344,14 @@ impl Fleet {
         matching.sort_by(|a, b| risk(b.1).total_cmp(&risk(a.1)).then_with(|| a.0.cmp(b.0)));
         let pages = matching.len().div_ceil(PAGE_ROWS).max(1);
         let page = filter.page.min(pages - 1);
-        let rows = matching
+        let rows: Vec<Row> = matching
             .iter()
             .skip(page * PAGE_ROWS)
             .take(PAGE_ROWS)
             .map(|(id, m)| Self::row(id, m, profiles))
             .collect();
         Snapshot {
+            insights: rows.iter().any(|r| !r.insights.is_empty()),
             version: self.version,
             machines: self.machines.len(),
             at_risk,
@@ -433,6 +475,37 @@ mod tests {
         assert_eq!(row("mill-01").profile, "Milling machine");
         assert_eq!(row("mill-01").readings[0].value, "2.5 mm/s");
         assert_eq!(row("mill-01").readings[0].label, "Vibration");
+    }
+
+    #[test]
+    fn rows_carry_the_other_models_badges_and_the_page_says_whether_any_has_them() {
+        let mut f = Fleet::default();
+        f.risk(risk("m-1", 0.2));
+        let snap = f.snapshot(&Filter::default(), &Profiles::default());
+        assert!(!snap.insights && snap.rows[0].insights.is_empty());
+        assert!(f.machine("m-1").unwrap().trend[0].insights.is_none());
+        let mut r = risk("m-2", 0.1);
+        r.insights.anomaly = Some(0.81);
+        r.insights.anomalous = Some(true);
+        r.insights.rul = Some(dtwin_schema::RulEstimate {
+            value: 42.0,
+            low: 30.0,
+            high: 55.0,
+            unit: "cycles".into(),
+        });
+        f.risk(r);
+        let snap = f.snapshot(&Filter::default(), &Profiles::default());
+        assert!(snap.insights);
+        let row = snap.rows.iter().find(|r| r.machine_id == "m-2").unwrap();
+        let texts: Vec<&str> = row.insights.iter().map(|b| b.text.as_str()).collect();
+        assert_eq!(texts, ["anomaly 0.81", "life 42 cycles (5–95 %: 30–55)"]);
+        let json = serde_json::to_value(row).unwrap();
+        assert_eq!(json["insights"][0]["tone"], "flagged", "{json}");
+        let point = f.machine("m-2").unwrap().trend[0].insights.clone().unwrap();
+        assert_eq!(
+            (point.anomaly, point.rul, point.quality),
+            (Some(0.81), Some(42.0), None)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use dtwin_inference::kinds::KindModels;
 use dtwin_inference::profiles::ProfileModels;
 use dtwin_inference::Scorer;
 use dtwin_schema::{Level, Risk, RiskStatus};
@@ -36,6 +37,10 @@ pub struct AppState {
     /// The models of profiles other than milling, as deployed retained on
     /// `{prefix}/models/{profile}` (the what-if form scores with them).
     pub models: Arc<Mutex<ProfileModels>>,
+    /// Every profile's models of other kinds (quality, anomaly, rul), as deployed retained on
+    /// `{prefix}/models/{profile}/{kind}`: the model page lists them, the what-if result
+    /// shows their figures.
+    pub kinds: Arc<Mutex<KindModels>>,
     /// When set, every request must carry it (`Authorization: Bearer`, the `dtwin_token`
     /// cookie, or `?token=` once, which sets the cookie).
     pub token: Option<Arc<str>>,
@@ -222,6 +227,9 @@ struct MachinePage {
     profile: Option<String>,
     /// The verdict's readings with the profile's labels and units.
     readings: Vec<crate::profiles::Reading>,
+    /// The verdict's other models (quality risk, anomaly, remaining life), each with the
+    /// model behind it (`id vN`).
+    insights: Vec<(crate::insights::Badge, Option<String>)>,
 }
 
 /// The sensors charted on a machine page: milling's five main ones, or every sensor of the
@@ -306,10 +314,68 @@ async fn machine_page(State(s): State<AppState>, Path(id): Path<String>) -> Resp
             plotters::style::BLUE,
         ));
     }
+    // The other models' trends, when the machine's verdicts carried them.
+    let extra = |pick: fn(&crate::state::TrendInsights) -> Option<f64>| -> Vec<(f64, f64)> {
+        m.trend
+            .iter()
+            .filter_map(|p| {
+                p.insights
+                    .as_deref()
+                    .and_then(pick)
+                    .map(|v| (secs(p.ts), v))
+            })
+            .collect()
+    };
+    let rul_unit = m
+        .trend
+        .iter()
+        .rev()
+        .find_map(|p| p.insights.as_ref().and_then(|i| i.rul_unit.clone()))
+        .unwrap_or_default();
+    let amber = plotters::style::RGBColor(191, 135, 0);
+    let others: Vec<String> = [
+        (
+            "Quality risk",
+            "0-1".to_owned(),
+            extra(|i| i.quality),
+            amber,
+        ),
+        (
+            "Anomaly score",
+            "0-1".to_owned(),
+            extra(|i| i.anomaly),
+            amber,
+        ),
+        (
+            "Remaining useful life",
+            rul_unit,
+            extra(|i| i.rul),
+            plotters::style::RGBColor(87, 96, 106),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, _, pts, _)| !pts.is_empty())
+    .map(|(title, unit, pts, colour)| crate::charts::trend(title, &unit, &pts, colour))
+    .collect();
+    // Right after the risk chart, before the sensors.
+    charts.splice(1..1, others);
     let (status, status_text) = m
         .risk
         .as_ref()
         .map_or(("UNKNOWN", "NO VERDICT"), |r| self::status_text(r.status));
+    let insights = m.risk.as_ref().map_or_else(Vec::new, |r| {
+        crate::insights::badges(&r.insights)
+            .into_iter()
+            .map(|b| {
+                let model = r
+                    .insights
+                    .models
+                    .get(b.kind)
+                    .map(|m| format!("{} v{}", m.id, m.version));
+                (b, model)
+            })
+            .collect()
+    });
     let profile = m.risk.as_ref().map(|r| r.profile.as_deref());
     let readings = m.risk.as_ref().map_or_else(Vec::new, |r| {
         crate::profiles::readings(
@@ -320,6 +386,7 @@ async fn machine_page(State(s): State<AppState>, Path(id): Path<String>) -> Resp
     page(MachinePage {
         profile: profile.map(|p| s.profiles.label(p)),
         readings,
+        insights,
         level: m.risk.as_ref().map_or("", |r| level_name(r.level)),
         alert_ts: m
             .alert
@@ -344,10 +411,25 @@ pub fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// Why an alert fires, from its id: the alerter names an anomaly alert
+/// `{machine}-anomaly-{time}` and a failure alert `{machine}-{time}` (`alert.schema.json`).
+pub fn alert_cause(machine: &str, alert_id: &str) -> &'static str {
+    let anomaly = alert_id
+        .strip_prefix(machine)
+        .is_some_and(|rest| rest.starts_with("-anomaly-"));
+    if anomaly {
+        "anomaly"
+    } else {
+        "failure"
+    }
+}
+
 struct AlertRow {
     ts: String,
     machine: String,
     event: String,
+    /// `failure` or `anomaly` (read from the alert id, see [`alert_cause`]).
+    cause: &'static str,
     level: &'static str,
     probability: f64,
     detail: String,
@@ -367,6 +449,7 @@ async fn alerts_page(State(s): State<AppState>) -> Response {
         .map(|a| AlertRow {
             ts: dtwin_schema::time_fmt::format(a.ts),
             machine: a.machine_id.to_string(),
+            cause: alert_cause(a.machine_id.as_str(), &a.alert_id),
             event: serde_json::to_value(a.event)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -379,6 +462,55 @@ async fn alerts_page(State(s): State<AppState>) -> Response {
     page(AlertsPage { alerts })
 }
 
+/// One deployed model on the model page.
+struct DeployedModel {
+    profile: String,
+    /// `classifier`, `quality`, `anomaly` or `rul` (the row's `data-kind`).
+    kind: &'static str,
+    /// The kind for people: `failure classifier`, `quality`, `anomaly`, `rul (cycles)`.
+    kind_text: String,
+    /// Where it is deployed.
+    topic: String,
+    id: String,
+    version: String,
+    created_at: String,
+    label: String,
+    /// The decision threshold (a probability, or an anomaly score); `n/a` for a rul model.
+    threshold: String,
+    metrics: Vec<(String, String)>,
+}
+
+impl DeployedModel {
+    fn new(profile: &str, topic: String, m: &dtwin_ml::ModelArtifact) -> Self {
+        let kind = m.kind.as_str();
+        let kind_text = match (m.kind, m.rul.as_ref()) {
+            (dtwin_ml::ModelKind::Classifier, _) => "failure classifier".to_owned(),
+            (dtwin_ml::ModelKind::Rul, Some(r)) => format!("rul ({})", r.unit),
+            _ => kind.to_owned(),
+        };
+        Self {
+            profile: profile.to_owned(),
+            kind,
+            kind_text,
+            topic,
+            id: m.model_id.clone(),
+            version: m.version.clone(),
+            created_at: if m.created_at.is_empty() {
+                "unknown".to_owned()
+            } else {
+                m.created_at.clone()
+            },
+            label: m.label.clone(),
+            threshold: if m.kind == dtwin_ml::ModelKind::Rul {
+                "n/a".to_owned()
+            } else {
+                format!("{:.3}", m.threshold)
+            },
+            metrics: crate::insights::key_metrics(&m.metrics),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "model.html")]
 struct ModelPage {
@@ -389,13 +521,25 @@ struct ModelPage {
     feature_set: String,
     label: String,
     metrics: Vec<(String, String)>,
+    /// Every model the dashboard knows, by profile (milling first) and kind.
+    deployed: Vec<DeployedModel>,
+}
+
+/// Where kinds sort on the model page: the failure classifier, then quality, anomaly, rul.
+fn kind_rank(kind: &str) -> usize {
+    ["classifier", "quality", "anomaly", "rul"]
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(usize::MAX)
 }
 
 async fn model_page(State(s): State<AppState>) -> Response {
     let m = s.scorer.model();
     let mut metrics = Vec::new();
     if let Some(obj) = m.metrics.get("test").and_then(|t| t.as_object()) {
-        for (k, v) in obj {
+        // Scalars only: nested reports (events, the inner test) are summed up in the key
+        // metrics of the models table below.
+        for (k, v) in obj.iter().filter(|(_, v)| !(v.is_object() || v.is_array())) {
             let v = match v.as_f64() {
                 Some(x) if x.fract() != 0.0 => format!("{x:.4}"),
                 _ => v.to_string(),
@@ -403,6 +547,41 @@ async fn model_page(State(s): State<AppState>) -> Response {
             metrics.push((k.clone(), v));
         }
     }
+    let mut deployed = vec![DeployedModel::new(
+        crate::profiles::MILLING,
+        "inference settings (models/current)".to_owned(),
+        m,
+    )];
+    {
+        let models = s
+            .models
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (profile, a) in models.iter() {
+            deployed.push(DeployedModel::new(profile, format!("models/{profile}"), a));
+        }
+    }
+    {
+        let kinds = s
+            .kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (profile, kind, a) in kinds.iter() {
+            deployed.push(DeployedModel::new(
+                profile,
+                format!("models/{profile}/{}", kind.as_str()),
+                a,
+            ));
+        }
+    }
+    deployed.sort_by(|a, b| {
+        let milling = |d: &DeployedModel| d.profile != crate::profiles::MILLING;
+        (milling(a), &a.profile, kind_rank(a.kind)).cmp(&(
+            milling(b),
+            &b.profile,
+            kind_rank(b.kind),
+        ))
+    });
     page(ModelPage {
         model_id: m.model_id.clone(),
         version: m.version.clone(),
@@ -411,5 +590,6 @@ async fn model_page(State(s): State<AppState>) -> Response {
         feature_set: m.feature_set_hash.clone(),
         label: m.label.clone(),
         metrics,
+        deployed,
     })
 }

@@ -5,7 +5,7 @@
 
 use dtwin_inference::Scorer;
 use dtwin_schema::telemetry::SENSOR_SPECS;
-use dtwin_schema::{MachineId, ProductType, Risk, Telemetry};
+use dtwin_schema::{Features, MachineId, ProductType, Risk, Telemetry};
 use dtwin_windows::{MachineWindow, WindowConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -167,13 +167,22 @@ impl WhatIfForm {
 }
 
 /// Scores `reading` as a machine that has reported it steadily for a full window: the feature
-/// service's window code, then the inference service's scorer.
+/// service's window code ([`features`]), then the inference service's scorer.
 pub fn score(
     scorer: &Scorer,
     window: &WindowConfig,
     reading: &Telemetry,
     now: OffsetDateTime,
 ) -> Risk {
+    let features = features(window, reading, now);
+    scorer
+        .score(&features, now)
+        .expect("features computed with the scorer's own feature set")
+}
+
+/// The feature vector of a machine that has reported `reading` steadily for a full window
+/// (warm), as the feature service computes it.
+pub fn features(window: &WindowConfig, reading: &Telemetry, now: OffsetDateTime) -> Features {
     let (names, hash) = dtwin_windows::feature_set(window);
     let mut w = MachineWindow::new(window);
     let mut fv = None;
@@ -186,10 +195,7 @@ pub fn score(
     let fv = fv.expect("a window has at least one reading");
     let mut t = reading.clone();
     t.ts = now;
-    let features = fv.to_message(&names, &hash, &t, now);
-    scorer
-        .score(&features, now)
-        .expect("features computed with the scorer's own feature set")
+    fv.to_message(&names, &hash, &t, now)
 }
 
 #[cfg(test)]

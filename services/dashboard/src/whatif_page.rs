@@ -3,6 +3,7 @@
 //! offers the profiles when more than milling is known; `?profile=ID` (or `?from=MACHINE`,
 //! which takes the machine's profile and latest readings) chooses one.
 
+use crate::insights::Badge;
 use crate::profile_whatif;
 use crate::profiles::{number, MILLING};
 use crate::web::{escape, page, status_text, AppState};
@@ -12,7 +13,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dtwin_profile::Profile;
-use dtwin_schema::Risk;
+use dtwin_schema::{Features, Risk};
 use std::collections::BTreeMap;
 
 /// One input of the form.
@@ -58,6 +59,41 @@ pub(crate) struct WhatIfPage {
     no_model: Option<String>,
     /// The profile's model could not score (e.g. trained on other features).
     refused: Option<String>,
+    /// The result's other figures (quality risk, anomaly, remaining life), from the
+    /// profile's models of other kinds, each with the model behind it.
+    result_insights: Vec<(Badge, Option<String>)>,
+    /// Kinds whose model could not score these values (trained on other features).
+    mismatched: Vec<&'static str>,
+}
+
+/// Adds what the profile's models of other kinds say about `f` to its verdict `risk`, as the
+/// inference service does; returns the kinds whose model was trained on other features.
+fn annotate(s: &AppState, f: &Features, risk: &mut Risk) -> Vec<&'static str> {
+    let kinds = s
+        .kinds
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    kinds
+        .annotate(f, risk)
+        .mismatched
+        .into_iter()
+        .map(|k| k.as_str())
+        .collect()
+}
+
+/// The figures of the verdict's other models, each with its model (`id vN`).
+fn figures(risk: &Risk) -> Vec<(Badge, Option<String>)> {
+    crate::insights::badges(&risk.insights)
+        .into_iter()
+        .map(|b| {
+            let model = risk
+                .insights
+                .models
+                .get(b.kind)
+                .map(|m| format!("{} v{}", m.id, m.version));
+            (b, model)
+        })
+        .collect()
 }
 
 fn choices(s: &AppState, chosen: &str) -> Vec<ProfileChoice> {
@@ -79,6 +115,8 @@ fn base(s: &AppState, chosen: &Profile, from: Option<String>, result: Option<Ris
     let (result_status, result_status_text) =
         result.as_ref().map_or(("", ""), |r| status_text(r.status));
     WhatIfPage {
+        result_insights: result.as_ref().map_or_else(Vec::new, figures),
+        mismatched: Vec::new(),
         profiles: choices(s, &chosen.id),
         profile: chosen.id.clone(),
         profile_label: (chosen.id != MILLING).then(|| chosen.label.clone()),
@@ -249,21 +287,31 @@ pub(crate) async fn whatif_submit(
         }
     };
     let now = dtwin_schema::time_fmt::now();
+    let f = profile_whatif::features(&p, &entered, now);
     let scored = {
         let models = s
             .models
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        profile_whatif::score(&p, &entered, models.get(&p.id), now)
+        profile_whatif::score_features(&f, models.get(&p.id), now)
     };
     let mut view = profile_view(&s, &p, &form, &Default::default(), None);
     match scored {
-        Ok(risk) => {
+        Ok(mut risk) => {
+            view.mismatched = annotate(&s, &f, &mut risk);
+            view.result_insights = figures(&risk);
             if risk.model.id == dtwin_inference::profiles::NO_MODEL_ID {
-                view.no_model = Some(format!(
-                    "No model for profile {} yet: rules only. Every value is within its sensor's range.",
-                    p.id
-                ));
+                view.no_model = Some(if view.result_insights.is_empty() {
+                    format!(
+                        "No model for profile {} yet: rules only. Every value is within its sensor's range.",
+                        p.id
+                    )
+                } else {
+                    format!(
+                        "No failure classifier for profile {} yet: rules and the profile's other models below (an anomalous reading is AT RISK). Every value is within its sensor's range.",
+                        p.id
+                    )
+                });
             }
             let (status, text) = status_text(risk.status);
             view.result_status = status;
@@ -291,19 +339,16 @@ fn milling_submit(s: &AppState, fields: &BTreeMap<String, String>) -> Response {
         serde_json::from_value(serde_json::Value::Object(json)).unwrap_or_default();
     match form.validate() {
         Ok(reading) => {
-            let risk = whatif::score(
-                &s.scorer,
-                &s.window,
-                &reading,
-                dtwin_schema::time_fmt::now(),
-            );
-            page(milling_view(
-                s,
-                &form,
-                &Default::default(),
-                None,
-                Some(risk),
-            ))
+            let now = dtwin_schema::time_fmt::now();
+            let f = whatif::features(&s.window, &reading, now);
+            let mut risk = s
+                .scorer
+                .score(&f, now)
+                .expect("features computed with the scorer's own feature set");
+            let mismatched = annotate(s, &f, &mut risk);
+            let mut view = milling_view(s, &form, &Default::default(), None, Some(risk));
+            view.mismatched = mismatched;
+            page(view)
         }
         Err(errors) => {
             let mut r = page(milling_view(s, &form, &errors, None, None));

@@ -2,7 +2,9 @@
 //! by tests/run.sh), driven over WebDriver as a person would use it: fill the what-if form with
 //! a risky machine and read the verdict; watch the fleet view update live while the twin runs;
 //! hostile text in an alert is shown as text, never run; pick a pump profile in the what-if
-//! form and read its answer, without and with a pump model. Screenshots go to
+//! form and read its answer, without and with a pump model; read a pump's quality risk,
+//! anomaly and remaining life in the fleet, on its page, on the model page and in the what-if
+//! answer, and an anomaly alert's cause in the log. Screenshots go to
 //! `target/dashboard-screenshots/`.
 
 use dtwin_bus::{BrokerUrl, BusConfig, QoS};
@@ -461,4 +463,245 @@ async fn a_person_asks_what_if_of_a_pump() {
 
     c.close().await.unwrap();
     shutdown.cancel();
+}
+
+/// Publishes `payload` on `topic` (retained or not).
+async fn publish(c: &dtwin_bus::Connection, topic: &str, retain: bool, payload: Vec<u8>) {
+    c.client
+        .publish(topic, QoS::AtLeastOnce, retain, payload)
+        .await
+        .unwrap();
+}
+
+/// A pump verdict; `with_insights` adds the other models' figures.
+fn pump_verdict(machine: &str, probability: f64, with_insights: bool) -> Vec<u8> {
+    let mut v = serde_json::json!({
+        "schema": "dtwin.risk.v1", "machine_id": machine, "ts": "2026-11-22T10:00:00Z",
+        "source_ts": "2026-11-22T10:00:00Z", "seq": 4, "probability": probability,
+        "status": "HEALTHY", "level": "NORMAL", "health_score": 90.0,
+        "actions": [], "factors": [], "model": {"id": "pump-rf", "version": "1"},
+        "cold": false, "latest": {"volt": 176.2, "rotate": 1500.0}, "profile": "pump"
+    });
+    if with_insights {
+        let extra = serde_json::json!({
+            "quality_risk": 0.34, "quality_at_risk": true, "anomaly": 0.81, "anomalous": true,
+            "rul": {"value": 5400.0, "low": 3600.0, "high": 9000.0, "unit": "seconds"},
+            "models": {"anomaly": {"id": "pump-iforest", "version": "3"}}
+        });
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_reads_quality_anomaly_and_remaining_life() {
+    let Some(d) = driver() else { return };
+    let shutdown = CancellationToken::new();
+    let (url, http) = pump_stack(&shutdown).await;
+    let c = browser(&d).await;
+    let shots = screenshot_dir();
+    let pubc = dtwin_bus::connect(&BusConfig::new(url.clone(), "insights-test"), vec![]);
+    assert!(pubc.client.wait_ready(Duration::from_secs(5)).await);
+
+    // 1. The fleet: a verdict without other models' figures leaves their column out...
+    c.goto(&format!("{http}/")).await.unwrap();
+    publish(
+        &pubc,
+        "dtwin/v1/machines/pump-02/risk",
+        false,
+        pump_verdict("pump-02", 0.2, false),
+    )
+    .await;
+    wait_text(&c, "tr[data-machine='pump-02'] td.profile", |t| {
+        t == "Water pump"
+    })
+    .await;
+    let column = c.find(Locator::Css("#fleet th.insights")).await.unwrap();
+    assert!(
+        !column.is_displayed().await.unwrap(),
+        "no figures: no column"
+    );
+    // ...one with them gets badges, live.
+    publish(
+        &pubc,
+        "dtwin/v1/machines/pump-01/risk",
+        false,
+        pump_verdict("pump-01", 0.1, true),
+    )
+    .await;
+    let badges = wait_text(&c, "tr[data-machine='pump-01'] td.insights", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert_eq!(
+        badges,
+        "quality 34 % anomaly 0.81 life 90 min (5–95 %: 60 min – 2.5 h)"
+    );
+    assert!(column.is_displayed().await.unwrap(), "the column appears");
+    let anomaly = c
+        .find(Locator::Css("tr[data-machine='pump-01'] .badge.anomaly"))
+        .await
+        .unwrap();
+    assert_eq!(
+        anomaly.attr("class").await.unwrap().as_deref(),
+        Some("badge ins anomaly flagged")
+    );
+    assert_eq!(text(&c, "tr[data-machine='pump-02'] td.insights").await, "");
+    std::fs::write(
+        shots.join("fleet-insights.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // 2. The machine page: each figure with its model, and their trends.
+    c.goto(&format!("{http}/machine/pump-01")).await.unwrap();
+    assert_eq!(text(&c, "#insight-quality").await, "34 % (at risk)");
+    assert_eq!(
+        text(&c, "#insight-anomaly").await,
+        "0.81 (anomalous) · model pump-iforest v3"
+    );
+    assert_eq!(
+        text(&c, "#insight-rul").await,
+        "90 min (5–95 %: 60 min – 2.5 h)"
+    );
+    let insights = text(&c, "#insights").await;
+    assert!(insights.contains("Remaining useful life"), "{insights}");
+    let charts = text(&c, ".charts").await;
+    assert!(charts.contains("Anomaly score"), "{charts}");
+    std::fs::write(
+        shots.join("machine-insights.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // 3. The model page lists the pump's models as they are deployed.
+    for (kind, model) in [
+        ("anomaly", crate::pump::pump_anomaly_model()),
+        ("rul", crate::pump::pump_rul_model()),
+        ("quality", crate::pump::pump_quality_model()),
+    ] {
+        publish(
+            &pubc,
+            &format!("dtwin/v1/models/pump/{kind}"),
+            true,
+            model.to_json(),
+        )
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        c.goto(&format!("{http}/model")).await.unwrap();
+        if c.find_all(Locator::Css("#models tr[data-profile='pump']"))
+            .await
+            .unwrap()
+            .len()
+            == 3
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pump's models never arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = |kind: &str| format!("#models tr[data-profile='pump'][data-kind='{kind}']");
+    assert_eq!(
+        text(&c, &format!("{} td.model", row("anomaly"))).await,
+        "pump-iforest v3"
+    );
+    assert_eq!(
+        text(&c, &format!("{} td.threshold", row("anomaly"))).await,
+        "0.520"
+    );
+    assert_eq!(
+        text(&c, &format!("{} td.metrics", row("anomaly"))).await,
+        "roc_auc 0.9700 test_healthy_flagged 0.0120"
+    );
+    assert!(text(&c, &format!("{} td.kind", row("rul")))
+        .await
+        .starts_with("rul (seconds)"));
+    assert_eq!(
+        text(&c, &format!("{} td.label", row("quality"))).await,
+        "NOK part within 10 readings"
+    );
+    c.execute(
+        "document.getElementById('models').scrollIntoView(); return null;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    std::fs::write(shots.join("models.png"), c.screenshot().await.unwrap()).unwrap();
+
+    // 4. What-if: a pump at 380 V with no failure classifier: the anomaly model decides, and
+    // the quality risk and remaining life are read off their models.
+    c.goto(&format!("{http}/whatif?profile=pump"))
+        .await
+        .unwrap();
+    fill_and_submit(
+        &c,
+        &[("volt", "380"), ("rotate", "1500"), ("pressure", "3")],
+    )
+    .await;
+    assert_eq!(text(&c, "#result-status").await, "AT RISK");
+    assert!(text(&c, "#result-anomaly").await.contains("(anomalous)"));
+    assert!(text(&c, "#result-quality")
+        .await
+        .starts_with("100 % (at risk)"));
+    assert!(text(&c, "#result-rul").await.contains("(5–95 %: "));
+    assert!(text(&c, "#result-note")
+        .await
+        .contains("No failure classifier for profile pump yet"));
+    std::fs::write(
+        shots.join("whatif-insights.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.goto(&format!("{http}/whatif?profile=pump"))
+        .await
+        .unwrap();
+    fill_and_submit(
+        &c,
+        &[("volt", "115"), ("rotate", "1500"), ("pressure", "3")],
+    )
+    .await;
+    assert_eq!(text(&c, "#result-status").await, "HEALTHY");
+    assert!(text(&c, "#result-anomaly").await.contains("(ordinary)"));
+
+    // 5. The alert log names an anomaly alert's cause.
+    let event = serde_json::json!({
+        "schema": "dtwin.alert.v1", "machine_id": "pump-01", "ts": "2026-11-22T10:00:00Z",
+        "alert_id": "pump-01-anomaly-20261122T100000000Z", "event": "firing", "level": "WARNING",
+        "probability": 0.1, "actions": [], "detail": "anomaly alert: score 0.81"
+    });
+    let alerts = first_alert_cause(&c, &http, &pubc, event).await;
+    assert_eq!(alerts, "anomaly");
+
+    c.close().await.unwrap();
+    shutdown.cancel();
+}
+
+/// Publishes an alert event and returns the cause the alert log shows first, once it shows.
+async fn first_alert_cause(
+    c: &Client,
+    http: &str,
+    pubc: &dtwin_bus::Connection,
+    event: serde_json::Value,
+) -> String {
+    let machine = event["machine_id"].as_str().unwrap().to_owned();
+    publish(
+        pubc,
+        &format!("dtwin/v1/alerts/{machine}"),
+        false,
+        serde_json::to_vec(&event).unwrap(),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        c.goto(&format!("{http}/alerts")).await.unwrap();
+        if let Ok(e) = c.find(Locator::Css("#alerts td.cause")).await {
+            return e.text().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "alert event not shown");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }

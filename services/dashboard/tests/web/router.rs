@@ -22,6 +22,7 @@ fn state() -> AppState {
         window: WindowConfig::default(),
         profiles: Profiles::default(),
         models: Arc::default(),
+        kinds: Arc::default(),
         token: None,
     }
 }
@@ -437,4 +438,309 @@ async fn a_pump_reads_as_a_pump_in_the_fleet_and_on_its_page() {
         "the machine's profile"
     );
     assert!(body.contains("name=\"volt\" value=\"176.2\""), "{body}");
+}
+
+/// A milling verdict of `machine` with the other models' figures (a hostile rul unit: text
+/// from the bus).
+fn verdict_with_insights(machine: &str) -> dtwin_schema::Risk {
+    from_json(
+        format!(
+            r#"{{"schema":"dtwin.risk.v1","machine_id":"{machine}","ts":"2026-11-22T10:00:00Z",
+            "source_ts":"2026-11-22T10:00:00Z","seq":4,"probability":0.12,"status":"HEALTHY",
+            "level":"WARNING","health_score":80.0,"actions":[],"factors":[],
+            "model":{{"id":"rf","version":"1"}},"cold":false,"latest":{{}},
+            "quality_risk":0.342,"quality_at_risk":true,"anomaly":0.8123,"anomalous":true,
+            "rul":{{"value":42.4,"low":30.2,"high":55.1,"unit":"<b>cycles</b>"}},
+            "models":{{"anomaly":{{"id":"iforest","version":"2"}},"quality":{{"id":"nok","version":"1"}}}}}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_fleet_and_machine_pages_show_the_other_models_only_when_verdicts_carry_them() {
+    let s = state();
+    let plain: dtwin_schema::Risk = {
+        let mut r = verdict_with_insights("mill-01");
+        r.insights = Default::default();
+        r
+    };
+    s.fleet.lock().unwrap().risk(plain);
+    let (_, body) = get(&s, "/").await;
+    assert!(
+        body.contains("<table class=\"fleet\" id=\"fleet\" data-insights=\"no\">"),
+        "no verdict has them: the column is left out"
+    );
+    assert!(!body.contains("class=\"badge ins"));
+    let (_, body) = get(&s, "/machine/mill-01").await;
+    assert!(
+        !body.contains("Other models") && !body.contains("Anomaly score"),
+        "{body}"
+    );
+
+    s.fleet
+        .lock()
+        .unwrap()
+        .risk(verdict_with_insights("mill-02"));
+    let (_, body) = get(&s, "/").await;
+    assert!(
+        body.contains("<table class=\"fleet\" id=\"fleet\" data-insights=\"yes\">"),
+        "{body}"
+    );
+    for badge in [
+        "<span class=\"badge ins quality flagged\" title=\"probability of a NOK part within the quality model&#39;s horizon\">quality 34 %</span>",
+        ">anomaly 0.81</span>",
+        ">life 42 &#60;b&#62;cycles&#60;/b&#62; (5–95 %: 30–55)</span>",
+    ] {
+        assert!(body.contains(badge), "{badge} in {body}");
+    }
+    assert!(!body.contains("<b>cycles"), "the unit is text");
+    let json = get(&s, "/api/fleet").await.1;
+    let snap: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(snap["insights"], true);
+
+    let (_, body) = get(&s, "/machine/mill-02").await;
+    assert!(body.contains("<h2>Other models</h2>"), "{body}");
+    assert!(
+        body.contains("id=\"insight-anomaly\" title=")
+            && body.contains(
+                "<strong>0.81 (anomalous)</strong> <span class=\"muted\">· model iforest v2</span>"
+            ),
+        "{body}"
+    );
+    assert!(body
+        .contains("<strong>34 % (at risk)</strong> <span class=\"muted\">· model nok v1</span>"));
+    assert!(body.contains(
+        "<strong>42 &#60;b&#62;cycles&#60;/b&#62; (5–95 %: 30–55 &#60;b&#62;cycles&#60;/b&#62;)</strong>"
+    ));
+    assert!(
+        !body.contains("<b>cycles"),
+        "escaped on the page and in the charts"
+    );
+    for chart in [
+        "Quality risk (0-1)",
+        "Anomaly score (0-1)",
+        "Remaining useful life",
+    ] {
+        assert!(body.contains(chart), "{chart} charted");
+    }
+}
+
+#[tokio::test]
+async fn the_alert_log_names_each_alert_s_cause() {
+    let s = state();
+    for (id, detail) in [
+        (
+            "m-1-anomaly-20261122T100000000Z",
+            "anomaly alert: score 0.81",
+        ),
+        ("m-1-20261122T100500000Z", ""),
+    ] {
+        let e: dtwin_schema::AlertEvent = serde_json::from_value(serde_json::json!({
+            "schema": "dtwin.alert.v1", "machine_id": "m-1", "ts": "2026-11-22T10:00:00Z",
+            "alert_id": id, "event": "firing", "level": "WARNING", "probability": 0.3,
+            "actions": [], "detail": detail
+        }))
+        .unwrap();
+        s.fleet.lock().unwrap().alert(e);
+    }
+    let (_, body) = get(&s, "/alerts").await;
+    let anomaly = body
+        .find("<td class=\"cause\">anomaly</td>")
+        .expect("anomaly alert");
+    let failure = body
+        .find("<td class=\"cause\">failure</td>")
+        .expect("failure alert");
+    assert!(failure < anomaly, "newest first");
+    assert_eq!(
+        dtwin_dashboard::web::alert_cause("m-anomaly", "m-anomaly-2026"),
+        "failure"
+    );
+}
+
+/// The pump dashboard with a pump classifier and the pump's quality, anomaly and rul models.
+fn pump_with_every_kind() -> AppState {
+    let s = pump_state();
+    s.models
+        .lock()
+        .unwrap()
+        .deploy("pump", &crate::pump::pump_model().to_json())
+        .unwrap();
+    let mut k = s.kinds.lock().unwrap();
+    for (kind, model) in [
+        ("anomaly", crate::pump::pump_anomaly_model()),
+        ("rul", crate::pump::pump_rul_model()),
+        ("quality", crate::pump::pump_quality_model()),
+    ] {
+        k.deploy("pump", kind, &model.to_json(), None).unwrap();
+    }
+    drop(k);
+    s
+}
+
+#[tokio::test]
+async fn the_model_page_lists_every_model_by_profile_and_kind() {
+    let s = pump_with_every_kind();
+    let (status, body) = get(&s, "/model").await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: Vec<&str> = body
+        .match_indices("<tr data-profile=\"")
+        .map(|(at, _)| &body[at..at + body[at..].find("</tr>").unwrap()])
+        .collect();
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let attr = |name: &str| {
+                let at = r.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                r[at..at + r[at..].find('"').unwrap()].to_owned()
+            };
+            format!("{}/{}", attr("data-profile"), attr("data-kind"))
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "milling/classifier",
+            "pump/classifier",
+            "pump/quality",
+            "pump/anomaly",
+            "pump/rul"
+        ]
+    );
+    // The shipped milling model is an artifact from before kinds (no `kind` field): a
+    // classifier, with its key metrics found in its nested report.
+    assert!(rows[0].contains("failure classifier"), "{}", rows[0]);
+    assert!(
+        rows[0].contains("<span class=\"metric\">roc_auc 0.99"),
+        "{}",
+        rows[0]
+    );
+    let anomaly = rows[3];
+    for needle in [
+        "<td class=\"kind\">anomaly<br><span class=\"muted\">models/pump/anomaly</span>",
+        "<td class=\"model\">pump-iforest v3</td>",
+        "<td class=\"created muted\">2026-11-20T08:00:00Z</td>",
+        "<td class=\"label\">unlike healthy pumps</td>",
+        "<td class=\"threshold\">0.520</td>",
+        "<span class=\"metric\">roc_auc 0.9700</span> <span class=\"metric\">test_healthy_flagged 0.0120</span>",
+    ] {
+        assert!(anomaly.contains(needle), "{needle} in {anomaly}");
+    }
+    let rul = rows[4];
+    assert!(
+        rul.contains("rul (seconds)") && rul.contains("<td class=\"threshold\">n/a</td>"),
+        "{rul}"
+    );
+    assert!(
+        rul.contains("rmse 812.5000") && rul.contains("<td class=\"created muted\">unknown</td>"),
+        "{rul}"
+    );
+    // A model taken away (an empty retained message) leaves the page.
+    s.kinds
+        .lock()
+        .unwrap()
+        .deploy("pump", "rul", b"", None)
+        .unwrap();
+    let (_, body) = get(&s, "/model").await;
+    assert!(!body.contains("data-kind=\"rul\""));
+}
+
+#[tokio::test]
+async fn the_what_if_result_shows_the_profile_s_other_models() {
+    let s = pump_with_every_kind();
+    let (status, body) = post(
+        &s,
+        "profile=pump&volt=380&rotate=1500&pressure=3&model=model1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("id=\"result-status\">AT RISK"), "{body}");
+    let figure = |kind: &str| {
+        let at = body
+            .find(&format!("id=\"result-{kind}\""))
+            .unwrap_or_else(|| panic!("no {kind} figure in {body}"));
+        let end = at + body[at..].find("</dd>").unwrap();
+        body[at..end].to_owned()
+    };
+    assert!(
+        figure("quality").contains("100 % (at risk)"),
+        "{}",
+        figure("quality")
+    );
+    assert!(figure("quality").contains("model pump-nok v1"));
+    assert!(
+        figure("anomaly").contains("(anomalous)"),
+        "{}",
+        figure("anomaly")
+    );
+    // (400 - 380) x 100 s; the forest only saw 100-140 V, so it says what it knows: short.
+    let rul = figure("rul");
+    assert!(
+        rul.contains(" (5–95 %: ") && (rul.contains(" h") || rul.contains(" min")),
+        "{rul}"
+    );
+    let (_, body) = post(
+        &s,
+        "profile=pump&volt=115&rotate=1500&pressure=3&model=model1",
+    )
+    .await;
+    assert!(body.contains("id=\"result-status\">HEALTHY"), "{body}");
+    assert!(body.contains("(ordinary)"), "{body}");
+
+    // Without the pump classifier, the anomaly model decides (rules-only verdict), and the
+    // page says so.
+    let s = pump_state();
+    s.kinds
+        .lock()
+        .unwrap()
+        .deploy(
+            "pump",
+            "anomaly",
+            &crate::pump::pump_anomaly_model().to_json(),
+            None,
+        )
+        .unwrap();
+    let (_, body) = post(&s, "profile=pump&volt=380&rotate=1500&pressure=3").await;
+    assert!(body.contains("id=\"result-status\">AT RISK"), "{body}");
+    assert!(
+        body.contains("No failure classifier for profile pump yet"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ANOMALY") || body.contains("unlike the healthy reference"),
+        "{body}"
+    );
+
+    // A model trained on other features gives no figure, and says why.
+    let milling_quality = dtwin_ml::ModelArtifact::from_json(dtwin_inference::SHIPPED_MODEL)
+        .unwrap()
+        .into_quality();
+    s.kinds
+        .lock()
+        .unwrap()
+        .deploy("pump", "quality", &milling_quality.to_json(), None)
+        .unwrap();
+    let (_, body) = post(&s, "profile=pump&volt=380&rotate=1500&pressure=3").await;
+    assert!(!body.contains("id=\"result-quality\""));
+    assert!(
+        body.contains("The quality model of this profile was trained on other features"),
+        "{body}"
+    );
+
+    // Milling: the same form, with milling's quality model.
+    let s = state();
+    s.kinds
+        .lock()
+        .unwrap()
+        .deploy("milling", "quality", &milling_quality.to_json(), None)
+        .unwrap();
+    let (_, body) = post_form(&s, &encode(&risky())).await;
+    assert!(body.contains("id=\"result-quality\""), "{body}");
+    let (_, body) = post_form(&s, &encode(&WhatIfForm::healthy())).await;
+    assert!(body.contains("id=\"result-quality\""), "{body}");
+    assert!(
+        !body.contains("id=\"result-anomaly\""),
+        "only the kinds deployed"
+    );
 }

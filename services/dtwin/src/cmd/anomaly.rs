@@ -240,3 +240,155 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `dtwin evaluate` of an anomaly model: every reading of the held-out machines (or every
+/// machine with --all-rows) against the data's label, with the event view when the data has
+/// failures; or with --rul-truth each machine's last reading against "fails within
+/// --fails-within". Writes the card into --out-dir.
+///
+/// # Errors
+/// Flags of other kinds, unsuitable data, a truth file that does not fit, a file that cannot
+/// be written.
+pub fn evaluate(
+    args: &crate::cmd::evaluate::EvaluateArgs,
+    model: &dtwin_ml::ModelArtifact,
+) -> anyhow::Result<anomaly::AnomalyReport> {
+    args.quality.ensure_unused("an anomaly model")?;
+    anyhow::ensure!(
+        args.target.target()?.is_none(),
+        "an anomaly model keeps the threshold it was trained with (set by --anomaly-rate); the threshold targets are for classifiers"
+    );
+    let file = args.data.display().to_string();
+    let source = args.label.plant.source(Some(model))?;
+    let report = if let Some(truth_path) = &args.rul_truth {
+        let within = args.fails_within.unwrap_or(30.0);
+        anyhow::ensure!(
+            within.is_finite() && within >= 0.0,
+            "--fails-within {within}: give a remaining life such as 30"
+        );
+        let Some(source) = source else {
+            anyhow::bail!(
+                "--rul-truth scores each machine's last reading of a plant's export: {} has no profile recipe, so give --profile PROFILE.toml and --id-column",
+                args.model.display()
+            );
+        };
+        let (data, _) = read_plant_data(&args.data, &source, &args.label.plant)?;
+        let name = truth_path.display().to_string();
+        let text =
+            std::fs::read_to_string(truth_path).with_context(|| format!("cannot read {name}"))?;
+        let truth = dtwin_pipeline::rul::parse_truth(&text, &name).map_err(anyhow::Error::msg)?;
+        anomaly::evaluate_last(model, &data, &source.profile, &truth, within, &file)
+    } else {
+        anyhow::ensure!(
+            args.fails_within.is_none(),
+            "--fails-within goes with --rul-truth (each machine's last reading against its true remaining life)"
+        );
+        let data = match &source {
+            Some(source) => {
+                plant_data(
+                    &args.data,
+                    source,
+                    &args.label.plant,
+                    args.label.horizon,
+                    args.run_to_failure,
+                )?
+                .data
+            }
+            None => {
+                anyhow::ensure!(
+                    !args.run_to_failure,
+                    "--run-to-failure reads a plant's export: add --profile PROFILE.toml and --id-column"
+                );
+                let mut label = args.label.spec()?;
+                if let dtwin_pipeline::train::Features::Windows(w) =
+                    crate::cmd::predict::model_features(model, &args.label.window, &args.model)?
+                {
+                    label.window = w;
+                }
+                match read_eval_data(&args.data, label)? {
+                    EvalData::Twin(d) => d,
+                    EvalData::Tabular(_) => anyhow::bail!(
+                        "{file} is AI4I's table: an anomaly model scores twin telemetry or a plant's export"
+                    ),
+                }
+            }
+        };
+        let (rows, on) = if args.all_rows {
+            ((0..data.y.len()).collect::<Vec<_>>(), "every reading")
+        } else {
+            (
+                data.rows_where(|m| m % 5 == 0),
+                "every reading of the held-out machines (index % 5 == 0; the model fitted on index % 5 >= 2 and set its threshold on == 1)",
+            )
+        };
+        anomaly::evaluate_rows(model, &data, &rows, on, &file)
+    }
+    .with_context(|| format!("evaluating {} on {file}", args.model.display()))?;
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let charts = dtwin_pipeline::modelcard::anomaly_charts(&report);
+    let links: Vec<(String, String)> = charts
+        .iter()
+        .map(|c| (c.title.clone(), c.file.clone()))
+        .collect();
+    let json = serde_json::to_string_pretty(&report)?;
+    let mut files = vec![
+        ("model_card.json".to_owned(), json.clone() + "\n"),
+        (
+            "model_card.html".to_owned(),
+            dtwin_pipeline::modelcard::anomaly_html(&report, &links),
+        ),
+    ];
+    files.extend(charts.into_iter().map(|c| (c.file, c.svg)));
+    for (name, text) in &files {
+        let path = args.out_dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        let m = &report.metrics;
+        println!(
+            "{} v{} (anomaly, threshold {:.4}) on {file} ({} machines): {}",
+            report.model.model_id,
+            report.model.version,
+            report.model.threshold,
+            report.machines,
+            report.evaluated_on
+        );
+        println!(
+            "  {} readings, {} positive ({}); flagged {:.2} %, of the negatives {:.2} %",
+            report.rows,
+            report.positives,
+            report.label,
+            report.flagged * 100.0,
+            report.healthy_flagged * 100.0
+        );
+        println!(
+            "  ROC-AUC {:.4}  PR-AUC {:.4}  at the threshold: precision {:.4} recall {:.4} (TN {} FP {} FN {} TP {})",
+            m.roc_auc, m.pr_auc, m.precision, m.recall, m.tn, m.fp, m.fn_, m.tp
+        );
+        if let Some(e) = &report.events {
+            println!(
+                "  events: {}/{} failures caught (event recall {:.3}), median lead {:.0} readings, {} alerts of which {} false ({:.2} per machine-day)",
+                e.caught,
+                e.failures,
+                e.event_recall,
+                e.median_lead_readings,
+                e.alerts,
+                e.false_alarms,
+                e.false_alarms_per_machine_day
+            );
+        }
+    }
+    eprintln!(
+        "wrote {} into {}",
+        files
+            .iter()
+            .map(|f| f.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.out_dir.display()
+    );
+    Ok(report)
+}

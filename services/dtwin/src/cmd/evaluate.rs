@@ -42,15 +42,25 @@ pub struct EvaluateArgs {
     /// Threshold target.
     #[command(flatten)]
     pub target: TargetArgs,
-    /// A remaining-useful-life model's truth: the true remaining life of each machine after
-    /// its last reading in DATA, one number per line in the order the machines first appear
-    /// (NASA's RUL_FD001.txt), or `machine,value` lines. Each machine's last reading is scored.
+    /// The true remaining life of each machine after its last reading in DATA, one number per
+    /// line in the order the machines first appear (NASA's RUL_FD001.txt), or `machine,value`
+    /// lines; each machine's last reading is scored (rul models; anomaly models against
+    /// --fails-within).
     #[arg(long, value_name = "RUL.txt")]
     pub rul_truth: Option<PathBuf>,
     /// Each machine's last reading in DATA is a failure (rul models without --rul-truth: every
-    /// warm reading is then scored against its own remaining life).
+    /// warm reading is then scored against its own remaining life; anomaly models: the label
+    /// the score is measured against).
     #[arg(long)]
     pub run_to_failure: bool,
+    /// An anomaly model with --rul-truth: a machine whose true remaining life is at most this
+    /// (in the time column's units, e.g. cycles) counts as failing (default 30); the ROC-AUC is
+    /// of the last reading's score against it.
+    #[arg(long, value_name = "LIFE")]
+    pub fails_within: Option<f64>,
+    /// A quality model on a plant's export: the NOK column (default: the model's).
+    #[command(flatten)]
+    pub quality: crate::cmd::common::QualityArgs,
     /// Print the report (the model card's JSON) instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -64,31 +74,42 @@ pub struct EvaluateArgs {
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<Option<EvalReport>> {
     anyhow::ensure!(args.folds != 1, "--folds must be 0 (none) or at least 2");
     let model = read_model(&args.model)?;
-    if model.kind == ModelKind::Rul {
-        return run_rul(args, &model).map(|_| None);
+    match model.kind {
+        ModelKind::Rul => return run_rul(args, &model).map(|_| None),
+        ModelKind::Anomaly => return crate::cmd::anomaly::evaluate(args, &model).map(|_| None),
+        ModelKind::Classifier | ModelKind::Quality => {}
     }
     anyhow::ensure!(
-        args.rul_truth.is_none() && !args.run_to_failure,
-        "{} is a failure classifier: --rul-truth and --run-to-failure score remaining-useful-life models (train one with `dtwin train DATA --profile P --kind rul`)",
-        args.model.display()
+        args.rul_truth.is_none() && !args.run_to_failure && args.fails_within.is_none(),
+        "{} is a {} classifier: --rul-truth and --run-to-failure score remaining-useful-life models (train one with `dtwin train DATA --profile P --kind rul`) and anomaly models",
+        args.model.display(),
+        if model.kind == ModelKind::Quality { "quality" } else { "failure" }
     );
-    let data = match args.label.plant.source(Some(&model))? {
-        // A plant's export: the profile and columns from the flags, else the model's recipe.
-        Some(source) => {
-            let horizon = plant_horizon(args.label.horizon, &source)?;
-            EvalData::Twin(read_plant(&args.data, &source, &args.label.plant, horizon)?.0)
-        }
-        None => {
-            let mut label = args.label.spec()?;
-            // The windows come from the artifact's recipe (or its hash, or the flags for an
-            // old one).
+    let data = if model.kind == ModelKind::Quality {
+        anyhow::ensure!(
+            args.target.target_event_recall.is_none(),
+            "--target-event-recall counts failures caught; a quality model takes --target-recall or --target-precision"
+        );
+        let source = args.label.plant.source(Some(&model))?;
+        let nok = crate::cmd::quality::nok_column(&args.quality, Some(&model))?;
+        let mut label = args.label.spec()?;
+        if source.is_none() {
             if let Features::Windows(window) =
                 crate::cmd::predict::model_features(&model, &args.label.window, &args.model)?
             {
                 label.window = window;
             }
-            read_eval_data(&args.data, label)?
         }
+        EvalData::Twin(crate::cmd::quality::read(
+            &args.data,
+            &args.label,
+            source.as_ref(),
+            nok.as_ref(),
+            label,
+        )?)
+    } else {
+        args.quality.ensure_unused("a failure classifier")?;
+        classifier_data(args, &model)?
     };
     let target = match (&data, args.target.target()?) {
         (_, Some(t)) => t,
@@ -152,6 +173,28 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Option<EvalReport>> {
     Ok(Some(report))
 }
 
+/// DATA labelled for a failure classifier: a plant's export through the flags' profile and
+/// columns, else the model's recipe; telemetry through the model's windows; AI4I's table.
+fn classifier_data(args: &EvaluateArgs, model: &ModelArtifact) -> anyhow::Result<EvalData> {
+    Ok(match args.label.plant.source(Some(model))? {
+        Some(source) => {
+            let horizon = plant_horizon(args.label.horizon, &source)?;
+            EvalData::Twin(read_plant(&args.data, &source, &args.label.plant, horizon)?.0)
+        }
+        None => {
+            let mut label = args.label.spec()?;
+            // The windows come from the artifact's recipe (or its hash, or the flags for an
+            // old one).
+            if let Features::Windows(window) =
+                crate::cmd::predict::model_features(model, &args.label.window, &args.model)?
+            {
+                label.window = window;
+            }
+            read_eval_data(&args.data, label)?
+        }
+    })
+}
+
 /// `dtwin evaluate` of a remaining-useful-life model: each machine's last reading against
 /// --rul-truth, or with failures in DATA (--label-column, --events, --run-to-failure) every
 /// warm reading against its own capped remaining life. Writes the card into --out-dir.
@@ -161,6 +204,11 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Option<EvalReport>> {
 /// cannot be written.
 pub fn run_rul(args: &EvaluateArgs, model: &ModelArtifact) -> anyhow::Result<rul::RulReport> {
     let (_, meta) = model.regressor()?;
+    args.quality.ensure_unused("a rul model")?;
+    anyhow::ensure!(
+        args.fails_within.is_none(),
+        "--fails-within scores an anomaly model's last readings; a rul model predicts the remaining life itself"
+    );
     let Some(source) = args.label.plant.source(Some(model))? else {
         anyhow::bail!(
             "{} has no profile recipe: give --profile PROFILE.toml and --id-column",

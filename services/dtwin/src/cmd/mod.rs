@@ -11,6 +11,7 @@ pub mod healthcheck;
 pub mod loadtest;
 pub mod predict;
 pub mod profile;
+pub mod quality;
 pub mod replay;
 pub mod silence;
 pub mod train;

@@ -4,7 +4,8 @@
 //! machine's rows go through the feature service's window code in file order, exactly as if
 //! they arrived live; on AI4I each row is one cycle through the tabular features, with the
 //! artifact's floor rules. The model scores every row; the output has the probability and the
-//! label at the model's threshold, so anyone can check the metrics with their own tools.
+//! label at the model's threshold, so anyone can check the metrics with their own tools. An
+//! anomaly model's rows carry its anomaly score (column `anomaly_score`) instead.
 
 use crate::cmd::common::{read_data, read_model, PlantArgs, PlantSource};
 use crate::cmd::replay::{load_csv, ReplayFormat};
@@ -82,28 +83,22 @@ pub fn model_features(
 /// [`model_features`]), data of the wrong kind for the model, or a write error.
 pub fn run(args: &PredictArgs) -> anyhow::Result<usize> {
     let model = read_model(&args.model)?;
-    model.classifier().with_context(|| {
-        format!(
-            "dtwin predict scores failure classifiers; score {} with `dtwin evaluate {} DATA --rul-truth RUL.txt`",
-            args.model.display(),
-            args.model.display()
-        )
-    })?;
+    if model.kind != dtwin_ml::ModelKind::Anomaly {
+        model.classifier().with_context(|| {
+            format!(
+                "dtwin predict scores classifiers and anomaly models; score {} with `dtwin evaluate {} DATA --rul-truth RUL.txt`",
+                args.model.display(),
+                args.model.display()
+            )
+        })?;
+    }
     if let Some(source) = args.plant.source(Some(&model))? {
         return score_plant(args, &model, &source);
     }
     let features = model_features(&model, &args.window, &args.model)?;
     let mut out = csv::Writer::from_path(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    out.write_record([
-        "machine_id",
-        "seq",
-        "ts",
-        "probability",
-        "label",
-        "cold",
-        "failure",
-    ])?;
+    out.write_record(header(&model))?;
     let (rows, skipped) = match &features {
         Features::Windows(window) => score_windows(args, &model, window, &mut out)?,
         Features::Ai4iTabular => (score_ai4i(args, &model, &mut out)?, 0),
@@ -162,7 +157,7 @@ fn score_plant(
     for (m, i, values, cold) in dtwin_pipeline::plant::features(&data, &source.profile) {
         let s = &data.machines[m];
         let row: Vec<f32> = order.iter().map(|&j| values[j] as f32).collect();
-        let p = model.predict_row(&row);
+        let p = score(model, &row);
         rows.push((
             s.lines[i],
             [
@@ -179,15 +174,7 @@ fn score_plant(
     rows.sort_by_key(|r| r.0);
     let mut out = csv::Writer::from_path(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    out.write_record([
-        "machine_id",
-        "seq",
-        "ts",
-        "probability",
-        "label",
-        "cold",
-        "failure",
-    ])?;
+    out.write_record(header(model))?;
     for (_, r) in &rows {
         out.write_record(r)?;
     }
@@ -204,6 +191,25 @@ fn score_plant(
         args.out.display()
     );
     Ok(rows.len())
+}
+
+/// The output's columns: the score is `probability` for a classifier, `anomaly_score` for an
+/// anomaly model (its `label` is then 1 when the score is at or above the threshold).
+fn header(model: &ModelArtifact) -> [&'static str; 7] {
+    let score = if model.kind == dtwin_ml::ModelKind::Anomaly {
+        "anomaly_score"
+    } else {
+        "probability"
+    };
+    ["machine_id", "seq", "ts", score, "label", "cold", "failure"]
+}
+
+/// A row's score: the classifier's probability (floor rules included) or the anomaly score.
+fn score(model: &ModelArtifact, row: &[f32]) -> f32 {
+    match model.isolation() {
+        Ok((forest, _)) => forest.score_row(row),
+        Err(_) => model.predict_row(row),
+    }
 }
 
 /// One output row. The probability is written as the shortest text that reads back as the
@@ -248,7 +254,7 @@ fn score_windows(
         let fv = w.update(t);
         let msg = fv.to_message(&names, &hash, t, now);
         let row = row_from_message(&msg, &model.feature_names);
-        write_row(out, t, model.predict_row(&row), model, msg.cold)?;
+        write_row(out, t, score(model, &row), model, msg.cold)?;
     }
     Ok((rows.len(), skipped))
 }

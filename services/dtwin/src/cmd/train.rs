@@ -111,7 +111,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     match args.kind.as_str() {
         "rul" => return run_rul(&args),
         "anomaly" => return crate::cmd::anomaly::train(&args),
-        "quality" => anyhow::bail!("--kind quality is not implemented yet"),
+        "quality" => return crate::cmd::quality::train(&args),
         _ => {}
     }
     anyhow::ensure!(
@@ -302,7 +302,7 @@ fn run_rul(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_report(r: &TrainReport) {
+pub(crate) fn print_report(r: &TrainReport) {
     println!(
         "held-out: {} rows, positive rate {:.1} %",
         r.test_rows,

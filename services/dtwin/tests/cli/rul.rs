@@ -55,7 +55,7 @@ fn machine(out: &mut String, rng: &mut Rng, id: u32, life: u32, len: u32) {
 
 /// Writes pumps.toml, train.csv (30 pumps run to failure, lives 80-160 cycles), test.csv (12
 /// other pumps cut off before failure) and rul.txt (their remaining lives, in order).
-fn fleet(dir: &Path) -> Vec<f64> {
+pub fn fleet(dir: &Path) -> Vec<f64> {
     std::fs::write(dir.join("pumps.toml"), PROFILE).unwrap();
     let mut rng = Rng(0x0123_4567_89ab_cdef);
     let mut train = String::from("unit,cycle,wear,temp\n");

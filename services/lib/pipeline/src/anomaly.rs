@@ -23,11 +23,12 @@
 //! Pure: values in, values out; the CLI reads the files.
 
 use crate::dataset::Dataset;
-use crate::evaluate::{events_at, metrics_at, Metrics};
+use crate::evaluate::{events_at, metrics_at, thin, Metrics, CURVE_POINTS};
 use crate::events::{AlertPolicy, EventReport};
 use crate::plant::{PlantData, TimeKind};
 use crate::train::{recipe_of, twin_split};
 use dtwin_ml::artifact::AnomalyMeta;
+use dtwin_ml::metrics;
 use dtwin_ml::{
     threshold_for_rate, ForestParams, IsolationForest, IsolationParams, MlError, ModelArtifact,
     TrainingMeta, TrainingReference, DEFAULT_REFERENCE_BINS,
@@ -454,6 +455,303 @@ pub fn train(
         None => artifact,
     };
     Ok((artifact, report))
+}
+
+/// The model an [`AnomalyReport`] is of.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnomalyModelInfo {
+    /// Id.
+    pub model_id: String,
+    /// Version.
+    pub version: String,
+    /// Created.
+    pub created_at: String,
+    /// What anomalous means.
+    pub label: String,
+    /// Anomalous at or above this score.
+    pub threshold: f64,
+    /// Which readings it was trained on as healthy.
+    pub healthy: String,
+    /// The false-alarm rate its threshold was set for.
+    pub rate: f64,
+    /// Trees.
+    pub trees: usize,
+    /// Readings per tree (ψ).
+    pub subsample: usize,
+    /// Features.
+    pub features: usize,
+    /// Their hash.
+    pub feature_set_hash: String,
+    /// Training rows (healthy readings of the training machines).
+    pub training_rows: usize,
+    /// The training data.
+    pub training_source: String,
+}
+
+/// One machine's last reading, scored, against its true remaining life.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitScore {
+    /// The machine id.
+    pub machine: String,
+    /// Time of its last reading (as the file had it, a number: cycles or seconds).
+    pub last_time: f64,
+    /// The anomaly score.
+    pub score: f32,
+    /// At or above the model's threshold.
+    pub anomalous: bool,
+    /// The true remaining life.
+    pub truth: f64,
+    /// Whether it fails within the horizon asked (`truth <= within`).
+    pub fails_within: bool,
+}
+
+/// An anomaly model's evaluation: its card.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnomalyReport {
+    /// Always `anomaly`.
+    pub kind: &'static str,
+    /// When (RFC 3339).
+    pub evaluated_at: String,
+    /// The model.
+    pub model: AnomalyModelInfo,
+    /// The data file.
+    pub source: String,
+    /// Machines in it.
+    pub machines: usize,
+    /// What was scored.
+    pub evaluated_on: String,
+    /// What a positive is in the figures below.
+    pub label: String,
+    /// Readings scored.
+    pub rows: usize,
+    /// Positive among them.
+    pub positives: usize,
+    /// Share of the scored readings at or above the threshold.
+    pub flagged: f64,
+    /// Share of the negative (healthy by the label) readings flagged: the false-alarm rate
+    /// (NaN without negatives).
+    pub healthy_flagged: f64,
+    /// The score against the label: ROC-AUC, PR-AUC (NaN without both classes) and the
+    /// confusion at the model's threshold.
+    pub metrics: Metrics,
+    /// The event view at the threshold (data with failures, every reading scored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventReport>,
+    /// Per machine at its last reading (with a truth file).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<UnitScore>,
+    /// With a truth file: the remaining life at or below which a machine counts as failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub within: Option<f64>,
+    /// Its unit (the time column's: cycles, seconds, readings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<&'static str>,
+    /// ROC curve (fpr, tpr), thinned.
+    pub roc: Vec<(f64, f64)>,
+    /// Precision-recall curve (recall, precision), thinned.
+    pub pr: Vec<(f64, f64)>,
+    /// The scores and labels, for the histogram.
+    #[serde(skip)]
+    pub scores: Vec<(f32, bool)>,
+}
+
+/// Why an anomaly evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnomalyEvalError {
+    /// Not an anomaly model.
+    #[error(transparent)]
+    Kind(#[from] dtwin_ml::ArtifactError),
+    /// The model and the data have different features.
+    #[error("the model's feature set {model} differs from the data's {data} (read the data as the model was trained: its windows or its profile)")]
+    FeatureSet {
+        /// The model's.
+        model: String,
+        /// The data's.
+        data: String,
+    },
+    /// The truth does not fit the data.
+    #[error("{0}")]
+    Truth(String),
+    /// Nothing to score.
+    #[error("no reading to score (too few readings per machine for the windows?)")]
+    Empty,
+}
+
+fn model_info(model: &ModelArtifact) -> Result<AnomalyModelInfo, AnomalyEvalError> {
+    let (forest, meta) = model.isolation()?;
+    Ok(AnomalyModelInfo {
+        model_id: model.model_id.clone(),
+        version: model.version.clone(),
+        created_at: model.created_at.clone(),
+        label: model.label.clone(),
+        threshold: model.threshold,
+        healthy: meta.healthy.clone(),
+        rate: meta.rate,
+        trees: forest.n_trees(),
+        subsample: forest.subsample(),
+        features: model.feature_names.len(),
+        feature_set_hash: model.feature_set_hash.clone(),
+        training_rows: model.training.rows,
+        training_source: model.training.source.clone(),
+    })
+}
+
+/// The report's figures of `scores` against `y` at the model's threshold.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    info: AnomalyModelInfo,
+    source: &str,
+    machines: usize,
+    evaluated_on: String,
+    label: String,
+    scores: &[f32],
+    y: &[bool],
+    events: Option<EventReport>,
+    units: Vec<UnitScore>,
+) -> AnomalyReport {
+    let thr = info.threshold as f32;
+    let negatives: Vec<f32> = scores
+        .iter()
+        .zip(y)
+        .filter(|(_, &y)| !y)
+        .map(|(&s, _)| s)
+        .collect();
+    AnomalyReport {
+        kind: "anomaly",
+        evaluated_at: dtwin_schema::time_fmt::format(dtwin_schema::time_fmt::now()),
+        source: source.to_owned(),
+        machines,
+        evaluated_on,
+        label,
+        rows: y.len(),
+        positives: y.iter().filter(|&&b| b).count(),
+        flagged: flagged_share(scores, thr),
+        healthy_flagged: flagged_share(&negatives, thr),
+        metrics: metrics_at(y, scores, thr),
+        events,
+        units,
+        within: None,
+        unit: None,
+        roc: thin(metrics::roc_curve(y, scores), CURVE_POINTS),
+        pr: thin(metrics::pr_curve(y, scores), CURVE_POINTS),
+        scores: scores.iter().copied().zip(y.iter().copied()).collect(),
+        model: info,
+    }
+}
+
+/// Scores `rows` of `data` (features as the model was trained on: its windows or profile)
+/// against the data's label (a counted failure within the horizon); with failures, the event
+/// view at the threshold ([`anomaly_policy`]). `evaluated_on` says which rows these are.
+///
+/// # Errors
+/// [`AnomalyEvalError`]: not an anomaly model, other features, no rows.
+pub fn evaluate_rows(
+    model: &ModelArtifact,
+    data: &Dataset,
+    rows: &[usize],
+    evaluated_on: &str,
+    source: &str,
+) -> Result<AnomalyReport, AnomalyEvalError> {
+    let info = model_info(model)?;
+    if data.feature_set != model.feature_set_hash {
+        return Err(AnomalyEvalError::FeatureSet {
+            model: model.feature_set_hash.clone(),
+            data: data.feature_set.clone(),
+        });
+    }
+    if rows.is_empty() {
+        return Err(AnomalyEvalError::Empty);
+    }
+    let (forest, _) = model.isolation()?;
+    let (x, y) = data.select(rows);
+    let scores = forest.score(x.view());
+    let has_failures = data.failures.iter().any(|f| f.counted);
+    let events = has_failures.then(|| {
+        events_at(
+            data,
+            rows,
+            &scores,
+            model.threshold as f32,
+            &anomaly_policy(),
+        )
+    });
+    let label = if has_failures {
+        data.description.clone()
+    } else {
+        format!(
+            "{} (the data has no failure: only the share flagged means something)",
+            data.description
+        )
+    };
+    Ok(report(
+        info,
+        source,
+        data.n_machines(),
+        evaluated_on.to_owned(),
+        label,
+        &scores,
+        &y,
+        events,
+        Vec::new(),
+    ))
+}
+
+/// Scores each machine's last reading of a plant's export (cold or not) and measures the
+/// score against "fails within `within`" (true remaining life from `truth` <= `within`, in
+/// the time column's units), as C-MAPSS's test engines are scored.
+///
+/// # Errors
+/// [`AnomalyEvalError`]: not an anomaly model, other features, a truth that does not fit.
+pub fn evaluate_last(
+    model: &ModelArtifact,
+    plant: &PlantData,
+    profile: &dtwin_profile::Profile,
+    truth: &crate::rul::Truth,
+    within: f64,
+    source: &str,
+) -> Result<AnomalyReport, AnomalyEvalError> {
+    let info = model_info(model)?;
+    let (_, hash) = dtwin_windows::profile_feature_set(profile);
+    if hash != model.feature_set_hash {
+        return Err(AnomalyEvalError::FeatureSet {
+            model: model.feature_set_hash.clone(),
+            data: hash,
+        });
+    }
+    let truths = truth.per_machine(plant).map_err(AnomalyEvalError::Truth)?;
+    let thr = model.threshold as f32;
+    let mut units = Vec::with_capacity(truths.len());
+    for (mi, t, row) in crate::rul::last_readings(plant, profile) {
+        let score = model.anomaly_score_row(&row)?;
+        units.push(UnitScore {
+            machine: plant.machines[mi].id.clone(),
+            last_time: t,
+            score,
+            anomalous: score >= thr,
+            truth: truths[mi],
+            fails_within: truths[mi] <= within,
+        });
+    }
+    if units.is_empty() {
+        return Err(AnomalyEvalError::Empty);
+    }
+    let scores: Vec<f32> = units.iter().map(|u| u.score).collect();
+    let y: Vec<bool> = units.iter().map(|u| u.fails_within).collect();
+    let unit = crate::rul::unit_of(plant.time);
+    let mut r = report(
+        info,
+        source,
+        plant.machines.len(),
+        "the last reading of each machine, against the truth file".to_owned(),
+        format!("fails within {within} {unit} (true remaining life <= {within})"),
+        &scores,
+        &y,
+        None,
+        units,
+    );
+    r.within = Some(within);
+    r.unit = Some(unit);
+    Ok(r)
 }
 
 #[cfg(test)]

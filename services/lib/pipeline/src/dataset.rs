@@ -179,6 +179,19 @@ impl Failure {
     }
 }
 
+/// What a data set's positive rows come before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// A counted failure: the failure classifier's label, with the event view (failures
+    /// caught, false alarms).
+    #[default]
+    Failure,
+    /// A NOK part: the quality classifier's label; failures are not counted and there is no
+    /// event view.
+    Nok,
+}
+
 /// A labelled feature matrix.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -209,6 +222,8 @@ pub struct Dataset {
     /// How to rebuild these features from raw data (None: the twin's windows, told by
     /// [`crate::train::train_on`] from the hash).
     pub recipe: Option<Box<dtwin_ml::artifact::FeatureRecipe>>,
+    /// What the positive rows come before.
+    pub target: Target,
 }
 
 impl Dataset {
@@ -251,6 +266,7 @@ pub struct DatasetBuilder {
     readings: Vec<u32>,
     failures: Vec<Failure>,
     gaps: Vec<f64>,
+    target: Target,
 }
 
 impl DatasetBuilder {
@@ -269,7 +285,15 @@ impl DatasetBuilder {
             readings: Vec::new(),
             failures: Vec::new(),
             gaps: Vec::new(),
+            target: Target::Failure,
         }
+    }
+
+    /// Label NOK parts instead (the quality classifier's label): a row is positive when one
+    /// of the next `horizon` readings made a NOK part (`quality_ok` false); no failure counts.
+    pub fn nok(mut self) -> Self {
+        self.target = Target::Nok;
+        self
     }
 
     /// Adds one machine's readings, in the order they were taken.
@@ -289,16 +313,17 @@ impl DatasetBuilder {
             }
             last_ts = Some(t.ts);
             let failed = t.failure == Some(true);
+            let nok = t.quality_ok == Some(false);
             if failed {
-                self.failures.push(Failure::twin(
-                    index,
-                    s as u32,
-                    t.failure_mode,
-                    self.spec.modes,
-                ));
+                let mut f = Failure::twin(index, s as u32, t.failure_mode, self.spec.modes);
+                f.counted &= self.target == Target::Failure;
+                self.failures.push(f);
             }
             let counted = failed && self.spec.modes.counts(t.failure_mode);
-            events.push(counted || (self.spec.include_nok && t.quality_ok == Some(false)));
+            events.push(match self.target {
+                Target::Failure => counted || (self.spec.include_nok && nok),
+                Target::Nok => nok,
+            });
             let fv = window.update(t);
             rows.push((fv.values, fv.cold));
         }
@@ -340,9 +365,13 @@ impl DatasetBuilder {
             readings: self.readings,
             failures: self.failures,
             seconds_per_step,
-            description: self.spec.describe(),
+            description: match self.target {
+                Target::Failure => self.spec.describe(),
+                Target::Nok => format!("NOK part within the next {} readings", self.spec.horizon),
+            },
             labels: self.spec,
             recipe: None,
+            target: self.target,
         }
     }
 }
@@ -350,6 +379,16 @@ impl DatasetBuilder {
 /// The data set of recorded telemetry: rows grouped by machine (in order of first appearance),
 /// each machine's rows in file order.
 pub fn from_telemetry(rows: &[Telemetry], spec: LabelSpec) -> Dataset {
+    telemetry_into(rows, DatasetBuilder::new(spec))
+}
+
+/// The quality data set of recorded telemetry: as [`from_telemetry`], labelled by NOK parts
+/// within the horizon ([`DatasetBuilder::nok`]; `spec`'s modes and `include_nok` are unused).
+pub fn quality_from_telemetry(rows: &[Telemetry], spec: LabelSpec) -> Dataset {
+    telemetry_into(rows, DatasetBuilder::new(spec).nok())
+}
+
+fn telemetry_into(rows: &[Telemetry], mut b: DatasetBuilder) -> Dataset {
     let mut order: Vec<&str> = Vec::new();
     let mut by_machine: HashMap<&str, Vec<&Telemetry>> = HashMap::new();
     for t in rows {
@@ -359,7 +398,6 @@ pub fn from_telemetry(rows: &[Telemetry], spec: LabelSpec) -> Dataset {
         }
         list.push(t);
     }
-    let mut b = DatasetBuilder::new(spec);
     for id in order {
         b.push_machine(by_machine[id].iter().copied());
     }
@@ -369,18 +407,31 @@ pub fn from_telemetry(rows: &[Telemetry], spec: LabelSpec) -> Dataset {
 /// Simulates the fleet and builds the labelled data set. `progress(machines_done)` is called
 /// after each machine.
 pub fn build(spec: &TwinDataSpec, progress: &dyn Fn(usize)) -> Dataset {
+    simulate_into(spec, DatasetBuilder::new(label_spec(spec)), progress)
+}
+
+/// Simulates the fleet and builds the quality data set (NOK parts within the horizon, see
+/// [`DatasetBuilder::nok`]).
+pub fn build_quality(spec: &TwinDataSpec, progress: &dyn Fn(usize)) -> Dataset {
+    simulate_into(spec, DatasetBuilder::new(label_spec(spec)).nok(), progress)
+}
+
+fn label_spec(spec: &TwinDataSpec) -> LabelSpec {
+    LabelSpec {
+        horizon: spec.horizon,
+        include_nok: spec.include_nok,
+        modes: spec.modes,
+        window: spec.window.clone(),
+    }
+}
+
+fn simulate_into(spec: &TwinDataSpec, mut b: DatasetBuilder, progress: &dyn Fn(usize)) -> Dataset {
     let sim = SimConfig {
         seed: spec.seed,
         plant_seconds_per_step: spec.plant_seconds_per_step,
         ..SimConfig::default()
     };
     let fleet = Fleet::new(spec.machines, &sim);
-    let mut b = DatasetBuilder::new(LabelSpec {
-        horizon: spec.horizon,
-        include_nok: spec.include_nok,
-        modes: spec.modes,
-        window: spec.window.clone(),
-    });
     for (index, mut m) in fleet.machines.into_iter().enumerate() {
         let telemetry: Vec<Telemetry> = (0..spec.steps)
             .map(|s| {
@@ -478,6 +529,20 @@ mod tests {
             ..spec.clone()
         };
         assert_eq!(labelled(nok).1, [4, 5, 6, 9, 10]);
+        // NOK parts only (the quality label): the NOK at 12 makes steps 9 and 10 positive, no
+        // failure counts.
+        let q = quality_from_telemetry(&sequence(), spec.clone());
+        assert_eq!(q.target, Target::Nok);
+        let positive: Vec<u32> = q
+            .step
+            .iter()
+            .zip(&q.y)
+            .filter(|p| *p.1)
+            .map(|p| *p.0)
+            .collect();
+        assert_eq!(positive, [9, 10]);
+        assert!(q.failures.iter().all(|f| !f.counted));
+        assert_eq!(q.description, "NOK part within the next 3 readings");
         // A horizon of 1: only the reading right before the failure, and rows up to 12.
         let one = LabelSpec {
             horizon: 1,

@@ -181,6 +181,15 @@ impl std::fmt::Display for ThresholdTarget {
     }
 }
 
+/// The data set, when it has the event view (twin or plant data labelled by failures; not
+/// AI4I's table, not a NOK label).
+fn with_events(data: &EvalData) -> Option<&Dataset> {
+    match data {
+        EvalData::Twin(d) if d.target == crate::dataset::Target::Failure => Some(d),
+        _ => None,
+    }
+}
+
 /// Builds the per-machine scores of `rows` of a twin data set.
 pub fn machine_scores<'a>(d: &'a Dataset, rows: &[usize], p: &[f32]) -> Vec<MachineScores<'a>> {
     let mut by_machine: std::collections::BTreeMap<u32, Vec<(u32, f32)>> = Default::default();
@@ -482,10 +491,7 @@ pub fn cross_validate(
             .with_floor_rules(spec.floor_rules.to_vec());
         let (xb, yb) = data.select(&test);
         let p = fold_model.predict(xb.view());
-        let events = match data {
-            EvalData::Twin(d) => Some(events_at(d, &test, &p, threshold, policy)),
-            EvalData::Tabular(_) => None,
-        };
+        let events = with_events(data).map(|d| events_at(d, &test, &p, threshold, policy));
         out.push(Fold {
             train_rows: train.len(),
             metrics: metrics_at(&yb, &p, threshold),
@@ -504,7 +510,8 @@ pub fn cross_validate(
     };
     let m = |f: fn(&Metrics) -> f64| mean_sd(out.iter().map(|x| f(&x.metrics)));
     let ev = |f: fn(&EventReport) -> f64| {
-        matches!(data, EvalData::Twin(_))
+        with_events(data)
+            .is_some()
             .then(|| mean_sd(out.iter().filter_map(|x| x.events.as_ref().map(f))))
     };
     let cv = CrossValidation {
@@ -573,6 +580,8 @@ pub struct Chosen {
 /// The model as the report describes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelInfo {
+    /// What it predicts: `classifier` (failures) or `quality` (NOK parts).
+    pub kind: String,
     /// Id.
     pub model_id: String,
     /// Version.
@@ -704,10 +713,7 @@ pub fn evaluate(
     let (x, y) = data.select(&eval_rows);
     let p = model.predict(x.view());
     let thr = model.threshold as f32;
-    let events = match data {
-        EvalData::Twin(d) => Some(events_at(d, &eval_rows, &p, thr, &opts.policy)),
-        EvalData::Tabular(_) => None,
-    };
+    let events = with_events(data).map(|d| events_at(d, &eval_rows, &p, thr, &opts.policy));
     let spec = CvSpec {
         k: opts.folds,
         params: &model.training.params,
@@ -732,10 +738,7 @@ pub fn evaluate(
                 target: target.to_string(),
                 chosen_on: "out-of-fold scores of the cross-validation".into(),
                 metrics: metrics_at(&y, &p, t),
-                events: match data {
-                    EvalData::Twin(d) => Some(events_at(d, &eval_rows, &p, t, &opts.policy)),
-                    EvalData::Tabular(_) => None,
-                },
+                events: with_events(data).map(|d| events_at(d, &eval_rows, &p, t, &opts.policy)),
             })
         }
         _ => None,
@@ -762,6 +765,7 @@ pub fn evaluate(
     Ok(EvalReport {
         evaluated_at: dtwin_schema::time_fmt::format(dtwin_schema::time_fmt::now()),
         model: ModelInfo {
+            kind: model.kind.as_str().to_owned(),
             model_id: model.model_id.clone(),
             version: model.version.clone(),
             created_at: model.created_at.clone(),

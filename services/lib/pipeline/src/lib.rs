@@ -21,6 +21,7 @@
 //! - [`train`]: split, fit, pick the threshold, evaluate, build the artifact.
 //! - [`anomaly`]: anomaly detection without labels: the Isolation Forest on healthy readings,
 //!   its threshold for a false-alarm rate on held-out machines, its evaluation and card.
+//! - [`quality`]: the quality (NOK) classifier's label on a plant's export: the NOK column.
 //! - [`rul`]: remaining useful life on a plant's export: capped targets, the forest
 //!   regressor, scoring each machine's last reading against a truth file, its card.
 
@@ -34,6 +35,7 @@ pub mod load;
 pub mod modelcard;
 pub mod plant;
 pub mod plots;
+pub mod quality;
 pub mod rul;
 pub mod tabular;
 pub mod train;

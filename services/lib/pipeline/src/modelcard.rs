@@ -1,7 +1,9 @@
 //! The model card: the evaluation report as JSON and as a self-contained HTML page (tables,
 //! plus `<img>` links to plot files beside it when the caller wrote them), and those plots
-//! ([`charts`]: ROC, precision-recall, confusion matrix, feature importance) as SVG text.
+//! ([`charts`]: ROC, precision-recall, confusion matrix, feature importance) as SVG text; an
+//! anomaly model's card ([`anomaly_charts`], [`anomaly_html`]).
 
+use crate::anomaly::AnomalyReport;
 use crate::evaluate::{EvalReport, Metrics};
 use crate::events::EventReport;
 use crate::plots;
@@ -141,7 +143,7 @@ fn metrics_rows(h: &mut String, name: &str, m: &Metrics) {
     );
 }
 
-fn events_table(h: &mut String, name: &str, e: &EventReport) {
+pub(crate) fn events_table(h: &mut String, name: &str, e: &EventReport) {
     let _ = write!(
         h,
         "<h3>Event view: {}</h3><table><tr><th>failures caught</th><td>{} / {} ({})</td></tr>\
@@ -178,13 +180,14 @@ pub fn to_html(r: &EvalReport, plots: &[(String, String)]) -> String {
          <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}\
          td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}img{{max-width:48%;margin:1%}}</style></head><body>\
          <h1>Model card: {id} v{v}</h1><table>\
-         <tr><th>label</th><td>{label}</td></tr><tr><th>created</th><td>{created}</td></tr>\
+         <tr><th>kind</th><td>{mkind}</td></tr><tr><th>label</th><td>{label}</td></tr><tr><th>created</th><td>{created}</td></tr>\
          <tr><th>evaluated</th><td>{evaluated}</td></tr><tr><th>threshold</th><td>{thr}</td></tr>\
          <tr><th>features</th><td>{nf} (set {hash})</td></tr><tr><th>forest</th><td>{trees} trees, {nodes} nodes; {params}</td></tr>\
          <tr><th>floor rules</th><td>{floor}</td></tr><tr><th>trained on</th><td>{src} ({rows} rows)</td></tr>\
          <tr><th>evaluated on</th><td>{dsrc}: {kind}, {drows} rows ({dpos} positive); {evrows} rows of the {evon}</td></tr></table>",
         id = esc(&r.model.model_id),
         v = esc(&r.model.version),
+        mkind = esc(&r.model.kind),
         label = esc(&r.model.label),
         created = esc(&r.model.created_at),
         evaluated = esc(&r.evaluated_at),
@@ -261,5 +264,159 @@ pub fn to_html(r: &EvalReport, plots: &[(String, String)]) -> String {
         let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(name), num(*v));
     }
     h.push_str("</table></body></html>\n");
+    h
+}
+
+/// An anomaly model's charts: ROC and precision-recall curves of the score against the
+/// report's label with the threshold marked, the confusion matrix at the threshold, the
+/// score histogram by class and, with a truth file, the score against the true remaining life.
+pub fn anomaly_charts(r: &AnomalyReport) -> Vec<Chart> {
+    let m = &r.metrics;
+    let name = format!("model threshold {:.3}", m.threshold);
+    let fpr = m.fp as f64 / (m.fp + m.tn).max(1) as f64;
+    let chart = |title: &str, file: &str, svg: String| Chart {
+        title: title.to_owned(),
+        file: file.to_owned(),
+        svg,
+    };
+    let values: Vec<Option<f64>> = r.scores.iter().map(|s| Some(f64::from(s.0))).collect();
+    let class: Vec<bool> = r.scores.iter().map(|s| s.1).collect();
+    let histogram = crate::eda::class_histogram(&values, &class, 40).map_or_else(
+        || plots::message_svg((520, 120), "no scores"),
+        |h| {
+            plots::class_histogram(
+                &format!("Anomaly scores (threshold {:.3})", m.threshold),
+                &h,
+                ["negative", "positive"],
+            )
+        },
+    );
+    let mut out = vec![
+        chart(
+            "ROC curve of the anomaly score",
+            "roc.svg",
+            plots::roc(&r.roc, m.roc_auc, &[(name.clone(), (fpr, m.recall))]),
+        ),
+        chart(
+            "Precision-recall curve of the anomaly score",
+            "pr.svg",
+            plots::precision_recall(
+                &r.pr,
+                m.pr_auc,
+                m.positives as f64 / m.rows.max(1) as f64,
+                &[(name.clone(), (m.recall, m.precision))],
+            ),
+        ),
+        chart(
+            "Confusion matrix at the threshold",
+            "confusion.svg",
+            plots::confusion(&[(name, [[m.tn, m.fp], [m.fn_, m.tp]])]),
+        ),
+        chart(
+            "Anomaly scores by class (negative: no failure ahead)",
+            "scores.svg",
+            histogram,
+        ),
+    ];
+    if !r.units.is_empty() {
+        let within = r.within.unwrap_or(f64::NAN);
+        let points: Vec<(f64, f64, bool)> = r
+            .units
+            .iter()
+            .map(|u| (u.truth, f64::from(u.score), u.fails_within))
+            .collect();
+        out.push(chart(
+            "Anomaly score at each machine's last reading against its true remaining life",
+            "score_vs_life.svg",
+            plots::score_vs_life(
+                &format!("Last readings (ROC-AUC {})", num(m.roc_auc)),
+                r.unit.unwrap_or("cycles"),
+                &points,
+                m.threshold,
+                within,
+            ),
+        ));
+    }
+    out
+}
+
+/// An anomaly model's card as HTML; `plots` are `(title, file name)` of images beside it.
+pub fn anomaly_html(r: &AnomalyReport, plots: &[(String, String)]) -> String {
+    let m = &r.model;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Model card: {id} v{v}</title>\
+         <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}\
+         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}img{{max-width:48%;margin:1%}}</style></head><body>\
+         <h1>Model card: {id} v{v} (anomaly detector)</h1><table>\
+         <tr><th>kind</th><td>anomaly</td></tr><tr><th>label</th><td>{label}</td></tr>\
+         <tr><th>created</th><td>{created}</td></tr><tr><th>evaluated</th><td>{at}</td></tr>\
+         <tr><th>threshold</th><td>{thr} (anomalous at or above; set to flag {rate} % of held-out machines' healthy readings)</td></tr>\
+         <tr><th>healthy readings</th><td>{healthy}</td></tr>\
+         <tr><th>Isolation Forest</th><td>{trees} trees of {psi} readings; {nf} features (set {hash})</td></tr>\
+         <tr><th>trained on</th><td>{src} ({rows} healthy rows)</td></tr>\
+         <tr><th>evaluated on</th><td>{dsrc} ({machines} machines): {on}; {n} readings, {pos} positive ({what})</td></tr></table>",
+        id = esc(&m.model_id),
+        v = esc(&m.version),
+        label = esc(&m.label),
+        created = esc(&m.created_at),
+        at = esc(&r.evaluated_at),
+        thr = num(m.threshold),
+        rate = num(m.rate * 100.0),
+        healthy = esc(&m.healthy),
+        trees = m.trees,
+        psi = m.subsample,
+        nf = m.features,
+        hash = esc(&m.feature_set_hash),
+        src = esc(&m.training_source),
+        rows = m.training_rows,
+        dsrc = esc(&r.source),
+        machines = r.machines,
+        on = esc(&r.evaluated_on),
+        n = r.rows,
+        pos = r.positives,
+        what = esc(&r.label),
+    );
+    let _ = write!(
+        h,
+        "<h2>Metrics</h2><table><tr><th>share flagged</th><td>{}</td></tr>\
+         <tr><th>share of negatives flagged (false-alarm rate)</th><td>{}</td></tr></table>\
+         <table><tr><th></th><th>threshold</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>false-alarm share</th><th>ROC-AUC</th><th>PR-AUC</th><th>TN / FP / FN / TP</th></tr>",
+        num(r.flagged),
+        num(r.healthy_flagged)
+    );
+    metrics_rows(&mut h, "model threshold", &r.metrics);
+    h.push_str("</table>");
+    if let Some(e) = &r.events {
+        events_table(
+            &mut h,
+            "model threshold (an alert: 2 of 3 readings anomalous; quiet below the threshold)",
+            e,
+        );
+    }
+    if !plots.is_empty() {
+        h.push_str("<h2>Plots</h2>");
+        for (title, file) in plots {
+            let _ = write!(h, "<img src=\"{}\" alt=\"{}\">", esc(file), esc(title));
+        }
+    }
+    if !r.units.is_empty() {
+        h.push_str("<h2>Per machine</h2><table><tr><th>machine</th><th>last time</th><th>score</th><th>anomalous</th><th>true remaining life</th><th>fails within the horizon</th></tr>");
+        for u in &r.units {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&u.machine),
+                u.last_time,
+                u.score,
+                if u.anomalous { "yes" } else { "no" },
+                u.truth,
+                if u.fails_within { "yes" } else { "no" }
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
     h
 }

@@ -256,6 +256,59 @@ pub fn dataset(
     events: &[Event],
     horizon: Horizon,
 ) -> (Dataset, LabelReport) {
+    labelled(plant, profile, events, horizon, true, &|l| {
+        counts(profile, l)
+    })
+}
+
+/// The quality data set (the quality classifier's label): as [`dataset`], but a reading is
+/// positive when a NOK part follows it within `horizon` (strictly after it); `nok[m][i]` says
+/// whether reading `i` of machine `m` made one (see [`crate::quality::nok_flags`]). Failures
+/// (the label column) are not read.
+pub fn nok_dataset(
+    plant: &PlantData,
+    profile: &Profile,
+    nok: &[Vec<bool>],
+    horizon: Horizon,
+) -> (Dataset, LabelReport) {
+    let events: Vec<Event> = plant
+        .machines
+        .iter()
+        .zip(nok)
+        .flat_map(|(s, flags)| {
+            flags
+                .iter()
+                .enumerate()
+                .filter(|(_, &f)| f)
+                .map(|(i, _)| Event {
+                    machine: s.id.clone(),
+                    t: s.t[i],
+                    label: Some("NOK".to_owned()),
+                })
+        })
+        .collect();
+    let (mut d, report) = labelled(plant, profile, &events, horizon, false, &|_| true);
+    d.target = crate::dataset::Target::Nok;
+    d.description = format!(
+        "NOK part within the next {}",
+        match horizon {
+            Horizon::Readings(h) => format!("{h} readings"),
+            Horizon::Time(_) => horizon.to_string(),
+        }
+    );
+    (d, report)
+}
+
+/// [`dataset`]'s work: failures from the label column (when `label_column`) and `events`,
+/// counted as `counted` says.
+fn labelled(
+    plant: &PlantData,
+    profile: &Profile,
+    events: &[Event],
+    horizon: Horizon,
+    label_column: bool,
+    counted_label: &dyn Fn(Option<&str>) -> bool,
+) -> (Dataset, LabelReport) {
     let (names, hash) = profile_feature_set(profile);
     let width = names.len();
     let (k, a) = (profile.sensors.len(), profile.attributes.len());
@@ -286,6 +339,7 @@ pub fn dataset(
             .labels
             .iter()
             .enumerate()
+            .filter(|_| label_column)
             .filter_map(|(i, l)| l.as_ref().map(|l| (s.t[i], i, Some(l.clone()))))
             .collect();
         for e in by_machine.get(s.id.as_str()).into_iter().flatten() {
@@ -298,7 +352,7 @@ pub fn dataset(
         fails.sort_by(|x, y| x.0.total_cmp(&y.0));
         let counted: Vec<(f64, usize)> = fails
             .iter()
-            .filter(|f| counts(profile, f.2.as_deref()))
+            .filter(|f| counted_label(f.2.as_deref()))
             .map(|f| (f.0, f.1))
             .collect();
         for (_, at, label) in &fails {
@@ -310,7 +364,7 @@ pub fn dataset(
                 machine: mi,
                 step: *at as u32,
                 label: label.clone(),
-                counted: counts(profile, label.as_deref()),
+                counted: counted_label(label.as_deref()),
             });
         }
         let last_t = s.t.last().copied().unwrap_or(f64::NAN);
@@ -405,6 +459,7 @@ pub fn dataset(
             }
         ),
         recipe: None,
+        target: crate::dataset::Target::Failure,
     };
     (dataset, report)
 }
@@ -557,7 +612,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 mod read;
 
-pub use read::{parse_time, read, read_events};
+pub use read::{column_cells, parse_time, read, read_events};
 
 #[cfg(test)]
 mod tests;

@@ -661,6 +661,81 @@ pub fn rul_scatter(title: &str, unit: &str, pairs: &[(f32, f32)]) -> String {
     })
 }
 
+/// Anomaly score against true remaining life, one dot per machine (red when the machine fails
+/// within `within`), the model's threshold as a horizontal line and `within` as a vertical one.
+pub fn score_vs_life(
+    title: &str,
+    unit: &str,
+    points: &[(f64, f64, bool)],
+    threshold: f64,
+    within: f64,
+) -> String {
+    let points: Vec<_> = points
+        .iter()
+        .copied()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    if points.is_empty() {
+        return message_svg((560, 120), &format!("{title}: nothing to show"));
+    }
+    let right = points.iter().map(|p| p.0).fold(within, f64::max) * 1.05;
+    let (lo, hi) = points
+        .iter()
+        .map(|p| p.1)
+        .chain([threshold])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    let pad = ((hi - lo) * 0.08).max(0.01);
+    render((640, 480), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0f64..right, (lo - pad)..(hi + pad))?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("true remaining life ({unit})"))
+            .y_desc("anomaly score")
+            .label_style((FONT, 12))
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, threshold), (right, threshold)],
+                BLACK.mix(0.6).stroke_width(1),
+            ))?
+            .label(format!("threshold {threshold:.3}"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.6)));
+        chart.draw_series(LineSeries::new(
+            [(within, lo - pad), (within, hi + pad)],
+            BLACK.mix(0.25),
+        ))?;
+        for (fails, colour, name) in [
+            (false, NEG, format!("more than {within} {unit} left")),
+            (true, POS, format!("fails within {within} {unit}")),
+        ] {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.2 == fails)
+                        .map(|p| Circle::new((p.0, p.1), 3, colour.mix(0.7).filled())),
+                )?
+                .label(name)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 3, colour.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font((FONT, 13))
+            .draw()?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -736,5 +811,18 @@ mod tests {
         ];
         let svg = panels("machine m-1", &series, 0.0);
         assert!(is_svg(&svg) && svg.contains("v: no values") && svg.contains("machine m-1"));
+        let svg = score_vs_life(
+            "scores",
+            "cycles",
+            &[(10.0, 0.7, true), (100.0, 0.4, false)],
+            0.6,
+            30.0,
+        );
+        assert!(
+            is_svg(&svg)
+                && svg.contains("threshold 0.600")
+                && svg.contains("fails within 30 cycles")
+        );
+        assert!(score_vs_life("none", "cycles", &[], 0.6, 30.0).contains("nothing to show"));
     }
 }

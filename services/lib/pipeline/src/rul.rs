@@ -440,6 +440,36 @@ pub enum Truth {
     Named(Vec<(String, f64)>),
 }
 
+impl Truth {
+    /// The truth of each machine of `plant`, in its order.
+    ///
+    /// # Errors
+    /// An ordered file with another count of values, or a named file missing a machine.
+    pub fn per_machine(&self, plant: &PlantData) -> Result<Vec<f64>, String> {
+        let n = plant.machines.len();
+        match self {
+            Truth::Ordered(v) if v.len() == n => Ok(v.clone()),
+            Truth::Ordered(v) => Err(format!(
+                "the truth file has {} values but the data has {n} machines (one value per machine, in the order they first appear)",
+                v.len()
+            )),
+            Truth::Named(pairs) => {
+                let map: HashMap<&str, f64> =
+                    pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                plant
+                    .machines
+                    .iter()
+                    .map(|s| {
+                        map.get(s.id.as_str()).copied().ok_or_else(|| {
+                            format!("the truth file has no value for machine {}", s.id)
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 /// One machine's prediction at its last reading against the truth.
 #[derive(Debug, Clone, Serialize)]
 pub struct UnitError {
@@ -593,25 +623,7 @@ pub fn evaluate_last(
     let info = model_info(model)?;
     check_features(model, profile)?;
     let n = plant.machines.len();
-    let truths: Vec<f64> = match truth {
-        Truth::Ordered(v) if v.len() == n => v.clone(),
-        Truth::Ordered(v) => {
-            return Err(RulEvalError::Truth(format!(
-                "the truth file has {} values but the data has {n} machines (one value per machine, in the order they first appear)",
-                v.len()
-            )))
-        }
-        Truth::Named(pairs) => {
-            let map: HashMap<&str, f64> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            let mut out = Vec::with_capacity(n);
-            for s in &plant.machines {
-                out.push(*map.get(s.id.as_str()).ok_or_else(|| {
-                    RulEvalError::Truth(format!("the truth file has no value for machine {}", s.id))
-                })?);
-            }
-            out
-        }
-    };
+    let truths = truth.per_machine(plant).map_err(RulEvalError::Truth)?;
     let mut units = Vec::with_capacity(n);
     for (mi, t, row) in last_readings(plant, profile) {
         let (predicted, lo, hi) = model.predict_rul_row(&row)?;

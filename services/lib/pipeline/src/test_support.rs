@@ -56,6 +56,7 @@ pub(crate) fn twin(
         },
         description: "test label".to_owned(),
         recipe: None,
+        target: crate::dataset::Target::Failure,
     }
 }
 

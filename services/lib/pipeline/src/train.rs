@@ -94,6 +94,10 @@ pub enum TrainError {
 /// validation engines), a threshold that misses engines scored 0.98 eight cycles before
 /// failure; best F1 weighs both kinds of error on the validation machines' rows.
 pub fn default_target(data: &Dataset) -> ThresholdTarget {
+    // NOK parts are single readings with no event view: best F1 on the rows.
+    if data.target == crate::dataset::Target::Nok {
+        return ThresholdTarget::BestF1;
+    }
     match data.recipe.as_deref() {
         Some(FeatureRecipe::Profile { .. }) => ThresholdTarget::BestF1,
         _ => ThresholdTarget::EventRecall(DEFAULT_EVENT_RECALL_TARGET),
@@ -224,7 +228,8 @@ pub fn train_on(
         metrics_at(&yt, &pt, threshold),
         fit_seconds,
     );
-    rep.events = Some(events_at(data, &test_rows, &pt, threshold, &policy));
+    rep.events = (data.target == crate::dataset::Target::Failure)
+        .then(|| events_at(data, &test_rows, &pt, threshold, &policy));
     let source = spec.source.clone().unwrap_or_else(|| {
         format!(
             "twin: {} machines x {} steps, seed {}, {} plant s/step",

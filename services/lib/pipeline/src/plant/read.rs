@@ -257,6 +257,25 @@ pub fn read_events(
     Ok(out)
 }
 
+/// One column's cells by CSV line (the lines [`Series::lines`] records), trimmed: how a
+/// column the profile does not read (a quality column) is matched to the readings.
+///
+/// # Errors
+/// A broken CSV, or `name` is not a column; `what` says who asked for it.
+pub fn column_cells(
+    text: &str,
+    file: &str,
+    name: &str,
+    what: &str,
+) -> Result<HashMap<usize, String>, PlantError> {
+    let (headers, records) = csv_records(text, file)?;
+    let c = column(&headers, file, name, what)?;
+    Ok(records
+        .into_iter()
+        .map(|(line, r)| (line, r.get(c).unwrap_or("").trim().to_owned()))
+        .collect())
+}
+
 fn kind_name(k: TimeKind) -> &'static str {
     match k {
         TimeKind::Instant => "a date and time",

@@ -168,7 +168,7 @@ fn duration(secs: f64) -> String {
 /// Metric names shown on the model page when a model's metrics hold them, in this order:
 /// classification (failure, quality, anomaly against labels), then regression (remaining
 /// life), then an anomaly model's false-alarm rate on healthy data.
-const KEY_METRICS: [&str; 11] = [
+pub const KEY_METRICS: [&str; 11] = [
     "roc_auc",
     "pr_auc",
     "precision",

@@ -167,6 +167,15 @@ pub enum Cause {
     Anomaly,
 }
 
+impl From<Cause> for dtwin_schema::AlertCause {
+    fn from(c: Cause) -> Self {
+        match c {
+            Cause::Failure => Self::Failure,
+            Cause::Anomaly => Self::Anomaly,
+        }
+    }
+}
+
 impl Cause {
     /// `failure` or `anomaly`.
     pub fn as_str(self) -> &'static str {

@@ -264,6 +264,7 @@ impl Processor {
             // A failure alert's events carry no detail (as before causes); an anomaly
             // alert's say so, with the score.
             detail: (cause == Cause::Anomaly).then(|| anomaly_detail(risk)),
+            cause: Some(cause.into()),
         };
         let superseded = match &transition {
             Transition::Fire {
@@ -274,6 +275,7 @@ impl Processor {
                 alert_id: old.alert_id.clone(),
                 event: AlertEventKind::Resolved,
                 level: old.level,
+                cause: Some(dtwin_schema::AlertCause::Anomaly),
                 detail: Some(format!(
                     "{}; superseded by the failure alert {alert_id}",
                     anomaly_detail(risk)

@@ -56,6 +56,7 @@ pub(crate) fn record(machine: &str, kind: MailKind, secs: i64) -> Record {
             probability: 0.9,
             actions: Vec::new(),
             detail: None,
+            cause: None,
         },
         firing,
     }

@@ -4,8 +4,8 @@
 use dtwin_alerter::{AlerterConfig, AlerterService, AnomalyConfig};
 use dtwin_bus::{BrokerUrl, BusConfig, QoS, Subscription};
 use dtwin_schema::{
-    AlertEvent, AlertEventKind, AlertSnapshot, DeadLetter, Level, MachineId, ModelRef, Risk,
-    RiskStatus, Topics, RISK_SCHEMA,
+    AlertCause, AlertEvent, AlertEventKind, AlertSnapshot, DeadLetter, Level, MachineId, ModelRef,
+    Risk, RiskStatus, Topics, RISK_SCHEMA,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -231,6 +231,15 @@ async fn a_sustained_anomaly_alerts_and_a_confirmed_failure_supersedes_it() {
         events[resolved].detail.as_deref(),
         Some("anomaly alert: score 0.90; superseded by the failure alert m-8-20261122T100004000Z")
     );
+    // Every event names its alert's cause.
+    for e in &events {
+        let want = if e.alert_id == anomaly_id {
+            AlertCause::Anomaly
+        } else {
+            AlertCause::Failure
+        };
+        assert_eq!(e.cause, Some(want), "{e:?}");
+    }
     assert_eq!(
         state.and_then(|s| s.firing).map(|f| f.alert_id),
         Some(failure_id.to_owned()),

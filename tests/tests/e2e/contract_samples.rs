@@ -5,8 +5,8 @@
 
 use dtwin_schema::telemetry::SENSOR_SPECS;
 use dtwin_schema::{
-    feature_set_hash, to_json, Action, AlertEvent, AlertEventKind, DeadLetter, DriftScore,
-    DriftState, DriftStatus, Factor, FailureMode, Features, Insights, Level, MachineId,
+    feature_set_hash, to_json, Action, AlertCause, AlertEvent, AlertEventKind, DeadLetter,
+    DriftScore, DriftState, DriftStatus, Factor, FailureMode, Features, Insights, Level, MachineId,
     MachineStatus, ModelRef, Presence, ProductType, RejectReason, Risk, RiskStatus, RulEstimate,
     Telemetry, Topics, ALERT_SCHEMA, DRIFT_SCHEMA, FEATURES_SCHEMA, RISK_SCHEMA, STATUS_SCHEMA,
 };
@@ -168,6 +168,8 @@ fn alert(event: AlertEventKind, detail: Option<&str>) -> AlertEvent {
         probability: 0.61,
         actions: actions(),
         detail: detail.map(str::to_owned),
+        // Events with a detail are the newer ones in these samples, which name their cause.
+        cause: detail.map(|_| AlertCause::Failure),
     }
 }
 

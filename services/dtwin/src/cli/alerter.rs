@@ -87,6 +87,13 @@ pub struct AlerterOpts {
     /// Consecutive such verdicts that resolve an alert.
     #[arg(long, env = "DTWIN_ALERT_RESOLVE_AFTER", default_value_t = 3)]
     pub alert_resolve_after: u32,
+    /// Fire an anomaly alert after N anomalous verdicts in a row (0: no anomaly alerts); needs
+    /// an anomaly model deployed for the machine's profile.
+    #[arg(long, env = "DTWIN_ALERT_ANOMALY_AFTER", default_value_t = 5)]
+    pub alert_anomaly_after: u32,
+    /// Consecutive verdicts that are not anomalous that resolve an anomaly alert.
+    #[arg(long, env = "DTWIN_ALERT_ANOMALY_RESOLVE_AFTER", default_value_t = 3)]
+    pub alert_anomaly_resolve_after: u32,
     /// Seconds after which a still-firing alert is e-mailed again.
     #[arg(long, env = "DTWIN_ALERT_REPEAT_S", default_value_t = 3600)]
     pub alert_repeat_s: u64,
@@ -157,6 +164,11 @@ impl AlerterOpts {
             ),
         };
         c.lifecycle.validate()?;
+        c.anomaly = dtwin_alerter::AnomalyConfig {
+            fire_after: self.alert_anomaly_after,
+            resolve_after: self.alert_anomaly_resolve_after,
+        };
+        c.anomaly.validate()?;
         if let Some(path) = &self.alert_routes {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;

@@ -253,6 +253,16 @@ pub enum AlertEventKind {
     Silenced,
 }
 
+/// What raised an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertCause {
+    /// The failure risk (the classifier's probability or a critical rule).
+    Failure,
+    /// A sustained anomaly (the profile's anomaly model, anomalous verdicts in a row).
+    Anomaly,
+}
+
 /// An alert lifecycle event (`dtwin.alert.v1`), on `{prefix}/alerts/{machine_id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
@@ -276,6 +286,10 @@ pub struct AlertEvent {
     /// Free-form detail (e.g. the file an e-mail was written to, or an SMTP error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// What raised the alert: the failure risk or a sustained anomaly. Absent in events
+    /// written before anomaly alerts existed (a failure alert's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<AlertCause>,
 }
 
 /// A firing alert: what the alerter remembers of it between verdicts.

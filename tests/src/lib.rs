@@ -2,3 +2,4 @@
 pub mod contract;
 pub mod fuzz;
 pub mod harness;
+pub mod nats;

@@ -7,6 +7,8 @@ mod contract_samples;
 mod extended_features;
 mod gateway_v2;
 mod mosquitto_acl;
+mod nats_cluster;
+mod nats_failover;
 mod observability;
 mod offline_vs_streaming;
 mod pipeline_e2e;

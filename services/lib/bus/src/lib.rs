@@ -22,6 +22,7 @@ pub use url::{BrokerUrl, BrokerUrlError, Brokers};
 use bytes::Bytes;
 use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, Publish,
+    SubscribeFilter, SubscribeReasonCode,
 };
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -449,6 +450,15 @@ async fn poll_loop(
     brokers: Vec<(MqttOptions, String)>,
 ) {
     let mut failover = Failover::new(brokers.len());
+    let all_filters: Vec<SubscribeFilter> = subscriptions
+        .iter()
+        .map(|s| SubscribeFilter::new(s.filter.clone(), s.qos))
+        .collect();
+    // The filters of the SUBSCRIBE awaiting its SubAck (one at a time), and the task that
+    // sends a refused part again later.
+    let mut awaiting: Vec<SubscribeFilter> = Vec::new();
+    let mut refusals = 0u32;
+    let mut retry: Option<JoinHandle<()>> = None;
     let connected = if subscriptions.is_empty() {
         LinkState::Subscribed
     } else {
@@ -465,23 +475,40 @@ async fn poll_loop(
                 );
                 failover.connected();
                 state.send_replace(connected);
-                if !subscriptions.is_empty() {
-                    // Subscribing from this task could deadlock on a full request queue, so a
-                    // short-lived task queues the request while this one keeps polling.
-                    let c = client.clone();
-                    let filters: Vec<_> = subscriptions
-                        .iter()
-                        .map(|s| rumqttc::SubscribeFilter::new(s.filter.clone(), s.qos))
-                        .collect();
-                    tokio::spawn(async move {
-                        if let Err(e) = c.subscribe_many(filters).await {
-                            warn!(error = %e, "could not queue subscribe");
-                        }
-                    });
+                if let Some(r) = retry.take() {
+                    r.abort();
+                }
+                if !all_filters.is_empty() {
+                    awaiting.clone_from(&all_filters);
+                    refusals = 0;
+                    retry = Some(subscribe_later(
+                        client.clone(),
+                        awaiting.clone(),
+                        Duration::ZERO,
+                    ));
                 }
             }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
-                state.send_replace(LinkState::Subscribed);
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused = refused_filters(&awaiting, &ack.return_codes);
+                if refused.is_empty() {
+                    awaiting.clear();
+                    state.send_replace(LinkState::Subscribed);
+                } else {
+                    // A broker may refuse a subscription it cannot serve for now (NATS while
+                    // JetStream elects a new leader after a node died): staying "subscribed"
+                    // would receive nothing, forever. Ask again, with the reconnect backoff.
+                    refusals = refusals.saturating_add(1);
+                    let wait = backoff_after(refusals);
+                    let filters: Vec<&str> = refused.iter().map(|f| f.path.as_str()).collect();
+                    warn!(
+                        client_id,
+                        ?filters,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "broker refused subscriptions"
+                    );
+                    awaiting = refused;
+                    retry = Some(subscribe_later(client.clone(), awaiting.clone(), wait));
+                }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let msg = Message {
@@ -514,6 +541,9 @@ async fn poll_loop(
             Ok(_) => {}
             Err(e) => {
                 state.send_replace(LinkState::Down);
+                if let Some(r) = retry.take() {
+                    r.abort();
+                }
                 if inbox.is_closed() {
                     return;
                 }
@@ -532,6 +562,47 @@ async fn poll_loop(
             }
         }
     }
+}
+
+/// Queues a SUBSCRIBE for `filters` after `wait`. Subscribing from the poll task could deadlock
+/// on a full request queue, so a short-lived task queues it while the poll task keeps polling.
+fn subscribe_later(
+    client: AsyncClient,
+    filters: Vec<SubscribeFilter>,
+    wait: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        if let Err(e) = client.subscribe_many(filters).await {
+            warn!(error = %e, "could not queue subscribe");
+        }
+    })
+}
+
+/// The filters of `sent` whose return code in a SubAck is a failure (codes come in the order
+/// of the filters). A SubAck that does not answer `sent` (another length) refuses nothing.
+pub fn refused_filters(
+    sent: &[SubscribeFilter],
+    codes: &[SubscribeReasonCode],
+) -> Vec<SubscribeFilter> {
+    if sent.len() != codes.len() {
+        return Vec::new();
+    }
+    sent.iter()
+        .zip(codes)
+        .filter(|(_, c)| matches!(c, SubscribeReasonCode::Failure))
+        .map(|(f, _)| f.clone())
+        .collect()
+}
+
+/// The delay before attempt `n` (1-based) of a series: [`MIN_BACKOFF`], doubled each time, at
+/// most [`MAX_BACKOFF`].
+fn backoff_after(n: u32) -> Duration {
+    let mut wait = MIN_BACKOFF;
+    for _ in 1..n.min(16) {
+        wait = next_backoff(wait);
+    }
+    wait
 }
 
 /// The reconnect delay after `current`: doubled, at most [`MAX_BACKOFF`].
@@ -578,11 +649,7 @@ impl Failover {
         let rounds = self.failures / self.brokers as u32;
         self.failures = self.failures.saturating_add(1);
         self.current = (self.current + 1) % self.brokers;
-        let mut wait = MIN_BACKOFF;
-        for _ in 0..rounds.min(16) {
-            wait = next_backoff(wait);
-        }
-        wait
+        backoff_after(rounds.saturating_add(1))
     }
 }
 
@@ -650,6 +717,24 @@ mod share_tests {
         let mut long = Failover::new(3);
         assert!(run(&mut long, 1000).iter().all(|&(_, w)| w <= 5000));
         assert_eq!(long.failed(), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn refused_subscriptions_are_picked_out_of_a_suback() {
+        let sent = vec![
+            SubscribeFilter::new("a/#".into(), QoS::AtLeastOnce),
+            SubscribeFilter::new("b/+".into(), QoS::AtMostOnce),
+        ];
+        let ok = SubscribeReasonCode::Success(QoS::AtLeastOnce);
+        assert!(refused_filters(&sent, &[ok, ok]).is_empty());
+        let refused = refused_filters(&sent, &[ok, SubscribeReasonCode::Failure]);
+        assert_eq!(refused, [sent[1].clone()]);
+        assert!(
+            refused_filters(&sent, &[SubscribeReasonCode::Failure]).is_empty(),
+            "a SubAck for another SUBSCRIBE"
+        );
+        let ms: Vec<u128> = (1..=8).map(|n| backoff_after(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     }
 
     #[test]

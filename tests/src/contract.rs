@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto-schemas");
 
 /// The schema files, by short name (`{name}.schema.json`).
-pub const SCHEMAS: [&str; 11] = [
+pub const SCHEMAS: [&str; 12] = [
     "telemetry",
     "telemetry-v2",
     "features",
@@ -41,6 +41,7 @@ pub const SCHEMAS: [&str; 11] = [
     "control",
     "drift",
     "silence",
+    "alert-action",
 ];
 
 /// The name [`Contract::check`] returns for `{prefix}/models/current`,
@@ -217,6 +218,11 @@ impl Contract {
         if let Some(id) = rest.strip_prefix("control/silences/") {
             if !id.is_empty() && !id.contains('/') {
                 return Ok(("silence", Some(id)));
+            }
+        }
+        if let Some(id) = rest.strip_prefix("control/alerts/") {
+            if !id.is_empty() && !id.contains('/') {
+                return Ok(("alert-action", Some(id)));
             }
         }
         if rest == "control/twin" {

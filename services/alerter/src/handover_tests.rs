@@ -26,6 +26,7 @@ fn firing(machine: &str, secs: i64) -> Firing {
         last_notified: since,
         repeats: 0,
         healthy_run: 0,
+        acknowledged: None,
     }
 }
 

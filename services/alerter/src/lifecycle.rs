@@ -498,6 +498,7 @@ fn fire(
         last_notified: now,
         repeats: 0,
         healthy_run: 0,
+        acknowledged: None,
     });
     Transition::Fire {
         alert_id: id,

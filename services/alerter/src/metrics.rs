@@ -47,14 +47,7 @@ pub struct AlerterMetrics {
 
 /// The `kind` label of an alert event (as in `alert.schema.json`).
 pub fn kind_label(kind: AlertEventKind) -> &'static str {
-    match kind {
-        AlertEventKind::Firing => "firing",
-        AlertEventKind::Updated => "updated",
-        AlertEventKind::Resolved => "resolved",
-        AlertEventKind::Sent => "sent",
-        AlertEventKind::Failed => "failed",
-        AlertEventKind::Silenced => "silenced",
-    }
+    kind.as_str()
 }
 
 fn gauge_value(n: u64) -> i64 {
@@ -235,6 +228,8 @@ mod tests {
             AlertEventKind::Sent,
             AlertEventKind::Failed,
             AlertEventKind::Silenced,
+            AlertEventKind::Acknowledged,
+            AlertEventKind::Cleared,
         ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json.trim_matches('"'), kind_label(kind));

@@ -265,6 +265,9 @@ impl Processor {
             // alert's say so, with the score.
             detail: (cause == Cause::Anomaly).then(|| anomaly_detail(risk)),
             cause: Some(cause.into()),
+            by: None,
+            comment: None,
+            channel: None,
         };
         let superseded = match &transition {
             Transition::Fire {

@@ -101,6 +101,7 @@ fn firing(machine: &str) -> Firing {
         last_notified: T0,
         repeats: 0,
         healthy_run: 0,
+        acknowledged: None,
     }
 }
 

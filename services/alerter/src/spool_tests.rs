@@ -23,6 +23,7 @@ pub(crate) fn record(machine: &str, kind: MailKind, secs: i64) -> Record {
         last_notified: ts,
         repeats: 0,
         healthy_run: 0,
+        acknowledged: None,
     });
     Record {
         mail: AlertMail {
@@ -57,6 +58,9 @@ pub(crate) fn record(machine: &str, kind: MailKind, secs: i64) -> Record {
             actions: Vec::new(),
             detail: None,
             cause: None,
+            by: None,
+            comment: None,
+            channel: None,
         },
         firing,
     }

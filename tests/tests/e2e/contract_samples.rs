@@ -5,10 +5,11 @@
 
 use dtwin_schema::telemetry::SENSOR_SPECS;
 use dtwin_schema::{
-    feature_set_hash, to_json, Action, AlertCause, AlertEvent, AlertEventKind, DeadLetter,
-    DriftScore, DriftState, DriftStatus, Factor, FailureMode, Features, Insights, Level, MachineId,
-    MachineStatus, ModelRef, Presence, ProductType, RejectReason, Risk, RiskStatus, RulEstimate,
-    Telemetry, Topics, ALERT_SCHEMA, DRIFT_SCHEMA, FEATURES_SCHEMA, RISK_SCHEMA, STATUS_SCHEMA,
+    feature_set_hash, to_json, Action, AlertAction, AlertActionKind, AlertCause, AlertEvent,
+    AlertEventKind, DeadLetter, DriftScore, DriftState, DriftStatus, Factor, FailureMode, Features,
+    Insights, Level, MachineId, MachineStatus, ModelRef, Presence, ProductType, RejectReason, Risk,
+    RiskStatus, RulEstimate, Telemetry, Topics, ALERT_ACTION_SCHEMA, ALERT_SCHEMA, DRIFT_SCHEMA,
+    FEATURES_SCHEMA, RISK_SCHEMA, STATUS_SCHEMA,
 };
 use dtwin_tests::contract::{Contract, MODEL, SCHEMAS, TELEMETRY_V2};
 use serde_json::{json, Value};
@@ -170,6 +171,9 @@ fn alert(event: AlertEventKind, detail: Option<&str>) -> AlertEvent {
         detail: detail.map(str::to_owned),
         // Events with a detail are the newer ones in these samples, which name their cause.
         cause: detail.map(|_| AlertCause::Failure),
+        by: None,
+        comment: None,
+        channel: None,
     }
 }
 
@@ -201,12 +205,14 @@ fn all_reasons() -> Vec<RejectReason> {
         BadModel,
         UnknownProfile,
         Sparkplug,
+        UnknownAlert,
+        AlreadyAcknowledged,
     ];
     for r in &all {
         match r {
             Oversize | NotJson | MissingField | WrongType | BadMachineId | UnknownSchema
             | NonFinite | OutOfRange | TopicMismatch | TooLate | FeatureSetMismatch | BadModel
-            | UnknownProfile | Sparkplug => {}
+            | UnknownProfile | Sparkplug | UnknownAlert | AlreadyAcknowledged => {}
         }
     }
     all
@@ -572,7 +578,22 @@ fn every_alert_event_kind_validates() {
         AlertEventKind::Sent,
         AlertEventKind::Failed,
         AlertEventKind::Silenced,
+        AlertEventKind::Acknowledged,
+        AlertEventKind::Cleared,
     ];
+    for k in kinds {
+        // Every variant is listed (a new one fails to compile here until it is).
+        match k {
+            AlertEventKind::Firing
+            | AlertEventKind::Updated
+            | AlertEventKind::Resolved
+            | AlertEventKind::Sent
+            | AlertEventKind::Failed
+            | AlertEventKind::Silenced
+            | AlertEventKind::Acknowledged
+            | AlertEventKind::Cleared => assert_eq!(to_value(&k), json!(k.as_str())),
+        }
+    }
     let wire: BTreeSet<String> = kinds
         .iter()
         .map(|k| to_value(k).as_str().unwrap().to_owned())
@@ -591,10 +612,91 @@ fn every_alert_event_kind_validates() {
         keys(&to_value(&alert(AlertEventKind::Firing, None))),
         required(&c, "alert")
     );
-    assert_eq!(
-        keys(&to_value(&alert(AlertEventKind::Sent, Some("x")))),
-        properties(&c, "alert")
+    // An acknowledgement's delivery to a webhook channel: every field there is.
+    let full = AlertEvent {
+        by: Some("ops".into()),
+        comment: Some("on it".into()),
+        channel: Some("slack-line-a".into()),
+        ..alert(AlertEventKind::Sent, Some("x"))
+    };
+    assert_valid(
+        &c,
+        &topics().alert(&full.machine_id),
+        &to_json(&full),
+        "alert",
     );
+    assert_eq!(keys(&to_value(&full)), properties(&c, "alert"));
+    for (field, value) in [
+        ("by", json!("")),
+        ("channel", json!("a/b")),
+        ("comment", json!("x".repeat(1001))),
+    ] {
+        let mut bad = to_value(&full);
+        bad[field] = value;
+        assert_invalid(
+            &c,
+            &topics().alert(&full.machine_id),
+            bad.to_string().as_bytes(),
+        );
+    }
+}
+
+fn alert_action(action: AlertActionKind, comment: &str) -> AlertAction {
+    AlertAction {
+        schema: ALERT_ACTION_SCHEMA.into(),
+        machine_id: id("machine-002"),
+        alert_id: "machine-002-20261122T100000000Z".into(),
+        action,
+        by: "ops".into(),
+        comment: comment.into(),
+        ts: TS,
+    }
+}
+
+#[test]
+fn alert_actions_validate_on_their_topic() {
+    let c = contract();
+    let topic = topics().alert_control(&id("machine-002"));
+    assert_eq!(topic, "dtwin/v1/control/alerts/machine-002");
+    for action in [AlertActionKind::Acknowledge, AlertActionKind::Clear] {
+        assert_eq!(to_value(&action), json!(action.as_str()));
+        for comment in ["", "bearing ordered"] {
+            let a = alert_action(action, comment);
+            assert_valid(&c, &topic, &to_json(&a), "alert-action");
+            let back: AlertAction = dtwin_schema::from_json(&to_json(&a)).unwrap();
+            assert_eq!(back, a);
+        }
+    }
+    assert_eq!(
+        enum_values(&c.schema("alert-action").unwrap()["properties"]["action"]),
+        BTreeSet::from(["acknowledge".to_owned(), "clear".to_owned()])
+    );
+    let bare = to_value(&alert_action(AlertActionKind::Clear, ""));
+    assert_eq!(keys(&bare), required(&c, "alert-action"));
+    let full = to_value(&alert_action(AlertActionKind::Acknowledge, "x"));
+    assert_eq!(keys(&full), properties(&c, "alert-action"));
+    // Another machine's topic, an unknown action, no one, a long comment, an extra field.
+    let why = assert_invalid(
+        &c,
+        &topics().alert_control(&id("machine-003")),
+        &to_json(&alert_action(AlertActionKind::Clear, "")),
+    );
+    assert!(why.contains("machine-003"), "{why}");
+    for (field, value) in [
+        ("action", json!("snooze")),
+        ("by", json!("")),
+        ("comment", json!("x".repeat(1001))),
+        ("alert_id", json!("")),
+        ("schema", json!("dtwin.alert-action.v2")),
+        ("extra", json!(1)),
+    ] {
+        let mut bad = full.clone();
+        bad[field] = value;
+        assert_invalid(&c, &topic, bad.to_string().as_bytes());
+    }
+    let mut no_ts = full.clone();
+    no_ts.as_object_mut().unwrap().remove("ts");
+    assert_invalid(&c, &topic, no_ts.to_string().as_bytes());
 }
 
 #[test]
@@ -607,6 +709,7 @@ fn alert_states_validate_firing_and_resolved() {
         last_notified: datetime!(2026-11-22 10:30:00.5 UTC),
         repeats: 2,
         healthy_run: 1,
+        acknowledged: None,
     };
     let state = |f| dtwin_schema::AlertSnapshot {
         schema: dtwin_schema::ALERT_STATE_SCHEMA.into(),
@@ -625,6 +728,33 @@ fn alert_states_validate_firing_and_resolved() {
     let full = to_value(&state(Some(firing(Level::Critical))));
     assert_eq!(keys(&full), required(&c, "alert-state"));
     assert_eq!(keys(&full), properties(&c, "alert-state"));
+    // Acknowledged (with and without a comment); states from before acknowledgements (no
+    // `acknowledged`) still decode.
+    for comment in ["", "bearing ordered"] {
+        let acked = dtwin_schema::Firing {
+            acknowledged: Some(dtwin_schema::Acknowledgement {
+                by: "ops".into(),
+                at: datetime!(2026-11-22 10:31:00 UTC),
+                comment: comment.into(),
+            }),
+            ..firing(Level::Critical)
+        };
+        let s = state(Some(acked.clone()));
+        assert_valid(&c, &topic, &to_json(&s), "alert-state");
+        let back: dtwin_schema::AlertSnapshot = dtwin_schema::from_json(&to_json(&s)).unwrap();
+        assert_eq!(back.firing, Some(acked));
+    }
+    let firing_keys = keys(&full["firing"]);
+    let schema_keys =
+        keys(&c.schema("alert-state").unwrap()["properties"]["firing"]["oneOf"][1]["properties"]);
+    assert_eq!(
+        schema_keys.difference(&firing_keys).collect::<Vec<_>>(),
+        ["acknowledged"],
+        "every firing field but acknowledged is always written"
+    );
+    let mut bad_ack = full.clone();
+    bad_ack["firing"]["acknowledged"] = json!({"at": "2026-11-22T10:31:00Z"});
+    assert_invalid(&c, &topic, bad_ack.to_string().as_bytes());
     // A NORMAL alert, an unknown field, another machine's topic: refused.
     assert_invalid(&c, &topic, &to_json(&state(Some(firing(Level::Normal)))));
     let mut extra = full.clone();
@@ -755,6 +885,7 @@ fn schema_examples_validate_and_decode_with_the_rust_types() {
                 "status" => decode::<MachineStatus>(&bytes),
                 "drift" => decode::<DriftStatus>(&bytes),
                 "silence" => decode::<dtwin_schema::Silence>(&bytes),
+                "alert-action" => decode::<AlertAction>(&bytes),
                 "control" => dtwin_twin_publisher::control::decode(&bytes)
                     .map(|_| ())
                     .map_err(|e| e.detail),
@@ -790,6 +921,7 @@ fn asyncapi_documents_every_topic_and_schema() {
         "{prefix}/publishers/{client_id}/status",
         "{prefix}/drift/{service}",
         "{prefix}/control/silences/{silenceId}",
+        "{prefix}/control/alerts/{machine_id}",
         "spBv1.0/{group_id}/{message_type}/{edge_node_id}",
         "spBv1.0/{group_id}/{message_type}/{edge_node_id}/{device_id}",
         "spBv1.0/{group_id}/NCMD/{edge_node_id}",
@@ -1071,6 +1203,8 @@ fn unknown_topics_have_no_schema() {
         "dtwin/v1/drift/inference/pump/previous",
         "dtwin/v1/models/",
         "dtwin/v1/control",
+        "dtwin/v1/control/alerts/",
+        "dtwin/v1/control/alerts/a/b",
     ] {
         let why = assert_invalid(&c, topic, &payload);
         assert!(why.contains("no schema for topic"), "{topic}: {why}");

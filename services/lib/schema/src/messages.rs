@@ -25,6 +25,8 @@ pub const DRIFT_SCHEMA: &str = "dtwin.drift.v1";
 pub const SILENCE_SCHEMA: &str = "dtwin.silence.v1";
 /// Schema id of [`AlertSnapshot`].
 pub const ALERT_STATE_SCHEMA: &str = "dtwin.alertstate.v1";
+/// Schema id of [`AlertAction`].
+pub const ALERT_ACTION_SCHEMA: &str = "dtwin.alert-action.v1";
 
 /// Rolling-window features of one machine after one reading (`dtwin.features.v1`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,6 +253,31 @@ pub enum AlertEventKind {
     Failed,
     /// A silence matched: recorded, not sent (`detail` names the silence).
     Silenced,
+    /// A person acknowledged the firing alert (`by`, `comment`): no more repeat notifications.
+    Acknowledged,
+    /// A person cleared the alert by hand (`by`, `comment`): it ended without resolving.
+    Cleared,
+}
+
+impl AlertEventKind {
+    /// The wire name (`firing`, `acknowledged`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Updated => "updated",
+            Self::Resolved => "resolved",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Silenced => "silenced",
+            Self::Acknowledged => "acknowledged",
+            Self::Cleared => "cleared",
+        }
+    }
+
+    /// Whether it ends the alert (resolved or cleared).
+    pub fn closes(self) -> bool {
+        matches!(self, Self::Resolved | Self::Cleared)
+    }
 }
 
 /// What raised an alert.
@@ -290,6 +317,17 @@ pub struct AlertEvent {
     /// written before anomaly alerts existed (a failure alert's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<AlertCause>,
+    /// Who acknowledged or cleared the alert (on `acknowledged` and `cleared` events, and the
+    /// deliveries of their notifications).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Their comment, when they left one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The channel a `sent`, `failed` or `silenced` event is about: the name of a webhook
+    /// channel (`webhook`, or one from the routing file); absent for e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 /// A firing alert: what the alerter remembers of it between verdicts.
@@ -309,6 +347,73 @@ pub struct Firing {
     pub repeats: u32,
     /// Consecutive HEALTHY verdicts below the resolve threshold.
     pub healthy_run: u32,
+    /// Who acknowledged it, when and why; absent while unacknowledged (and in states written
+    /// before acknowledgements existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// A person's acknowledgement of a firing alert: it stays open, its repeats stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// Who.
+    pub by: String,
+    /// When they acknowledged it (the action's `ts`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Their comment (may be empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+}
+
+/// What a person does to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertActionKind {
+    /// "I have seen it": the alert stays open, its repeat notifications stop.
+    Acknowledge,
+    /// "It is dealt with": the alert ends now, recorded apart from an automatic resolution.
+    Clear,
+}
+
+impl AlertActionKind {
+    /// The wire name (`acknowledge`, `clear`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acknowledge => "acknowledge",
+            Self::Clear => "clear",
+        }
+    }
+}
+
+/// Longest `by` of an [`AlertAction`], in characters.
+pub const ALERT_ACTION_BY_CHARS: usize = 200;
+/// Longest `comment` of an [`AlertAction`], in characters.
+pub const ALERT_ACTION_COMMENT_CHARS: usize = 1000;
+
+/// A person's action on one alert (`dtwin.alert-action.v1`), published (QoS 1, not retained)
+/// on `{prefix}/control/alerts/{machine_id}` by the dashboard or `dtwin alert ack|clear`. The
+/// alerter that handles the machine applies it and publishes an `acknowledged` or `cleared`
+/// [`AlertEvent`]; an action it cannot apply (unknown or closed alert, already acknowledged,
+/// malformed) is answered on `{prefix}/deadletter/alerter` with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertAction {
+    /// Always [`ALERT_ACTION_SCHEMA`].
+    pub schema: String,
+    /// The machine; equals the topic's.
+    pub machine_id: MachineId,
+    /// The alert acted on: it must be the machine's open alert.
+    pub alert_id: String,
+    /// Acknowledge or clear.
+    pub action: AlertActionKind,
+    /// Who (a user name; 1-200 characters).
+    pub by: String,
+    /// Why, or what is being done (at most 1000 characters; may be empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+    /// When the person acted.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
 }
 
 /// A machine's alert state after its latest lifecycle transition (`dtwin.alertstate.v1`),

@@ -377,6 +377,12 @@ pub enum RejectReason {
     /// A Sparkplug B message (or part of one) the Sparkplug host could not use; the
     /// host's own reason (`not_protobuf`, `seq_gap`, `unknown_alias`, ...) starts the detail.
     Sparkplug,
+    /// An alert action names an alert that is not the machine's open alert (unknown, resolved,
+    /// cleared or superseded; the detail says which).
+    UnknownAlert,
+    /// An acknowledgement of an alert someone else (or the same person, earlier) already
+    /// acknowledged.
+    AlreadyAcknowledged,
 }
 
 impl RejectReason {
@@ -397,6 +403,8 @@ impl RejectReason {
             Self::BadModel => "bad_model",
             Self::UnknownProfile => "unknown_profile",
             Self::Sparkplug => "sparkplug",
+            Self::UnknownAlert => "unknown_alert",
+            Self::AlreadyAcknowledged => "already_acknowledged",
         }
     }
 }

@@ -16,6 +16,7 @@
 //! {prefix}/drift/{service}                   drift status of a service's inputs (retained)
 //! {prefix}/drift/{service}/{profile}/{kind}  drift status of a profile's other-kind model
 //! {prefix}/control/silences/{silence_id}      an operator's silence (retained; empty = removed)
+//! {prefix}/control/alerts/{machine_id}        a person acknowledges or clears an alert
 //! ```
 
 use crate::machine_id::MachineId;
@@ -202,6 +203,25 @@ impl Topics {
             .filter(|id| !id.is_empty() && !id.contains('/'))
     }
 
+    /// `{prefix}/control/alerts/{machine_id}`: a person's [`crate::AlertAction`] on the
+    /// machine's alert (QoS 1, not retained: an action is applied once).
+    pub fn alert_control(&self, id: &MachineId) -> String {
+        format!("{}/control/alerts/{}", self.prefix, id)
+    }
+
+    /// `{prefix}/control/alerts/+`
+    pub fn alert_controls(&self) -> String {
+        format!("{}/control/alerts/+", self.prefix)
+    }
+
+    /// The raw machine segment of a `{prefix}/control/alerts/{machine_id}` topic.
+    pub fn parse_alert_control<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("/control/alerts/")
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+    }
+
     /// `{prefix}/alert-state/{machine_id}` (retained)
     pub fn alert_state(&self, id: &MachineId) -> String {
         format!("{}/alert-state/{}", self.prefix, id)
@@ -310,6 +330,23 @@ mod tests {
         assert_eq!(t.parse_alert_state("dtwin/v1/alert-state/m/x"), None);
         assert_eq!(t.parse_alert_state("dtwin/v1/alerts/m-1"), None);
         assert_eq!(t.parse("dtwin/v1/alert-state/m-1"), None);
+        assert_eq!(t.alert_control(&id), "dtwin/v1/control/alerts/m-1");
+        assert_eq!(t.alert_controls(), "dtwin/v1/control/alerts/+");
+        assert_eq!(
+            t.parse_alert_control("dtwin/v1/control/alerts/m-1"),
+            Some("m-1")
+        );
+        for bad in [
+            "dtwin/v1/control/alerts/",
+            "dtwin/v1/control/alerts/m/x",
+            "dtwin/v1/control/silences/m-1",
+            "dtwin/v1/alerts/m-1",
+            "dtwin/v2/control/alerts/m-1",
+        ] {
+            assert_eq!(t.parse_alert_control(bad), None, "{bad}");
+        }
+        assert_eq!(t.parse_silence("dtwin/v1/control/alerts/m-1"), None);
+        assert_eq!(t.parse("dtwin/v1/control/alerts/m-1"), None);
         assert_eq!(t.profile("spb_pump"), "dtwin/v1/profiles/spb_pump");
         assert_eq!(t.profiles(), "dtwin/v1/profiles/+");
         assert_eq!(
@@ -346,6 +383,11 @@ mod tests {
                 let (fa, fb) = filter.split_once('+').unwrap();
                 prop_assert!(topic.starts_with(fa) && topic.ends_with(fb));
             }
+            let control = t.alert_control(&mid);
+            prop_assert_eq!(t.parse_alert_control(&control), Some(id.as_str()));
+            prop_assert_eq!(t.parse(&control), None);
+            let (fa, fb) = t.alert_controls().split_once('+').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+            prop_assert!(control.starts_with(&fa) && control.ends_with(&fb));
         }
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with the Rust toolchain.
-# It installs what the tests need when it is missing (Mosquitto, NATS Server, Python's aiosmtpd SMTP server,
+# It installs what the tests need when it is missing (Mosquitto, NATS Server, docker-compose for its
+# static check, Python's aiosmtpd SMTP server,
 # the Sparkplug interop test's pinned pysparkplug in a virtual environment,
 # Chromium and ChromeDriver for the dashboard's browser tests),
 # then runs formatting and lint checks and every test in the workspace.
@@ -12,6 +13,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 [ -x /usr/bin/mosquitto_pub ] && [ -x /usr/bin/mosquitto_sub ] || need+=(mosquitto-clients)
 # The three-node cluster of deploy/nats (tests/tests/e2e/nats_*.rs).
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
+# Validates docker-compose.yml (and its nats profile) without an engine (tests/cli/compose.rs).
+[ -x /usr/bin/docker-compose ] || need+=(docker-compose)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)

@@ -76,6 +76,10 @@ pub enum MailKind {
     Repeat,
     /// The alert resolved.
     Resolved,
+    /// A person acknowledged the alert (no more reminders).
+    Acknowledged,
+    /// A person cleared the alert by hand.
+    Cleared,
 }
 
 /// Everything one alert e-mail shows (kept in the spool as JSON until it is sent).
@@ -85,8 +89,8 @@ pub struct AlertMail {
     pub machine_id: MachineId,
     /// The alert (one per firing period).
     pub alert_id: String,
-    /// Unique within the alert (`firing`, `escalated`, `repeat-N`, `resolved`); names the
-    /// Message-ID and the outbox file.
+    /// Unique within the alert (`firing`, `escalated`, `repeat-N`, `resolved`,
+    /// `acknowledged`, `cleared`); names the Message-ID and the outbox file.
     pub tag: String,
     /// Which notification this is.
     pub kind: MailKind,
@@ -120,6 +124,9 @@ pub struct AlertMail {
     /// useful life); left out when none spoke.
     #[serde(default, skip_serializing_if = "Insights::is_empty")]
     pub insights: Insights,
+    /// Who acknowledged or cleared the alert, when and why (those two notifications only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acted: Option<dtwin_schema::Acknowledgement>,
 }
 
 impl AlertMail {
@@ -130,6 +137,8 @@ impl AlertMail {
             Transition::Escalate { .. } => MailKind::Escalated,
             Transition::Repeat { .. } => MailKind::Repeat,
             Transition::Resolve { .. } => MailKind::Resolved,
+            Transition::Acknowledge { .. } => MailKind::Acknowledged,
+            Transition::Clear { .. } => MailKind::Cleared,
         };
         let supersedes = match transition {
             Transition::Fire {
@@ -154,6 +163,7 @@ impl AlertMail {
             cause: Cause::of_alert(&risk.machine_id, transition.alert_id()),
             supersedes,
             insights: risk.insights.clone(),
+            acted: transition.person().cloned(),
         }
     }
 
@@ -191,9 +201,13 @@ impl AlertMail {
             MailKind::Repeat => "STILL FIRING",
             MailKind::Resolved if anomaly => "ANOMALY ALERT RESOLVED",
             MailKind::Resolved => "ALERT RESOLVED",
+            MailKind::Acknowledged => "ACKNOWLEDGED, NO MORE REMINDERS",
+            MailKind::Cleared => "CLEARED BY HAND, NOT RESOLVED BY THE MODEL",
         };
         match (self.kind, self.level) {
             (MailKind::Resolved, _) => ("RESOLVED", note, GREEN),
+            (MailKind::Acknowledged, _) => ("ACKNOWLEDGED", note, GREY),
+            (MailKind::Cleared, _) => ("CLEARED", note, GREEN),
             _ if anomaly => ("ANOMALY", note, AMBER),
             (_, Level::Critical) => ("AT RISK", note, RED),
             _ => ("AT RISK", note, AMBER),
@@ -326,6 +340,16 @@ pub fn subject(alert: &AlertMail, cfg: &MailConfig) -> String {
         MailKind::Escalated => "(escalated to CRITICAL)".to_owned(),
         MailKind::Repeat => format!("({}, still firing)", alert.level.as_str()),
         MailKind::Resolved => format!("(was {})", alert.level.as_str()),
+        MailKind::Acknowledged => format!(
+            "({}, acknowledged by {})",
+            alert.level.as_str(),
+            alert.acted.as_ref().map_or("?", |a| a.by.as_str())
+        ),
+        MailKind::Cleared => format!(
+            "(was {}, cleared by {})",
+            alert.level.as_str(),
+            alert.acted.as_ref().map_or("?", |a| a.by.as_str())
+        ),
     };
     sanitize_header(&format!(
         "{} {headline} {}: {} {tail}",
@@ -551,6 +575,10 @@ struct View {
     cause: Option<&'static str>,
     /// The anomaly alert a failure alert replaces.
     supersedes: Option<String>,
+    /// `Acknowledged by ops at ...` / `Cleared by ...`: who acted on the alert, and when.
+    acted: Option<String>,
+    /// Their comment, if any.
+    acted_comment: Option<String>,
     /// The other figures: failure risk (in an anomaly alert), quality risk, anomaly score,
     /// remaining life; empty for a verdict without insights.
     figures: Vec<Figure>,
@@ -700,6 +728,19 @@ impl View {
                  unlike its healthy data, several in a row",
             ),
             supersedes: a.supersedes.clone(),
+            acted: a.acted.as_ref().map(|p| {
+                let what = if a.kind == MailKind::Cleared {
+                    "Cleared"
+                } else {
+                    "Acknowledged"
+                };
+                format!("{what} by {} at {}", p.by, human_time(p.at))
+            }),
+            acted_comment: a
+                .acted
+                .as_ref()
+                .map(|p| p.comment.clone())
+                .filter(|c| !c.is_empty()),
             figures,
             figures_line,
             level: a.level.as_str(),

@@ -240,14 +240,14 @@ impl AlerterService {
         let topics = Topics::new(&config.common.prefix);
         let mut processor = Processor::new(topics.clone(), config.lifecycle, config.dashboard_url)
             .with_anomaly(config.anomaly);
-        let firing = spool.firing_states().map_err(AlerterError::ReadSpool)?;
+        let firing = spool.firing_records().map_err(AlerterError::ReadSpool)?;
         if !firing.is_empty() {
             info!(
                 firing = firing.len(),
                 "alerts still firing from before the restart"
             );
         }
-        processor.resume(firing);
+        processor.resume_records(firing);
         processor.resume_windows(spool.windows().map_err(AlerterError::ReadSpool)?);
         let mut registry = dtwin_obs::Registry::with_prefix("dtwin_alerter");
         let metrics = AlerterMetrics::register(&mut registry);
@@ -256,6 +256,7 @@ impl AlerterService {
         let spec = Spec::new(processor::SERVICE, registry)
             .subscribe(topics.all(TopicKind::Risk), QoS::AtLeastOnce)
             .subscribe(topics.silences(), QoS::AtLeastOnce)
+            .subscribe(topics.alert_controls(), QoS::AtLeastOnce)
             .subscribe_when_clustered(topics.alert_states(), QoS::AtLeastOnce)
             .persistent()
             .with_publisher();

@@ -23,13 +23,21 @@
 //! the anomaly alert ([`Transition::Fire`] with `supersedes`: the anomaly alert resolves in
 //! the same step, its e-mail is the failure alert's firing e-mail).
 //!
+//! People act on a firing alert ([`act`], ThingsBoard's states: active unacknowledged ->
+//! acknowledged -> cleared). **Acknowledging** keeps the alert open and stops its repeats (an
+//! escalation to CRITICAL and the resolution still notify: they are news); **clearing** ends
+//! it at once ([`Transition::Clear`], recorded apart from an automatic [`Transition::Resolve`]):
+//! the machine is idle with an empty confirmation window, so a machine still at risk fires a
+//! new alert after `confirm_k` fresh AT_RISK verdicts. An action on anything but the
+//! machine's open alert is refused ([`ActionError`]); the same action twice is applied once.
+//!
 //! A profile without a failure classifier gets rules-only verdicts, which the inference
 //! service makes AT_RISK while anomalous (the anomaly model stands in for the classifier).
 //! With anomaly alerts on, the processor counts such a verdict as anomalous and not AT_RISK
 //! ([`anomaly_stands_in`]), so the alert it raises is an anomaly alert.
 
-pub use dtwin_schema::Firing;
-use dtwin_schema::{Level, MachineId, Risk, RiskStatus};
+pub use dtwin_schema::{Acknowledgement, Firing};
+use dtwin_schema::{AlertActionKind, Level, MachineId, RejectReason, Risk, RiskStatus};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -264,6 +272,67 @@ pub struct AlertState {
     firing: Option<Firing>,
     /// The firing alert's cause (failure while idle).
     cause: Cause,
+    /// The newest time applied (verdicts and actions): actions take effect just after it, so
+    /// their records and snapshots order after everything before them.
+    clock: Option<OffsetDateTime>,
+    /// How the machine's last alert ended, for precise refusals of late actions.
+    closed: Option<Closed>,
+}
+
+/// How an alert that is no longer open ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// Resolved by healthy verdicts.
+    Resolved {
+        /// The alert.
+        alert_id: String,
+    },
+    /// Cleared by a person.
+    Cleared {
+        /// The alert.
+        alert_id: String,
+        /// Who.
+        by: String,
+        /// The action's time.
+        at: OffsetDateTime,
+    },
+    /// An anomaly alert replaced by a failure alert.
+    Superseded {
+        /// The anomaly alert.
+        alert_id: String,
+        /// The failure alert that replaced it.
+        by: String,
+    },
+}
+
+impl Closed {
+    /// The alert that ended.
+    pub fn alert_id(&self) -> &str {
+        match self {
+            Self::Resolved { alert_id }
+            | Self::Cleared { alert_id, .. }
+            | Self::Superseded { alert_id, .. } => alert_id,
+        }
+    }
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Resolved { alert_id } => write!(f, "alert {alert_id} resolved"),
+            Self::Cleared { alert_id, by, at } => write!(
+                f,
+                "alert {alert_id} was cleared by {by} at {}",
+                dtwin_schema::time_fmt::format(*at)
+            ),
+            Self::Superseded { alert_id, by } => {
+                write!(
+                    f,
+                    "alert {alert_id} was superseded by the failure alert {by}"
+                )
+            }
+        }
+    }
 }
 
 impl AlertState {
@@ -283,7 +352,26 @@ impl AlertState {
             anomalous_run: 0,
             firing: Some(firing),
             cause,
+            clock: None,
+            closed: None,
         }
+    }
+
+    /// The same state with `at` as the newest time applied (e.g. the time of the spool record
+    /// it was resumed from), so actions take effect after it.
+    pub fn with_clock(mut self, at: OffsetDateTime) -> Self {
+        self.clock = Some(self.clock.map_or(at, |c| c.max(at)));
+        self
+    }
+
+    /// The newest time applied: verdicts' times, and the times actions took effect.
+    pub fn clock(&self) -> Option<OffsetDateTime> {
+        self.clock
+    }
+
+    /// How the machine's last alert ended, if it ended while this state was kept.
+    pub fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
     }
 
     /// An idle machine whose confirmation window was `window` before a restart (its anomalous
@@ -295,6 +383,8 @@ impl AlertState {
             anomalous_run: 0,
             firing: None,
             cause: Cause::Failure,
+            clock: None,
+            closed: None,
         }
     }
 
@@ -368,6 +458,26 @@ pub enum Transition {
         /// When it started firing.
         since: OffsetDateTime,
     },
+    /// A person acknowledged the alert: it stays open, its repeats stop.
+    Acknowledge {
+        /// The alert.
+        alert_id: String,
+        /// Its level.
+        level: Level,
+        /// Who, when (the action's time) and why.
+        ack: Acknowledgement,
+    },
+    /// A person cleared the alert: it ended without resolving.
+    Clear {
+        /// The alert.
+        alert_id: String,
+        /// The level it had while firing.
+        level: Level,
+        /// When it started firing.
+        since: OffsetDateTime,
+        /// Who, when (the action's time) and why.
+        by: Acknowledgement,
+    },
 }
 
 /// An anomaly alert that a failure alert replaced (see [`Transition::Fire`]).
@@ -389,28 +499,43 @@ impl Transition {
             Self::Fire { alert_id, .. }
             | Self::Escalate { alert_id, .. }
             | Self::Repeat { alert_id, .. }
-            | Self::Resolve { alert_id, .. } => alert_id,
+            | Self::Resolve { alert_id, .. }
+            | Self::Acknowledge { alert_id, .. }
+            | Self::Clear { alert_id, .. } => alert_id,
+        }
+    }
+
+    /// The person behind an acknowledgement or a clearing.
+    pub fn person(&self) -> Option<&Acknowledgement> {
+        match self {
+            Self::Acknowledge { ack, .. } => Some(ack),
+            Self::Clear { by, .. } => Some(by),
+            _ => None,
         }
     }
 
     /// The alert's level after the transition.
     pub fn level(&self) -> Level {
         match self {
-            Self::Fire { level, .. } | Self::Repeat { level, .. } | Self::Resolve { level, .. } => {
-                *level
-            }
+            Self::Fire { level, .. }
+            | Self::Repeat { level, .. }
+            | Self::Resolve { level, .. }
+            | Self::Acknowledge { level, .. }
+            | Self::Clear { level, .. } => *level,
             Self::Escalate { to, .. } => *to,
         }
     }
 
     /// A short, file-name-safe tag, unique within one alert: `firing`, `escalated`,
-    /// `repeat-N`, `resolved`.
+    /// `repeat-N`, `resolved`, `acknowledged`, `cleared`.
     pub fn tag(&self) -> String {
         match self {
             Self::Fire { .. } => "firing".to_owned(),
             Self::Escalate { .. } => "escalated".to_owned(),
             Self::Repeat { count, .. } => format!("repeat-{count}"),
             Self::Resolve { .. } => "resolved".to_owned(),
+            Self::Acknowledge { .. } => "acknowledged".to_owned(),
+            Self::Clear { .. } => "cleared".to_owned(),
         }
     }
 }
@@ -454,6 +579,7 @@ pub fn step(
     anomaly: &AnomalyConfig,
 ) -> (AlertState, Option<Transition>) {
     let mut next = state.clone();
+    next.clock = Some(next.clock.map_or(now, |c| c.max(now)));
     if verdict.cold {
         return (next, None);
     }
@@ -547,6 +673,9 @@ fn step_firing(
     f.healthy_run = if healthy { f.healthy_run + 1 } else { 0 };
     if f.healthy_run >= cfg.resolve_after {
         // Firing stays taken: the machine is idle again with an empty confirmation window.
+        s.closed = Some(Closed::Resolved {
+            alert_id: f.alert_id.clone(),
+        });
         return Some(Transition::Resolve {
             alert_id: f.alert_id,
             level: f.level,
@@ -587,12 +716,20 @@ fn step_anomaly(
             since: f.since,
         };
         let level = v.level.max(Level::Warning);
-        return Some(fire(s, Cause::Failure, level, now, Some(old)));
+        let t = fire(s, Cause::Failure, level, now, Some(old.clone()));
+        s.closed = Some(Closed::Superseded {
+            alert_id: old.alert_id,
+            by: t.alert_id().to_owned(),
+        });
+        return Some(t);
     }
     f.healthy_run = if v.anomalous { 0 } else { f.healthy_run + 1 };
     if f.healthy_run >= anomaly.resolve_after {
         // Idle again: the failure window keeps what it counted meanwhile.
         s.cause = Cause::Failure;
+        s.closed = Some(Closed::Resolved {
+            alert_id: f.alert_id.clone(),
+        });
         return Some(Transition::Resolve {
             alert_id: f.alert_id,
             level: f.level,
@@ -604,9 +741,10 @@ fn step_anomaly(
     transition
 }
 
-/// The repeat of a firing alert, when `repeat_interval` has passed since it last notified.
+/// The repeat of a firing alert, when `repeat_interval` has passed since it last notified;
+/// never for an acknowledged alert.
 fn repeat(f: &mut Firing, now: OffsetDateTime, cfg: &LifecycleConfig) -> Option<Transition> {
-    if now - f.last_notified < cfg.repeat_interval {
+    if f.acknowledged.is_some() || now - f.last_notified < cfg.repeat_interval {
         return None;
     }
     f.repeats += 1;
@@ -616,6 +754,167 @@ fn repeat(f: &mut Firing, now: OffsetDateTime, cfg: &LifecycleConfig) -> Option<
         level: f.level,
         count: f.repeats,
     })
+}
+
+/// A person's action on an alert, as the state machine sees it (from a
+/// [`dtwin_schema::AlertAction`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionInput {
+    /// Acknowledge or clear.
+    pub kind: AlertActionKind,
+    /// The alert acted on.
+    pub alert_id: String,
+    /// Who, when (the action's `ts`) and why.
+    pub person: Acknowledgement,
+}
+
+impl From<&dtwin_schema::AlertAction> for ActionInput {
+    fn from(a: &dtwin_schema::AlertAction) -> Self {
+        Self {
+            kind: a.action,
+            alert_id: a.alert_id.clone(),
+            person: Acknowledgement {
+                by: a.by.clone(),
+                at: a.ts,
+                comment: a.comment.clone(),
+            },
+        }
+    }
+}
+
+/// Why an action was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// The alert is not the machine's open alert.
+    #[error("{}", not_open(.machine, .alert_id, .open.as_deref(), .closed.as_deref()))]
+    NotOpen {
+        /// The machine.
+        machine: MachineId,
+        /// The alert named.
+        alert_id: String,
+        /// The machine's open alert, if one is.
+        open: Option<String>,
+        /// How the machine's last alert ended, when that is known.
+        closed: Option<Box<Closed>>,
+    },
+    /// The alert was acknowledged before (by another action).
+    #[error(
+        "alert {alert_id} was already acknowledged by {} at {}",
+        .earlier.by,
+        dtwin_schema::time_fmt::format(.earlier.at)
+    )]
+    AlreadyAcknowledged {
+        /// The alert.
+        alert_id: String,
+        /// The acknowledgement it has.
+        earlier: Acknowledgement,
+    },
+}
+
+fn not_open(
+    machine: &MachineId,
+    alert_id: &str,
+    open: Option<&str>,
+    closed: Option<&Closed>,
+) -> String {
+    let why = match closed {
+        Some(c) if c.alert_id() == alert_id => c.to_string(),
+        _ => format!("alert {alert_id} is not open"),
+    };
+    match open {
+        Some(open) => format!("{why}; {machine}'s open alert is {open}"),
+        None => format!("{why}; {machine} has no open alert"),
+    }
+}
+
+impl ActionError {
+    /// The dead letter's reason: `unknown_alert` or `already_acknowledged`.
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            Self::NotOpen { .. } => RejectReason::UnknownAlert,
+            Self::AlreadyAcknowledged { .. } => RejectReason::AlreadyAcknowledged,
+        }
+    }
+}
+
+/// Applies a person's action to `state`. It takes effect just after the newest time the state
+/// applied ([`AlertState::clock`]; the action's own time when there is none), so its record
+/// and snapshot order after the transition before it whatever the person's clock says.
+///
+/// Returns the next state and the transition; `None` when the same action was applied
+/// before (a redelivery: same alert, by and time).
+///
+/// # Errors
+/// [`ActionError::NotOpen`] when `action.alert_id` is not the machine's firing alert,
+/// [`ActionError::AlreadyAcknowledged`] for a second acknowledgement.
+pub fn act(
+    state: &AlertState,
+    action: &ActionInput,
+) -> Result<(AlertState, Option<Transition>), ActionError> {
+    let p = &action.person;
+    let open = state
+        .firing
+        .as_ref()
+        .filter(|f| f.alert_id == action.alert_id);
+    let Some(f) = open else {
+        let again = matches!(
+            (&state.closed, action.kind),
+            (Some(Closed::Cleared { alert_id, by, at }), AlertActionKind::Clear)
+                if *alert_id == action.alert_id && *by == p.by && *at == p.at
+        );
+        if again {
+            return Ok((state.clone(), None));
+        }
+        return Err(ActionError::NotOpen {
+            machine: state.machine.clone(),
+            alert_id: action.alert_id.clone(),
+            open: state.firing.as_ref().map(|f| f.alert_id.clone()),
+            closed: state.closed.clone().map(Box::new),
+        });
+    };
+    let mut next = state.clone();
+    let at = state.clock.map_or(p.at, |c| c + Duration::nanoseconds(1));
+    next.clock = Some(at);
+    match action.kind {
+        AlertActionKind::Acknowledge => {
+            if let Some(earlier) = &f.acknowledged {
+                if earlier.by == p.by && earlier.at == p.at {
+                    return Ok((state.clone(), None));
+                }
+                return Err(ActionError::AlreadyAcknowledged {
+                    alert_id: f.alert_id.clone(),
+                    earlier: earlier.clone(),
+                });
+            }
+            let mut f = f.clone();
+            f.acknowledged = Some(p.clone());
+            let t = Transition::Acknowledge {
+                alert_id: f.alert_id.clone(),
+                level: f.level,
+                ack: p.clone(),
+            };
+            next.firing = Some(f);
+            Ok((next, Some(t)))
+        }
+        AlertActionKind::Clear => {
+            next.firing = None;
+            next.cause = Cause::Failure;
+            next.recent = 0;
+            next.anomalous_run = 0;
+            next.closed = Some(Closed::Cleared {
+                alert_id: f.alert_id.clone(),
+                by: p.by.clone(),
+                at: p.at,
+            });
+            let t = Transition::Clear {
+                alert_id: f.alert_id.clone(),
+                level: f.level,
+                since: f.since,
+                by: p.clone(),
+            };
+            Ok((next, Some(t)))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -291,6 +291,9 @@ proptest! {
                     }
                     current = None;
                 }
+                Transition::Acknowledge { .. } | Transition::Clear { .. } => {
+                    prop_assert!(false, "a verdict acknowledged or cleared: {:?}", t);
+                }
             }
             last_note = Some(now);
             prop_assert_eq!(s.firing().map(|f| f.alert_id.clone()), current.clone());
@@ -581,4 +584,364 @@ fn anomaly_config_is_checked() {
         bad.validate(),
         Err(LifecycleConfigError::AnomalyResolveAfter)
     );
+}
+
+// ---------------------------------------------------------------- people's actions
+
+fn person(by: &str, secs: i64) -> Acknowledgement {
+    Acknowledgement {
+        by: by.to_owned(),
+        at: T0 + Duration::seconds(secs),
+        comment: format!("{by} is on it"),
+    }
+}
+
+fn action(kind: AlertActionKind, alert_id: &str, by: &str, secs: i64) -> ActionInput {
+    ActionInput {
+        kind,
+        alert_id: alert_id.to_owned(),
+        person: person(by, secs),
+    }
+}
+
+/// A machine whose failure alert fired at T0 + 1 s (WARNING); returns the state and the id.
+fn firing_warning(cfg: &LifecycleConfig) -> (AlertState, String) {
+    let (s, t) = run(&[at_risk(Level::Warning), at_risk(Level::Warning)], cfg);
+    assert_eq!(t.len(), 1);
+    let id = t[0].alert_id().to_owned();
+    (s, id)
+}
+
+fn step_at(
+    s: &AlertState,
+    vd: VerdictInput,
+    secs: i64,
+    cfg: &LifecycleConfig,
+) -> (AlertState, Option<Transition>) {
+    step(
+        s,
+        &vd,
+        T0 + Duration::seconds(secs),
+        cfg,
+        &AnomalyConfig::default(),
+    )
+}
+
+#[test]
+fn acknowledging_stops_repeats_but_not_the_escalation_or_the_resolution() {
+    let cfg = LifecycleConfig {
+        repeat_interval: Duration::minutes(10),
+        ..LifecycleConfig::default()
+    };
+    let (s, id) = firing_warning(&cfg);
+    let (s, t) = act(&s, &action(AlertActionKind::Acknowledge, &id, "ops", 60)).unwrap();
+    assert_eq!(
+        t,
+        Some(Transition::Acknowledge {
+            alert_id: id.clone(),
+            level: Level::Warning,
+            ack: person("ops", 60),
+        })
+    );
+    assert_eq!(t.unwrap().tag(), "acknowledged");
+    let f = s.firing().expect("still open");
+    assert_eq!(f.acknowledged, Some(person("ops", 60)));
+    // Hours of AT_RISK WARNING verdicts: no repeat.
+    let mut s = s;
+    for i in 2..=(6 * 60) {
+        let (n, t) = step_at(&s, at_risk(Level::Warning), i * 60, &cfg);
+        assert_eq!(t, None, "minute {i}");
+        s = n;
+    }
+    // The escalation is news: it notifies, and the acknowledgement stays.
+    let (s, t) = step_at(&s, at_risk(Level::Critical), 7 * 3600, &cfg);
+    assert!(matches!(t, Some(Transition::Escalate { .. })), "{t:?}");
+    assert!(s.firing().unwrap().acknowledged.is_some());
+    let (s, t) = step_at(&s, at_risk(Level::Critical), 8 * 3600, &cfg);
+    assert_eq!(t, None, "no repeat after the escalation either");
+    // Resolution still notifies.
+    let mut s = s;
+    let mut last = None;
+    for i in 1..=3 {
+        let (n, t) = step_at(&s, healthy(0.1), 8 * 3600 + i, &cfg);
+        s = n;
+        last = t;
+    }
+    assert!(matches!(last, Some(Transition::Resolve { .. })), "{last:?}");
+    assert_eq!(s.firing(), None);
+}
+
+#[test]
+fn clearing_ends_the_alert_and_a_new_one_needs_fresh_evidence() {
+    let cfg = LifecycleConfig::default();
+    let (s, id) = firing_warning(&cfg);
+    let (s, t) = act(&s, &action(AlertActionKind::Clear, &id, "ops", 30)).unwrap();
+    let t = t.expect("a transition");
+    assert_eq!(t.tag(), "cleared");
+    assert_eq!(
+        t,
+        Transition::Clear {
+            alert_id: id.clone(),
+            level: Level::Warning,
+            since: T0 + Duration::seconds(1),
+            by: person("ops", 30),
+        }
+    );
+    assert_eq!(s.firing(), None);
+    assert_eq!(s.window(), 0, "the confirmation window starts empty");
+    // One AT_RISK verdict is not enough; the second fires a new alert.
+    let (s, t) = step_at(&s, at_risk(Level::Critical), 40, &cfg);
+    assert_eq!(t, None);
+    let (s, t) = step_at(&s, at_risk(Level::Critical), 41, &cfg);
+    match t {
+        Some(Transition::Fire {
+            alert_id, level, ..
+        }) => {
+            assert_ne!(alert_id, id);
+            assert_eq!(level, Level::Critical);
+        }
+        other => panic!("expected a new alert, got {other:?}"),
+    }
+    assert_eq!(
+        s.firing().unwrap().acknowledged,
+        None,
+        "a new alert is unacknowledged"
+    );
+}
+
+#[test]
+fn actions_on_anything_but_the_open_alert_are_refused_saying_why() {
+    let cfg = LifecycleConfig::default();
+    let m = machine();
+    // No alert ever.
+    let idle = AlertState::new(m.clone());
+    let e = act(
+        &idle,
+        &action(AlertActionKind::Acknowledge, "m-1-x", "ops", 0),
+    )
+    .unwrap_err();
+    assert_eq!(e.reason(), RejectReason::UnknownAlert);
+    assert_eq!(
+        e.to_string(),
+        "alert m-1-x is not open; m-1 has no open alert"
+    );
+    // Another alert than the open one.
+    let (s, id) = firing_warning(&cfg);
+    let e = act(&s, &action(AlertActionKind::Clear, "m-1-old", "ops", 5)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("alert m-1-old is not open; m-1's open alert is {id}")
+    );
+    // Acknowledged twice, by someone else.
+    let (acked, _) = act(&s, &action(AlertActionKind::Acknowledge, &id, "ops", 5)).unwrap();
+    let e = act(
+        &acked,
+        &action(AlertActionKind::Acknowledge, &id, "anna", 6),
+    )
+    .unwrap_err();
+    assert_eq!(e.reason(), RejectReason::AlreadyAcknowledged);
+    assert_eq!(
+        e.to_string(),
+        format!("alert {id} was already acknowledged by ops at 2026-11-22T10:00:05Z")
+    );
+    // Cleared, then acted on again.
+    let (cleared, _) = act(&acked, &action(AlertActionKind::Clear, &id, "ops", 7)).unwrap();
+    let e = act(
+        &cleared,
+        &action(AlertActionKind::Acknowledge, &id, "ops", 8),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("alert {id} was cleared by ops at 2026-11-22T10:00:07Z; m-1 has no open alert")
+    );
+    let e = act(&cleared, &action(AlertActionKind::Clear, &id, "anna", 8)).unwrap_err();
+    assert_eq!(e.reason(), RejectReason::UnknownAlert);
+    // Resolved.
+    let mut s = s;
+    for i in 2..5 {
+        s = step_at(&s, healthy(0.1), i, &cfg).0;
+    }
+    assert_eq!(s.firing(), None);
+    let e = act(&s, &action(AlertActionKind::Clear, &id, "ops", 9)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("alert {id} resolved; m-1 has no open alert")
+    );
+    // Superseded: an anomaly alert replaced by a failure alert.
+    let anomaly = AnomalyConfig::default();
+    let mut s = AlertState::new(m.clone());
+    let mut fired = Vec::new();
+    for i in 0..5 {
+        let (n, t) = step(
+            &s,
+            &anomalous(healthy(0.1)),
+            T0 + Duration::seconds(i),
+            &cfg,
+            &anomaly,
+        );
+        s = n;
+        fired.extend(t);
+    }
+    let old = fired[0].alert_id().to_owned();
+    for i in 5..7 {
+        s = step(
+            &s,
+            &at_risk(Level::Warning),
+            T0 + Duration::seconds(i),
+            &cfg,
+            &anomaly,
+        )
+        .0;
+    }
+    let new = s.firing().unwrap().alert_id.clone();
+    let e = act(&s, &action(AlertActionKind::Acknowledge, &old, "ops", 9)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("alert {old} was superseded by the failure alert {new}; m-1's open alert is {new}")
+    );
+}
+
+#[test]
+fn the_same_action_twice_is_applied_once() {
+    let cfg = LifecycleConfig::default();
+    let (s, id) = firing_warning(&cfg);
+    let ack = action(AlertActionKind::Acknowledge, &id, "ops", 5);
+    let (acked, t) = act(&s, &ack).unwrap();
+    assert!(t.is_some());
+    let (again, t) = act(&acked, &ack).unwrap();
+    assert_eq!(
+        (again, t),
+        (acked.clone(), None),
+        "a redelivered acknowledgement"
+    );
+    let clear = action(AlertActionKind::Clear, &id, "ops", 6);
+    let (cleared, t) = act(&acked, &clear).unwrap();
+    assert!(t.is_some());
+    let (again, t) = act(&cleared, &clear).unwrap();
+    assert_eq!((again, t), (cleared, None), "a redelivered clearing");
+}
+
+#[test]
+fn an_action_takes_effect_just_after_the_newest_verdict_whatever_its_clock() {
+    let cfg = LifecycleConfig::default();
+    let (s, id) = firing_warning(&cfg);
+    assert_eq!(s.clock(), Some(T0 + Duration::seconds(1)));
+    // A person's clock far ahead or behind: the alert's clock moves by 1 ns.
+    for secs in [-3600, 3600] {
+        let (n, _) = act(&s, &action(AlertActionKind::Acknowledge, &id, "ops", secs)).unwrap();
+        assert_eq!(
+            n.clock(),
+            Some(T0 + Duration::seconds(1) + Duration::nanoseconds(1))
+        );
+        assert_eq!(
+            n.firing().unwrap().acknowledged.as_ref().unwrap().at,
+            T0 + Duration::seconds(secs)
+        );
+    }
+    // No clock yet (a state taken over): the action's own time.
+    let f = s.firing().unwrap().clone();
+    let resumed = AlertState::resume(machine(), f);
+    let (n, _) = act(&resumed, &action(AlertActionKind::Clear, &id, "ops", 99)).unwrap();
+    assert_eq!(n.clock(), Some(T0 + Duration::seconds(99)));
+    assert_eq!(
+        resumed
+            .with_clock(T0)
+            .with_clock(T0 - Duration::seconds(1))
+            .clock(),
+        Some(T0),
+        "the clock never goes back"
+    );
+}
+
+/// What a person does in the property test below.
+#[derive(Debug, Clone)]
+enum Input {
+    Verdict(VerdictInput),
+    /// Act on the open alert (or a made-up id when none is open).
+    Act(AlertActionKind, bool),
+}
+
+fn arb_input() -> impl Strategy<Value = Input> {
+    prop_oneof![
+        8 => arb_verdict().prop_map(Input::Verdict),
+        1 => (prop_oneof![Just(AlertActionKind::Acknowledge), Just(AlertActionKind::Clear)], any::<bool>())
+            .prop_map(|(k, right)| Input::Act(k, right)),
+    ]
+}
+
+proptest! {
+    /// Verdicts and people's actions interleaved: an acknowledged alert never repeats, only
+    /// the open alert can be acted on, a cleared alert is gone, and the clock never goes back.
+    #[test]
+    fn people_and_verdicts_keep_the_lifecycle_consistent(
+        cfg in arb_config(),
+        anomaly in arb_anomaly(),
+        input in proptest::collection::vec((arb_input(), 0i64..=1800), 0..300),
+    ) {
+        let m = machine();
+        let mut s = AlertState::new(m.clone());
+        let mut now = T0;
+        let mut current: Option<String> = None;
+        let mut acked = false;
+        let mut who = 0u32;
+        for (inp, gap) in input {
+            now += Duration::seconds(gap);
+            let before = s.clock();
+            match inp {
+                Input::Verdict(vd) => {
+                    let (n, t) = step(&s, &vd, now, &cfg, &anomaly);
+                    s = n;
+                    match &t {
+                        Some(Transition::Repeat { .. }) => prop_assert!(!acked, "an acknowledged alert repeated"),
+                        Some(Transition::Fire { alert_id, .. }) => {
+                            current = Some(alert_id.clone());
+                            acked = false;
+                        }
+                        Some(Transition::Resolve { .. }) => current = None,
+                        Some(Transition::Acknowledge { .. } | Transition::Clear { .. }) => {
+                            prop_assert!(false, "a verdict acted");
+                        }
+                        _ => {}
+                    }
+                }
+                Input::Act(kind, right) => {
+                    who += 1;
+                    let id = match (&current, right) {
+                        (Some(id), true) => id.clone(),
+                        _ => "m-1-somebody-else".to_owned(),
+                    };
+                    let a = ActionInput { kind, alert_id: id.clone(), person: person(&format!("p{who}"), who.into()) };
+                    match act(&s, &a) {
+                        Ok((n, Some(t))) => {
+                            prop_assert_eq!(Some(&id), current.as_ref());
+                            prop_assert_eq!(t.alert_id(), id.as_str());
+                            match kind {
+                                AlertActionKind::Acknowledge => {
+                                    prop_assert!(!acked);
+                                    acked = true;
+                                }
+                                AlertActionKind::Clear => {
+                                    current = None;
+                                    prop_assert_eq!(n.window(), 0);
+                                }
+                            }
+                            prop_assert!(n.clock() > before || before.is_none());
+                            s = n;
+                        }
+                        Ok((_, None)) => prop_assert!(false, "a new person's action was a duplicate"),
+                        Err(e @ ActionError::NotOpen { .. }) => {
+                            prop_assert!(current.as_ref() != Some(&id), "{}", e);
+                        }
+                        Err(ActionError::AlreadyAcknowledged { .. }) => {
+                            prop_assert!(acked && kind == AlertActionKind::Acknowledge);
+                        }
+                    }
+                }
+            }
+            prop_assert!(s.clock() >= before, "the clock went back");
+            prop_assert_eq!(s.firing().map(|f| f.alert_id.clone()), current.clone());
+            prop_assert_eq!(s.firing().is_some_and(|f| f.acknowledged.is_some()), acked && current.is_some());
+        }
+    }
 }

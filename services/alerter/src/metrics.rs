@@ -191,6 +191,7 @@ mod tests {
                 rejected: 1,
                 notifications: 2,
                 firing: 2,
+                ..ProcessorStats::default()
             };
             m.processor(&s);
             s.verdicts = 9;

@@ -529,3 +529,342 @@ fn a_rules_only_verdict_at_risk_for_its_anomaly_raises_an_anomaly_alert_not_a_fa
     let n = notified(feed(&mut off, &stand_in(1)));
     assert_eq!(n.record.name(), "pump-1-20261122T100001000Z.firing");
 }
+
+// ---------------------------------------------------------------- people's actions
+
+fn act_on(
+    p: &mut Processor,
+    machine: &str,
+    alert_id: &str,
+    kind: AlertActionKind,
+    by: &str,
+    secs: i64,
+) -> Outcome {
+    let a = AlertAction {
+        schema: ALERT_ACTION_SCHEMA.to_owned(),
+        machine_id: MachineId::parse(machine).expect("valid id"),
+        alert_id: alert_id.to_owned(),
+        action: kind,
+        by: by.to_owned(),
+        comment: "bearing ordered".to_owned(),
+        ts: datetime!(2026-11-22 10:00:00 UTC) + Duration::seconds(secs),
+    };
+    let topic = topics().alert_control(&a.machine_id);
+    p.handle(&topic, &dtwin_schema::to_json(&a))
+}
+
+fn dead(o: Outcome) -> DeadLetter {
+    match o {
+        Outcome::DeadLetter { payload, topic, .. } => {
+            assert_eq!(topic, "dtwin/v1/deadletter/alerter");
+            dtwin_schema::from_json(&payload).expect("a dead letter")
+        }
+        other => panic!("expected a dead letter, got {other:?}"),
+    }
+}
+
+use dtwin_schema::{AlertAction, AlertActionKind, ALERT_ACTION_SCHEMA};
+
+#[test]
+fn an_acknowledgement_is_an_event_a_record_and_a_state_with_who_and_no_more_repeats() {
+    let mut p = processor();
+    feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 0));
+    let fired = notified(feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.87, 1)));
+    let id = fired.event.alert_id.clone();
+    let n = notified(act_on(
+        &mut p,
+        "m-1",
+        &id,
+        AlertActionKind::Acknowledge,
+        "ops",
+        120,
+    ));
+    assert_eq!(n.event.event, AlertEventKind::Acknowledged);
+    assert_eq!(n.event.by.as_deref(), Some("ops"));
+    assert_eq!(n.event.comment.as_deref(), Some("bearing ordered"));
+    assert_eq!(
+        n.event.ts,
+        datetime!(2026-11-22 10:02:00 UTC),
+        "the person's time"
+    );
+    assert_eq!(n.event.probability, 0.87, "the latest verdict's figures");
+    assert_eq!(n.record.name(), format!("{id}.acknowledged"));
+    assert_eq!(n.record.mail.kind, crate::MailKind::Acknowledged);
+    // Ordered just after the latest verdict, whatever the person's clock says.
+    let after = datetime!(2026-11-22 10:00:01 UTC) + Duration::nanoseconds(1);
+    assert_eq!((n.record.mail.ts, n.state.ts), (after, after));
+    let ack = n
+        .state
+        .firing
+        .as_ref()
+        .and_then(|f| f.acknowledged.clone())
+        .expect("acknowledged");
+    assert_eq!(
+        (ack.by.as_str(), ack.comment.as_str()),
+        ("ops", "bearing ordered")
+    );
+    assert_eq!(n.record.firing, n.state.firing);
+    assert_eq!(p.stats().actions, 1);
+    assert_eq!(p.stats().firing, 1, "still open");
+    let mail = String::from_utf8(
+        crate::email::render(
+            &n.record.mail,
+            &crate::MailConfig::default(),
+            &crate::Profiles::default(),
+        )
+        .expect("renders")
+        .formatted(),
+    )
+    .expect("ascii");
+    assert!(
+        mail.contains(
+            "Subject: [dtwin] ACKNOWLEDGED m-1: 87 % risk (CRITICAL, acknowledged by ops)"
+        ),
+        "{mail}"
+    );
+    assert!(
+        mail.contains(&format!("In-Reply-To: <{id}.firing@dtwin>")),
+        "threads under the alert"
+    );
+    assert!(mail.contains("Comment:  bearing ordered"));
+    // Two hours of AT_RISK verdicts: no repeat.
+    for s in 2..=7200 {
+        if let Outcome::Notify(n) = feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, s)) {
+            panic!("notified at {s} s: {:?}", n.transition);
+        }
+    }
+}
+
+#[test]
+fn clearing_by_hand_closes_the_alert_apart_from_a_resolution() {
+    let mut p = processor();
+    feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 0));
+    let id = notified(feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 1)))
+        .event
+        .alert_id;
+    let n = notified(act_on(
+        &mut p,
+        "m-1",
+        &id,
+        AlertActionKind::Clear,
+        "anna",
+        30,
+    ));
+    assert_eq!(n.event.event, AlertEventKind::Cleared);
+    assert!(n.event.event.closes());
+    assert_eq!(n.event.by.as_deref(), Some("anna"));
+    assert_eq!(n.record.name(), format!("{id}.cleared"));
+    assert_eq!(n.record.firing, None);
+    assert_eq!(n.state.firing, None);
+    assert_eq!(p.stats().firing, 0);
+    let mail = String::from_utf8(
+        crate::email::render(
+            &n.record.mail,
+            &crate::MailConfig::default(),
+            &crate::Profiles::default(),
+        )
+        .expect("renders")
+        .formatted(),
+    )
+    .expect("ascii");
+    assert!(
+        mail.contains("Subject: [dtwin] CLEARED m-1: 90 % risk (was CRITICAL, cleared by anna)"),
+        "{mail}"
+    );
+    assert!(mail.contains("CLEARED BY HAND"));
+    // The same clearing again (a redelivery): nothing. Acting on it now: refused.
+    assert!(matches!(
+        act_on(&mut p, "m-1", &id, AlertActionKind::Clear, "anna", 30),
+        Outcome::Quiet
+    ));
+    let dl = dead(act_on(
+        &mut p,
+        "m-1",
+        &id,
+        AlertActionKind::Acknowledge,
+        "ops",
+        40,
+    ));
+    assert_eq!(dl.reason, RejectReason::UnknownAlert);
+    assert!(dl.detail.contains("was cleared by anna"), "{}", dl.detail);
+    assert_eq!(dl.machine_id.as_ref().map(MachineId::as_str), Some("m-1"));
+}
+
+#[test]
+fn bad_and_stale_actions_become_dead_letters_saying_why() {
+    let mut p = processor();
+    let m1 = MachineId::parse("m-1").unwrap();
+    let topic = topics().alert_control(&m1);
+    // Unknown alert on an idle machine.
+    let dl = dead(act_on(
+        &mut p,
+        "m-1",
+        "m-1-20261122T100001000Z",
+        AlertActionKind::Acknowledge,
+        "ops",
+        0,
+    ));
+    assert_eq!(dl.reason, RejectReason::UnknownAlert);
+    assert_eq!(
+        dl.detail,
+        "alert m-1-20261122T100001000Z is not open; m-1 has no open alert"
+    );
+    assert_eq!(dl.topic, topic);
+    let good = AlertAction {
+        schema: ALERT_ACTION_SCHEMA.to_owned(),
+        machine_id: m1.clone(),
+        alert_id: "a".to_owned(),
+        action: AlertActionKind::Clear,
+        by: "ops".to_owned(),
+        comment: String::new(),
+        ts: datetime!(2026-11-22 10:00:00 UTC),
+    };
+    let cases: Vec<(Vec<u8>, RejectReason)> = vec![
+        (b"{oops".to_vec(), RejectReason::NotJson),
+        (br#"{"schema":"dtwin.alert-action.v1"}"#.to_vec(), RejectReason::MissingField),
+        (dtwin_schema::to_json(&AlertAction { schema: "dtwin.alert-action.v0".into(), ..good.clone() }), RejectReason::UnknownSchema),
+        (dtwin_schema::to_json(&AlertAction { machine_id: MachineId::parse("m-2").unwrap(), ..good.clone() }), RejectReason::TopicMismatch),
+        (dtwin_schema::to_json(&AlertAction { by: " ".into(), ..good.clone() }), RejectReason::MissingField),
+        (dtwin_schema::to_json(&AlertAction { comment: "x".repeat(1001), ..good.clone() }), RejectReason::OutOfRange),
+        (vec![b' '; MAX_ACTION_BYTES + 1], RejectReason::Oversize),
+        (br#"{"schema":"dtwin.alert-action.v1","machine_id":"m-1","alert_id":"a","action":"snooze","by":"x","ts":"2026-11-22T10:00:00Z"}"#.to_vec(), RejectReason::WrongType),
+    ];
+    for (payload, reason) in cases {
+        let dl = dead(p.handle(&topic, &payload));
+        assert_eq!(dl.reason, reason, "{}", String::from_utf8_lossy(&payload));
+    }
+    // Acknowledged twice by different people.
+    feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 0));
+    let id = notified(feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 1)))
+        .event
+        .alert_id;
+    notified(act_on(
+        &mut p,
+        "m-1",
+        &id,
+        AlertActionKind::Acknowledge,
+        "ops",
+        5,
+    ));
+    let dl = dead(act_on(
+        &mut p,
+        "m-1",
+        &id,
+        AlertActionKind::Acknowledge,
+        "anna",
+        6,
+    ));
+    assert_eq!(dl.reason, RejectReason::AlreadyAcknowledged);
+    assert_eq!(
+        dl.detail,
+        format!("alert {id} was already acknowledged by ops at 2026-11-22T10:00:05Z")
+    );
+    // A stale id while another alert is open.
+    let dl = dead(act_on(
+        &mut p,
+        "m-1",
+        "m-1-old",
+        AlertActionKind::Clear,
+        "ops",
+        7,
+    ));
+    assert_eq!(
+        dl.detail,
+        format!("alert m-1-old is not open; m-1's open alert is {id}")
+    );
+    assert_eq!(p.stats().actions, 1);
+}
+
+#[test]
+fn an_acknowledgement_survives_a_restart_through_the_spool_records() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let spool = crate::Spool::open(tmp.path()).expect("opens");
+    let mut p = processor();
+    feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 0));
+    let fired = notified(feed(&mut p, &risk("m-1", RiskStatus::AtRisk, 0.9, 1)));
+    spool.put(&fired.record).expect("queues");
+    let id = fired.event.alert_id.clone();
+    let acked = notified(act_on(
+        &mut p,
+        "m-1",
+        &id,
+        AlertActionKind::Acknowledge,
+        "ops",
+        5,
+    ));
+    spool.put(&acked.record).expect("queues");
+    // Restart: the acknowledgement is the alert's newest record.
+    let mut q = processor();
+    q.resume_records(spool.firing_records().expect("reads"));
+    let f = q
+        .state(&MachineId::parse("m-1").unwrap())
+        .and_then(|s| s.firing())
+        .expect("firing")
+        .clone();
+    assert_eq!(f.acknowledged.as_ref().map(|a| a.by.as_str()), Some("ops"));
+    // Still no repeat, a second acknowledgement is refused, the figures came along.
+    for s in 2..=7200 {
+        assert!(!matches!(
+            feed(&mut q, &risk("m-1", RiskStatus::AtRisk, 0.9, s)),
+            Outcome::Notify(_)
+        ));
+    }
+    let dl = dead(act_on(
+        &mut q,
+        "m-1",
+        &id,
+        AlertActionKind::Acknowledge,
+        "anna",
+        7300,
+    ));
+    assert_eq!(dl.reason, RejectReason::AlreadyAcknowledged);
+    let mut r = processor();
+    r.resume_records(spool.firing_records().expect("reads"));
+    let cleared = notified(act_on(&mut r, "m-1", &id, AlertActionKind::Clear, "ops", 9));
+    assert_eq!(
+        cleared.event.probability, 0.9,
+        "figures from the spool record"
+    );
+    assert!(
+        cleared.record.mail.ts > acked.record.mail.ts,
+        "ordered after the acknowledgement"
+    );
+    spool.put(&cleared.record).expect("queues");
+    assert!(
+        spool.firing_records().expect("reads").is_empty(),
+        "cleared stays cleared"
+    );
+}
+
+#[test]
+fn a_handed_over_alert_can_be_acknowledged_before_its_next_verdict() {
+    let mut p = processor();
+    let m = MachineId::parse("m-1").unwrap();
+    p.adopt(
+        m.clone(),
+        Some(Firing {
+            alert_id: "m-1-20261122T100001000Z".into(),
+            since: datetime!(2026-11-22 10:00:01 UTC),
+            level: Level::Critical,
+            last_notified: datetime!(2026-11-22 10:00:01 UTC),
+            repeats: 0,
+            healthy_run: 0,
+            acknowledged: None,
+        }),
+    );
+    let n = notified(act_on(
+        &mut p,
+        "m-1",
+        "m-1-20261122T100001000Z",
+        AlertActionKind::Acknowledge,
+        "ops",
+        60,
+    ));
+    assert_eq!(n.event.level, Level::Critical);
+    assert_eq!(n.event.probability, 0.0, "no figures known yet");
+    assert_eq!(
+        n.state.ts,
+        datetime!(2026-11-22 10:01:00 UTC),
+        "the action's time"
+    );
+}

@@ -72,7 +72,7 @@ pub enum Ignored {
 /// Why a message needs nothing but its ack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckOnly {
-    /// A risk verdict of a machine another instance handles.
+    /// A risk verdict or alert action of a machine another instance handles.
     NotOwned,
     /// An alert state, kept for a later handover.
     StateKept,
@@ -232,6 +232,9 @@ impl Router {
             });
         }
         if let Some((TopicKind::Risk, id)) = self.topics.parse(topic) {
+            return (!self.node.owns(id)).then_some(Decision::Ack(AckOnly::NotOwned));
+        }
+        if let Some(id) = self.topics.parse_alert_control(topic) {
             return (!self.node.owns(id)).then_some(Decision::Ack(AckOnly::NotOwned));
         }
         let before = self.node.membership().clone();

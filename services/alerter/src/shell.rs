@@ -114,7 +114,7 @@ impl Shell {
                 payload,
                 reason,
             } => {
-                warn!(topic, reason = reason.as_str(), "risk verdict rejected");
+                warn!(topic, reason = reason.as_str(), "input rejected");
                 self.metrics.rejected(reason.as_str());
                 publish(&self.publisher, to, payload).await?;
                 Ok(true)
@@ -154,6 +154,12 @@ async fn queue(
     match n.event.event {
         AlertEventKind::Firing => info!(machine_id = %id, alert_id, level, "alert fired"),
         AlertEventKind::Resolved => info!(machine_id = %id, alert_id, level, "alert resolved"),
+        AlertEventKind::Acknowledged => {
+            info!(machine_id = %id, alert_id, level, by = n.event.by.as_deref(), "alert acknowledged")
+        }
+        AlertEventKind::Cleared => {
+            info!(machine_id = %id, alert_id, level, by = n.event.by.as_deref(), "alert cleared")
+        }
         _ => debug!(machine_id = %id, alert_id, level, tag = %n.transition.tag(), "alert updated"),
     }
     if let Some(old) = &n.superseded {

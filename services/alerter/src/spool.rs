@@ -314,6 +314,20 @@ impl Spool {
     /// # Errors
     /// [`SpoolError::Io`] when a folder cannot be read.
     pub fn firing_states(&self) -> Result<Vec<(MachineId, Firing)>, SpoolError> {
+        Ok(self
+            .firing_records()?
+            .into_iter()
+            .map(|(m, f, _)| (m, f))
+            .collect())
+    }
+
+    /// [`Spool::firing_states`] with the mail of that newest record (its figures and time).
+    /// An acknowledgement's record is newer than the alert's others, so an acknowledged alert
+    /// carries on acknowledged.
+    ///
+    /// # Errors
+    /// [`SpoolError::Io`] when a folder cannot be read.
+    pub fn firing_records(&self) -> Result<Vec<(MachineId, Firing, AlertMail)>, SpoolError> {
         let mut newest: HashMap<MachineId, Record> = HashMap::new();
         for f in FOLDERS {
             for (_, r) in read_records(&self.dir(f))?.0 {
@@ -328,7 +342,7 @@ impl Spool {
         }
         let mut out: Vec<_> = newest
             .into_iter()
-            .filter_map(|(m, r)| r.firing.map(|f| (m, f)))
+            .filter_map(|(m, r)| r.firing.map(|f| (m, f, r.mail)))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)

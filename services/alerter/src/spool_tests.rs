@@ -15,8 +15,10 @@ pub(crate) fn record(machine: &str, kind: MailKind, secs: i64) -> Record {
         MailKind::Escalated => "escalated".to_owned(),
         MailKind::Repeat => format!("repeat-{secs}"),
         MailKind::Resolved => "resolved".to_owned(),
+        MailKind::Acknowledged => "acknowledged".to_owned(),
+        MailKind::Cleared => "cleared".to_owned(),
     };
-    let firing = (kind != MailKind::Resolved).then(|| Firing {
+    let firing = (kind != MailKind::Resolved && kind != MailKind::Cleared).then(|| Firing {
         alert_id: alert_id.clone(),
         since,
         level: Level::Critical,
@@ -42,6 +44,7 @@ pub(crate) fn record(machine: &str, kind: MailKind, secs: i64) -> Record {
             cause: crate::lifecycle::Cause::Failure,
             supersedes: None,
             insights: Default::default(),
+            acted: None,
         },
         event: AlertEvent {
             schema: ALERT_SCHEMA.to_owned(),

@@ -12,12 +12,17 @@
 //! - [`charts`]: trend charts as SVG (plotters).
 //! - [`insights`]: a verdict's other models (quality risk, anomaly, remaining life) and a
 //!   deployed model's key metrics, formatted for people.
+//! - [`modelcard`]: a deployed model's card from its artifact: metrics as tables, the event
+//!   view, the charts of `dtwin evaluate` (same SVG code); `model_page` (private) lists every
+//!   model's card and the expert rules in use.
 //! - [`web`]: the router, a function of its state.
 //! - [`DashboardService`]: the shell on a `dtwin_runtime::Runtime`: `build` binds and
 //!   subscribes, `serve` answers HTTP and feeds the fleet view from the bus until shutdown.
 
 pub mod charts;
 pub mod insights;
+mod model_page;
+pub mod modelcard;
 pub mod profile_whatif;
 pub mod profiles;
 pub mod state;
@@ -125,15 +130,11 @@ pub async fn bind(
     let scorer = dtwin_inference::build_scorer(&config.inference)
         .map_err(|e| DashboardError::Model(e.into()))?;
     let profiles = profiles::Profiles::new(&config.profiles);
-    let state = web::AppState {
-        fleet: Arc::new(Mutex::new(state::Fleet::default())),
-        scorer: Arc::new(scorer),
-        window: config.inference.window.clone(),
-        profiles,
-        models: Arc::default(),
-        kinds: Arc::default(),
-        token: config.token.as_deref().map(Arc::from),
-    };
+    let mut state = web::AppState::new(scorer, config.inference.window.clone(), profiles);
+    state.token = config.token.as_deref().map(Arc::from);
+    if let Some(path) = &config.inference.rules_path {
+        state.rules_source = Arc::from(format!("the rules file {}", path.display()));
+    }
     Ok((listener, state))
 }
 

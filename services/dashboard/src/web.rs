@@ -44,9 +44,29 @@ pub struct AppState {
     /// When set, every request must carry it (`Authorization: Bearer`, the `dtwin_token`
     /// cookie, or `?token=` once, which sets the cookie).
     pub token: Option<Arc<str>>,
+    /// Where the expert rules come from (the model page says so).
+    pub rules_source: Arc<str>,
 }
 
+/// What the model page says of the shipped rules.
+pub const SHIPPED_RULES: &str = "the shipped rules (services/inference/rules/default.toml)";
+
 impl AppState {
+    /// A dashboard scoring with `scorer` on `window`'s features, knowing `profiles`, with
+    /// no models of other profiles or kinds yet, no token and the shipped rules.
+    pub fn new(scorer: Scorer, window: WindowConfig, profiles: Profiles) -> Self {
+        Self {
+            fleet: Arc::new(Mutex::new(Fleet::default())),
+            scorer: Arc::new(scorer),
+            window,
+            profiles,
+            models: Arc::default(),
+            kinds: Arc::default(),
+            token: None,
+            rules_source: Arc::from(SHIPPED_RULES),
+        }
+    }
+
     pub(crate) fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {
         // A panic while holding the lock would poison it; the data is still usable.
         self.fleet
@@ -126,7 +146,7 @@ fn routes(state: AppState) -> Router {
         .route("/machine/{id}", get(machine_page))
         .route("/whatif", get(whatif_page).post(whatif_submit))
         .route("/alerts", get(alerts_page))
-        .route("/model", get(model_page))
+        .route("/model", get(crate::model_page::model_page))
         .route(
             "/assets/style.css",
             get(|| async { asset("text/css", include_str!("../assets/style.css")) }),
@@ -151,6 +171,11 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// A 500 saying what failed.
+pub(crate) fn internal(what: &str) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, what.to_owned()).into_response()
 }
 
 /// A page, or a 500 with the template error (never a panic).
@@ -267,7 +292,7 @@ fn chart_sensors(profiles: &Profiles, risk: Option<&Risk>) -> Vec<(String, Strin
     }
 }
 
-fn level_name(l: Level) -> &'static str {
+pub(crate) fn level_name(l: Level) -> &'static str {
     match l {
         Level::Normal => "NORMAL",
         Level::Warning => "WARNING",
@@ -460,136 +485,4 @@ async fn alerts_page(State(s): State<AppState>) -> Response {
         })
         .collect();
     page(AlertsPage { alerts })
-}
-
-/// One deployed model on the model page.
-struct DeployedModel {
-    profile: String,
-    /// `classifier`, `quality`, `anomaly` or `rul` (the row's `data-kind`).
-    kind: &'static str,
-    /// The kind for people: `failure classifier`, `quality`, `anomaly`, `rul (cycles)`.
-    kind_text: String,
-    /// Where it is deployed.
-    topic: String,
-    id: String,
-    version: String,
-    created_at: String,
-    label: String,
-    /// The decision threshold (a probability, or an anomaly score); `n/a` for a rul model.
-    threshold: String,
-    metrics: Vec<(String, String)>,
-}
-
-impl DeployedModel {
-    fn new(profile: &str, topic: String, m: &dtwin_ml::ModelArtifact) -> Self {
-        let kind = m.kind.as_str();
-        let kind_text = match (m.kind, m.rul.as_ref()) {
-            (dtwin_ml::ModelKind::Classifier, _) => "failure classifier".to_owned(),
-            (dtwin_ml::ModelKind::Rul, Some(r)) => format!("rul ({})", r.unit),
-            _ => kind.to_owned(),
-        };
-        Self {
-            profile: profile.to_owned(),
-            kind,
-            kind_text,
-            topic,
-            id: m.model_id.clone(),
-            version: m.version.clone(),
-            created_at: if m.created_at.is_empty() {
-                "unknown".to_owned()
-            } else {
-                m.created_at.clone()
-            },
-            label: m.label.clone(),
-            threshold: if m.kind == dtwin_ml::ModelKind::Rul {
-                "n/a".to_owned()
-            } else {
-                format!("{:.3}", m.threshold)
-            },
-            metrics: crate::insights::key_metrics(&m.metrics),
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "model.html")]
-struct ModelPage {
-    model_id: String,
-    version: String,
-    threshold: f64,
-    features: usize,
-    feature_set: String,
-    label: String,
-    metrics: Vec<(String, String)>,
-    /// Every model the dashboard knows, by profile (milling first) and kind.
-    deployed: Vec<DeployedModel>,
-}
-
-/// Where kinds sort on the model page: the failure classifier, then quality, anomaly, rul.
-fn kind_rank(kind: &str) -> usize {
-    ["classifier", "quality", "anomaly", "rul"]
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(usize::MAX)
-}
-
-async fn model_page(State(s): State<AppState>) -> Response {
-    let m = s.scorer.model();
-    let mut metrics = Vec::new();
-    if let Some(obj) = m.metrics.get("test").and_then(|t| t.as_object()) {
-        // Scalars only: nested reports (events, the inner test) are summed up in the key
-        // metrics of the models table below.
-        for (k, v) in obj.iter().filter(|(_, v)| !(v.is_object() || v.is_array())) {
-            let v = match v.as_f64() {
-                Some(x) if x.fract() != 0.0 => format!("{x:.4}"),
-                _ => v.to_string(),
-            };
-            metrics.push((k.clone(), v));
-        }
-    }
-    let mut deployed = vec![DeployedModel::new(
-        crate::profiles::MILLING,
-        "inference settings (models/current)".to_owned(),
-        m,
-    )];
-    {
-        let models = s
-            .models
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (profile, a) in models.iter() {
-            deployed.push(DeployedModel::new(profile, format!("models/{profile}"), a));
-        }
-    }
-    {
-        let kinds = s
-            .kinds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (profile, kind, a) in kinds.iter() {
-            deployed.push(DeployedModel::new(
-                profile,
-                format!("models/{profile}/{}", kind.as_str()),
-                a,
-            ));
-        }
-    }
-    deployed.sort_by(|a, b| {
-        let milling = |d: &DeployedModel| d.profile != crate::profiles::MILLING;
-        (milling(a), &a.profile, kind_rank(a.kind)).cmp(&(
-            milling(b),
-            &b.profile,
-            kind_rank(b.kind),
-        ))
-    });
-    page(ModelPage {
-        model_id: m.model_id.clone(),
-        version: m.version.clone(),
-        threshold: m.threshold,
-        features: m.feature_names.len(),
-        feature_set: m.feature_set_hash.clone(),
-        label: m.label.clone(),
-        metrics,
-        deployed,
-    })
 }

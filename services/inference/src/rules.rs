@@ -49,10 +49,22 @@ struct RulesFile {
     rule: Vec<RuleSpec>,
 }
 
-/// One condition, resolved to a feature index.
+impl Op {
+    /// `>` or `<`, as written in rules files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gt => ">",
+            Self::Lt => "<",
+        }
+    }
+}
+
+/// One condition, resolved to a feature index (the name is kept for people reading the
+/// rules, e.g. the dashboard's model page).
 #[derive(Debug, Clone)]
 struct Condition {
     index: usize,
+    feature: String,
     op: Op,
     value: f64,
 }
@@ -63,6 +75,23 @@ pub struct Rule {
     /// The action it recommends.
     pub action: Action,
     conditions: Vec<Condition>,
+}
+
+impl Rule {
+    /// Its conditions as written, `(feature, op, value)`: the rule fires when all hold.
+    pub fn conditions(&self) -> impl Iterator<Item = (&str, Op, f64)> + '_ {
+        self.conditions
+            .iter()
+            .map(|c| (c.feature.as_str(), c.op, c.value))
+    }
+
+    /// Its conditions for people: `vibration_mm_s_mean_10 > 7.1 and spindle_rpm < 1380`.
+    pub fn condition_text(&self) -> String {
+        self.conditions()
+            .map(|(f, op, v)| format!("{f} {} {v}", op.as_str()))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
 }
 
 /// A validated set of rules bound to an ordered list of feature names.
@@ -133,6 +162,7 @@ impl RuleSet {
                     })?;
                 conditions.push(Condition {
                     index,
+                    feature: c.feature,
                     op: c.op,
                     value: c.value,
                 });
@@ -163,6 +193,11 @@ impl RuleSet {
     /// No rules: for a profile's model, since the shipped rules name milling features.
     pub fn none() -> Self {
         Self { rules: Vec::new() }
+    }
+
+    /// Every rule, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
     }
 
     /// Number of rules.
@@ -216,6 +251,32 @@ mod tests {
             row[names.iter().position(|x| x == n).unwrap()] = *v;
         }
         row
+    }
+
+    #[test]
+    fn rules_list_their_conditions_as_written() {
+        let rules = RuleSet::default_for(&names()).unwrap();
+        let heat = rules
+            .rules()
+            .iter()
+            .find(|r| r.action.code == "HEAT_DISSIPATION")
+            .unwrap();
+        assert_eq!(
+            heat.condition_text(),
+            "temp_diff_c < 8.6 and spindle_rpm < 1380"
+        );
+        assert_eq!(heat.action.severity, Level::Warning);
+        let vib = rules
+            .rules()
+            .iter()
+            .find(|r| r.action.code == "HIGH_VIBRATION")
+            .unwrap();
+        assert_eq!(
+            vib.conditions().collect::<Vec<_>>(),
+            [("vibration_mm_s_mean_10", Op::Gt, 7.1)],
+            "windows expanded"
+        );
+        assert_eq!(rules.rules().len(), rules.len());
     }
 
     #[test]

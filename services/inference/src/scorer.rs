@@ -79,6 +79,11 @@ impl Scorer {
         &self.model
     }
 
+    /// The expert rules scored beside the model.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
     /// Scores a model input row (in the model's feature order).
     pub fn score_row(&self, row: &[f32]) -> (f64, Vec<Action>, Vec<Factor>) {
         let missing;

@@ -5,26 +5,21 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use dtwin_dashboard::profiles::Profiles;
-use dtwin_dashboard::state::Fleet;
 use dtwin_dashboard::web::{router, AppState};
 use dtwin_dashboard::whatif::{self, WhatIfForm};
 use dtwin_inference::InferenceConfig;
 use dtwin_schema::{from_json, to_json, Features, RiskStatus, Topics};
 use dtwin_windows::WindowConfig;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tower::ServiceExt;
 
 fn state() -> AppState {
     let cfg = InferenceConfig::new(dtwin_bus::BrokerUrl::new("127.0.0.1", 1));
-    AppState {
-        fleet: Arc::new(Mutex::new(Fleet::default())),
-        scorer: Arc::new(dtwin_inference::build_scorer(&cfg).unwrap()),
-        window: WindowConfig::default(),
-        profiles: Profiles::default(),
-        models: Arc::default(),
-        kinds: Arc::default(),
-        token: None,
-    }
+    AppState::new(
+        dtwin_inference::build_scorer(&cfg).unwrap(),
+        WindowConfig::default(),
+        Profiles::default(),
+    )
 }
 
 /// The dashboard with the pump profile configured (no pump model yet).
@@ -89,7 +84,7 @@ async fn pages_and_assets_are_served_by_the_binary() {
         ("/", "<table class=\"fleet\""),
         ("/whatif", "name=\"vibration_mm_s\" value=\"2.2\""),
         ("/alerts", "No alerts yet"),
-        ("/model", "Model card"),
+        ("/model", "<h2 id=\"rules\">Expert rules</h2>"),
         ("/assets/app.js", "EventSource"),
         ("/assets/style.css", ".badge"),
         ("/healthz", "ok"),
@@ -97,6 +92,8 @@ async fn pages_and_assets_are_served_by_the_binary() {
         let (status, body) = get(&s, uri).await;
         assert_eq!(status, StatusCode::OK, "{uri}");
         assert!(body.contains(needle), "{uri}: {needle}");
+        // Inline SVG charts name their XML namespace; nothing is fetched from it.
+        let body = body.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
         assert!(
             !body.contains("http://") && !body.contains("https://"),
             "{uri} fetches nothing external"
@@ -619,7 +616,7 @@ async fn the_model_page_lists_every_model_by_profile_and_kind() {
     let anomaly = rows[3];
     for needle in [
         "<td class=\"kind\">anomaly<br><span class=\"muted\">models/pump/anomaly</span>",
-        "<td class=\"model\">pump-iforest v3</td>",
+        "<td class=\"model\"><a href=\"#model-pump-anomaly\">pump-iforest v3</a></td>",
         "<td class=\"created muted\">2026-11-20T08:00:00Z</td>",
         "<td class=\"label\">unlike healthy pumps</td>",
         "<td class=\"threshold\">0.520</td>",
@@ -743,4 +740,72 @@ async fn the_what_if_result_shows_the_profile_s_other_models() {
         !body.contains("id=\"result-anomaly\""),
         "only the kinds deployed"
     );
+}
+
+/// The part of `body` from the element with id `id` to the end of its section.
+fn section<'a>(body: &'a str, id: &str) -> &'a str {
+    let at = body
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}"));
+    let end = at + body[at..].find("</section>").unwrap_or(body.len() - at);
+    &body[at..end]
+}
+
+#[tokio::test]
+async fn the_model_page_shows_each_model_s_card_and_every_rule_in_use() {
+    let s = pump_with_every_kind();
+    let (status, body) = get(&s, "/model").await;
+    assert_eq!(status, StatusCode::OK);
+    for anchor in [
+        "model-milling-classifier",
+        "model-pump-classifier",
+        "model-pump-quality",
+        "model-pump-anomaly",
+        "model-pump-rul",
+    ] {
+        assert!(
+            body.contains(&format!("<section class=\"card\" id=\"{anchor}\"")),
+            "{anchor}"
+        );
+        assert!(
+            body.contains(&format!("href=\"#{anchor}\"")),
+            "linked from the table"
+        );
+    }
+    // The shipped classifier: trained on, metrics at its threshold, the event view, charts.
+    let milling = section(&body, "model-milling-classifier");
+    for needle in [
+        "<th>trained on</th><td>twin: 200 machines x 1500 steps",
+        "<th>created</th><td>2026-11-23T03:43:20.8596706Z</td>",
+        "<th>true positives (TP)</th><td>1032</td>",
+        "<th>failures caught</th><td>43 of 45 (96 %)</td>",
+        "<th>median lead time</th><td>26 min (26 readings)</td>",
+        "<th>false alarms per machine-day</th><td>0.0960 over 41.7 machine-days</td>",
+        "<th>bearing</th><td>18</td><td>18</td>",
+        "<div class=\"chart confusion\"><svg",
+        "<div class=\"chart importance\"><svg",
+        "TP 1032",
+    ] {
+        assert!(milling.contains(needle), "{needle}");
+    }
+    assert!(!milling.contains("{&quot;"), "no JSON on the page");
+    // An anomaly model with only two figures: its key metrics, nothing invented.
+    let anomaly = section(&body, "model-pump-anomaly");
+    assert!(anomaly.contains("0.9700") && !anomaly.contains("chart roc"));
+    let rul = section(&body, "model-pump-rul");
+    assert!(rul.contains("<th>RMSE</th><td>812.5000</td>"), "{rul}");
+    assert!(rul.contains("chart importance"), "a regressor's importance");
+    // Every rule of the rules in use: condition, level, action.
+    let rules = section(&body, "rules-table");
+    let rows = rules.matches("<tr data-rule=").count();
+    assert_eq!(rows, s.scorer.rules().len());
+    assert!(rows >= 12, "{rows}");
+    for needle in [
+        "<tr data-rule=\"HEAT_DISSIPATION\"><td class=\"code\">HEAT_DISSIPATION</td><td class=\"level\"><span class=\"badge WARNING\">WARNING</span></td><td class=\"condition\"><code>temp_diff_c &#60; 8.6 and spindle_rpm &#60; 1380</code></td><td class=\"action\">Poor heat dissipation at low speed: raise spindle speed or check ventilation</td>",
+        "<span class=\"badge CRITICAL\">CRITICAL</span></td><td class=\"condition\"><code>vibration_mm_s_mean_10 &#62; 11</code>",
+    ] {
+        assert!(rules.contains(needle), "{needle} in {rules}");
+    }
+    assert!(body.contains("apply the shipped rules (services/inference/rules/default.toml)"));
+    assert!(body.contains("No expert rules apply to the machines of Water pump (pump)"));
 }

@@ -28,6 +28,10 @@
 //!   units ([`Profiles`]: the configured profiles plus milling).
 //! - [`transport`]: [`Mailer`]: lettre SMTP (pooled, STARTTLS/TLS/AUTH) or the [`Outbox`].
 //! - [`sender`]: the async loop from spool to transport.
+//! - [`channels`]: pure: webhook channels (Alertmanager, Slack, Teams, PagerDuty), which
+//!   notifications go to which, and each one's JSON; secrets redacted.
+//! - [`webhook`]: one async loop per channel from its spool to its receiver (reqwest), with
+//!   the e-mail sender's retries and guarantees.
 //! - [`handover`]: pure: scale-out (`--instance`), which machines this instance handles and
 //!   the alert states that move with them.
 //! - [`metrics`]: [`AlerterMetrics`], the Prometheus metrics behind `/metrics`; `/healthz`
@@ -43,6 +47,7 @@
 //!   `dtwin_runtime::Service::serve`) starts the [`sender`] and loops: inbox → [`Router`] →
 //!   shell → ack. [`run`] is `build` then `serve`.
 
+pub mod channels;
 pub mod email;
 pub mod fsutil;
 pub mod handover;
@@ -57,6 +62,7 @@ pub mod sender;
 mod shell;
 pub mod spool;
 pub mod transport;
+pub mod webhook;
 
 pub use email::{render, AlertMail, MailConfig, MailError, MailKind};
 pub use lettre::message::Mailbox;
@@ -124,6 +130,11 @@ pub struct AlerterConfig {
     /// `dtwin_feature::load_profiles`): e-mails show a machine's readings with its profile's
     /// labels and units. A verdict of a profile not listed keeps its sensor names.
     pub profiles: Vec<dtwin_profile::Profile>,
+    /// `--webhook-url`: every notification also goes to this receiver in Alertmanager's
+    /// webhook format (the channel `webhook`). A secret: never logged.
+    pub webhook_url: Option<String>,
+    /// How long one webhook request may take ([`webhook::WEBHOOK_TIMEOUT`] by default).
+    pub webhook_timeout: Duration,
 }
 
 impl AlerterConfig {
@@ -144,6 +155,8 @@ impl AlerterConfig {
             retry: RetryPolicy::default(),
             retention: Duration::from_secs(7 * 24 * 3600),
             profiles: Vec::new(),
+            webhook_url: None,
+            webhook_timeout: webhook::WEBHOOK_TIMEOUT,
         }
     }
 }
@@ -183,6 +196,12 @@ pub enum AlerterError {
     /// The SMTP URL is unusable.
     #[error(transparent)]
     Mailer(#[from] MailerError),
+    /// A webhook channel (`--webhook-url`) is unusable.
+    #[error("webhook channel: {0}")]
+    Channel(#[from] channels::ChannelError),
+    /// The HTTP client for webhooks could not be set up.
+    #[error("setting up the webhook HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
     /// The runtime could not start (bad instance name, metrics address taken).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
@@ -205,6 +224,8 @@ pub struct AlerterService {
     spool: Spool,
     metrics: AlerterMetrics,
     sender: Sender,
+    hooks: Vec<webhook::HookSender>,
+    routing: Arc<Routing>,
     silences: watch::Sender<Vec<dtwin_schema::Silence>>,
     wake: Arc<Notify>,
 }
@@ -232,6 +253,11 @@ impl AlerterService {
         if config.common.share_group.is_some() {
             return Err(AlerterError::ShareGroup);
         }
+        let mut routing = config.routing.clone();
+        if let Some(url) = config.webhook_url.as_deref().filter(|u| !u.is_empty()) {
+            routing.add_channel(channels::Channel::webhook(url))?;
+        }
+        let routing = Arc::new(routing);
         let spool = Spool::open(&config.spool_dir).map_err(AlerterError::OpenSpool)?;
         let mailer = match &config.smtp_url {
             Some(url) => Mailer::smtp(url)?,
@@ -264,6 +290,26 @@ impl AlerterService {
         let router = Router::new(topics.clone(), runtime.node.clone(), processor);
         let (silences, silence_rx) = watch::channel(Vec::new());
         let wake = Arc::new(Notify::new());
+        let mut hooks = Vec::new();
+        if !routing.channels.is_empty() {
+            let http = webhook::http_client(config.webhook_timeout).map_err(AlerterError::Http)?;
+            for c in &routing.channels {
+                hooks.push(webhook::HookSender {
+                    channel: c.clone(),
+                    spool: spool.channel(&c.name).map_err(AlerterError::OpenSpool)?,
+                    http: http.clone(),
+                    client: runtime.publisher.clone(),
+                    topics: topics.clone(),
+                    mail: config.mail.clone(),
+                    routing: routing.clone(),
+                    retry: config.retry,
+                    retention: config.retention,
+                    silences: silence_rx.clone(),
+                    wake: Arc::new(Notify::new()),
+                    metrics: metrics.clone(),
+                });
+            }
+        }
         let sender = Sender {
             spool: spool.clone(),
             mailer,
@@ -271,7 +317,7 @@ impl AlerterService {
             topics,
             mail: config.mail,
             profiles: Profiles::new(&config.profiles),
-            routing: config.routing,
+            routing: (*routing).clone(),
             policy: config.policy,
             retry: config.retry,
             retention: config.retention,
@@ -285,6 +331,8 @@ impl AlerterService {
             spool,
             metrics,
             sender,
+            hooks,
+            routing,
             silences,
             wake,
         })
@@ -316,11 +364,23 @@ impl Service for AlerterService {
             spool,
             metrics,
             sender,
+            hooks,
+            routing,
             silences,
             wake,
         } = self;
         let sender_stop = shutdown.child_token();
         let sender_task = tokio::spawn(sender.run(sender_stop.clone()));
+        let mut channels = Vec::new();
+        let mut hook_tasks = Vec::new();
+        for h in hooks {
+            channels.push(shell::ChannelSpool {
+                channel: h.channel.clone(),
+                spool: h.spool.clone(),
+                wake: h.wake.clone(),
+            });
+            hook_tasks.push(tokio::spawn(h.run(sender_stop.clone())));
+        }
         let instance = router
             .node()
             .membership()
@@ -333,6 +393,8 @@ impl Service for AlerterService {
             metrics,
             silences,
             wake,
+            routing,
+            channels,
             shutdown: shutdown.clone(),
         };
         let result = loop {
@@ -364,7 +426,13 @@ impl Service for AlerterService {
         );
         // Let the sender finish the mail in hand, then stop it.
         sender_stop.cancel();
-        let _ = tokio::time::timeout(SENDER_STOP_TIMEOUT, sender_task).await;
+        let _ = tokio::time::timeout(SENDER_STOP_TIMEOUT, async {
+            let _ = sender_task.await;
+            for t in hook_tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
         runtime.close().await;
         result
     }

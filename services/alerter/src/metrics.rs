@@ -43,6 +43,9 @@ pub struct AlerterMetrics {
     /// `dtwin_alerter_handovers_total`: machines whose alert state this instance took over
     /// from another (scale-out; see [`crate::handover`]).
     pub handovers: Counter,
+    /// `dtwin_alerter_webhook_deliveries_total{channel,outcome}`: webhook deliveries by
+    /// channel and outcome (`sent`, `retried`, `failed`, `silenced`).
+    pub webhook: CounterVec,
 }
 
 /// The `kind` label of an alert event (as in `alert.schema.json`).
@@ -76,6 +79,7 @@ impl AlerterMetrics {
             smtp_up: Gauge::default(),
             firing: Gauge::default(),
             handovers: Counter::default(),
+            webhook: CounterVec::default(),
         };
         let r = registry;
         r.register(
@@ -129,7 +133,22 @@ impl AlerterMetrics {
             "Machines whose alert state this instance took over from another (scale-out)",
             m.handovers.clone(),
         );
+        r.register(
+            "webhook_deliveries",
+            "Webhook deliveries by channel and outcome (sent, retried, failed, silenced)",
+            m.webhook.clone(),
+        );
         m
+    }
+
+    /// Counts a webhook delivery attempt's `outcome` on `channel`.
+    pub fn webhook(&self, channel: &str, outcome: &str) {
+        self.webhook
+            .get_or_create(&vec![
+                ("channel".to_owned(), channel.to_owned()),
+                ("outcome".to_owned(), outcome.to_owned()),
+            ])
+            .inc();
     }
 
     /// Counts a published alert event.

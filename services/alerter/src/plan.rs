@@ -11,6 +11,7 @@
 //! - A recipient set that reached its rate limit waits; what piles up meanwhile goes out as
 //!   one digest when the limit allows again. Nothing is dropped.
 
+use crate::channels::{Channel, ChannelError};
 use crate::email::MailKind;
 use crate::spool::Pending;
 use dtwin_schema::{glob_match, Level, MachineId, Silence};
@@ -50,8 +51,12 @@ pub struct Route {
     /// Lowest level routed (WARNING by default: all).
     #[serde(default)]
     pub min_level: Option<Level>,
-    /// Recipients.
+    /// E-mail recipients (may be empty when the route names channels).
+    #[serde(default)]
     pub to: Vec<Mailbox>,
+    /// Webhook channels (`[[channel]]` names) that get these alerts too.
+    #[serde(default)]
+    pub channels: Vec<String>,
 }
 
 /// The routing file (TOML), e.g.
@@ -68,8 +73,10 @@ pub struct Route {
 /// to = ["Line A on call <oncall-a@example.com>"]
 /// ```
 ///
-/// Every matching route adds its recipients; an alert no route matches goes to the default
-/// recipients (`--mail-to`).
+/// Every matching route adds its recipients; an alert whose matching routes name no
+/// recipient goes to the default recipients (`--mail-to`). Routes may also name webhook
+/// channels (`channels = ["oncall"]`, each a `[[channel]]`, see [`crate::channels`]): every
+/// matching route's channels get the notification as well.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
@@ -79,6 +86,9 @@ pub struct Routing {
     /// Routes, all matches apply.
     #[serde(default, rename = "route")]
     pub routes: Vec<Route>,
+    /// Webhook channels (Alertmanager, Slack, Teams, PagerDuty).
+    #[serde(default, rename = "channel")]
+    pub channels: Vec<Channel>,
 }
 
 /// Why a routing file was refused.
@@ -87,9 +97,12 @@ pub enum RoutingError {
     /// Not TOML, or not shaped like a routing file (the message has the line and column).
     #[error(transparent)]
     Toml(#[from] toml::de::Error),
-    /// A `[[route]]` (1-based) without recipients.
-    #[error("route {0} has no recipients (to = [...])")]
+    /// A `[[route]]` (1-based) without recipients or channels.
+    #[error("route {0} has no recipients (to = [...]) and no channels (channels = [...])")]
     NoRecipients(usize),
+    /// A `[[channel]]` that cannot work, or a route naming an unknown one.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
 }
 
 impl Routing {
@@ -99,10 +112,50 @@ impl Routing {
     /// [`RoutingError::Toml`] with its line and column, or [`RoutingError::NoRecipients`].
     pub fn parse(text: &str) -> Result<Self, RoutingError> {
         let r: Self = toml::from_str(text)?;
-        if let Some(i) = r.routes.iter().position(|r| r.to.is_empty()) {
+        if let Some(i) = r
+            .routes
+            .iter()
+            .position(|r| r.to.is_empty() && r.channels.is_empty())
+        {
             return Err(RoutingError::NoRecipients(i + 1));
         }
+        r.check_channels()?;
         Ok(r)
+    }
+
+    /// Adds a channel (`--webhook-url`'s), checking it against the others.
+    ///
+    /// # Errors
+    /// [`ChannelError`]: a bad channel, or one of the same name.
+    pub fn add_channel(&mut self, channel: Channel) -> Result<(), ChannelError> {
+        self.channels.push(channel);
+        let r = self.check_channels();
+        if r.is_err() {
+            self.channels.pop();
+        }
+        r
+    }
+
+    fn check_channels(&self) -> Result<(), ChannelError> {
+        for (i, c) in self.channels.iter().enumerate() {
+            c.validate()?;
+            if self.channels[..i].iter().any(|o| o.name == c.name) {
+                return Err(ChannelError::Duplicate(c.name.clone()));
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if let Some(name) = r
+                .channels
+                .iter()
+                .find(|n| !self.channels.iter().any(|c| c.name == **n))
+            {
+                return Err(ChannelError::Unknown {
+                    route: i + 1,
+                    name: name.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn info(&self, machine: &str) -> Option<&MachineInfo> {

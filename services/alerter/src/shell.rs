@@ -2,6 +2,8 @@
 //! (save the confirmation window, queue the record durably, publish the event and the alert
 //! state, hand the silences to the sender, count, log) and says whether to ack.
 
+use crate::channels::{self, Channel};
+use crate::plan::Routing;
 use crate::processor::{Notification, Outcome};
 use crate::router::{AckOnly, Decision, Ignored};
 use crate::spool::{self, Spool};
@@ -21,14 +23,25 @@ pub const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(30);
 /// The first wait after a failed spool write; it doubles up to [`MAX_WRITE_BACKOFF`].
 const FIRST_WRITE_BACKOFF: Duration = Duration::from_millis(100);
 
+/// A webhook channel's spool and its sender's wake-up.
+pub(crate) struct ChannelSpool {
+    pub(crate) channel: Channel,
+    pub(crate) spool: Spool,
+    pub(crate) wake: Arc<Notify>,
+}
+
 /// Where the [`Router`](crate::Router)'s decisions are carried out: the spool, the publishing connection,
-/// the sender (its silences and wake-up) and the metrics.
+/// the sender (its silences and wake-up), the webhook channels' spools and the metrics.
 pub(crate) struct Shell {
     pub(crate) publisher: BusClient,
     pub(crate) spool: Spool,
     pub(crate) metrics: AlerterMetrics,
     pub(crate) silences: watch::Sender<Vec<Silence>>,
     pub(crate) wake: Arc<Notify>,
+    /// Which channels a notification goes to.
+    pub(crate) routing: Arc<Routing>,
+    /// Every channel's spool, in the routing's order.
+    pub(crate) channels: Vec<ChannelSpool>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -120,6 +133,23 @@ impl Shell {
                 Ok(true)
             }
             Outcome::Notify(n) => {
+                // Each channel's delivery is its own record, written before the verdict's ack
+                // like the e-mail's.
+                for name in channels::targets(&self.routing, &n.record)
+                    .iter()
+                    .map(|c| c.name.clone())
+                {
+                    let Some(c) = self.channels.iter().find(|c| c.channel.name == name) else {
+                        continue;
+                    };
+                    if write_with_retry(&c.spool, &n.record, &self.shutdown)
+                        .await
+                        .is_none()
+                    {
+                        return Ok(false);
+                    }
+                    c.wake.notify_one();
+                }
                 queue(
                     &self.publisher,
                     &self.spool,

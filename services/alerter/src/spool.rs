@@ -9,7 +9,12 @@
 //! <root>/silenced/<alert_id>.<tag>.json     recorded, not sent (a silence matched)
 //! <root>/failed/<alert_id>.<tag>.json       refused for good (e.g. a 5xx from the server)
 //! <root>/windows/<machine_id>                an idle machine's confirmation window (bits)
+//! <root>/channels/<name>/{pending,sent,...}/  the same, per webhook channel (its deliveries)
 //! ```
+//!
+//! Each webhook channel's delivery of a notification is its own record in that channel's
+//! folders ([`Spool::channel`]), so one receiver being down holds up neither e-mail nor the
+//! other channels, and each leaves `pending/` only when its receiver answered 2xx.
 //!
 //! The records are also the alerter's memory: [`Spool::firing_states`] rebuilds which alerts
 //! are firing after a restart from the newest record of each machine, so a verdict redelivered
@@ -155,6 +160,25 @@ impl Spool {
     /// The root folder.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The spool of the webhook channel `name` (`<root>/channels/<name>/`, created), under
+    /// the same lock. Only its `pending/`, `sent/`, `silenced/` and `failed/` are used: the
+    /// alerter's memory stays in the main spool.
+    ///
+    /// # Errors
+    /// [`SpoolError::BadName`] for a name that could escape the folder, [`SpoolError::Io`]
+    /// when a folder cannot be created.
+    pub fn channel(&self, name: &str) -> Result<Spool, SpoolError> {
+        let root = self.root.join("channels").join(Self::checked(name)?);
+        for f in FOLDERS {
+            let d = root.join(f);
+            fs::create_dir_all(&d).map_err(fsutil::err("creating", &d))?;
+        }
+        Ok(Self {
+            root,
+            _lock: self._lock.clone(),
+        })
     }
 
     fn dir(&self, folder: &str) -> PathBuf {

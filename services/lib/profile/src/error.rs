@@ -56,6 +56,29 @@ pub enum ProfileErrorKind {
     /// A counted failure label that is not among the labels.
     #[error("counted label {0:?} is not in labels")]
     UnknownLabel(String),
+    /// A `[[control]]` that names no sensor of the profile.
+    #[error("control {0:?} is not a sensor of this profile")]
+    UnknownControl(String),
+    /// A control's `bounds` or a sensor's `typical` span that is empty, not finite or outside
+    /// the sensor's range.
+    #[error("{what} [{min}, {max}] must be two finite numbers within the sensor's range, the first below the second")]
+    BadBounds {
+        /// `bounds` or `typical`.
+        what: &'static str,
+        /// The lower value given.
+        min: f64,
+        /// The upper value given.
+        max: f64,
+    },
+    /// A control's step that is not positive or wider than its bounds.
+    #[error("step {0} must be a positive number no wider than the bounds")]
+    BadStep(f64),
+    /// A cost that is negative or not finite.
+    #[error("{0} {1} must be a finite number, 0 or more")]
+    BadCost(&'static str, f64),
+    /// `[advice] energy` that names neither a sensor nor a derived feature.
+    #[error("energy {0:?} is neither a sensor nor a derived feature of this profile")]
+    UnknownEnergy(String),
 }
 
 impl ProfileError {

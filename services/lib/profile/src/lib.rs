@@ -15,12 +15,16 @@
 //! - [`expr`]: [`Expr`], a derived feature's formula, parsed once and evaluated per reading.
 //! - [`duration`]: window spans such as `60s`, `10m`, `24h`, `7d`.
 //! - [`draft`]: a profile drafted from an export's columns (`dtwin profile init`).
+//! - [`advice`]: the controllable inputs (`[[control]]`: bounds, step, cost of a change), the
+//!   economics of advice (`[advice]`) and the optimiser that finds the setting to advise.
 
+pub mod advice;
 pub mod draft;
 pub mod duration;
 pub mod error;
 pub mod expr;
 
+pub use advice::{AdviceSettings, Control};
 pub use error::{ProfileError, ProfileErrorKind};
 pub use expr::Expr;
 
@@ -53,6 +57,11 @@ pub struct Profile {
     pub failures: Failures,
     /// The expert rules: `default` (the shipped rules) or a path relative to the profile.
     pub rules: String,
+    /// The settings an operator can change (`[[control]]`), for the what-if optimiser; none
+    /// in profiles that do not declare any.
+    pub controls: Vec<Control>,
+    /// What a failure and energy cost (`[advice]`), for the optimiser.
+    pub advice: AdviceSettings,
 }
 
 /// A measured quantity.
@@ -70,6 +79,9 @@ pub struct Sensor {
     pub max: f64,
     /// The payload key or CSV column it comes from.
     pub key: String,
+    /// The span a person explores in the what-if form (`typical = [lo, hi]`, within the
+    /// range; the range when not given).
+    pub typical: [f64; 2],
 }
 
 impl Sensor {
@@ -170,7 +182,25 @@ impl Profile {
             if !(min.is_finite() && max.is_finite() && min < max) {
                 return Err(at(s.range.span(), ProfileErrorKind::BadRange { min, max }));
             }
+            let typical = match s.typical {
+                None => [min, max],
+                Some(t) => {
+                    let [lo, hi] = *t.get_ref();
+                    if !(lo.is_finite() && hi.is_finite() && min <= lo && lo < hi && hi <= max) {
+                        return Err(at(
+                            t.span(),
+                            ProfileErrorKind::BadBounds {
+                                what: "typical",
+                                min: lo,
+                                max: hi,
+                            },
+                        ));
+                    }
+                    [lo, hi]
+                }
+            };
             sensors.push(Sensor {
+                typical,
                 key: s.key.unwrap_or_else(|| name.clone()),
                 label: s.label.unwrap_or_else(|| name.clone()),
                 unit: s.unit.unwrap_or_default(),
@@ -225,7 +255,14 @@ impl Profile {
                 }
             }
         };
+        let controls = controls(raw.control, &sensors, &at)?;
+        let advice = match raw.advice {
+            None => AdviceSettings::default(),
+            Some(a) => advice_settings(a, &sensors, &derived, &at)?,
+        };
         Ok(Self {
+            controls,
+            advice,
             id: raw.id.into_inner(),
             label: raw.label,
             sensors,
@@ -246,6 +283,109 @@ impl Profile {
     /// a sensor is missing, which makes every feature that uses it NaN).
     pub fn derive(&self, sensors: &[f64]) -> Vec<f64> {
         self.derived.iter().map(|d| d.expr.eval(sensors)).collect()
+    }
+}
+
+fn controls(
+    raw: Vec<raw::Control>,
+    sensors: &[Sensor],
+    at: &impl Fn(std::ops::Range<usize>, ProfileErrorKind) -> ProfileError,
+) -> Result<Vec<Control>, ProfileError> {
+    let mut out: Vec<Control> = Vec::with_capacity(raw.len());
+    for c in raw {
+        let name = c.sensor.get_ref();
+        let Some(s) = sensors.iter().find(|s| s.name == *name) else {
+            return Err(at(
+                c.sensor.span(),
+                ProfileErrorKind::UnknownControl(name.clone()),
+            ));
+        };
+        if out.iter().any(|o| o.sensor == *name) {
+            return Err(at(
+                c.sensor.span(),
+                ProfileErrorKind::DuplicateName(name.clone()),
+            ));
+        }
+        let [min, max] = *c.bounds.get_ref();
+        if !(min.is_finite() && max.is_finite() && min < max && s.min <= min && max <= s.max) {
+            return Err(at(
+                c.bounds.span(),
+                ProfileErrorKind::BadBounds {
+                    what: "bounds",
+                    min,
+                    max,
+                },
+            ));
+        }
+        let step = *c.step.get_ref();
+        if !(step.is_finite() && step > 0.0 && step <= max - min) {
+            return Err(at(c.step.span(), ProfileErrorKind::BadStep(step)));
+        }
+        let cost = *c.cost_per_unit.get_ref();
+        if !(cost.is_finite() && cost >= 0.0) {
+            return Err(at(
+                c.cost_per_unit.span(),
+                ProfileErrorKind::BadCost("cost_per_unit", cost),
+            ));
+        }
+        out.push(Control {
+            sensor: name.clone(),
+            min,
+            max,
+            step,
+            cost_per_unit: cost,
+        });
+    }
+    Ok(out)
+}
+
+fn advice_settings(
+    a: raw::Advice,
+    sensors: &[Sensor],
+    derived: &[Derived],
+    at: &impl Fn(std::ops::Range<usize>, ProfileErrorKind) -> ProfileError,
+) -> Result<AdviceSettings, ProfileError> {
+    let mut settings = AdviceSettings::default();
+    if let Some(d) = a.downtime_cost {
+        let v = *d.get_ref();
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(at(d.span(), ProfileErrorKind::BadCost("downtime_cost", v)));
+        }
+        settings.downtime_cost = v;
+    }
+    if let Some(e) = a.energy_cost {
+        let v = *e.get_ref();
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(at(e.span(), ProfileErrorKind::BadCost("energy_cost", v)));
+        }
+        settings.energy_cost = v;
+    }
+    if let Some(e) = a.energy {
+        let name = e.get_ref();
+        let known =
+            sensors.iter().any(|s| s.name == *name) || derived.iter().any(|d| d.name == *name);
+        if !known {
+            return Err(at(e.span(), ProfileErrorKind::UnknownEnergy(name.clone())));
+        }
+        settings.energy = Some(name.clone());
+    }
+    Ok(settings)
+}
+
+impl Profile {
+    /// The value of the energy measure (`[advice] energy`, a sensor or a derived feature) for
+    /// one set of sensor values in sensor order; NaN without one.
+    pub fn energy(&self, sensors: &[f64]) -> f64 {
+        let Some(name) = self.advice.energy.as_deref() else {
+            return f64::NAN;
+        };
+        if let Some(i) = self.sensors.iter().position(|s| s.name == name) {
+            return sensors.get(i).copied().unwrap_or(f64::NAN);
+        }
+        self.derived
+            .iter()
+            .find(|d| d.name == name)
+            .map_or(f64::NAN, |d| d.expr.eval(sensors))
     }
 }
 
@@ -335,6 +475,26 @@ mod raw {
         #[serde(default)]
         pub attribute: Vec<Attribute>,
         pub failures: Option<Failures>,
+        #[serde(default)]
+        pub control: Vec<Control>,
+        pub advice: Option<Advice>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Control {
+        pub sensor: Spanned<String>,
+        pub bounds: Spanned<[f64; 2]>,
+        pub step: Spanned<f64>,
+        pub cost_per_unit: Spanned<f64>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Advice {
+        pub downtime_cost: Option<Spanned<f64>>,
+        pub energy: Option<Spanned<String>>,
+        pub energy_cost: Option<Spanned<f64>>,
     }
 
     #[derive(Deserialize)]
@@ -345,6 +505,7 @@ mod raw {
         pub unit: Option<String>,
         pub range: Spanned<[f64; 2]>,
         pub key: Option<String>,
+        pub typical: Option<Spanned<[f64; 2]>>,
     }
 
     #[derive(Deserialize)]

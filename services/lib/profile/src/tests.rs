@@ -187,3 +187,103 @@ fn each_mistake_is_refused_with_its_line_and_reason() {
     let none = err("id = \"x\"\nlabel = \"x\"\n");
     assert_eq!(none.kind, ProfileErrorKind::NoSensors);
 }
+
+#[test]
+fn controls_and_advice_are_optional_and_the_milling_profile_declares_speed_and_torque() {
+    let p = Profile::parse(PUMP, FILE).unwrap();
+    assert!(p.controls.is_empty(), "an old profile still reads");
+    assert_eq!(p.advice, AdviceSettings::default());
+    assert_eq!(
+        p.sensor("volt").unwrap().typical,
+        [0.0, 400.0],
+        "typical = range"
+    );
+    assert!(p.energy(&[230.0, 460.0]).is_nan());
+
+    let m = Profile::milling();
+    let names: Vec<&str> = m.controls.iter().map(|c| c.sensor.as_str()).collect();
+    assert_eq!(names, ["spindle_rpm", "torque_nm"]);
+    let rpm = &m.controls[0];
+    assert_eq!((rpm.min, rpm.max, rpm.step), (1200.0, 2800.0, 10.0));
+    assert_eq!(m.advice.energy.as_deref(), Some("power_w"));
+    assert!(m.advice.downtime_cost > 0.0 && m.advice.energy_cost > 0.0);
+    assert_eq!(m.sensor("spindle_rpm").unwrap().typical, [1000.0, 3000.0]);
+    // power_w = torque x rpm x 2 pi / 60: 40 N·m at 1500 rpm is 6.28 kW.
+    let e = m.energy(&[36.8, 26.9, 2.2, 6.0, 1500.0, 40.0, 60.0]);
+    assert!((e - 6283.185).abs() < 0.01, "{e}");
+}
+
+#[test]
+fn each_control_mistake_is_refused_with_its_line_and_reason() {
+    let with = |control: &str| format!("{PUMP}\n[[control]]\n{control}\n");
+    let good = "sensor = \"volt\"\nbounds = [100.0, 300.0]\nstep = 5.0\ncost_per_unit = 1.0";
+    let p = Profile::parse(&with(good), FILE).unwrap();
+    assert_eq!(p.controls[0].grid().len(), 41);
+    type Is = fn(&ProfileErrorKind) -> bool;
+    let cases: Vec<(String, Is)> = vec![
+        (
+            with(&good.replace("\"volt\"", "\"amps\"")),
+            |k| matches!(k, ProfileErrorKind::UnknownControl(s) if s == "amps"),
+        ),
+        (
+            with(&good.replace("[100.0, 300.0]", "[100.0, 500.0]")),
+            |k| matches!(k, ProfileErrorKind::BadBounds { what: "bounds", .. }),
+        ),
+        (
+            with(&good.replace("[100.0, 300.0]", "[300.0, 100.0]")),
+            |k| matches!(k, ProfileErrorKind::BadBounds { .. }),
+        ),
+        (with(&good.replace("step = 5.0", "step = 0.0")), |k| {
+            matches!(k, ProfileErrorKind::BadStep(_))
+        }),
+        (with(&good.replace("step = 5.0", "step = 500.0")), |k| {
+            matches!(k, ProfileErrorKind::BadStep(_))
+        }),
+        (
+            with(&good.replace("cost_per_unit = 1.0", "cost_per_unit = -1.0")),
+            |k| matches!(k, ProfileErrorKind::BadCost("cost_per_unit", _)),
+        ),
+        (
+            with(&good.replace("step = 5.0\n", "")),
+            |k| matches!(k, ProfileErrorKind::Syntax(m) if m.contains("step")),
+        ),
+        (
+            format!("{}\n[[control]]\n{good}\n", with(good)),
+            |k| matches!(k, ProfileErrorKind::DuplicateName(s) if s == "volt"),
+        ),
+        (
+            format!("{PUMP}\n[advice]\nenergy = \"watts\"\n"),
+            |k| matches!(k, ProfileErrorKind::UnknownEnergy(s) if s == "watts"),
+        ),
+        (format!("{PUMP}\n[advice]\ndowntime_cost = -5.0\n"), |k| {
+            matches!(k, ProfileErrorKind::BadCost("downtime_cost", _))
+        }),
+        (
+            PUMP.replace(
+                "range = [0.0, 400.0]",
+                "range = [0.0, 400.0]\ntypical = [0.0, 500.0]",
+            ),
+            |k| {
+                matches!(
+                    k,
+                    ProfileErrorKind::BadBounds {
+                        what: "typical",
+                        ..
+                    }
+                )
+            },
+        ),
+    ];
+    for (text, kind) in cases {
+        let e = err(&text);
+        assert!(kind(&e.kind), "{e}");
+        assert!(e.line > 1, "located: {e}");
+    }
+    let p = Profile::parse(
+        &format!("{PUMP}\n[advice]\nenergy = \"volt_per_rev\"\nenergy_cost = 2.0\n"),
+        FILE,
+    )
+    .unwrap();
+    assert_eq!(p.energy(&[230.0, 460.0]), 0.5, "a derived feature");
+    assert_eq!(p.advice.downtime_cost, advice::DEFAULT_DOWNTIME_COST);
+}

@@ -63,6 +63,8 @@ pub enum Command {
     Deploy(crate::cmd::deploy::DeployArgs),
     /// Silence alert e-mails for machines or lines for a while (add, remove, list).
     Silence(crate::cmd::silence::SilenceArgs),
+    /// Acknowledge (ack) or clear a machine's open alert, as a person would.
+    Alert(crate::cmd::alert::AlertArgs),
     /// Score a CSV (telemetry or AI4I) with a model: probability and label per row.
     Predict(crate::cmd::predict::PredictArgs),
     /// Load-test the pipeline: N machines at R Hz, latency, loss, CPU and memory.
@@ -770,6 +772,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => crate::cmd::predict::run(&args).map(|_| ()),
         Command::Deploy(args) => crate::cmd::deploy::run(args).await.map(|_| ()),
         Command::Silence(args) => crate::cmd::silence::run(args).await,
+        Command::Alert(args) => crate::cmd::alert::run(args).await,
         Command::Generate(args) => crate::cmd::generate::run(&args, true).map(|_| ()),
         Command::Replay(args) => crate::cmd::replay::run(args, crate::shutdown::on_signal())
             .await

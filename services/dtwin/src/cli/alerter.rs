@@ -75,9 +75,19 @@ pub struct AlerterOpts {
     /// (STARTTLS), smtps://user:pass@host:465 (implicit TLS). Unset: .eml files in --outbox.
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
-    /// Routing file (TOML): lines, criticality and recipients by machine, line and level.
+    /// Routing file (TOML): lines, criticality, recipients and webhook channels (Slack, Teams,
+    /// PagerDuty, Alertmanager format) by machine, line and level.
     #[arg(long, env = "DTWIN_ALERT_ROUTES")]
     pub alert_routes: Option<PathBuf>,
+    /// Every notification also goes to this receiver in Prometheus Alertmanager's webhook
+    /// format (version 4, firing/resolved), through the durable spool (retried until it
+    /// answers 2xx). A secret: logs show only its scheme, host and port.
+    #[arg(long, env = "DTWIN_WEBHOOK_URL", hide_env_values = true)]
+    pub webhook_url: Option<String>,
+    /// How long one webhook request may take, in milliseconds (then it is retried, marked as a
+    /// possible duplicate).
+    #[arg(long, env = "DTWIN_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
     /// Fire after K AT_RISK verdicts among the last N, as K/N.
     #[arg(long, env = "DTWIN_ALERT_CONFIRM", default_value = "2/3")]
     pub alert_confirm: String,
@@ -135,6 +145,8 @@ impl AlerterOpts {
             .clone()
             .unwrap_or_else(|| self.outbox.join(".spool"));
         c.smtp_url = self.smtp_url.clone().filter(|u| !u.is_empty());
+        c.webhook_url = self.webhook_url.clone().filter(|u| !u.is_empty());
+        c.webhook_timeout = std::time::Duration::from_millis(self.webhook_timeout_ms.max(1));
         c.mail.to = self.mail_to.clone();
         c.mail.from = self.mail_from.clone();
         c.dashboard_url = self.dashboard_url.clone();

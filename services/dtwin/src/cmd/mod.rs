@@ -1,5 +1,6 @@
 //! Subcommands with more to do than calling one service.
 
+pub mod alert;
 pub mod anomaly;
 pub mod broker;
 pub mod common;

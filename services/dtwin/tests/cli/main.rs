@@ -1,6 +1,7 @@
 //! The `dtwin` CLI's integration tests, one binary (one link instead of one per file; each
 //! module was a test binary of its own and keeps its own setup).
 
+mod alert_actions;
 mod alert_delivery;
 mod alert_scale_out;
 mod broker_security;

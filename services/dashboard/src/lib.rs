@@ -6,7 +6,12 @@
 //! - [`whatif`]: the form, its validation and scoring through the feature and inference code.
 //! - [`profile_whatif`]: the same for another machine profile: its sensors' ranges, its
 //!   window, its model (retained on `{prefix}/models/{profile}`) or a rules-only verdict.
-//! - `whatif_page` (private): the what-if page and its profile selector.
+//! - `whatif_page` (private): the what-if page and its profile selector; its inputs have
+//!   sliders over each sensor's typical span.
+//! - [`advice`]: what-if that advises: scoring any profile's values the services' way, the
+//!   risk across each input's span, and the optimiser's advice on the controllable inputs
+//!   (public: [`advice::advise_verdict`] words it for a published verdict).
+//! - [`whatif_api`]: `POST /api/whatif`, the live verdict, sensitivity and advice as JSON.
 //! - [`profiles`]: the machine profiles known (configured plus milling) and readings with
 //!   their labels and units.
 //! - [`charts`]: trend charts as SVG (plotters).
@@ -19,6 +24,7 @@
 //! - [`DashboardService`]: the shell on a `dtwin_runtime::Runtime`: `build` binds and
 //!   subscribes, `serve` answers HTTP and feeds the fleet view from the bus until shutdown.
 
+pub mod advice;
 pub mod charts;
 pub mod insights;
 mod model_page;
@@ -28,6 +34,7 @@ pub mod profiles;
 pub mod state;
 pub mod web;
 pub mod whatif;
+pub mod whatif_api;
 mod whatif_page;
 
 use dtwin_bus::{Brokers, QoS};

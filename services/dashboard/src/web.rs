@@ -145,6 +145,10 @@ fn routes(state: AppState) -> Router {
         .route("/api/fleet", get(fleet_json))
         .route("/machine/{id}", get(machine_page))
         .route("/whatif", get(whatif_page).post(whatif_submit))
+        .route(
+            "/api/whatif",
+            axum::routing::post(crate::whatif_api::whatif_api),
+        )
         .route("/alerts", get(alerts_page))
         .route("/model", get(crate::model_page::model_page))
         .route(

@@ -29,6 +29,50 @@ pub(crate) struct FieldView {
     error: Option<String>,
     /// A categorical attribute: its values (a choice instead of a number).
     options: Vec<String>,
+    /// The slider: the sensor's typical span and a step (absent for a choice).
+    slider: Option<Slider>,
+    /// Whether the optimiser may advise a value for it (a profile's `[[control]]`).
+    control: bool,
+}
+
+/// A numeric field's slider.
+pub(crate) struct Slider {
+    lo: String,
+    hi: String,
+    step: String,
+}
+
+/// A round step giving about 200 positions over `lo..hi`: 1, 2 or 5 times a power of ten.
+fn nice_step(lo: f64, hi: f64) -> f64 {
+    let raw = (hi - lo) / 200.0;
+    if !(raw.is_finite() && raw > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * p)
+}
+
+/// The slider of sensor `name` of `p` (its typical span; a control's own step), and whether
+/// it is a control.
+fn slider(p: &Profile, name: &str) -> (Option<Slider>, bool) {
+    let Some(s) = p.sensor(name) else {
+        return (None, false);
+    };
+    let control = p.controls.iter().find(|c| c.sensor == name);
+    let [lo, hi] = s.typical;
+    let step = control.map_or_else(|| nice_step(lo, hi), |c| c.step);
+    (
+        Some(Slider {
+            lo: format!("{lo}"),
+            hi: format!("{hi}"),
+            step: format!("{step}"),
+        }),
+        control.is_some(),
+    )
 }
 
 /// One choice of the profile selector.
@@ -68,7 +112,7 @@ pub(crate) struct WhatIfPage {
 
 /// Adds what the profile's models of other kinds say about `f` to its verdict `risk`, as the
 /// inference service does; returns the kinds whose model was trained on other features.
-fn annotate(s: &AppState, f: &Features, risk: &mut Risk) -> Vec<&'static str> {
+pub(crate) fn annotate(s: &AppState, f: &Features, risk: &mut Risk) -> Vec<&'static str> {
     let kinds = s
         .kinds
         .lock()
@@ -79,6 +123,19 @@ fn annotate(s: &AppState, f: &Features, risk: &mut Risk) -> Vec<&'static str> {
         .into_iter()
         .map(|k| k.as_str())
         .collect()
+}
+
+/// What a rules-only verdict says instead of a probability.
+pub(crate) fn no_model_note(profile: &str, other_models: bool) -> String {
+    if other_models {
+        format!(
+            "No failure classifier for profile {profile} yet: rules and the profile's other models below (an anomalous reading is AT RISK). Every value is within its sensor's range."
+        )
+    } else {
+        format!(
+            "No model for profile {profile} yet: rules only. Every value is within its sensor's range."
+        )
+    }
 }
 
 /// The figures of the verdict's other models, each with its model (`id vN`).
@@ -149,16 +206,21 @@ fn milling_view(
     WhatIfPage {
         fields: FIELDS
             .iter()
-            .map(|&(name, label, unit, required)| FieldView {
-                name: name.to_owned(),
-                label: label.to_owned(),
-                unit: unit.to_owned(),
-                required,
-                min: None,
-                max: None,
-                value: form.get(name).to_owned(),
-                error: errors.get(name).cloned(),
-                options: Vec::new(),
+            .map(|&(name, label, unit, required)| {
+                let (slider, control) = slider(&milling, name);
+                FieldView {
+                    name: name.to_owned(),
+                    label: label.to_owned(),
+                    unit: unit.to_owned(),
+                    required,
+                    min: None,
+                    max: None,
+                    value: form.get(name).to_owned(),
+                    error: errors.get(name).cloned(),
+                    options: Vec::new(),
+                    slider,
+                    control,
+                }
             })
             .collect(),
         product_type: form.product_type.clone(),
@@ -180,16 +242,21 @@ fn profile_view(
         fields: p
             .sensors
             .iter()
-            .map(|x| FieldView {
-                name: x.name.clone(),
-                label: x.label.clone(),
-                unit: x.unit.clone(),
-                required: true,
-                min: Some(number(x.min)),
-                max: Some(number(x.max)),
-                value: values.get(&x.name).cloned().unwrap_or_default(),
-                error: errors.get(&x.name).cloned(),
-                options: Vec::new(),
+            .map(|x| {
+                let (slider, control) = slider(p, &x.name);
+                FieldView {
+                    name: x.name.clone(),
+                    label: x.label.clone(),
+                    unit: x.unit.clone(),
+                    required: true,
+                    min: Some(number(x.min)),
+                    max: Some(number(x.max)),
+                    value: values.get(&x.name).cloned().unwrap_or_default(),
+                    error: errors.get(&x.name).cloned(),
+                    options: Vec::new(),
+                    slider,
+                    control,
+                }
             })
             .chain(p.attributes.iter().map(|a| FieldView {
                 name: a.name.clone(),
@@ -201,6 +268,8 @@ fn profile_view(
                 value: values.get(&a.name).cloned().unwrap_or_default(),
                 error: errors.get(&a.name).cloned(),
                 options: a.values.clone(),
+                slider: None,
+                control: false,
             }))
             .collect(),
         ..base(s, p, from, None)
@@ -301,17 +370,7 @@ pub(crate) async fn whatif_submit(
             view.mismatched = annotate(&s, &f, &mut risk);
             view.result_insights = figures(&risk);
             if risk.model.id == dtwin_inference::profiles::NO_MODEL_ID {
-                view.no_model = Some(if view.result_insights.is_empty() {
-                    format!(
-                        "No model for profile {} yet: rules only. Every value is within its sensor's range.",
-                        p.id
-                    )
-                } else {
-                    format!(
-                        "No failure classifier for profile {} yet: rules and the profile's other models below (an anomalous reading is AT RISK). Every value is within its sensor's range.",
-                        p.id
-                    )
-                });
+                view.no_model = Some(no_model_note(&p.id, !view.result_insights.is_empty()));
             }
             let (status, text) = status_text(risk.status);
             view.result_status = status;

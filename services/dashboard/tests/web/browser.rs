@@ -160,15 +160,12 @@ async fn a_person_uses_the_dashboard_in_chromium() {
         .click()
         .await
         .unwrap();
-    c.wait()
-        .for_element(Locator::Id("result-status"))
-        .await
-        .unwrap();
-    assert_eq!(text(&c, "#result-status").await, "AT RISK");
-    let actions = text(&c, "#result-actions").await;
+    settled(&c).await;
+    assert_eq!(text(&c, "#live-status").await, "AT RISK");
+    let actions = text(&c, "#live-actions").await;
     assert!(actions.contains("bearing"), "{actions}");
     assert!(actions.contains("schedule a tool change"), "{actions}");
-    let p: f64 = text(&c, "#result-probability").await.parse().unwrap();
+    let p: f64 = text(&c, "#live-probability").await.parse().unwrap();
     assert!((0.0..=1.0).contains(&p));
     std::fs::write(shots.join("whatif.png"), c.screenshot().await.unwrap()).unwrap();
 
@@ -281,6 +278,25 @@ async fn a_person_uses_the_dashboard_in_chromium() {
     shutdown.cancel();
 }
 
+/// Waits until the what-if page's live verdict has answered the latest values.
+async fn settled(c: &Client) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = c
+            .execute(
+                "const l = document.getElementById('live'); return !!l && l.dataset.state === 'ready' && l.dataset.seq !== '0';",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if ready == serde_json::Value::Bool(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the live verdict never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -345,6 +361,7 @@ async fn fill_and_submit(c: &Client, values: &[(&str, &str)]) {
         .await
         .unwrap();
     c.wait().for_element(Locator::Id("result")).await.unwrap();
+    settled(c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,12 +387,16 @@ async fn a_person_asks_what_if_of_a_pump() {
     // No model deployed for pumps yet: a rules-only answer, said in words.
     let pump = [("volt", "380"), ("rotate", "1500"), ("pressure", "3")];
     fill_and_submit(&c, &pump).await;
-    let result = text(&c, "#result").await;
+    let result = text(&c, "#live-note").await;
     assert!(
         result.contains("No model for profile pump yet: rules only"),
         "{result}"
     );
-    assert!(c.find(Locator::Id("result-probability")).await.is_err());
+    let figures = c.find(Locator::Id("live-figures")).await.unwrap();
+    assert!(
+        !figures.is_displayed().await.unwrap(),
+        "no probability without a model"
+    );
     std::fs::write(shots.join("whatif-pump.png"), c.screenshot().await.unwrap()).unwrap();
 
     // A pump model deployed retained on models/pump: the same values get a probability.
@@ -396,15 +417,15 @@ async fn a_person_asks_what_if_of_a_pump() {
             .await
             .unwrap();
         fill_and_submit(&c, &pump).await;
-        if let Ok(e) = c.find(Locator::Id("result-probability")).await {
-            break e.text().await.unwrap();
+        if text(&c, "#live-note").await.is_empty() {
+            break text(&c, "#live-probability").await;
         }
         assert!(Instant::now() < deadline, "the pump model never arrived");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let p: f64 = p.parse().unwrap();
     assert!(p > 0.5, "a high voltage is a risk: {p}");
-    assert_eq!(text(&c, "#result-status").await, "AT RISK");
+    assert_eq!(text(&c, "#live-status").await, "AT RISK");
 
     // A value beyond the sensor's range (typed past the browser's bounds check) is refused
     // next to the field with the sensor's label and range.
@@ -609,6 +630,11 @@ async fn a_person_reads_quality_anomaly_and_remaining_life() {
         text(&c, &format!("{} td.model", row("anomaly"))).await,
         "pump-iforest v3"
     );
+    // Each model has its card.
+    assert!(c
+        .find(Locator::Css("section.card#model-pump-anomaly"))
+        .await
+        .is_ok());
     assert_eq!(
         text(&c, &format!("{} td.threshold", row("anomaly"))).await,
         "0.520"
@@ -642,13 +668,13 @@ async fn a_person_reads_quality_anomaly_and_remaining_life() {
         &[("volt", "380"), ("rotate", "1500"), ("pressure", "3")],
     )
     .await;
-    assert_eq!(text(&c, "#result-status").await, "AT RISK");
-    assert!(text(&c, "#result-anomaly").await.contains("(anomalous)"));
-    assert!(text(&c, "#result-quality")
+    assert_eq!(text(&c, "#live-status").await, "AT RISK");
+    assert!(text(&c, "#live-anomaly").await.contains("(anomalous)"));
+    assert!(text(&c, "#live-quality")
         .await
         .starts_with("100 % (at risk)"));
-    assert!(text(&c, "#result-rul").await.contains("(5–95 %: "));
-    assert!(text(&c, "#result-note")
+    assert!(text(&c, "#live-rul").await.contains("(5–95 %: "));
+    assert!(text(&c, "#live-note")
         .await
         .contains("No failure classifier for profile pump yet"));
     std::fs::write(
@@ -664,8 +690,8 @@ async fn a_person_reads_quality_anomaly_and_remaining_life() {
         &[("volt", "115"), ("rotate", "1500"), ("pressure", "3")],
     )
     .await;
-    assert_eq!(text(&c, "#result-status").await, "HEALTHY");
-    assert!(text(&c, "#result-anomaly").await.contains("(ordinary)"));
+    assert_eq!(text(&c, "#live-status").await, "HEALTHY");
+    assert!(text(&c, "#live-anomaly").await.contains("(ordinary)"));
 
     // 5. The alert log names an anomaly alert's cause.
     let event = serde_json::json!({

@@ -809,3 +809,136 @@ async fn the_model_page_shows_each_model_s_card_and_every_rule_in_use() {
     assert!(body.contains("apply the shipped rules (services/inference/rules/default.toml)"));
     assert!(body.contains("No expert rules apply to the machines of Water pump (pump)"));
 }
+
+async fn post_json(s: &AppState, uri: &str, body: serde_json::Value) -> (StatusCode, String) {
+    let r = router(s.clone())
+        .oneshot(
+            Request::post(uri)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = axum::body::to_bytes(r.into_body(), 1 << 22).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn the_what_if_api_answers_with_the_verdict_the_risk_across_each_input_and_advice() {
+    let s = state();
+    let hard = serde_json::json!({
+        "values": {"temperature_c": 36.8, "vibration_mm_s": "2.2", "pressure_bar": 6.0,
+            "spindle_rpm": 1540, "tool_wear_min": 210, "torque_nm": 62, "ambient_temperature_c": 26.9},
+        "attributes": {"product_type": "M"}
+    });
+    let (status, body) = post_json(&s, "/api/whatif", hard.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let a: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // The same verdict as the form's (the same scorer).
+    let form = WhatIfForm {
+        tool_wear_min: "210".into(),
+        torque_nm: "62".into(),
+        ..WhatIfForm::healthy()
+    };
+    let now = dtwin_schema::time_fmt::now();
+    let expected = whatif::score(&s.scorer, &s.window, &form.validate().unwrap(), now);
+    let v = &a["verdict"];
+    assert_eq!(v["probability"].as_f64().unwrap(), expected.probability);
+    assert_eq!(v["health"].as_f64().unwrap(), expected.health_score);
+    assert!(v["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["code"] == "OVERSTRAIN"));
+    // The risk across each of the seven inputs' spans.
+    let sweeps = a["sensitivity"].as_array().unwrap();
+    assert_eq!(sweeps.len(), 7);
+    assert!(sweeps
+        .iter()
+        .all(|s| s["points"].as_array().unwrap().len()
+            == dtwin_dashboard::advice::SENSITIVITY_POINTS));
+    // Advice on speed and torque: lower risk, within the bounds, the energy it takes.
+    let adv = &a["advice"];
+    let text = adv["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("run at ") && text.contains(" -> ") && text.contains("energy"),
+        "{text}"
+    );
+    assert!(
+        adv["risk_after"].as_f64() < adv["risk_before"].as_f64(),
+        "{adv}"
+    );
+    for c in adv["changes"].as_array().unwrap() {
+        let to = c["to"].as_f64().unwrap();
+        match c["sensor"].as_str().unwrap() {
+            "spindle_rpm" => assert!((1200.0..=2800.0).contains(&to)),
+            "torque_nm" => assert!((10.0..=70.0).contains(&to)),
+            other => panic!("{other} is not controllable"),
+        }
+    }
+    assert_eq!(
+        adv["controls"],
+        serde_json::json!(["spindle_rpm", "torque_nm"])
+    );
+    // Reproducible: the same question, the same advice.
+    let (_, again) = post_json(&s, "/api/whatif", hard).await;
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["advice"], a["advice"]);
+
+    // A bad value gets the form's message for its field.
+    let (status, body) = post_json(
+        &s,
+        "/api/whatif",
+        serde_json::json!({"values": {"temperature_c": 36.8, "vibration_mm_s": "loud"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(e["errors"]["vibration_mm_s"]
+        .as_str()
+        .unwrap()
+        .contains("must be a number"));
+    assert!(e["errors"]["pressure_bar"]
+        .as_str()
+        .unwrap()
+        .contains("required"));
+    assert!(e["verdict"].is_null());
+
+    // A pump: its three inputs, no controls so no advice, rules only.
+    let s = pump_state();
+    let (status, body) = post_json(
+        &s,
+        "/api/whatif",
+        serde_json::json!({"profile": "pump", "values": {"volt": 176, "rotate": 1500, "pressure": 3}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let a: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(a["advice"].is_null());
+    assert_eq!(a["sensitivity"].as_array().unwrap().len(), 3);
+    assert!(a["verdict"]["no_model"]
+        .as_str()
+        .unwrap()
+        .contains("No model for profile pump yet"));
+    let (status, _) = post_json(&s, "/api/whatif", serde_json::json!({"profile": "kiln"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_what_if_page_has_sliders_over_typical_spans_and_marks_the_adjustable_inputs() {
+    let (_, body) = get(&state(), "/whatif").await;
+    assert!(
+        body.contains("<input type=\"range\" class=\"slider\" id=\"spindle_rpm-slider\" data-for=\"spindle_rpm\" min=\"1000\" max=\"3000\" step=\"10\" value=\"1540\""),
+        "{body}"
+    );
+    assert!(body.contains("id=\"vibration_mm_s-slider\" data-for=\"vibration_mm_s\" min=\"0\" max=\"15\" step=\"0.1\""));
+    let rpm = &body[body.find("data-name=\"spindle_rpm\"").unwrap()..];
+    assert!(rpm[..rpm.find("</label>").unwrap()].contains(">adjustable</span>"));
+    let vib = &body[body.find("data-name=\"vibration_mm_s\"").unwrap()..];
+    assert!(!vib[..vib.find("</label>").unwrap()].contains("adjustable"));
+    assert!(body.contains("<svg class=\"sens\" id=\"sens-torque_nm\""));
+    assert!(body.contains("<aside class=\"verdict\" id=\"live\" hidden"));
+    assert!(body.contains("<script src=\"/assets/whatif.js\"></script>"));
+}

@@ -230,10 +230,10 @@ async fn quality_on_twin_telemetry_trains_evaluates_and_deploys() {
         "--json",
     ]);
     let r = json(&out);
-    // NOK parts are drawn at random, more often with wear and vibration: a weak signal, but
-    // one (measured 0.67 on this fleet's held-out machines, 0.71 with 100 trees on 40
-    // simulated machines).
-    assert!(f(&r["roc_auc"]) > 0.6, "{r}");
+    // NOK parts are drawn at random, more often with tool wear and vibration: a weak signal,
+    // but one (measured: 0.618 on this fleet's 4 held-out machines, 0.68 and 0.71 on fleets of
+    // seeds 43 and 44, 0.679 with 100 trees on the 200-machine simulated fleet; docs/model.md).
+    assert!(f(&r["roc_auc"]) > 0.58, "{r}");
     assert!(
         r.get("events").is_none(),
         "no event view for NOK parts: {r}"
@@ -609,4 +609,70 @@ fn anomaly_and_quality_on_a_plant_export() {
     );
     assert!(!out.status.success());
     assert!(output_text(&out).contains("--fails-within goes with --rul-truth"));
+}
+
+/// FD001 end to end (issue 19 item 1's measure): an anomaly model trained on each training
+/// engine's first 50 cycles through the shipped C-MAPSS profile, its threshold flagging 1 % of
+/// the validation engines' first 50 cycles; the held-out engines' every cycle and the 100 test
+/// engines' last cycles ranked against "fails within 30 cycles". docs/cmapss.md has the
+/// figures (seed 42: 0.975 and 0.977; scikit-learn on the same rows and features 0.973 and
+/// 0.972, median of seeds 1-3). Ignored like `rul::cmapss_fd001_rul` (it reads NASA's files,
+/// and skips without them); run it with (4 s in a debug build)
+/// `cargo test -p dtwin --test cli kinds::cmapss -- --ignored --nocapture`.
+#[test]
+#[ignore = "reads NASA's C-MAPSS files; run with --ignored (docs/cmapss.md)"]
+fn cmapss_fd001_anomaly() {
+    use crate::rul::{cmapss_csv, cmapss_dir, CMAPSS_PROFILE};
+    let Some(data) = cmapss_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let read = |f: &str| std::fs::read_to_string(data.join(f)).unwrap();
+    cmapss_csv(&read("train_FD001.txt"), &dir.join("train.csv"));
+    cmapss_csv(&read("test_FD001.txt"), &dir.join("test.csv"));
+    std::fs::write(dir.join("cmapss_fd001.toml"), CMAPSS_PROFILE).unwrap();
+    let model = dir.join("anomaly.json");
+    let r = json(&run(&[
+        "train",
+        s(&dir.join("train.csv")),
+        "--profile",
+        s(&dir.join("cmapss_fd001.toml")),
+        "--id-column",
+        "unit",
+        "--time-column",
+        "cycle",
+        "--kind",
+        "anomaly",
+        "--healthy-first",
+        "50",
+        "--run-to-failure",
+        "--horizon",
+        "30",
+        "--out",
+        s(&model),
+        "--json",
+    ]));
+    assert_eq!(
+        r["fit_rows"],
+        60 * 41,
+        "the warm cycles of 60 engines' first 50"
+    );
+    assert_eq!(r["events"]["failures"], 20);
+    let held = f(&r["test"]["roc_auc"]);
+    let e = json(&run(&[
+        "evaluate",
+        s(&model),
+        s(&dir.join("test.csv")),
+        "--rul-truth",
+        s(&data.join("RUL_FD001.txt")),
+        "--out-dir",
+        s(&dir.join("card")),
+        "--json",
+    ]));
+    let last = f(&e["metrics"]["roc_auc"]);
+    println!(
+        "FD001 anomaly: held-out every-cycle ROC-AUC {held:.4}, test last-cycle ROC-AUC {last:.4}"
+    );
+    assert_eq!(e["units"].as_array().unwrap().len(), 100);
+    assert_eq!(e["positives"], 25);
+    assert!(held > 0.95 && last > 0.95, "{held} {last}");
 }

@@ -341,7 +341,7 @@ fn rul_truth_with_a_classifier_is_refused() {
     );
 }
 
-fn cmapss_dir() -> Option<PathBuf> {
+pub fn cmapss_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("CMAPSS_DIR").map_or_else(
         || {
             PathBuf::from(concat!(
@@ -363,7 +363,7 @@ fn cmapss_dir() -> Option<PathBuf> {
 }
 
 /// NASA's whitespace-separated rows as a CSV with the profile's keys as header.
-fn cmapss_csv(text: &str, out: &Path) {
+pub fn cmapss_csv(text: &str, out: &Path) {
     let profile = dtwin_profile::Profile::parse(CMAPSS_PROFILE, "cmapss_fd001.toml").unwrap();
     let keys: Vec<&str> = profile.sensors.iter().map(|s| s.name.as_str()).collect();
     let mut csv = format!("unit,cycle,{}\n", keys.join(","));
@@ -375,7 +375,7 @@ fn cmapss_csv(text: &str, out: &Path) {
     std::fs::write(out, csv).unwrap();
 }
 
-const CMAPSS_PROFILE: &str = include_str!("../../../lib/profile/profiles/cmapss_fd001.toml");
+pub const CMAPSS_PROFILE: &str = include_str!("../../../lib/profile/profiles/cmapss_fd001.toml");
 
 /// FD001 end to end: RMSE <= 16 on the 100 test engines' last cycles (the goal is 15;
 /// docs/cmapss.md has the measured figure, 13.1), with the profile's short window over 30

@@ -290,7 +290,8 @@ impl DatasetBuilder {
     }
 
     /// Label NOK parts instead (the quality classifier's label): a row is positive when one
-    /// of the next `horizon` readings made a NOK part (`quality_ok` false); no failure counts.
+    /// of the next `horizon` readings made a NOK part (`quality_ok` false on a reading that
+    /// reports no failure); no failure counts.
     pub fn nok(mut self) -> Self {
         self.target = Target::Nok;
         self
@@ -313,7 +314,9 @@ impl DatasetBuilder {
             }
             last_ts = Some(t.ts);
             let failed = t.failure == Some(true);
-            let nok = t.quality_ok == Some(false);
+            // A reading that reports a failure made no part (the twin writes quality_ok false
+            // there): only the other NOK readings are NOK parts.
+            let nok = t.quality_ok == Some(false) && !failed;
             if failed {
                 let mut f = Failure::twin(index, s as u32, t.failure_mode, self.spec.modes);
                 f.counted &= self.target == Target::Failure;
@@ -543,6 +546,11 @@ mod tests {
         assert_eq!(positive, [9, 10]);
         assert!(q.failures.iter().all(|f| !f.counted));
         assert_eq!(q.description, "NOK part within the next 3 readings");
+        // A failure reading the twin marks not OK is a failure, not a NOK part.
+        let mut seq = sequence();
+        seq[7].quality_ok = Some(false);
+        let q7 = quality_from_telemetry(&seq, spec.clone());
+        assert_eq!(q7.y, q.y);
         // A horizon of 1: only the reading right before the failure, and rows up to 12.
         let one = LabelSpec {
             horizon: 1,

@@ -366,3 +366,75 @@ fn a_clustered_instance_notes_its_own_transitions_for_the_handover() {
         Decision::Ack(AckOnly::StateKept)
     ));
 }
+
+#[test]
+fn an_action_goes_to_the_instance_that_owns_the_machine_and_moves_with_its_state() {
+    use dtwin_schema::{AlertAction, AlertActionKind, ALERT_ACTION_SCHEMA};
+    let mut r = router(Some("a"));
+    announce(&mut r, "a", Presence::Online);
+    announce(&mut r, "b", Presence::Online);
+    let (mine, theirs): (Vec<String>, Vec<String>) = (0..20)
+        .map(|i| format!("m-{i}"))
+        .partition(|m| r.node().owns(m));
+    let action = |m: &str, alert_id: &str| {
+        let a = AlertAction {
+            schema: ALERT_ACTION_SCHEMA.into(),
+            machine_id: id(m),
+            alert_id: alert_id.into(),
+            action: AlertActionKind::Acknowledge,
+            by: "ops".into(),
+            comment: String::new(),
+            ts: T0,
+        };
+        (
+            topics().alert_control(&a.machine_id),
+            dtwin_schema::to_json(&a),
+        )
+    };
+    // Another instance's machine: acked and left alone (not even a dead letter).
+    let (t, p) = action(&theirs[0], "whatever");
+    assert!(matches!(r.handle(&t, &p), Decision::Ack(AckOnly::NotOwned)));
+    // Its own machine: applied, and the acknowledged state is what a peer adopts later.
+    let m = &mine[0];
+    for s in 0..2 {
+        let (t, p) = verdict(m, RiskStatus::AtRisk, s);
+        r.handle(&t, &p);
+    }
+    let alert_id = r
+        .processor()
+        .state(&id(m))
+        .and_then(|s| s.firing())
+        .map(|f| f.alert_id.clone())
+        .expect("fired");
+    let (t, p) = action(m, &alert_id);
+    let Decision::Verdict {
+        outcome: Outcome::Notify(n),
+        ..
+    } = r.handle(&t, &p)
+    else {
+        panic!("an owned machine's acknowledgement is applied");
+    };
+    let acked = n.state.firing.clone().expect("still firing");
+    assert_eq!(
+        acked.acknowledged.as_ref().map(|a| a.by.as_str()),
+        Some("ops")
+    );
+    let mut peer = router(Some("b"));
+    announce(&mut peer, "b", Presence::Online);
+    let (t, p) = (
+        topics().alert_state(&id(m)),
+        dtwin_schema::to_json(&n.state),
+    );
+    peer.handle(&t, &p);
+    announce(&mut peer, "a", Presence::Offline);
+    let adopted = peer
+        .processor()
+        .state(&id(m))
+        .and_then(|s| s.firing())
+        .cloned();
+    assert_eq!(
+        adopted,
+        Some(acked),
+        "the acknowledgement moves with the machine"
+    );
+}

@@ -17,7 +17,8 @@ use dtwin_schema::AlertEventKind;
 pub struct AlerterMetrics {
     /// `dtwin_alerter_verdicts_in_total`: risk verdicts received (good or bad).
     pub verdicts_in: Counter,
-    /// `dtwin_alerter_rejected_total{reason}`: verdicts dead-lettered, by reason.
+    /// `dtwin_alerter_rejected_total{reason}`: verdicts and alert actions dead-lettered, by
+    /// reason.
     pub rejected: CounterVec,
     /// `dtwin_alerter_events_total{kind}`: alert events published, by kind (firing,
     /// updated, resolved, sent, failed, silenced).
@@ -89,7 +90,7 @@ impl AlerterMetrics {
         );
         r.register(
             "rejected",
-            "Risk verdicts dead-lettered, by reason",
+            "Risk verdicts and alert actions dead-lettered, by reason",
             m.rejected.clone(),
         );
         r.register(

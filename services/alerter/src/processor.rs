@@ -90,6 +90,9 @@ pub struct ProcessorStats {
     pub verdicts: u64,
     /// Alert actions applied (acknowledgements and clearings; not the refused ones).
     pub actions: u64,
+    /// Alert actions rejected to the dead-letter topic (not counted in `rejected`, which is
+    /// about verdicts).
+    pub actions_rejected: u64,
     /// Inputs rejected to the dead-letter topic.
     pub rejected: u64,
     /// Notifications produced.
@@ -278,7 +281,7 @@ impl Processor {
         let topic_id = MachineId::parse(raw).ok();
         let action = match decode_action(topic_id.as_ref(), payload) {
             Ok(a) => a,
-            Err(rej) => return self.dead_letter(topic, payload, topic_id, rej),
+            Err(rej) => return self.action_dead_letter(topic, payload, topic_id, rej),
         };
         let machine = action.machine_id.clone();
         let state = self
@@ -289,7 +292,7 @@ impl Processor {
             Ok(r) => r,
             Err(e) => {
                 let rej = Rejection::new(e.reason(), e.to_string());
-                return self.dead_letter(topic, payload, Some(machine), rej);
+                return self.action_dead_letter(topic, payload, Some(machine), rej);
             }
         };
         let was_firing = state.firing().is_some();
@@ -399,6 +402,19 @@ impl Processor {
             superseded,
             transition,
         }
+    }
+
+    fn action_dead_letter(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        machine: Option<MachineId>,
+        rej: Rejection,
+    ) -> Outcome {
+        self.stats.actions_rejected += 1;
+        let out = self.dead_letter(topic, payload, machine, rej);
+        self.stats.rejected -= 1;
+        out
     }
 
     fn dead_letter(

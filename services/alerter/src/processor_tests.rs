@@ -773,6 +773,11 @@ fn bad_and_stale_actions_become_dead_letters_saying_why() {
         format!("alert m-1-old is not open; m-1's open alert is {id}")
     );
     assert_eq!(p.stats().actions, 1);
+    assert_eq!(
+        (p.stats().actions_rejected, p.stats().rejected),
+        (11, 0),
+        "verdicts' count apart"
+    );
 }
 
 #[test]

@@ -173,7 +173,10 @@ fn routes_pick_recipients_by_line_and_level() {
     )
     .unwrap_err();
     assert!(matches!(e, RoutingError::NoRecipients(2)), "{e:?}");
-    assert_eq!(e.to_string(), "route 2 has no recipients (to = [...]) and no channels (channels = [...])");
+    assert_eq!(
+        e.to_string(),
+        "route 2 has no recipients (to = [...]) and no channels (channels = [...])"
+    );
     let e = Routing::parse("[[route]]\nbogus = 1\nto = [\"x@y\"]").unwrap_err();
     assert!(matches!(e, RoutingError::Toml(_)), "{e:?}");
     assert!(e.to_string().contains("bogus"), "{e}");

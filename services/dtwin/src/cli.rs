@@ -617,6 +617,19 @@ pub struct InferenceOpts {
     /// never waits for more, so a light load gets no added latency). 1: one at a time.
     #[arg(long, env = "DTWIN_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_batch: u32,
+    /// A quality, anomaly or rul model (JSON, from `dtwin train --kind`) to load at start for
+    /// the profile it was trained on (repeat, or comma-separate); one deployed retained on
+    /// {prefix}/models/{profile}/{kind} replaces it.
+    #[arg(
+        long = "kind-model",
+        env = "DTWIN_KIND_MODELS",
+        value_delimiter = ',',
+        value_name = "MODEL.json"
+    )]
+    pub kind_models: Vec<PathBuf>,
+    /// Do not load the shipped milling quality and anomaly models at start.
+    #[arg(long, env = "DTWIN_NO_SHIPPED_KINDS")]
+    pub no_shipped_kinds: bool,
 }
 
 impl TwinOpts {
@@ -734,6 +747,8 @@ impl InferenceOpts {
         }
         c.rules_path = self.rules.clone();
         c.max_batch = self.max_batch as usize;
+        c.shipped_kinds = !self.no_shipped_kinds;
+        c.kind_models.clone_from(&self.kind_models);
         Ok(c)
     }
 }

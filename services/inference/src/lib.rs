@@ -93,6 +93,13 @@ pub struct InferenceConfig {
     /// (micro-batch). The service never waits to fill a batch, so a light load gets no added
     /// latency; 1 scores one at a time.
     pub max_batch: usize,
+    /// Load the shipped milling quality and anomaly models at start ([`model::SHIPPED_KINDS`];
+    /// skipped with a log line when the windows are not the ones they were trained on).
+    pub shipped_kinds: bool,
+    /// Quality, anomaly or rul model files to load at start, each for the profile of its
+    /// recipe (milling for twin data) under its kind. A model deployed retained on
+    /// `models/{profile}/{kind}` replaces them as it arrives.
+    pub kind_models: Vec<PathBuf>,
 }
 
 impl InferenceConfig {
@@ -106,6 +113,8 @@ impl InferenceConfig {
             drift: DriftConfig::default(),
             drift_interval: DEFAULT_DRIFT_INTERVAL,
             max_batch: DEFAULT_MAX_BATCH,
+            shipped_kinds: true,
+            kind_models: Vec::new(),
         }
     }
 
@@ -164,6 +173,61 @@ pub fn build_scorer(config: &InferenceConfig) -> Result<Scorer, InferenceError> 
     Ok(Scorer::new(Arc::new(model), Arc::new(rules)))
 }
 
+/// The quality, anomaly and rul models to load at start: the shipped milling ones (when
+/// their feature set is `expected`), then `--kind-model` files, as `(profile, kind, bytes)`.
+///
+/// # Errors
+/// [`InferenceError::Model`] for a file that cannot be read or is not a model of those kinds
+/// (or, for milling, of another feature set).
+fn kind_models_at_start(
+    config: &InferenceConfig,
+    expected: &str,
+) -> Result<Vec<(String, String, Vec<u8>)>, InferenceError> {
+    let mut out = Vec::new();
+    if config.shipped_kinds {
+        for (kind, bytes) in model::SHIPPED_KINDS {
+            let mut probe = kinds::KindModels::default();
+            match probe.deploy(profiles::MILLING, kind, bytes, Some(expected)) {
+                Ok(_) => out.push((
+                    profiles::MILLING.to_owned(),
+                    kind.to_owned(),
+                    bytes.to_vec(),
+                )),
+                Err(e) => info!(kind, reason = %e, "shipped model not loaded (other windows)"),
+            }
+        }
+    }
+    for path in &config.kind_models {
+        let bytes = std::fs::read(path).map_err(|error| ModelError::Read {
+            path: path.clone(),
+            error,
+        })?;
+        let invalid = |rejection| ModelError::Invalid {
+            origin: ModelSource::File(path.clone()),
+            rejection,
+        };
+        let artifact = dtwin_ml::ModelArtifact::from_json(&bytes).map_err(|e| {
+            invalid(dtwin_schema::Rejection::new(
+                dtwin_schema::RejectReason::BadModel,
+                e.to_string(),
+            ))
+        })?;
+        let profile = artifact
+            .recipe
+            .as_ref()
+            .and_then(|r| r.profile_id())
+            .unwrap_or_else(|| profiles::MILLING.to_owned());
+        let kind = artifact.kind.as_str();
+        let mut probe = kinds::KindModels::default();
+        let check = (profile == profiles::MILLING).then_some(expected);
+        probe
+            .deploy(&profile, kind, &bytes, check)
+            .map_err(invalid)?;
+        out.push((profile, kind.to_owned(), bytes));
+    }
+    Ok(out)
+}
+
 /// The inference service, built: its model and rules loaded, connected (or connecting) and
 /// subscribed (or subscribing), its metrics endpoint bound. [`Service::serve`] runs it.
 pub struct InferenceService {
@@ -196,8 +260,9 @@ impl InferenceService {
             // `models/+/+`: every profile's quality, anomaly and rul models.
             .subscribe(topics.model_kinds(), QoS::AtLeastOnce)
             .with_publisher();
+        let kind_models = kind_models_at_start(&config, &expected)?;
         let runtime = Runtime::start(&config.common, spec).await?;
-        let processor = Processor::new(
+        let mut processor = Processor::new(
             topics,
             scorer,
             ProcessorConfig {
@@ -207,6 +272,12 @@ impl InferenceService {
                 drift_service: drift_service(config.common.instance.as_deref()),
             },
         );
+        for (profile, kind, bytes) in kind_models {
+            let m = processor
+                .preload_kind(&profile, &kind, &bytes)
+                .expect("checked by kind_models_at_start");
+            info!(%profile, %kind, model = %format!("{} {}", m.id, m.version), "model loaded");
+        }
         metrics.model(&processor.model_labels());
         let shell = Shell {
             client: runtime.publisher.clone(),
@@ -484,5 +555,67 @@ impl Shell {
             self.publish(report.publish).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod start_tests {
+    use super::*;
+
+    fn config() -> InferenceConfig {
+        InferenceConfig::new(dtwin_bus::BrokerUrl::parse("mqtt://127.0.0.1:1").unwrap())
+    }
+
+    #[test]
+    fn the_shipped_kinds_load_for_their_windows_only() {
+        let c = config();
+        let (_, expected) = dtwin_windows::feature_set(&c.window);
+        let loaded = kind_models_at_start(&c, &expected).unwrap();
+        let kinds: Vec<(&str, &str)> = loaded
+            .iter()
+            .map(|(p, k, _)| (p.as_str(), k.as_str()))
+            .collect();
+        assert_eq!(kinds, [("milling", "quality"), ("milling", "anomaly")]);
+        // Other windows: the shipped models do not fit, and the service starts without them.
+        let (_, extended) = dtwin_windows::feature_set(&WindowConfig::extended());
+        assert!(kind_models_at_start(&c, &extended).unwrap().is_empty());
+        let off = InferenceConfig {
+            shipped_kinds: false,
+            ..config()
+        };
+        assert!(kind_models_at_start(&off, &expected).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_kind_model_file_loads_under_its_kind_and_a_classifier_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("dtwin-kind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let anomaly = dir.join("anomaly.json");
+        std::fs::write(&anomaly, model::SHIPPED_KINDS[1].1).unwrap();
+        let classifier = dir.join("classifier.json");
+        std::fs::write(&classifier, SHIPPED_MODEL).unwrap();
+        let (_, expected) = dtwin_windows::feature_set(&WindowConfig::default());
+        let c = InferenceConfig {
+            shipped_kinds: false,
+            kind_models: vec![anomaly],
+            ..config()
+        };
+        let loaded = kind_models_at_start(&c, &expected).unwrap();
+        assert_eq!(
+            (loaded[0].0.as_str(), loaded[0].1.as_str()),
+            ("milling", "anomaly")
+        );
+        let c = InferenceConfig {
+            kind_models: vec![classifier],
+            ..c
+        };
+        let e = kind_models_at_start(&c, &expected).unwrap_err().to_string();
+        assert!(e.contains("models/current"), "{e}");
+        let c = InferenceConfig {
+            kind_models: vec![dir.join("missing.json")],
+            ..c
+        };
+        assert!(kind_models_at_start(&c, &expected).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

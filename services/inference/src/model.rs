@@ -11,6 +11,14 @@ use std::sync::Arc;
 /// `dtwin up` predicts at once with no training step.
 pub const SHIPPED_MODEL: &[u8] = include_bytes!("../models/default.json");
 
+/// The milling models of the other kinds shipped with dtwin (trained on twin data like the
+/// classifier, same windows; see docs/model.md), so `dtwin up` verdicts carry a quality risk
+/// and an anomaly score at once: `(kind, artifact)`.
+pub const SHIPPED_KINDS: [(&str, &[u8]); 2] = [
+    ("quality", include_bytes!("../models/quality.json")),
+    ("anomaly", include_bytes!("../models/anomaly.json")),
+];
+
 /// Where a model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {

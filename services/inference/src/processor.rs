@@ -392,6 +392,35 @@ impl Processor {
         reports
     }
 
+    /// Loads a quality, anomaly or rul model at start (a shipped one or a file), as if it had
+    /// been deployed on `models/{profile}/{kind}`.
+    ///
+    /// # Errors
+    /// As a deployment on that topic ([`KindModels::deploy`]).
+    pub fn preload_kind(
+        &mut self,
+        profile: &str,
+        kind: &str,
+        bytes: &[u8],
+    ) -> Result<ModelRef, Rejection> {
+        let topic = self.topics.model_kind(profile, kind);
+        let mut out = Output::default();
+        self.deployed_kind(
+            Inbound::new(&topic, bytes),
+            (profile, kind),
+            time::OffsetDateTime::UNIX_EPOCH,
+            &mut out,
+        );
+        match out.events.pop() {
+            Some(Event::KindModel { new: Some(m), .. }) => Ok(m),
+            Some(Event::Refused { rejection }) => Err(rejection),
+            other => Err(Rejection::new(
+                RejectReason::BadModel,
+                format!("no model loaded: {other:?}"),
+            )),
+        }
+    }
+
     /// A model on `models/{profile}/{kind}`: deploy it (a fresh drift window against its
     /// reference), remove it (an empty payload), or refuse it with a dead letter.
     fn deployed_kind(

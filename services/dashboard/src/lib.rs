@@ -14,6 +14,7 @@
 //! - [`whatif_api`]: `POST /api/whatif`, the live verdict, sensitivity and advice as JSON.
 //! - [`profiles`]: the machine profiles known (configured plus milling) and readings with
 //!   their labels and units.
+//! - [`routes`]: lines and criticality of machines, from the alerter's routing file.
 //! - [`charts`]: trend charts as SVG (plotters).
 //! - [`insights`]: a verdict's other models (quality risk, anomaly, remaining life) and a
 //!   deployed model's key metrics, formatted for people.
@@ -31,6 +32,7 @@ mod model_page;
 pub mod modelcard;
 pub mod profile_whatif;
 pub mod profiles;
+pub mod routes;
 pub mod state;
 pub mod web;
 pub mod whatif;
@@ -70,6 +72,9 @@ pub struct DashboardConfig {
     /// `dtwin_feature::load_profiles`): the fleet view labels readings with them and the
     /// what-if form offers them.
     pub profiles: Vec<dtwin_profile::Profile>,
+    /// Lines and criticality of machines (the alerter's routing file, `--routes`); without
+    /// one, the fleet view shows no lines.
+    pub routes: routes::Routes,
 }
 
 impl DashboardConfig {
@@ -82,6 +87,7 @@ impl DashboardConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid address"),
             token: None,
             profiles: Vec::new(),
+            routes: routes::Routes::default(),
         }
     }
 }
@@ -139,6 +145,7 @@ pub async fn bind(
     let profiles = profiles::Profiles::new(&config.profiles);
     let mut state = web::AppState::new(scorer, config.inference.window.clone(), profiles);
     state.token = config.token.as_deref().map(Arc::from);
+    state.routes = Arc::new(config.routes.clone());
     if let Some(path) = &config.inference.rules_path {
         state.rules_source = Arc::from(format!("the rules file {}", path.display()));
     }
@@ -198,6 +205,7 @@ fn ingest(
     let mut f = fleet
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+
     match kind {
         TopicKind::Telemetry => {
             // v1 or v2, one reading or a gateway's batch, as the feature service reads them.
@@ -227,6 +235,9 @@ fn ingest(
         },
         TopicKind::Features => {}
     }
+    // Whatever the message, the machine was heard from now (by the dashboard's clock: a
+    // machine's own timestamps may be plant time).
+    f.seen(machine, dtwin_schema::time_fmt::now());
 }
 
 /// The dashboard, built: listening, its fleet view subscribed (or subscribing).

@@ -2,6 +2,7 @@
 //! socket (tower's `oneshot`) and the service serves the same router.
 
 use crate::profiles::Profiles;
+use crate::routes::Routes;
 use crate::state::{Filter, Fleet, Snapshot};
 use crate::whatif_page::{whatif_page, whatif_submit};
 use askama::Template;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Where the expert rules come from (the model page says so).
     pub rules_source: Arc<str>,
+    /// Lines and criticality of machines (the routing file's `[[machine]]` entries).
+    pub routes: Arc<Routes>,
 }
 
 /// What the model page says of the shipped rules.
@@ -64,7 +67,18 @@ impl AppState {
             kinds: Arc::default(),
             token: None,
             rules_source: Arc::from(SHIPPED_RULES),
+            routes: Arc::default(),
         }
+    }
+
+    /// A page of the fleet as of now.
+    pub(crate) fn snapshot(&self, f: &Filter) -> Snapshot {
+        let ctx = crate::state::Context {
+            profiles: &self.profiles,
+            routes: &self.routes,
+            now: dtwin_schema::time_fmt::now(),
+        };
+        self.fleet().snapshot_at(f, &ctx)
     }
 
     pub(crate) fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {
@@ -208,12 +222,12 @@ struct FleetPage {
 }
 
 async fn fleet_page(State(s): State<AppState>, Query(f): Query<Filter>) -> Response {
-    let snap = s.fleet().snapshot(&f, &s.profiles);
+    let snap = s.snapshot(&f);
     page(FleetPage { snap })
 }
 
 async fn fleet_json(State(s): State<AppState>, Query(f): Query<Filter>) -> axum::Json<Snapshot> {
-    axum::Json(s.fleet().snapshot(&f, &s.profiles))
+    axum::Json(s.snapshot(&f))
 }
 
 /// Server-sent events: a `fleet` event with the filtered page whenever the fleet changed,
@@ -230,7 +244,7 @@ async fn events(
                 }
                 let version = s.fleet().version();
                 if version != seen || first {
-                    let snap = s.fleet().snapshot(&f, &s.profiles);
+                    let snap = s.snapshot(&f);
                     let data = serde_json::to_string(&snap).unwrap_or_default();
                     let ev = Event::default().event("fleet").data(data);
                     return Some((Ok(ev), (s, f, version, false)));

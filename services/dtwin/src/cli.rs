@@ -307,6 +307,22 @@ pub struct DashboardOpts {
         value_name = "PROFILE.toml"
     )]
     pub profiles: Vec<std::path::PathBuf>,
+    /// The alerter's routing file (TOML): the fleet view shows each machine's line and
+    /// criticality from its `[[machine]]` entries (no lines without one). `dtwin up` passes
+    /// --alert-routes.
+    #[arg(long, env = "DTWIN_ALERT_ROUTES", value_name = "ROUTES.toml")]
+    pub routes: Option<std::path::PathBuf>,
+}
+
+/// The fleet view's lines and criticality from the routing file at `path`.
+///
+/// # Errors
+/// The file cannot be read or is not a routing file (with its line).
+pub fn read_routes(path: &std::path::Path) -> anyhow::Result<dtwin_dashboard::routes::Routes> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    dtwin_dashboard::routes::Routes::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 impl DashboardOpts {
@@ -320,6 +336,9 @@ impl DashboardOpts {
         c.token = self.dashboard_token.clone();
         c.inference = self.inference.config(common.clone())?;
         c.profiles = dtwin_feature::load_profiles(&self.profiles)?;
+        if let Some(path) = &self.routes {
+            c.routes = read_routes(path)?;
+        }
         c.common = common;
         Ok(c)
     }

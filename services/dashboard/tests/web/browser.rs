@@ -192,14 +192,14 @@ async fn a_person_uses_the_dashboard_in_chromium() {
     c.execute("window.__notReloaded = true; return null;", vec![])
         .await
         .unwrap();
-    let first = wait_text(&c, "tr[data-machine='machine-001'] td.muted", |t| {
-        !t.is_empty()
-    })
-    .await;
-    let changed = wait_text(&c, "tr[data-machine='machine-001'] td.muted", |t| {
-        !t.is_empty() && t != first
-    })
-    .await;
+    let heard = "tr[data-machine='machine-001'] td.ago time";
+    let first = wait_attr(&c, heard, "datetime", |t| !t.is_empty()).await;
+    let changed = wait_attr(&c, heard, "datetime", |t| !t.is_empty() && t != first).await;
+    // Said as people say it, the exact time on hover.
+    let ago = text(&c, heard).await;
+    assert!(ago == "just now" || ago.ends_with(" s ago"), "{ago}");
+    let title = wait_attr(&c, heard, "title", |t| t.ends_with(" UTC")).await;
+    assert_eq!(title.len(), "2026-11-22 10:00:04 UTC".len(), "{title}");
     assert_ne!(first, changed, "machine-001's last update moved on");
     let same_page = c
         .execute("return window.__notReloaded === true;", vec![])
@@ -294,6 +294,24 @@ async fn settled(c: &Client) {
         }
         assert!(Instant::now() < deadline, "the live verdict never answered");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_attr(c: &Client, css: &str, attr: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(Some(t)) = e.attr(attr).await {
+                if ok(&t) {
+                    return t;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} [{attr}] never satisfied the condition"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

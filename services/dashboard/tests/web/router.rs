@@ -92,8 +92,9 @@ async fn pages_and_assets_are_served_by_the_binary() {
         let (status, body) = get(&s, uri).await;
         assert_eq!(status, StatusCode::OK, "{uri}");
         assert!(body.contains(needle), "{uri}: {needle}");
-        // Inline SVG charts name their XML namespace; nothing is fetched from it.
-        let body = body.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+        // SVG charts (inline, or drawn by the scripts) name their XML namespace; nothing is
+        // fetched from it.
+        let body = body.replace("http://www.w3.org/2000/svg", "");
         assert!(
             !body.contains("http://") && !body.contains("https://"),
             "{uri} fetches nothing external"
@@ -466,7 +467,7 @@ async fn the_fleet_and_machine_pages_show_the_other_models_only_when_verdicts_ca
     s.fleet.lock().unwrap().risk(plain);
     let (_, body) = get(&s, "/").await;
     assert!(
-        body.contains("<table class=\"fleet\" id=\"fleet\" data-insights=\"no\">"),
+        body.contains("<table class=\"fleet\" id=\"fleet\" data-insights=\"no\" "),
         "no verdict has them: the column is left out"
     );
     assert!(!body.contains("class=\"badge ins"));
@@ -482,7 +483,7 @@ async fn the_fleet_and_machine_pages_show_the_other_models_only_when_verdicts_ca
         .risk(verdict_with_insights("mill-02"));
     let (_, body) = get(&s, "/").await;
     assert!(
-        body.contains("<table class=\"fleet\" id=\"fleet\" data-insights=\"yes\">"),
+        body.contains("<table class=\"fleet\" id=\"fleet\" data-insights=\"yes\" "),
         "{body}"
     );
     for badge in [
@@ -941,4 +942,90 @@ async fn the_what_if_page_has_sliders_over_typical_spans_and_marks_the_adjustabl
     assert!(body.contains("<svg class=\"sens\" id=\"sens-torque_nm\""));
     assert!(body.contains("<aside class=\"verdict\" id=\"live\" hidden"));
     assert!(body.contains("<script src=\"/assets/whatif.js\"></script>"));
+}
+
+/// A milling verdict of `machine` now.
+fn verdict_now(machine: &str, p: f64) -> dtwin_schema::Risk {
+    let mut r = verdict_with_insights(machine);
+    r.insights = Default::default();
+    r.probability = p;
+    r.status = if p >= 0.5 {
+        RiskStatus::AtRisk
+    } else {
+        RiskStatus::Healthy
+    };
+    r.ts = dtwin_schema::time_fmt::now();
+    r.source_ts = r.ts;
+    r
+}
+
+#[tokio::test]
+async fn the_fleet_shows_lines_from_the_routing_file_sparklines_ages_and_the_last_hour() {
+    let mut s = state();
+    s.routes = Arc::new(
+        dtwin_dashboard::routes::Routes::parse(
+            "[[machine]]\nmachines = [\"press-*\"]\nline = \"line-a\"\ncriticality = 3\n\n[[route]]\nto = [\"a@example.com\"]\n",
+        )
+        .unwrap(),
+    );
+    {
+        let mut f = s.fleet.lock().unwrap();
+        for p in [0.2, 0.4, 0.9] {
+            f.risk(verdict_now("press-01", p));
+        }
+        f.risk(verdict_now("press-02", 0.1));
+        f.risk(verdict_now("mill-01", 0.2));
+    }
+    let (status, body) = get(&s, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = |id: &str| {
+        let at = body.find(&format!("<tr data-machine=\"{id}\">")).unwrap();
+        body[at..at + body[at..].find("</tr>").unwrap()].to_owned()
+    };
+    let press = row("press-01");
+    assert!(
+        press.contains("<td class=\"line\">line-a</td><td class=\"criticality\">3</td>"),
+        "{press}"
+    );
+    assert!(press.contains("<svg class=\"spark AT_RISK\""), "{press}");
+    assert!(
+        press.contains("points=\"0.0,18.6 50.0,14.2 100.0,3.2\""),
+        "risk 0.2, 0.4, 0.9 from left to right: {press}"
+    );
+    assert!(press.contains("<time datetime=\""), "{press}");
+    assert!(
+        press.contains(" UTC\">"),
+        "the absolute time on hover: {press}"
+    );
+    assert!(
+        press.contains(">just now</time>") || press.contains(" s ago</time>"),
+        "{press}"
+    );
+    let mill = row("mill-01");
+    assert!(
+        mill.contains("<td class=\"line\"></td><td class=\"criticality\"></td>"),
+        "no line guessed from the id: {mill}"
+    );
+    assert!(body.contains("data-criticality=\"yes\""));
+    assert!(body.contains("<option value=\"line-a\">line-a</option>"));
+    assert!(
+        !body.contains("<option value=\"press\">"),
+        "no line from ids"
+    );
+    // The last hour: one machine was at risk, two stayed healthy.
+    assert!(
+        body.contains("<span id=\"were-at-risk\">1</span>"),
+        "{body}"
+    );
+    assert!(body.contains("<span id=\"stayed-healthy\">2</span>"));
+    assert!(body.contains("<rect class=\"risky\""));
+    // The same, live, as JSON; filtered by the routing file's line.
+    let (_, json) = get(&s, "/api/fleet?line=line-a").await;
+    let snap: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(snap["matching"], 2);
+    assert_eq!(snap["lines"], serde_json::json!(["line-a"]));
+    assert_eq!(snap["rows"][0]["spark"], serde_json::json!([0.2, 0.4, 0.9]));
+    assert!(snap["rows"][0]["age_s"].as_f64().unwrap() < 60.0);
+    assert_eq!(snap["hour"]["minutes"].as_array().unwrap().len(), 60);
+    assert_eq!(snap["hour"]["peak_at_risk"], 1);
 }

@@ -86,6 +86,10 @@ impl Stack {
         dashboard.token = args.dashboard_token.clone();
         dashboard.inference = inference.clone();
         dashboard.profiles.clone_from(&feature.profiles);
+        // The alerter's routing file gives the fleet view its lines and criticality.
+        if let Some(path) = &args.alerter.alert_routes {
+            dashboard.routes = crate::cli::read_routes(path)?;
+        }
         let sparkplug = args
             .sparkplug
             .config(common.clone(), feature.profiles.clone());

@@ -160,15 +160,16 @@ impl NatsCluster {
         }
     }
 
-    /// Starts node `i` again (with its JetStream data) and waits until the cluster is healthy.
+    /// Starts node `i` again (with its JetStream data) and waits until its MQTT port listens.
+    /// Not for `/healthz`: a restarted 2.9 node can report its own retained-message consumer
+    /// "not current" for longer than 30 s while it already serves MQTT.
     ///
     /// # Errors
-    /// As [`NatsCluster::wait_healthy`].
+    /// The node does not listen within 15 s.
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         self.kill(i);
         self.spawn(i)?;
-        crate::harness::wait_for_port(self.mqtt[i], Duration::from_secs(15))?;
-        self.wait_healthy()
+        crate::harness::wait_for_port(self.mqtt[i], Duration::from_secs(15))
     }
 
     /// Waits until MQTT works end to end at QoS 1 on every node: a subscription on node 1

@@ -287,16 +287,16 @@ async fn the_stack_rides_out_a_killed_nats_node() {
     let _ = feeder.await;
     twin_task.await.unwrap().unwrap();
 
-    // Readings lost while links moved: the holes in each machine's verdict seqs, and no
-    // reading scored twice.
+    // Readings lost while links moved: the holes in each machine's verdict seqs. QoS 1 is at
+    // least once: a JetStream consumer whose leader was on the dead node may deliver again
+    // what was not yet acknowledged, so repeats are counted, not refused.
     let all = tape.verdicts(started);
-    let mut lost_total = 0;
+    let (mut lost_total, mut repeated) = (0, 0);
     for (id, seqs) in &all {
         let (first, last) = (*seqs.keys().next().unwrap(), *seqs.keys().last().unwrap());
         let lost = (last - first + 1) - seqs.len() as u64;
         lost_total += lost;
-        let twice: Vec<_> = seqs.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(twice.is_empty(), "{id}: readings scored twice: {twice:?}");
+        repeated += seqs.values().map(|n| n - 1).sum::<usize>();
         eprintln!("{id}: verdicts for seq {first}..={last}, {lost} readings lost");
     }
     let gaps: u64 = tape.features(started).iter().map(|f| f.2).sum();
@@ -308,8 +308,8 @@ async fn the_stack_rides_out_a_killed_nats_node() {
         .collect();
     eprintln!(
         "killed node 1 at {:?}; every machine scored again {recovered:?} after the kill; \
-         {lost_total} readings lost in all ({gaps} counted as gaps by the feature windows); \
-         cold after the kill: {cold_after:?}",
+         {lost_total} readings lost in all ({gaps} counted as gaps by the feature windows), \
+         {repeated} verdicts received twice; cold after the kill: {cold_after:?}",
         killed_at - started
     );
 

@@ -15,6 +15,9 @@
 //! - [`profiles`]: the machine profiles known (configured plus milling) and readings with
 //!   their labels and units.
 //! - [`routes`]: lines and criticality of machines, from the alerter's routing file.
+//! - [`alerts`]: alerts as people act on them (open, acknowledged, resolved or cleared; who,
+//!   when, why), the history of alerts, its filters and CSV; `alerts_page` (private): the
+//!   pages, and Acknowledge / Clear, which the service publishes as `dtwin.alert-action.v1`.
 //! - [`charts`]: trend charts as SVG (plotters).
 //! - [`insights`]: a verdict's other models (quality risk, anomaly, remaining life) and a
 //!   deployed model's key metrics, formatted for people.
@@ -26,6 +29,8 @@
 //!   subscribes, `serve` answers HTTP and feeds the fleet view from the bus until shutdown.
 
 pub mod advice;
+pub mod alerts;
+mod alerts_page;
 pub mod charts;
 pub mod insights;
 mod model_page;
@@ -56,6 +61,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Messages buffered between the broker and the fleet state: the dashboard takes every
 /// machine's telemetry, so a burst after a reconnect must not stall the connection.
 pub const INBOX_CAPACITY: usize = 65_536;
+
+/// People's alert actions waiting to be published: a person acts every few seconds at most;
+/// a full queue means the broker is away, and the page says to try again.
+pub const CONTROL_QUEUE: usize = 64;
 
 /// Settings of the dashboard.
 #[derive(Debug, Clone)]
@@ -130,6 +139,20 @@ pub enum DashboardError {
 pub async fn bind(
     config: &DashboardConfig,
 ) -> Result<(tokio::net::TcpListener, web::AppState), DashboardError> {
+    Ok(bind_with_control(config).await?.0)
+}
+
+/// [`bind`], with the receiving end of the alert actions the pages send (the service
+/// publishes them).
+async fn bind_with_control(
+    config: &DashboardConfig,
+) -> Result<
+    (
+        (tokio::net::TcpListener, web::AppState),
+        tokio::sync::mpsc::Receiver<dtwin_schema::AlertAction>,
+    ),
+    DashboardError,
+> {
     if !(config.listen.ip().is_loopback() || config.token.as_deref().is_some_and(|t| !t.is_empty()))
     {
         return Err(DashboardError::NoToken(config.listen));
@@ -149,7 +172,9 @@ pub async fn bind(
     if let Some(path) = &config.inference.rules_path {
         state.rules_source = Arc::from(format!("the rules file {}", path.display()));
     }
-    Ok((listener, state))
+    let (tx, rx) = tokio::sync::mpsc::channel(CONTROL_QUEUE);
+    state.control = Some(tx);
+    Ok(((listener, state), rx))
 }
 
 /// A profile's model arrived (retained on `{prefix}/models/{profile}`): the what-if form
@@ -199,6 +224,16 @@ fn ingest(
         }
         return;
     }
+    if topics.parse_alert_state(&msg.topic).is_some() {
+        // An empty retained payload clears a machine's state: nothing to show.
+        if let Ok(s) = from_json::<dtwin_schema::AlertSnapshot>(&msg.payload) {
+            fleet
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .alert_state(s);
+        }
+        return;
+    }
     let Some((kind, machine)) = topics.parse(&msg.topic) else {
         return;
     };
@@ -240,11 +275,37 @@ fn ingest(
     f.seen(machine, dtwin_schema::time_fmt::now());
 }
 
+/// Publishes a person's alert action on `{prefix}/control/alerts/{machine}` (QoS 1, not
+/// retained: an action is applied once); the alerter that owns the machine applies it.
+async fn publish_action(runtime: &Runtime, action: &dtwin_schema::AlertAction) {
+    let topic = runtime.topics.alert_control(&action.machine_id);
+    match runtime
+        .publisher
+        .publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            dtwin_schema::to_json(action),
+        )
+        .await
+    {
+        Ok(()) => info!(
+            machine = %action.machine_id,
+            alert = %action.alert_id,
+            action = action.action.as_str(),
+            by = %action.by,
+            "alert action sent"
+        ),
+        Err(e) => warn!(machine = %action.machine_id, error = %e, "alert action not sent"),
+    }
+}
+
 /// The dashboard, built: listening, its fleet view subscribed (or subscribing).
 pub struct DashboardService {
     listener: tokio::net::TcpListener,
     state: web::AppState,
     runtime: Runtime,
+    control: tokio::sync::mpsc::Receiver<dtwin_schema::AlertAction>,
 }
 
 impl DashboardService {
@@ -253,7 +314,7 @@ impl DashboardService {
     /// # Errors
     /// As [`bind`], or a runtime that cannot start.
     pub async fn build(config: DashboardConfig) -> Result<Self, DashboardError> {
-        let (listener, state) = bind(&config).await?;
+        let ((listener, state), control) = bind_with_control(&config).await?;
         let topics = Topics::new(&config.common.prefix);
         let mut spec =
             Spec::new("dashboard", dtwin_obs::Registry::default()).inbox_capacity(INBOX_CAPACITY);
@@ -275,11 +336,15 @@ impl DashboardService {
         // Every profile's models of other kinds (quality, anomaly, rul; retained): the model
         // page lists them, the what-if form scores with them.
         spec = spec.subscribe(topics.model_kinds(), QoS::AtLeastOnce);
+        // The alerter's retained alert states: the open alerts and who acknowledged them,
+        // also those that fired before this dashboard started.
+        spec = spec.subscribe(topics.alert_states(), QoS::AtLeastOnce);
         let runtime = Runtime::start(&config.common, spec).await?;
         Ok(Self {
             listener,
             state,
             runtime,
+            control,
         })
     }
 
@@ -308,6 +373,7 @@ impl Service for DashboardService {
             listener,
             state,
             mut runtime,
+            mut control,
         } = self;
         let url = listener
             .local_addr()
@@ -333,6 +399,7 @@ impl Service for DashboardService {
                     Some(msg) => ingest(&runtime.topics, &fleet, &models, &kinds, &msg),
                     None => break (&mut server).await.map_err(DashboardError::Serve),
                 },
+                Some(action) = control.recv() => publish_action(&runtime, &action).await,
             }
         };
         runtime.close().await;

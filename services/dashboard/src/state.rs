@@ -15,6 +15,7 @@
 //! the fleet keeps, per minute of the last hour, the peak number of machines AT RISK, and
 //! when each machine was last AT RISK ([`Snapshot::hour`]).
 
+use crate::alerts::{OpenAlert, PendingAction};
 use crate::insights::{badges, Badge};
 use crate::profiles::{readings, Profiles, Reading};
 use crate::routes::Routes;
@@ -25,8 +26,9 @@ use time::OffsetDateTime;
 
 /// Recent points kept per machine for the trend charts.
 pub const TREND_POINTS: usize = 240;
-/// Alert events kept for the alert log.
-pub const ALERT_LOG: usize = 500;
+/// Alert events kept for the alert log and history (each alert makes a few: fired, sent,
+/// acknowledged, resolved...).
+pub const ALERT_LOG: usize = 5000;
 /// Rows per page of the fleet view.
 pub const PAGE_ROWS: usize = 50;
 /// Risk points in a row's sparkline.
@@ -74,8 +76,13 @@ pub struct MachineView {
     pub last_update: Option<OffsetDateTime>,
     /// Recent readings and verdicts.
     pub trend: VecDeque<TrendPoint>,
-    /// The active alert, if one is firing.
+    /// The latest firing or updated event of the active alert, if one is firing.
     pub alert: Option<AlertEvent>,
+    /// The open alert with its acknowledgement (from alert events and the alerter's retained
+    /// alert state).
+    pub open: Option<OpenAlert>,
+    /// An action this dashboard sent on the open alert that the alerter has not confirmed yet.
+    pub pending: Option<PendingAction>,
     /// When the dashboard last heard from it (its own clock: a machine's timestamps may be
     /// plant time).
     pub last_seen: Option<OffsetDateTime>,
@@ -532,9 +539,44 @@ impl Fleet {
     pub fn alert(&mut self, a: AlertEvent) {
         let m = self.machines.entry(a.machine_id.to_string()).or_default();
         use dtwin_schema::AlertEventKind as K;
+        let same = |m: &MachineView| m.open.as_ref().is_some_and(|o| o.alert_id == a.alert_id);
         match a.event {
-            K::Resolved => m.alert = None,
-            K::Firing | K::Updated => m.alert = Some(a.clone()),
+            // A close of another alert (one this alert superseded) leaves this one open.
+            k if k.closes() && (m.open.is_none() || same(m)) => {
+                m.alert = None;
+                m.open = None;
+                m.pending = None;
+            }
+            K::Firing | K::Updated => {
+                let acknowledged = if same(m) {
+                    m.open.as_ref().and_then(|o| o.acknowledged.clone())
+                } else {
+                    m.pending = None;
+                    None
+                };
+                let since = m
+                    .open
+                    .as_ref()
+                    .filter(|_| same(m))
+                    .map_or(a.ts, |o| o.since);
+                m.open = Some(OpenAlert::from_event(&a, since, acknowledged));
+                m.alert = Some(a.clone());
+            }
+            K::Acknowledged => {
+                if let Some(o) = m.open.as_mut().filter(|o| o.alert_id == a.alert_id) {
+                    o.acknowledged = Some(dtwin_schema::Acknowledgement {
+                        by: a.by.clone().unwrap_or_default(),
+                        at: a.ts,
+                        comment: a.comment.clone().unwrap_or_default(),
+                    });
+                    if m.pending
+                        .as_ref()
+                        .is_some_and(|p| p.action == dtwin_schema::AlertActionKind::Acknowledge)
+                    {
+                        m.pending = None;
+                    }
+                }
+            }
             _ => {}
         }
         if self.alerts.len() == ALERT_LOG {
@@ -547,6 +589,59 @@ impl Fleet {
     /// Alert events, newest first.
     pub fn alert_log(&self) -> impl Iterator<Item = &AlertEvent> {
         self.alerts.iter()
+    }
+
+    /// The alerter's retained state of a machine arrived (`{prefix}/alert-state/{machine}`):
+    /// the alert open after its latest transition, with its acknowledgement, or none. It
+    /// tells a dashboard started after an alert fired what is open and who acknowledged it.
+    pub fn alert_state(&mut self, s: dtwin_schema::AlertSnapshot) {
+        let machine = s.machine_id.to_string();
+        let m = self.machines.entry(machine.clone()).or_default();
+        match s.firing {
+            Some(f) => {
+                let known = m.open.take().filter(|o| o.alert_id == f.alert_id);
+                if known.is_none() {
+                    m.pending = None;
+                }
+                if f.acknowledged.is_some()
+                    && m.pending
+                        .as_ref()
+                        .is_some_and(|p| p.action == dtwin_schema::AlertActionKind::Acknowledge)
+                {
+                    m.pending = None;
+                }
+                m.open = Some(OpenAlert::from_firing(&machine, &f, known));
+            }
+            None => {
+                // A state older than the open alert is about an earlier one.
+                if m.open.as_ref().is_some_and(|o| o.since <= s.ts) {
+                    m.open = None;
+                    m.alert = None;
+                    m.pending = None;
+                }
+            }
+        }
+        self.version += 1;
+    }
+
+    /// This dashboard sent `action` on `machine`'s open alert: shown as waiting for the
+    /// alerter until its event arrives.
+    pub fn pending(&mut self, machine: &str, action: PendingAction) {
+        if let Some(m) = self.machines.get_mut(machine) {
+            m.pending = Some(action);
+            self.version += 1;
+        }
+    }
+
+    /// Every machine's open alert, newest first.
+    pub fn open_alerts(&self) -> Vec<(&str, &MachineView, &OpenAlert)> {
+        let mut v: Vec<(&str, &MachineView, &OpenAlert)> = self
+            .machines
+            .iter()
+            .filter_map(|(id, m)| m.open.as_ref().map(|o| (id.as_str(), m, o)))
+            .collect();
+        v.sort_by(|a, b| b.2.since.cmp(&a.2.since).then_with(|| a.0.cmp(b.0)));
+        v
     }
 
     fn row(id: &str, m: &MachineView, ctx: &Context<'_>) -> Row {
@@ -924,6 +1019,43 @@ mod tests {
             (point.anomaly, point.rul, point.quality),
             (Some(0.81), Some(42.0), None)
         );
+    }
+
+    fn event(id: &str, kind: &str, secs: i64) -> AlertEvent {
+        serde_json::from_value(serde_json::json!({
+            "schema": "dtwin.alert.v1", "machine_id": "m-1",
+            "ts": dtwin_schema::time_fmt::format(at(secs)), "alert_id": id, "event": kind,
+            "level": "WARNING", "probability": 0.7, "actions": [],
+            "by": "Ana", "comment": "on it"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_alert_is_open_until_it_ends_and_keeps_who_acknowledged_it() {
+        let mut f = Fleet::default();
+        f.alert(event("m-1-anomaly-a", "firing", 0));
+        f.alert(event("m-1-anomaly-a", "acknowledged", 5));
+        let open = f.machine("m-1").unwrap().open.clone().unwrap();
+        assert_eq!(open.acknowledged.as_ref().unwrap().by, "Ana");
+        assert_eq!((open.since, open.cause), (at(0), "anomaly"));
+        f.alert(event("m-1-anomaly-a", "updated", 9));
+        let open = f.machine("m-1").unwrap().open.clone().unwrap();
+        assert!(
+            open.acknowledged.is_some(),
+            "an update keeps the acknowledgement"
+        );
+        assert_eq!(open.since, at(0));
+        // A failure alert supersedes it: its firing comes before the anomaly's resolution,
+        // which must not close the new one.
+        f.alert(event("m-1-b", "firing", 10));
+        f.alert(event("m-1-anomaly-a", "resolved", 10));
+        let open = f.machine("m-1").unwrap().open.clone().unwrap();
+        assert_eq!((open.alert_id.as_str(), open.cause), ("m-1-b", "failure"));
+        assert!(open.acknowledged.is_none());
+        f.alert(event("m-1-b", "cleared", 20));
+        assert!(f.machine("m-1").unwrap().open.is_none());
+        assert_eq!(f.open_alerts().len(), 0);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct AppState {
     pub rules_source: Arc<str>,
     /// Lines and criticality of machines (the routing file's `[[machine]]` entries).
     pub routes: Arc<Routes>,
+    /// Where a person's acknowledgements and clears go: the service publishes them on
+    /// `{prefix}/control/alerts/{machine}` (none: this dashboard cannot act on alerts).
+    pub control: Option<tokio::sync::mpsc::Sender<dtwin_schema::AlertAction>>,
 }
 
 /// What the model page says of the shipped rules.
@@ -68,6 +71,7 @@ impl AppState {
             token: None,
             rules_source: Arc::from(SHIPPED_RULES),
             routes: Arc::default(),
+            control: None,
         }
     }
 
@@ -163,7 +167,13 @@ fn routes(state: AppState) -> Router {
             "/api/whatif",
             axum::routing::post(crate::whatif_api::whatif_api),
         )
-        .route("/alerts", get(alerts_page))
+        .route("/alerts", get(crate::alerts_page::alerts_page))
+        .route("/alerts/history", get(crate::alerts_page::history_page))
+        .route("/alerts/history.csv", get(crate::alerts_page::history_csv))
+        .route(
+            "/alerts/action",
+            axum::routing::post(crate::alerts_page::alert_action),
+        )
         .route("/model", get(crate::model_page::model_page))
         .route(
             "/assets/style.css",
@@ -176,6 +186,10 @@ fn routes(state: AppState) -> Router {
         .route(
             "/assets/whatif.js",
             get(|| async { asset("text/javascript", include_str!("../assets/whatif.js")) }),
+        )
+        .route(
+            "/assets/alerts.js",
+            get(|| async { asset("text/javascript", include_str!("../assets/alerts.js")) }),
         )
         .with_state(state)
 }
@@ -263,8 +277,11 @@ struct MachinePage {
     status_text: &'static str,
     level: &'static str,
     risk: Option<Risk>,
-    alert: Option<dtwin_schema::AlertEvent>,
-    alert_ts: String,
+    /// The open alert with its Acknowledge / Clear form.
+    open: Option<crate::alerts_page::OpenView>,
+    user: String,
+    back: String,
+    can_act: bool,
     charts: Vec<String>,
     /// The profile's label, once a verdict named it.
     profile: Option<String>,
@@ -318,7 +335,11 @@ pub(crate) fn level_name(l: Level) -> &'static str {
     }
 }
 
-async fn machine_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+async fn machine_page(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let Some(m) = s.fleet().machine(&id).cloned() else {
         return (StatusCode::NOT_FOUND, Html(format!(
             "<!DOCTYPE html><p>No machine called <code>{}</code> has reported yet. <a href=\"/\">Fleet</a></p>",
@@ -431,16 +452,21 @@ async fn machine_page(State(s): State<AppState>, Path(id): Path<String>) -> Resp
         readings,
         insights,
         level: m.risk.as_ref().map_or("", |r| level_name(r.level)),
-        alert_ts: m
-            .alert
-            .as_ref()
-            .map(|a| dtwin_schema::time_fmt::format(a.ts))
-            .unwrap_or_default(),
+        open: m.open.as_ref().map(|o| {
+            crate::alerts_page::OpenView::new(
+                &id,
+                o,
+                m.pending.as_ref(),
+                dtwin_schema::time_fmt::now(),
+            )
+        }),
+        user: crate::alerts_page::user(&headers),
+        back: format!("/machine/{id}"),
+        can_act: s.control.is_some(),
         id,
         status,
         status_text,
         risk: m.risk,
-        alert: m.alert,
         charts,
     })
 }
@@ -465,42 +491,4 @@ pub fn alert_cause(machine: &str, alert_id: &str) -> &'static str {
     } else {
         "failure"
     }
-}
-
-struct AlertRow {
-    ts: String,
-    machine: String,
-    event: String,
-    /// `failure` or `anomaly` (read from the alert id, see [`alert_cause`]).
-    cause: &'static str,
-    level: &'static str,
-    probability: f64,
-    detail: String,
-}
-
-#[derive(Template)]
-#[template(path = "alerts.html")]
-struct AlertsPage {
-    alerts: Vec<AlertRow>,
-}
-
-async fn alerts_page(State(s): State<AppState>) -> Response {
-    let alerts = s
-        .fleet()
-        .alert_log()
-        .take(200)
-        .map(|a| AlertRow {
-            ts: dtwin_schema::time_fmt::format(a.ts),
-            machine: a.machine_id.to_string(),
-            cause: alert_cause(a.machine_id.as_str(), &a.alert_id),
-            event: serde_json::to_value(a.event)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            level: level_name(a.level),
-            probability: a.probability,
-            detail: a.detail.clone().unwrap_or_default(),
-        })
-        .collect();
-    page(AlertsPage { alerts })
 }

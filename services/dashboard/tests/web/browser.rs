@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
     _profile: tempfile::TempDir,
@@ -41,7 +41,7 @@ fn wait_for_port(port: u16) {
 
 /// Chromedriver on a free port, or `None` (test skipped) when Chromium is not installed and
 /// this is not CI.
-fn driver() -> Option<Driver> {
+pub(crate) fn driver() -> Option<Driver> {
     if !(std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists()) {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -67,7 +67,7 @@ fn driver() -> Option<Driver> {
     })
 }
 
-async fn browser(d: &Driver) -> Client {
+pub(crate) async fn browser(d: &Driver) -> Client {
     let profile = d._profile.path().display().to_string();
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -89,7 +89,37 @@ async fn browser(d: &Driver) -> Client {
         .expect("a Chromium session")
 }
 
-fn screenshot_dir() -> PathBuf {
+/// Where docs/dashboard.md's screenshots live, when `DTWIN_UPDATE_SCREENSHOTS=1` asks the
+/// browser tests to take them again.
+pub(crate) fn docs_dir() -> Option<PathBuf> {
+    (std::env::var_os("DTWIN_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1"))
+        .then(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs")))
+}
+
+/// A screenshot of the whole page (up to 3,000 px tall) as `name`.png in
+/// target/dashboard-screenshots/, and as docs/dashboard-`name`.png when the docs' are asked
+/// for.
+pub(crate) async fn shot(c: &Client, name: &str) {
+    let height = c
+        .execute(
+            // The window's own bars take part of its height.
+            "return Math.min(3000, Math.max(900, document.documentElement.scrollHeight + window.outerHeight - window.innerHeight));",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap_or(900) as u32;
+    c.set_window_size(1280, height).await.unwrap();
+    let png = c.screenshot().await.unwrap();
+    c.set_window_size(1280, 900).await.unwrap();
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), &png).unwrap();
+    if let Some(docs) = docs_dir() {
+        std::fs::write(docs.join(format!("dashboard-{name}.png")), &png).unwrap();
+    }
+}
+
+pub(crate) fn screenshot_dir() -> PathBuf {
     let dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../target/dashboard-screenshots"
@@ -110,6 +140,11 @@ async fn stack(shutdown: &CancellationToken) -> (BrokerUrl, String) {
     dash.listen = format!("127.0.0.1:{}", dtwin_broker::free_port().unwrap())
         .parse()
         .unwrap();
+    // Lines and criticality as the alerter's routing file gives them.
+    dash.routes = dtwin_dashboard::routes::Routes::parse(
+        "[[machine]]\nmachines = [\"machine-001\", \"machine-002\", \"machine-003\", \"machine-004\"]\nline = \"line A\"\ncriticality = 3\n\n[[machine]]\nmachines = [\"machine-*\"]\nline = \"line B\"\ncriticality = 1\n",
+    )
+    .unwrap();
     let dash = dtwin_dashboard::DashboardService::build(dash)
         .await
         .unwrap();
@@ -130,13 +165,21 @@ async fn stack(shutdown: &CancellationToken) -> (BrokerUrl, String) {
     (url, http)
 }
 
-async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+/// The text of `css`; found again when the live view replaced it in between (stale).
+pub(crate) async fn text(c: &Client, css: &str) -> String {
+    for _ in 0..20 {
+        let found = c.find(Locator::Css(css)).await.unwrap();
+        match found.text().await {
+            Ok(t) => return t,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
+    panic!("{css} kept being replaced")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +210,7 @@ async fn a_person_uses_the_dashboard_in_chromium() {
     assert!(actions.contains("schedule a tool change"), "{actions}");
     let p: f64 = text(&c, "#live-probability").await.parse().unwrap();
     assert!((0.0..=1.0).contains(&p));
-    std::fs::write(shots.join("whatif.png"), c.screenshot().await.unwrap()).unwrap();
+    std::fs::write(shots.join("whatif-form.png"), c.screenshot().await.unwrap()).unwrap();
 
     // 2. Bad input: a message next to the field, not an error page.
     let input = c.find(Locator::Id("spindle_rpm")).await.unwrap();
@@ -213,7 +256,46 @@ async fn a_person_uses_the_dashboard_in_chromium() {
     assert_eq!(text(&c, "#live").await, "live");
     let rows = c.find_all(Locator::Css("#rows tr")).await.unwrap().len();
     assert_eq!(rows, 8, "every machine listed");
-    std::fs::write(shots.join("fleet.png"), c.screenshot().await.unwrap()).unwrap();
+    // Lines from the routing file; a sparkline of each machine's recent risk.
+    assert_eq!(
+        text(&c, "tr[data-machine='machine-002'] td.line").await,
+        "line A"
+    );
+    assert_eq!(
+        text(&c, "tr[data-machine='machine-007'] td.line").await,
+        "line B"
+    );
+    assert_eq!(
+        text(&c, "tr[data-machine='machine-002'] td.criticality").await,
+        "3"
+    );
+    wait_attr(
+        &c,
+        "tr[data-machine='machine-001'] svg.spark polyline",
+        "points",
+        |p| p.split(' ').count() >= 2,
+    )
+    .await;
+    c.find(Locator::Id("f-line"))
+        .await
+        .unwrap()
+        .select_by_value("line A")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.find_all(Locator::Css("#rows tr")).await.unwrap().len() != 4 {
+        assert!(Instant::now() < deadline, "the line filter never applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.find(Locator::Id("f-line"))
+        .await
+        .unwrap()
+        .select_by_value("")
+        .await
+        .unwrap();
+    let hour = text(&c, "#hour").await;
+    assert!(hour.contains("stayed HEALTHY"), "{hour}");
+    shot(&c, "fleet").await;
 
     // 4. Hostile text from the bus is shown as text.
     let hostile = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>";
@@ -272,14 +354,32 @@ async fn a_person_uses_the_dashboard_in_chromium() {
         c.find(Locator::Css(".chart svg")).await.is_ok(),
         "trend charts drawn"
     );
-    std::fs::write(shots.join("machine.png"), c.screenshot().await.unwrap()).unwrap();
+    shot(&c, "machine").await;
+
+    // 5. The model page: the shipped model's card and the rules in use.
+    c.goto(&format!("{http}/model")).await.unwrap();
+    assert!(text(&c, "#model-milling-classifier table.events")
+        .await
+        .contains("failures caught"));
+    assert!(c
+        .find(Locator::Css(
+            "#model-milling-classifier .chart.importance svg"
+        ))
+        .await
+        .is_ok());
+    let rules = c
+        .find_all(Locator::Css("#rules-table tr[data-rule]"))
+        .await
+        .unwrap();
+    assert!(rules.len() >= 12, "every rule listed");
+    shot(&c, "model").await;
 
     c.close().await.unwrap();
     shutdown.cancel();
 }
 
 /// Waits until the what-if page's live verdict has answered the latest values.
-async fn settled(c: &Client) {
+pub(crate) async fn settled(c: &Client) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ready = c
@@ -297,7 +397,12 @@ async fn settled(c: &Client) {
     }
 }
 
-async fn wait_attr(c: &Client, css: &str, attr: &str, ok: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn wait_attr(
+    c: &Client,
+    css: &str,
+    attr: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(e) = c.find(Locator::Css(css)).await {
@@ -315,7 +420,7 @@ async fn wait_attr(c: &Client, css: &str, attr: &str, ok: impl Fn(&str) -> bool)
     }
 }
 
-async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(e) = c.find(Locator::Css(css)).await {
@@ -505,7 +610,12 @@ async fn a_person_asks_what_if_of_a_pump() {
 }
 
 /// Publishes `payload` on `topic` (retained or not).
-async fn publish(c: &dtwin_bus::Connection, topic: &str, retain: bool, payload: Vec<u8>) {
+pub(crate) async fn publish(
+    c: &dtwin_bus::Connection,
+    topic: &str,
+    retain: bool,
+    payload: Vec<u8>,
+) {
     c.client
         .publish(topic, QoS::AtLeastOnce, retain, payload)
         .await

@@ -1029,3 +1029,229 @@ async fn the_fleet_shows_lines_from_the_routing_file_sparklines_ages_and_the_las
     assert_eq!(snap["hour"]["minutes"].as_array().unwrap().len(), 60);
     assert_eq!(snap["hour"]["peak_at_risk"], 1);
 }
+
+fn alert_event(machine: &str, id: &str, event: &str, by: Option<&str>) -> dtwin_schema::AlertEvent {
+    let mut v = serde_json::json!({
+        "schema": "dtwin.alert.v1", "machine_id": machine, "ts": dtwin_schema::time_fmt::format(dtwin_schema::time_fmt::now()),
+        "alert_id": id, "event": event, "level": "CRITICAL", "probability": 0.91,
+        "actions": [], "detail": "risk 0.91: check the bearing"
+    });
+    if let Some(by) = by {
+        v["by"] = by.into();
+        v["comment"] = "on it, bearing ordered".into();
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+/// Posts the Acknowledge / Clear form as the dashboard's own page does.
+async fn act(s: &AppState, body: &str, origin: &str) -> axum::response::Response {
+    router(s.clone())
+        .oneshot(
+            Request::post("/alerts/action")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("host", "dashboard.test")
+                .header("origin", origin)
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn text_of(r: axum::response::Response) -> String {
+    let body = axum::body::to_bytes(r.into_body(), 1 << 22).await.unwrap();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[tokio::test]
+async fn acknowledge_and_clear_publish_the_action_and_the_pages_show_who_acted() {
+    let mut s = state();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    s.control = Some(tx);
+    let id = "press-1-20261122T100000000Z";
+    s.fleet
+        .lock()
+        .unwrap()
+        .alert(alert_event("press-1", id, "firing", None));
+    let (_, body) = get(&s, "/alerts").await;
+    let open = section(&body, "alert-press-1");
+    assert!(open.contains("data-state=\"unacknowledged\""), "{open}");
+    assert!(open.contains("value=\"acknowledge\" class=\"ack-button\">Acknowledge</button>"));
+    assert!(open.contains("value=\"clear\" class=\"clear-button\""));
+    let me = "http://dashboard.test";
+
+    // Acknowledge: the action goes to the bus, the browser back to its page.
+    let form = format!("machine=press-1&alert_id={id}&action=acknowledge&by=Ana+Lima&comment=on+it%2C+bearing+ordered&back=%2Fmachine%2Fpress-1");
+    let r = act(&s, &form, me).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/machine/press-1");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("dtwin_user=Ana%20Lima;"), "{cookie}");
+    let sent = rx.try_recv().expect("an action published");
+    assert_eq!(sent.action, dtwin_schema::AlertActionKind::Acknowledge);
+    assert_eq!(
+        (sent.by.as_str(), sent.comment.as_str()),
+        ("Ana Lima", "on it, bearing ordered")
+    );
+    assert_eq!(
+        (sent.machine_id.as_str(), sent.alert_id.as_str()),
+        ("press-1", id)
+    );
+    let json = serde_json::to_value(&sent).unwrap();
+    assert_eq!(json["schema"], "dtwin.alert-action.v1");
+    assert_eq!(json["action"], "acknowledge");
+    // Until the alerter confirms, the machine page says it waits (and knows who acts).
+    let r = router(s.clone())
+        .oneshot(
+            Request::get("/machine/press-1")
+                .header("cookie", "dtwin_user=Ana%20Lima")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let page = text_of(r).await;
+    assert!(page.contains("Acknowledgement sent by Ana Lima"), "{page}");
+    assert!(
+        page.contains("value=\"Ana Lima\""),
+        "the name is remembered"
+    );
+
+    // The alerter's acknowledged event: who, when, the comment; no second Acknowledge.
+    s.fleet
+        .lock()
+        .unwrap()
+        .alert(alert_event("press-1", id, "acknowledged", Some("Ana Lima")));
+    let (_, body) = get(&s, "/alerts").await;
+    let open = section(&body, "alert-press-1");
+    assert!(open.contains("data-state=\"acknowledged\""), "{open}");
+    assert!(open
+        .contains("Acknowledged by <strong class=\"by\">Ana Lima</strong> at <span class=\"at\">"));
+    assert!(open.contains("<q class=\"comment\">on it, bearing ordered</q>"));
+    assert!(!open.contains("ack-button") && open.contains("clear-button"));
+    assert!(!open.contains("class=\"pending"), "confirmed");
+    let r = act(&s, &form, me).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(text_of(r)
+        .await
+        .contains("Ana Lima acknowledged this alert already"));
+
+    // Refused: another site's page, no name, an alert that is not open; nothing is sent.
+    let r = act(
+        &s,
+        &form.replace("acknowledge", "clear"),
+        "http://evil.example",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = act(
+        &s,
+        &form
+            .replace("acknowledge", "clear")
+            .replace("Ana+Lima", "+"),
+        me,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = act(
+        &s,
+        &form
+            .replace("acknowledge", "clear")
+            .replace(id, "press-1-old"),
+        me,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = act(&s, &form.replace("acknowledge", "reboot"), me).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(rx.try_recv().is_err());
+
+    // Clear: sent, then the alerter's cleared event ends the alert, recorded as cleared by hand.
+    let r = act(
+        &s,
+        &form
+            .replace("acknowledge", "clear")
+            .replace("Ana+Lima", "Bo"),
+        me,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        rx.try_recv().unwrap().action,
+        dtwin_schema::AlertActionKind::Clear
+    );
+    s.fleet
+        .lock()
+        .unwrap()
+        .alert(alert_event("press-1", id, "cleared", Some("Bo")));
+    let (_, body) = get(&s, "/alerts").await;
+    assert!(body.contains("id=\"no-open\""), "nothing open");
+    assert!(body.contains("<td class=\"event\">cleared</td>"));
+    let (_, body) = get(&s, "/alerts/history?state=cleared").await;
+    let row = section(&body, "history");
+    assert!(
+        row.contains(&format!("<tr data-alert=\"{id}\" data-state=\"cleared\">")),
+        "{row}"
+    );
+    assert!(row.contains("<td class=\"acknowledged\">Ana Lima at "));
+    assert!(row.contains("cleared by Bo at "), "{row}");
+    let (_, body) = get(&s, "/alerts/history?state=resolved").await;
+    assert!(body.contains("No alert matches."));
+    let (status, csv) = get(&s, "/alerts/history.csv?machine=press").await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], dtwin_dashboard::alerts::CSV_HEADER);
+    assert!(
+        lines[1].starts_with(&format!("{id},press-1,failure,CRITICAL,cleared,")),
+        "{csv}"
+    );
+    assert!(
+        lines[1].contains(",Ana Lima,") && lines[1].contains(",Bo,"),
+        "{csv}"
+    );
+
+    // A dashboard without a bus connection cannot act, and says so.
+    let mut s = state();
+    s.fleet
+        .lock()
+        .unwrap()
+        .alert(alert_event("press-1", id, "firing", None));
+    let r = act(&s, &form, me).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    s.control = None;
+    let (_, body) = get(&s, "/alerts").await;
+    assert!(!body.contains("ack-button"), "no buttons that cannot work");
+}
+
+#[tokio::test]
+async fn the_retained_alert_state_tells_a_fresh_dashboard_what_is_open_and_who_acknowledged() {
+    let s = state();
+    let snapshot: dtwin_schema::AlertSnapshot = serde_json::from_value(serde_json::json!({
+        "schema": "dtwin.alertstate.v1", "machine_id": "lathe-9", "ts": "2026-11-22T10:05:00Z",
+        "firing": {"alert_id": "lathe-9-anomaly-20261122T100000000Z", "since": "2026-11-22T10:00:00Z",
+            "level": "WARNING", "last_notified": "2026-11-22T10:00:00Z", "repeats": 0, "healthy_run": 0,
+            "acknowledged": {"by": "Cy", "at": "2026-11-22T10:03:00Z", "comment": "<b>watching</b>"}}
+    }))
+    .unwrap();
+    s.fleet.lock().unwrap().alert_state(snapshot.clone());
+    let (_, body) = get(&s, "/alerts").await;
+    let open = section(&body, "alert-lathe-9");
+    assert!(
+        open.contains("<span class=\"cause\">anomaly</span>"),
+        "{open}"
+    );
+    assert!(open.contains("Acknowledged by <strong class=\"by\">Cy</strong> at <span class=\"at\">2026-11-22 10:03:00 UTC</span>"));
+    assert!(
+        open.contains("&#60;b&#62;watching&#60;/b&#62;"),
+        "escaped: {open}"
+    );
+    let (_, body) = get(&s, "/alerts/history").await;
+    assert!(body.contains("data-state=\"acknowledged\""), "{body}");
+    // Resolved since: the retained state says nothing is open.
+    let mut done = snapshot;
+    done.firing = None;
+    done.ts = time::macros::datetime!(2026-11-22 10:30 UTC);
+    s.fleet.lock().unwrap().alert_state(done);
+    let (_, body) = get(&s, "/alerts").await;
+    assert!(body.contains("id=\"no-open\""));
+}

@@ -32,8 +32,38 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
 /// Bytes per commit-log segment. rumqttd keeps `segment_count` segments per subscribed
 /// filter; its example config (100 MiB x 10) let RSS reach 2.3 GB under load.
 pub const DEFAULT_SEGMENT_BYTES: usize = 4 * 1024 * 1024;
-/// Segments kept per filter.
+/// Segments kept per filter when the backlog is not sized (the old fixed bound: 16 MiB per
+/// filter, 1.6 s of 1 KiB messages at 10,000 msg/s).
 pub const DEFAULT_SEGMENT_COUNT: usize = 4;
+/// Seconds of backlog each subscribed filter keeps by default (see [`backlog_segments`]).
+pub const DEFAULT_BACKLOG_S: f64 = 10.0;
+/// Fleet rate the default backlog is sized for: messages per second on one filter.
+pub const DEFAULT_FLEET_RATE: f64 = 10_000.0;
+/// Bytes rumqttd counts per message when sizing the backlog (a features message is ~1 KiB of
+/// JSON plus its topic).
+pub const DEFAULT_MESSAGE_BYTES: usize = 1024;
+
+/// Segments of `segment_bytes` that hold `backlog_s` seconds of `rate` messages/s of
+/// `message_bytes` each (at least [`DEFAULT_SEGMENT_COUNT`]), plus one: rumqttd drops the
+/// oldest segment whole when the active one fills.
+///
+/// Why: rumqttd keeps one commit log per subscribed filter, shared by its subscribers, and
+/// never holds a publisher back. A subscriber that stops acknowledging (a stalled stage) keeps
+/// its read cursor while the log moves on; once its cursor falls behind the oldest retained
+/// segment, the router jumps it to the head ("Read cursor start jumped", a warning of
+/// rumqttd's) and the messages in between are lost although they were published at QoS 1.
+/// The log's bytes are therefore the longest stall that loses nothing.
+#[must_use]
+pub fn backlog_segments(
+    backlog_s: f64,
+    rate: f64,
+    message_bytes: usize,
+    segment_bytes: usize,
+) -> usize {
+    let bytes = backlog_s.max(0.0) * rate.max(0.0) * message_bytes as f64;
+    let segments = (bytes / segment_bytes.max(1) as f64).ceil() as usize;
+    segments.max(DEFAULT_SEGMENT_COUNT) + 1
+}
 /// Largest payload the broker accepts: a model artifact on `models/current` must fit.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
 
@@ -48,7 +78,8 @@ pub struct BrokerConfig {
     pub max_payload_bytes: usize,
     /// Bytes per commit-log segment.
     pub segment_bytes: usize,
-    /// Segments per filter.
+    /// Segments per filter: with `segment_bytes`, the backlog a stalled subscriber may have
+    /// before it loses messages ([`backlog_segments`], [`BrokerConfig::with_backlog`]).
     pub segment_count: usize,
     /// QoS 1 messages in flight per connection.
     pub max_inflight: usize,
@@ -81,12 +112,34 @@ impl BrokerConfig {
             max_connections: 10_000,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
-            segment_count: DEFAULT_SEGMENT_COUNT,
+            segment_count: backlog_segments(
+                DEFAULT_BACKLOG_S,
+                DEFAULT_FLEET_RATE,
+                DEFAULT_MESSAGE_BYTES,
+                DEFAULT_SEGMENT_BYTES,
+            ),
             max_inflight: 500,
             passwords: None,
             tls: None,
             tcp_nodelay: true,
         }
+    }
+
+    /// Keeps `backlog_s` seconds of `rate` messages/s of `message_bytes` per filter (see
+    /// [`backlog_segments`]): a subscriber may stall that long without losing a message.
+    /// Memory: the log of a busy filter fills to this size and stays there.
+    #[must_use]
+    pub fn with_backlog(mut self, backlog_s: f64, rate: f64, message_bytes: usize) -> Self {
+        self.segment_count = backlog_segments(backlog_s, rate, message_bytes, self.segment_bytes);
+        self
+    }
+
+    /// Seconds of backlog per filter at `rate` messages/s of `message_bytes`.
+    #[must_use]
+    pub fn backlog_seconds(&self, rate: f64, message_bytes: usize) -> f64 {
+        // The oldest segment goes whole: one segment less is what is always kept.
+        let kept = self.segment_bytes * self.segment_count.saturating_sub(1);
+        kept as f64 / (rate * message_bytes as f64).max(1.0)
     }
 
     /// Every address the broker listens on.
@@ -289,7 +342,9 @@ pub fn start(config: &BrokerConfig) -> Result<BrokerHandle, BrokerError> {
         tls = ?config.tls.as_ref().map(|t| t.listen),
         authentication = config.passwords.is_some(),
         mqtt = "3.1.1 and 5",
-        "embedded MQTT broker listening"
+        backlog_mib_per_filter = config.segment_bytes * config.segment_count.saturating_sub(1) / (1024 * 1024),
+        backlog_s_at_10k_per_s = config.backlog_seconds(DEFAULT_FLEET_RATE, DEFAULT_MESSAGE_BYTES),
+        "embedded MQTT broker listening (a subscriber stalled longer than its backlog loses messages: rumqttd warns 'Read cursor start jumped')"
     );
     Ok(BrokerHandle { addr })
 }

@@ -165,8 +165,17 @@ async fn bind_with_control(
         })?;
     let scorer = dtwin_inference::build_scorer(&config.inference)
         .map_err(|e| DashboardError::Model(e.into()))?;
+    // The quality, anomaly and rul models the inference service loads at start (the shipped
+    // milling ones, --kind-model files): the model page lists them, the what-if scores with
+    // them; models deployed on the bus replace them as they arrive.
+    let (_, expected) = dtwin_windows::feature_set(&config.inference.window);
+    let at_start = dtwin_inference::kind_models_at_start(&config.inference, &expected)
+        .map_err(|e| DashboardError::Model(e.into()))?;
     let profiles = profiles::Profiles::new(&config.profiles);
     let mut state = web::AppState::new(scorer, config.inference.window.clone(), profiles);
+    for (profile, kind, bytes) in at_start {
+        deploy_kind(&state.kinds, &profile, &kind, &bytes);
+    }
     state.token = config.token.as_deref().map(Arc::from);
     state.routes = Arc::new(config.routes.clone());
     if let Some(path) = &config.inference.rules_path {

@@ -175,11 +175,12 @@ pub fn build_scorer(config: &InferenceConfig) -> Result<Scorer, InferenceError> 
 
 /// The quality, anomaly and rul models to load at start: the shipped milling ones (when
 /// their feature set is `expected`), then `--kind-model` files, as `(profile, kind, bytes)`.
+/// Public so the dashboard (given the same settings) shows and scores with the same models.
 ///
 /// # Errors
 /// [`InferenceError::Model`] for a file that cannot be read or is not a model of those kinds
 /// (or, for milling, of another feature set).
-fn kind_models_at_start(
+pub fn kind_models_at_start(
     config: &InferenceConfig,
     expected: &str,
 ) -> Result<Vec<(String, String, Vec<u8>)>, InferenceError> {

@@ -22,7 +22,12 @@ pub(crate) struct Driver {
     child: Child,
     port: u16,
     _profile: tempfile::TempDir,
+    /// One browser at a time: five Chromiums and their stacks at once starve a small machine
+    /// and make waits time out.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -52,6 +57,9 @@ pub(crate) fn driver() -> Option<Driver> {
         );
         return None;
     }
+    let turn = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let port = dtwin_broker::free_port().unwrap();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
@@ -64,6 +72,7 @@ pub(crate) fn driver() -> Option<Driver> {
         child,
         port,
         _profile: tempfile::tempdir().unwrap(),
+        _turn: turn,
     })
 }
 

@@ -187,6 +187,11 @@ pub struct UpArgs {
     /// Port of the embedded broker on 127.0.0.1.
     #[arg(long, env = "DTWIN_PORT", default_value_t = 1883)]
     pub port: u16,
+    /// Seconds of backlog the embedded broker keeps per subscribed topic filter, sized for
+    /// 10,000 messages/s of 1 KiB (memory: ~10 MiB a second per busy filter): a service that
+    /// stalls longer than this loses QoS 1 messages.
+    #[arg(long, env = "DTWIN_BACKLOG_S", default_value_t = dtwin_broker::DEFAULT_BACKLOG_S)]
+    pub backlog_s: f64,
     /// Topic prefix.
     #[arg(long, env = "DTWIN_PREFIX", default_value = dtwin_schema::DEFAULT_PREFIX)]
     pub prefix: String,

@@ -28,6 +28,11 @@ pub struct BrokerArgs {
     /// PEM private key of the TLS listener.
     #[arg(long, env = "DTWIN_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Seconds of backlog kept per subscribed topic filter, sized for 10,000 messages/s of
+    /// 1 KiB (memory: ~10 MiB a second per busy filter): a subscriber that stalls longer than
+    /// this loses QoS 1 messages.
+    #[arg(long, env = "DTWIN_BACKLOG_S", default_value_t = dtwin_broker::DEFAULT_BACKLOG_S)]
+    pub backlog_s: f64,
 }
 
 impl BrokerArgs {
@@ -36,7 +41,11 @@ impl BrokerArgs {
     /// # Errors
     /// An unreadable or malformed password file.
     pub fn config(&self) -> anyhow::Result<dtwin_broker::BrokerConfig> {
-        let mut config = dtwin_broker::BrokerConfig::new(self.listen);
+        let mut config = dtwin_broker::BrokerConfig::new(self.listen).with_backlog(
+            self.backlog_s,
+            dtwin_broker::DEFAULT_FLEET_RATE,
+            dtwin_broker::DEFAULT_MESSAGE_BYTES,
+        );
         if let Some(path) = &self.password_file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading password file {}", path.display()))?;

@@ -134,7 +134,11 @@ pub async fn run_until(args: UpArgs, shutdown: CancellationToken) -> anyhow::Res
     // every check of the flags, the model and the rules comes first.
     if args.broker.is_empty() {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-        let cfg = dtwin_broker::BrokerConfig::new(listen);
+        let cfg = dtwin_broker::BrokerConfig::new(listen).with_backlog(
+            args.backlog_s,
+            dtwin_broker::DEFAULT_FLEET_RATE,
+            dtwin_broker::DEFAULT_MESSAGE_BYTES,
+        );
         tokio::task::spawn_blocking(move || dtwin_broker::start(&cfg)).await??;
     } else {
         info!(broker = %broker, "using external broker");

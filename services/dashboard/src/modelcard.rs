@@ -586,10 +586,11 @@ mod tests {
         assert!(kv(&e.rows, "false alarms per machine-day").starts_with("0.0960 over 41.7"));
         assert!(e.per_mode.contains(&("bearing".to_owned(), 18, 18)));
         let kinds: Vec<&str> = c.charts.iter().map(|c| c.kind).collect();
-        assert!(
-            kinds.contains(&"confusion") && kinds.contains(&"importance"),
-            "{kinds:?}"
-        );
+        assert_eq!(kinds, ["roc", "pr", "confusion", "importance"]);
+        // The curves of its held-out machines, with the model's operating point marked.
+        assert!(c.charts[0].svg.contains("ROC curve (AUC 0.996)"));
+        assert!(c.charts[0].svg.contains("model threshold 0.760"));
+        assert!(c.charts[1].svg.contains("average precision 0.867"));
         let imp = &c
             .charts
             .iter()

@@ -12,10 +12,12 @@
 //! - [`run`]: the service entry point (start, then wait for shutdown).
 //! - [`nodelay`]: TCP_NODELAY on rumqttd's listening sockets (inherited by accepted ones).
 //! - [`protocol`]: MQTT 3.1.1 and MQTT 5 clients on the same listener.
+//! - [`skips`]: counts what a stalled subscriber still loses.
 
 pub mod auth;
 pub mod nodelay;
 pub mod protocol;
+pub mod skips;
 pub mod wills;
 
 use protocol::AnyVersion;

@@ -4,12 +4,38 @@
 //! afterwards; with a backlog shorter than the stall, rumqttd jumps its cursor past the oldest
 //! segment and the messages in between are lost (the second test shows the first one is not
 //! vacuous). `full_scale_old_vs_new` (ignored, ~20 s) is the fleet-sized case of docs/performance.md
-//! "Stalls": 10,000 msg/s of 1 KiB, 5 s stall, old fixed bound vs the default.
+//! "Stalls": 10,000 msg/s of 1 KiB, 5 s stall, old fixed bound vs the default. What is lost
+//! is counted by [`dtwin_broker::skips`].
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// Passes rumqttd's WARN events to [`dtwin_broker::skips::observe`], as `dtwin`'s subscriber
+/// does; nothing else is recorded.
+struct Skips;
+
+impl tracing::Subscriber for Skips {
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        dtwin_broker::skips::interesting(meta)
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        dtwin_broker::skips::observe(event);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+fn count_skips() {
+    // Once per test binary; the router runs on its own thread, so it must be global.
+    let _ = tracing::subscriber::set_global_default(Skips);
+}
 
 const TOPIC: &str = "stall/features";
 const PAYLOAD_BYTES: usize = 1024;
@@ -24,6 +50,7 @@ struct Outcome {
 }
 
 fn broker(config: impl FnOnce(SocketAddr) -> dtwin_broker::BrokerConfig) -> u16 {
+    count_skips();
     let port = dtwin_broker::free_port().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     dtwin_broker::start(&config(addr)).unwrap();
@@ -145,8 +172,18 @@ async fn a_stall_longer_than_the_backlog_loses_messages() {
         c.with_backlog(1.0, RATE as f64, PAYLOAD_BYTES + TOPIC.len())
     });
     let out = stalled_subscriber(port, RATE, Duration::from_secs(4), Duration::from_secs(3)).await;
-    eprintln!("1 s backlog, 3 s stall: {out:?}");
+    eprintln!(
+        "1 s backlog, 3 s stall: {out:?}, skipped {} in {} jumps",
+        dtwin_broker::skips::skipped(),
+        dtwin_broker::skips::jumps()
+    );
     assert!(out.received < out.published, "{out:?}");
+    // Counted: every message lost is one the broker skipped (the other tests lose none).
+    assert_eq!(
+        dtwin_broker::skips::skipped(),
+        out.published - out.received,
+        "{out:?}"
+    );
 }
 
 /// The fleet-sized case: 10,000 msg/s of 1 KiB, 5 s stall, rumqttd's old fixed bound (4 MiB x
@@ -162,7 +199,10 @@ async fn full_scale_old_vs_new() {
     });
     let out_old =
         stalled_subscriber(old, 10_000, Duration::from_secs(7), Duration::from_secs(5)).await;
-    eprintln!("old 4 MiB x 4: {out_old:?}");
+    eprintln!(
+        "old 4 MiB x 4: {out_old:?}, skipped {}",
+        dtwin_broker::skips::skipped()
+    );
     let new = broker(dtwin_broker::BrokerConfig::new);
     let out_new =
         stalled_subscriber(new, 10_000, Duration::from_secs(7), Duration::from_secs(5)).await;

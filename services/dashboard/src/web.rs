@@ -277,6 +277,9 @@ struct MachinePage {
     status_text: &'static str,
     level: &'static str,
     risk: Option<Risk>,
+    /// What to change, when the optimiser finds a better setting of the profile's
+    /// controllable inputs for the latest readings.
+    advice: Option<String>,
     /// The open alert with its Acknowledge / Clear form.
     open: Option<crate::alerts_page::OpenView>,
     user: String,
@@ -423,6 +426,16 @@ async fn machine_page(
     .collect();
     // Right after the risk chart, before the sensors.
     charts.splice(1..1, others);
+    let advice = match m.risk.clone() {
+        Some(r) => {
+            let s2 = s.clone();
+            tokio::task::spawn_blocking(move || machine_advice(&s2, &r))
+                .await
+                .ok()
+                .flatten()
+        }
+        None => None,
+    };
     let (status, status_text) = m
         .risk
         .as_ref()
@@ -452,6 +465,7 @@ async fn machine_page(
         readings,
         insights,
         level: m.risk.as_ref().map_or("", |r| level_name(r.level)),
+        advice,
         open: m.open.as_ref().map(|o| {
             crate::alerts_page::OpenView::new(
                 &id,
@@ -468,6 +482,39 @@ async fn machine_page(
         status_text,
         risk: m.risk,
         charts,
+    })
+}
+
+/// The advice for a machine's latest verdict ([`crate::advice::advise_verdict`], the same
+/// scorer as the services), when it changes something.
+fn machine_advice(s: &AppState, r: &Risk) -> Option<String> {
+    let p = s.profiles.get(r.profile.as_deref())?;
+    let model = (p.id != crate::profiles::MILLING)
+        .then(|| {
+            s.models
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&p.id)
+                .cloned()
+        })
+        .flatten();
+    let scoring = if p.id == crate::profiles::MILLING {
+        crate::advice::Scoring::Milling {
+            scorer: &s.scorer,
+            window: &s.window,
+        }
+    } else {
+        crate::advice::Scoring::Profile {
+            model: model.as_ref(),
+        }
+    };
+    let a = crate::advice::advise_verdict(r, p, scoring)?;
+    (!a.changes.is_empty()).then(|| {
+        let mut t = a.text;
+        if let Some(first) = t.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        t
     })
 }
 

@@ -305,6 +305,11 @@ async fn a_person_uses_the_dashboard_in_chromium() {
     let hour = text(&c, "#hour").await;
     assert!(hour.contains("stayed HEALTHY"), "{hour}");
     shot(&c, "fleet").await;
+    // A machine's page: its verdict, actions, readings and trends.
+    c.goto(&format!("{http}/machine/machine-001"))
+        .await
+        .unwrap();
+    shot(&c, "machine").await;
 
     // 4. Hostile text from the bus is shown as text.
     let hostile = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>";
@@ -363,7 +368,11 @@ async fn a_person_uses_the_dashboard_in_chromium() {
         c.find(Locator::Css(".chart svg")).await.is_ok(),
         "trend charts drawn"
     );
-    shot(&c, "machine").await;
+    std::fs::write(
+        shots.join("machine-escaped.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
 
     // 5. The model page: the shipped model's card and the rules in use.
     c.goto(&format!("{http}/model")).await.unwrap();

@@ -1255,3 +1255,36 @@ async fn the_retained_alert_state_tells_a_fresh_dashboard_what_is_open_and_who_a
     let (_, body) = get(&s, "/alerts").await;
     assert!(body.contains("id=\"no-open\""));
 }
+
+#[tokio::test]
+async fn a_machine_page_advises_on_its_latest_readings() {
+    let s = state();
+    let mut r = verdict_now("mill-07", 0.2);
+    r.latest = [
+        ("temperature_c", 36.8),
+        ("ambient_temperature_c", 26.9),
+        ("vibration_mm_s", 2.2),
+        ("pressure_bar", 6.0),
+        ("spindle_rpm", 1540.0),
+        ("torque_nm", 62.0),
+        ("tool_wear_min", 210.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    s.fleet.lock().unwrap().risk(r.clone());
+    let (_, body) = get(&s, "/machine/mill-07").await;
+    let at = body.find("id=\"advice\"").expect("advice shown");
+    let advice = &body[at..at + body[at..].find("</p>").unwrap()];
+    assert!(
+        advice.contains("<strong>Run at ") && advice.contains("N·m: risk "),
+        "{advice}"
+    );
+    assert!(advice.contains("href=\"/whatif?from=mill-07\""));
+    // A machine in a good spot gets none.
+    r.latest.insert("torque_nm".into(), 40.0);
+    r.latest.insert("tool_wear_min".into(), 60.0);
+    s.fleet.lock().unwrap().risk(r);
+    let (_, body) = get(&s, "/machine/mill-07").await;
+    assert!(!body.contains("id=\"advice\""));
+}

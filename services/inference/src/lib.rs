@@ -100,6 +100,10 @@ pub struct InferenceConfig {
     /// recipe (milling for twin data) under its kind. A model deployed retained on
     /// `models/{profile}/{kind}` replaces them as it arrives.
     pub kind_models: Vec<PathBuf>,
+    /// A stall on purpose, for load tests (`dtwin loadtest --stall-inference-s`): once the
+    /// first `Duration` has passed since start, stop taking messages for the second. The inbox
+    /// fills, the connection stops acknowledging and the backlog waits in the broker.
+    pub pause: Option<(Duration, Duration)>,
 }
 
 impl InferenceConfig {
@@ -115,6 +119,7 @@ impl InferenceConfig {
             max_batch: DEFAULT_MAX_BATCH,
             shipped_kinds: true,
             kind_models: Vec::new(),
+            pause: None,
         }
     }
 
@@ -236,6 +241,7 @@ pub struct InferenceService {
     shell: Shell,
     drift_interval: Duration,
     max_batch: usize,
+    pause: Option<(Duration, Duration)>,
 }
 
 impl InferenceService {
@@ -290,6 +296,7 @@ impl InferenceService {
             shell,
             drift_interval: config.drift_interval,
             max_batch: config.max_batch.max(1),
+            pause: config.pause,
         })
     }
 }
@@ -311,7 +318,9 @@ impl Service for InferenceService {
             mut shell,
             drift_interval,
             max_batch,
+            mut pause,
         } = self;
+        let started = std::time::Instant::now();
         let model = shell.processor.model();
         runtime.log_started(&format!(
             "model {} {}, batches up to {max_batch}",
@@ -329,6 +338,16 @@ impl Service for InferenceService {
         // A message taken from the inbox while gathering a batch that is not part of it.
         let mut held: Option<Message> = None;
         let result = loop {
+            if let Some((after, stall)) = pause {
+                if started.elapsed() >= after {
+                    pause = None;
+                    tracing::warn!(
+                        seconds = stall.as_secs_f64(),
+                        "inference stalls on purpose (load test)"
+                    );
+                    tokio::time::sleep(stall).await;
+                }
+            }
             let msg = match held.take() {
                 Some(m) => m,
                 None => tokio::select! {

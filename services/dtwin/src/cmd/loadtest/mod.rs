@@ -135,6 +135,11 @@ pub struct LoadtestArgs {
     /// clock (its --max-lag-s; 0: off), to see overload with load shedding.
     #[arg(long, env = "DTWIN_LOADTEST_MAX_LAG_S", default_value_t = 0.0)]
     pub max_lag_s: f64,
+    /// Stall the in-process inference service on purpose for this many seconds (0: never),
+    /// halfway through the measured window: a stall within the broker's backlog
+    /// (`--backlog-s`) must cost latency, not verdicts.
+    #[arg(long, env = "DTWIN_LOADTEST_STALL_INFERENCE_S", default_value_t = 0.0)]
+    pub stall_inference_s: f64,
     /// Print the report as JSON.
     #[arg(long, env = "DTWIN_LOADTEST_JSON")]
     pub json: bool,
@@ -328,7 +333,15 @@ async fn start_services(
     let mut feature = dtwin_feature::FeatureConfig::new(url.rotated(0));
     feature.max_lag = crate::cli::max_lag(args.max_lag_s)?;
     tokio::spawn(dtwin_feature::run(feature, stop.clone()));
-    let inference = dtwin_inference::InferenceConfig::new(url.rotated(1));
+    let mut inference = dtwin_inference::InferenceConfig::new(url.rotated(1));
+    if args.stall_inference_s > 0.0 {
+        // Halfway through the measured window (the services start before the warm-up).
+        let after = args.warmup + args.duration / 2.0;
+        inference.pause = Some((
+            Duration::from_secs_f64(after),
+            Duration::from_secs_f64(args.stall_inference_s),
+        ));
+    }
     dtwin_inference::build_scorer(&inference)?;
     tokio::spawn(dtwin_inference::run(inference, stop.clone()));
     let mut alerter = dtwin_alerter::AlerterConfig::new(url.rotated(2));
